@@ -1,0 +1,82 @@
+//! The proxy API v1: the contract between launcher, job helper and proxy.
+//!
+//! Both sides (de)serialise these types, so the contract cannot drift. Paths,
+//! bodies and status codes follow DESIGN.md ("Proxy API v1"). Times are Unix
+//! seconds (UTC) so that no side needs a calendar library to compare them.
+
+use serde::{Deserialize, Serialize};
+
+/// Every API path starts with this.
+pub const PREFIX: &str = "/api/v1";
+
+/// The management host under the proxy's domain: `manage.<domain>`.
+pub const MANAGE_SUBDOMAIN: &str = "manage";
+
+/// `POST /api/v1/sessions`, from a login node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSession {
+    pub user: String,
+    /// Lower-case hex SHA-256 of the Jupyter token; the proxy never sees the token.
+    pub token_sha256: String,
+    pub ttl_seconds: u64,
+}
+
+/// 201 answer to [`CreateSession`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionCreated {
+    pub alias: String,
+    /// `https://<alias>.<domain>/` (the launcher appends `?token=`).
+    pub url: String,
+    /// Authorises link, register (once) and delete for this alias only.
+    pub register_secret: String,
+    pub expires_at: u64,
+}
+
+/// `POST /api/v1/sessions/{alias}/job`, from the launcher after `sbatch`. Answer: 204.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkJob {
+    pub job_id: String,
+    pub secret: String,
+}
+
+/// `POST /api/v1/sessions/{alias}/register`, from the compute node. The backend
+/// host is the peer address of this request, never a field. Answer: 200 [`SessionStatus`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Register {
+    pub port: u16,
+    pub secret: String,
+}
+
+/// `DELETE /api/v1/sessions/{alias}`, from the launcher or the registered host. Answer: 204.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteSession {
+    pub secret: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionState {
+    Pending,
+    Ready,
+    Ended,
+}
+
+/// Answer to `GET /api/v1/sessions/{alias}?wait=ready&timeout_s=N`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionStatus {
+    pub alias: String,
+    pub state: SessionState,
+    pub job_id: Option<String>,
+    pub expires_at: u64,
+}
+
+/// Every non-2xx API answer: `{"error": "<what>", "detail": "<why>"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub error: String,
+    pub detail: String,
+}

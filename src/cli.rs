@@ -1,0 +1,125 @@
+//! Raw command-line input (clap derive). Nothing here validates beyond syntax:
+//! the launcher resolves these into a `LaunchSpec`, the proxy into a `ProxyConfig`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+
+use crate::Error;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "jrps",
+    version,
+    about = "Jupyter on HPC compute nodes behind a private HTTPS URL"
+)]
+pub struct Arguments {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Launch a Jupyter session on a compute node and print its URL.
+    Up(UpArgs),
+    /// Print the batch script that `up` would submit.
+    Render(LaunchArgs),
+    /// List, explain and check profiles.
+    Profiles(ProfilesArgs),
+    /// Run the proxy.
+    Serve(ServeArgs),
+    /// (Inside a job) tell the proxy where this job's Jupyter listens.
+    #[command(hide = true)]
+    Register(RegisterArgs),
+}
+
+/// The flags of the original `start-jupyter`, kept with long names. Every field
+/// is optional so that an absent flag never overrides a lower config layer;
+/// serialised into the last figment layer.
+#[derive(Debug, Default, Clone, Args, Serialize)]
+pub struct LaunchArgs {
+    /// Profile name (see `jrps profiles`); `default` when omitted.
+    #[serde(skip)]
+    pub profile: Option<String>,
+    /// Slurm partition, e.g. debug, compute, gpu-shared.
+    #[arg(short = 'p', long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+    /// Directory Jupyter starts in.
+    #[arg(short = 'd', long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+    /// Project allocation to charge.
+    #[arg(short = 'A', long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// Batch template name from a batch folder (not a path).
+    #[arg(short = 'b', long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch: Option<String>,
+    /// Wall time in a Slurm format: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S.
+    #[arg(short = 't', long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+    /// Number of GPUs (GPU partitions only).
+    #[arg(short = 'g', long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpus: Option<u32>,
+    /// Singularity/Apptainer image to run Jupyter in.
+    #[arg(short = 'i', long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Jupyter server: lab or notebook (jupyterlab accepted for lab).
+    #[arg(short = 's', long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub launch: LaunchArgs,
+    /// Print the job details (user, account, partition, script, time, GPUs, job id).
+    #[arg(short = 'I', long)]
+    pub info: bool,
+    /// Print what would be submitted and stop.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ProfilesArgs {
+    #[command(subcommand)]
+    pub action: Option<ProfilesAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProfilesAction {
+    /// Print every resolved field of a profile with where its value came from.
+    Show { name: String },
+    /// Parse, validate and render every visible profile; non-zero on any problem.
+    Check,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Path to proxy.toml.
+    #[arg(long, short = 'c')]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RegisterArgs {}
+
+impl Arguments {
+    pub fn run(self) -> Result<(), Error> {
+        match self.command {
+            Command::Up(args) => crate::launcher::up(args),
+            Command::Render(args) => crate::launcher::render(args),
+            Command::Profiles(args) => crate::launcher::profiles(args),
+            Command::Serve(args) => crate::proxy::serve(args),
+            Command::Register(_) => Err(Error::NotYetImplemented("register")),
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! The one top-level error. Each phase has its own error type that converts
+//! into this; it is rendered once (`error:` / `caused by:` / `hint:`) and the
+//! process exit code comes from it: 2 for usage and configuration, 1 at run time.
+
+use std::io::Write;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("`jrps {0}` is not available yet")]
+    NotYetImplemented(&'static str),
+}
+
+impl Error {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::NotYetImplemented(_) => 1,
+        }
+    }
+
+    pub fn hint(&self) -> Option<String> {
+        None
+    }
+
+    /// Writes the error to stderr in the one house style.
+    pub fn report(&self) {
+        let mut stderr = std::io::stderr().lock();
+        let _ = writeln!(stderr, "error: {self}");
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            let _ = writeln!(stderr, "caused by: {cause}");
+            source = cause.source();
+        }
+        if let Some(hint) = self.hint() {
+            let _ = writeln!(stderr, "hint: {hint}");
+        }
+    }
+}

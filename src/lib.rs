@@ -1,0 +1,28 @@
+//! jrps: Jupyter on HPC compute nodes behind a private HTTPS URL.
+//!
+//! One binary, three roles (see DESIGN.md): the launcher (`up`, `render`,
+//! `profiles`, `ls`, `url`, `logs`, `down`), the job helper (`register`) and the
+//! proxy (`serve`). This file only declares modules and hands `main` to `run`.
+
+pub mod api;
+pub mod cli;
+pub mod env_vars;
+pub mod error;
+pub mod launcher;
+pub mod proxy;
+
+pub use error::Error;
+
+use std::process::ExitCode;
+
+/// Parses the command line, runs the command and renders any error once.
+pub fn run() -> ExitCode {
+    let arguments = <cli::Arguments as clap::Parser>::parse();
+    match arguments.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            error.report();
+            ExitCode::from(error.exit_code())
+        }
+    }
+}

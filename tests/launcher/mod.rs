@@ -1,0 +1,1 @@
+//! Launcher tests: rendering, profiles, validation, precedence.

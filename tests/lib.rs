@@ -1,0 +1,5 @@
+//! The one integration-test binary. Tests run the real `jrps` binary against
+//! real servers on loopback; see the README's test command for what it needs.
+
+mod launcher;
+mod proxy;

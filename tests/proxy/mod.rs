@@ -1,0 +1,1 @@
+//! Proxy tests: real sockets on loopback, TLS, WebSocket, Jupyter.
