@@ -109,8 +109,25 @@ pub struct ServeArgs {
     pub config: PathBuf,
 }
 
+/// Arguments of the job helper; the batch template is its only caller.
 #[derive(Debug, Args)]
-pub struct RegisterArgs {}
+pub struct RegisterArgs {
+    /// End the session instead (the job's exit trap).
+    #[arg(long)]
+    pub deregister: bool,
+    /// Jupyter's private runtime dir, where it writes `jpserver-<pid>.json`.
+    #[arg(long)]
+    pub runtime_dir: Option<PathBuf>,
+    /// Jupyter's process id, to stop waiting at once if it dies.
+    #[arg(long)]
+    pub pid: Option<u32>,
+    /// The node address Jupyter listens on; calls to the proxy come from it.
+    #[arg(long, env = "JRPS_NODE_IP")]
+    pub ip: Option<std::net::IpAddr>,
+    /// Upper bound on each wait, in seconds.
+    #[arg(long, default_value_t = 300)]
+    pub timeout_s: u64,
+}
 
 impl Arguments {
     pub fn run(self) -> Result<(), Error> {
@@ -119,7 +136,7 @@ impl Arguments {
             Command::Render(args) => crate::launcher::render(args),
             Command::Profiles(args) => crate::launcher::profiles(args),
             Command::Serve(args) => crate::proxy::serve(args),
-            Command::Register(_) => Err(Error::NotYetImplemented("register")),
+            Command::Register(args) => crate::job_helper::register(args),
         }
     }
 }

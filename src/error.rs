@@ -8,12 +8,15 @@ use std::io::Write;
 pub enum Error {
     #[error("`jrps {0}` is not available yet")]
     NotYetImplemented(&'static str),
+    #[error("registration failed")]
+    Register(#[from] crate::job_helper::RegisterError),
 }
 
 impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::NotYetImplemented(_) => 1,
+            Error::Register(_) => 1,
         }
     }
 

@@ -8,8 +8,11 @@ pub mod api;
 pub mod cli;
 pub mod env_vars;
 pub mod error;
+pub mod job_helper;
 pub mod launcher;
 pub mod proxy;
+pub mod proxy_client;
+pub mod session_dir;
 
 pub use error::Error;
 

@@ -1,0 +1,193 @@
+//! The job-helper role (`jrps register`), run by the batch script on the
+//! compute node. It finds the port Jupyter chose (`--port=0`, so no race for
+//! a free port), waits until Jupyter answers, and registers the session with
+//! the proxy from the address Jupyter listens on, because the proxy takes the
+//! backend host from the peer address of that call. With `--deregister` (the
+//! script's exit trap) it ends the session so the route dies with the job.
+//!
+//! Every wait is bounded and announces what it waits for in the job log:
+//! the original scraped the runtime file in an endless loop.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use crate::api::{DeleteSession, Register};
+use crate::cli::RegisterArgs;
+use crate::proxy_client::{ProxyClient, ProxyClientError};
+use crate::session_dir::{REGISTER_SECRET_FILE, SessionDir, SessionDirError};
+use crate::{Error, env_vars};
+
+const POLL: Duration = Duration::from_millis(100);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    #[error(
+        "{} is not set: `jrps register` runs inside a job started by `jrps up`",
+        env_vars::SESSION_DIR
+    )]
+    NoSessionDir,
+    #[error("no node address: pass --ip or set {}", env_vars::NODE_IP)]
+    NoNodeIp,
+    #[error("Jupyter (pid {pid}) exited before it wrote its port to {}", runtime_dir.display())]
+    JupyterExited { pid: u32, runtime_dir: PathBuf },
+    #[error("waited {waited:?} for {what}; giving up")]
+    TimedOut { what: String, waited: Duration },
+    #[error(transparent)]
+    SessionDir(#[from] SessionDirError),
+    #[error(transparent)]
+    Proxy(#[from] ProxyClientError),
+}
+
+/// The part of Jupyter's `jpserver-<pid>.json` that jrps reads.
+#[derive(Debug, Deserialize)]
+struct JupyterServerInfo {
+    port: u16,
+}
+
+pub fn register(args: RegisterArgs) -> Result<(), Error> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime needs no resources that can be missing");
+    runtime.block_on(run(args)).map_err(Error::from)
+}
+
+async fn run(args: RegisterArgs) -> Result<(), RegisterError> {
+    let session_dir = std::env::var_os(env_vars::SESSION_DIR)
+        .filter(|v| !v.is_empty())
+        .map(SessionDir::open)
+        .ok_or(RegisterError::NoSessionDir)?;
+    let record = session_dir.read_record()?;
+    let secret = session_dir.read_secret(REGISTER_SECRET_FILE)?;
+    let alias = record.alias.clone();
+
+    if args.deregister {
+        let client = ProxyClient::new(&record.proxy_endpoint(), None)?;
+        return match client.delete(&alias, &DeleteSession { secret }).await {
+            Ok(()) => {
+                log(&format!("session {alias} ended; its route is gone"));
+                Ok(())
+            }
+            // Already gone (expired, or `jrps down` got there first).
+            Err(error) if error.status() == Some(reqwest::StatusCode::NOT_FOUND) => Ok(()),
+            Err(error) => Err(error.into()),
+        };
+    }
+
+    let ip = args.ip.ok_or(RegisterError::NoNodeIp)?;
+    let runtime_dir = args.runtime_dir.ok_or(RegisterError::TimedOut {
+        what: "a Jupyter runtime dir (pass --runtime-dir)".to_owned(),
+        waited: Duration::ZERO,
+    })?;
+    let timeout = Duration::from_secs(args.timeout_s);
+    let deadline = Instant::now() + timeout;
+
+    log(&format!(
+        "waiting up to {}s for Jupyter to write its port to {}",
+        timeout.as_secs(),
+        runtime_dir.display()
+    ));
+    let port = wait_for_port(&runtime_dir, args.pid, deadline, timeout).await?;
+
+    log(&format!("waiting for Jupyter to answer on {ip}:{port}"));
+    wait_for_jupyter(ip, port, args.pid, &runtime_dir, deadline, timeout).await?;
+
+    log(&format!(
+        "registering {alias} with the proxy at {}",
+        record.proxy_url
+    ));
+    let client = ProxyClient::new(&record.proxy_endpoint(), Some(ip))?;
+    client.register(&alias, &Register { port, secret }).await?;
+    log(&format!(
+        "{alias} is live: the proxy routes it to {ip}:{port}"
+    ));
+    Ok(())
+}
+
+async fn wait_for_port(
+    runtime_dir: &Path,
+    pid: Option<u32>,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<u16, RegisterError> {
+    loop {
+        // Jupyter in a container has a pid of its own, so any server file in
+        // this private runtime dir is ours.
+        if let Some(port) = read_server_port(runtime_dir) {
+            return Ok(port);
+        }
+        check_alive(pid, runtime_dir)?;
+        if Instant::now() >= deadline {
+            return Err(RegisterError::TimedOut {
+                what: format!("a jpserver-*.json in {}", runtime_dir.display()),
+                waited: timeout,
+            });
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+fn read_server_port(runtime_dir: &Path) -> Option<u16> {
+    let entries = std::fs::read_dir(runtime_dir).ok()?;
+    entries.flatten().find_map(|entry| {
+        let name = entry.file_name();
+        let name = name.to_str()?;
+        if !(name.starts_with("jpserver-") && name.ends_with(".json")) {
+            return None;
+        }
+        // A file caught half-written fails to parse and is read again next round.
+        let info: JupyterServerInfo =
+            serde_json::from_slice(&std::fs::read(entry.path()).ok()?).ok()?;
+        (info.port != 0).then_some(info.port)
+    })
+}
+
+async fn wait_for_jupyter(
+    ip: IpAddr,
+    port: u16,
+    pid: Option<u32>,
+    runtime_dir: &Path,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<(), RegisterError> {
+    let url = format!("http://{}/api", std::net::SocketAddr::new(ip, port));
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|source| RegisterError::Proxy(ProxyClientError::Client(source)))?;
+    loop {
+        if let Ok(response) = http.get(&url).send().await
+            && response.status().is_success()
+        {
+            return Ok(());
+        }
+        check_alive(pid, runtime_dir)?;
+        if Instant::now() >= deadline {
+            return Err(RegisterError::TimedOut {
+                what: format!("Jupyter to answer at {url}"),
+                waited: timeout,
+            });
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+fn check_alive(pid: Option<u32>, runtime_dir: &Path) -> Result<(), RegisterError> {
+    match pid {
+        Some(pid) if !Path::new(&format!("/proc/{pid}")).exists() => {
+            Err(RegisterError::JupyterExited {
+                pid,
+                runtime_dir: runtime_dir.to_owned(),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+fn log(message: &str) {
+    eprintln!("jrps register: {message}");
+}

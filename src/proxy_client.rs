@@ -1,0 +1,302 @@
+//! The client side of proxy API v1, shared by the launcher (`jrps up`, `down`)
+//! and the job helper (`jrps register`). It speaks only the types in
+//! [`crate::api`], so the contract lives in one place.
+//!
+//! TLS is rustls on ring. With a site CA file, only that CA is trusted (a
+//! private CA should not widen trust to the public roots); without one, the
+//! platform's trust store is used.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode, Url};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::api::{
+    self, ApiError, CreateSession, DeleteSession, LinkJob, Register, SessionCreated, SessionStatus,
+};
+
+/// How long a call may take before the launcher gives up and says so; the
+/// long-poll adds its own wait on top.
+const CALL_TIMEOUT: Duration = Duration::from_secs(20);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyClientError {
+    #[error("the proxy URL `{url}` is not a valid http(s) URL")]
+    BadUrl { url: String },
+    #[error("cannot read the proxy CA file {}", path.display())]
+    CaFile {
+        path: PathBuf,
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error("cannot set up TLS for the proxy")]
+    Tls(#[source] rustls::Error),
+    #[error("cannot build the HTTP client")]
+    Client(#[source] reqwest::Error),
+    #[error("cannot reach the proxy at {url}")]
+    Unreachable {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("the proxy refused {call}: {status} {error}: {detail}")]
+    Refused {
+        call: &'static str,
+        status: StatusCode,
+        error: String,
+        detail: String,
+    },
+    #[error("the proxy sent an answer to {call} that jrps cannot read")]
+    BadAnswer {
+        call: &'static str,
+        #[source]
+        source: reqwest::Error,
+    },
+}
+
+impl ProxyClientError {
+    /// The HTTP status the proxy answered with, when it answered at all.
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            ProxyClientError::Refused { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// Where and how to reach the proxy API.
+#[derive(Debug, Clone, Default)]
+pub struct ProxyEndpoint {
+    /// Base URL of the API host, e.g. `https://manage.jrps.example.org`.
+    pub url: String,
+    /// PEM file of a private CA to trust instead of the platform roots.
+    pub ca_file: Option<PathBuf>,
+    /// Connect here instead of resolving the URL's host (no DNS needed on
+    /// compute nodes; TLS still checks the certificate against the URL's host).
+    pub connect_to: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProxyClient {
+    base: Url,
+    http: reqwest::Client,
+}
+
+impl ProxyClient {
+    /// `local_address` pins the source address of every call: the job helper
+    /// needs the proxy to see the address Jupyter listens on, because the
+    /// proxy takes the backend host from the peer address of `register`.
+    pub fn new(
+        endpoint: &ProxyEndpoint,
+        local_address: Option<IpAddr>,
+    ) -> Result<Self, ProxyClientError> {
+        let bad_url = || ProxyClientError::BadUrl {
+            url: endpoint.url.clone(),
+        };
+        let base = Url::parse(&endpoint.url).map_err(|_| bad_url())?;
+        if !matches!(base.scheme(), "http" | "https") || base.host_str().is_none() {
+            return Err(bad_url());
+        }
+        let mut builder = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls_config(endpoint.ca_file.as_deref())?)
+            .connect_timeout(Duration::from_secs(10))
+            .local_address(local_address)
+            // Proxy variables meant for the internet must not divert calls
+            // that stay inside the cluster.
+            .no_proxy();
+        if let (Some(addr), Some(host)) = (endpoint.connect_to, base.host_str()) {
+            builder = builder.resolve(host, addr);
+        }
+        let http = builder.build().map_err(ProxyClientError::Client)?;
+        Ok(ProxyClient { base, http })
+    }
+
+    pub async fn create_session(
+        &self,
+        request: &CreateSession,
+    ) -> Result<SessionCreated, ProxyClientError> {
+        self.call(
+            "create session",
+            Method::POST,
+            "sessions",
+            Some(request),
+            None,
+        )
+        .await
+    }
+
+    pub async fn link_job(&self, alias: &str, request: &LinkJob) -> Result<(), ProxyClientError> {
+        self.call_no_answer(
+            "link job",
+            Method::POST,
+            &format!("sessions/{alias}/job"),
+            request,
+        )
+        .await
+    }
+
+    pub async fn register(
+        &self,
+        alias: &str,
+        request: &Register,
+    ) -> Result<SessionStatus, ProxyClientError> {
+        let path = format!("sessions/{alias}/register");
+        self.call("register", Method::POST, &path, Some(request), None)
+            .await
+    }
+
+    /// The session's state; with `wait_ready`, the proxy holds the call until
+    /// the session is ready or ended, or the wait runs out.
+    pub async fn status(
+        &self,
+        alias: &str,
+        wait_ready: Option<Duration>,
+    ) -> Result<SessionStatus, ProxyClientError> {
+        let mut path = format!("sessions/{alias}");
+        if let Some(wait) = wait_ready {
+            path.push_str(&format!("?wait=ready&timeout_s={}", wait.as_secs().max(1)));
+        }
+        let extra = wait_ready.unwrap_or_default();
+        self.call::<(), _>("session status", Method::GET, &path, None, Some(extra))
+            .await
+    }
+
+    pub async fn delete(
+        &self,
+        alias: &str,
+        request: &DeleteSession,
+    ) -> Result<(), ProxyClientError> {
+        self.call_no_answer(
+            "delete session",
+            Method::DELETE,
+            &format!("sessions/{alias}"),
+            request,
+        )
+        .await
+    }
+
+    fn url(&self, path: &str) -> String {
+        let base = self.base.as_str().trim_end_matches('/');
+        format!("{base}{}/{path}", api::PREFIX)
+    }
+
+    async fn send<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        extra_wait: Option<Duration>,
+    ) -> Result<reqwest::Response, ProxyClientError> {
+        let url = self.url(path);
+        let mut request = self
+            .http
+            .request(method, &url)
+            .timeout(CALL_TIMEOUT + extra_wait.unwrap_or_default());
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|source| ProxyClientError::Unreachable {
+                url: strip_query(&url),
+                source,
+            })?;
+        Ok(response)
+    }
+
+    async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        call: &'static str,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        extra_wait: Option<Duration>,
+    ) -> Result<T, ProxyClientError> {
+        let response =
+            refused_unless_success(call, self.send(method, path, body, extra_wait).await?).await?;
+        response
+            .json()
+            .await
+            .map_err(|source| ProxyClientError::BadAnswer { call, source })
+    }
+
+    async fn call_no_answer<B: Serialize>(
+        &self,
+        call: &'static str,
+        method: Method,
+        path: &str,
+        body: &B,
+    ) -> Result<(), ProxyClientError> {
+        refused_unless_success(call, self.send(method, path, Some(body), None).await?).await?;
+        Ok(())
+    }
+}
+
+async fn refused_unless_success(
+    call: &'static str,
+    response: reqwest::Response,
+) -> Result<reqwest::Response, ProxyClientError> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let (error, detail) = match response.json::<ApiError>().await {
+        Ok(body) => (body.error, body.detail),
+        Err(_) => (
+            status.canonical_reason().unwrap_or("error").to_owned(),
+            "the answer was not an API error body".to_owned(),
+        ),
+    };
+    Err(ProxyClientError::Refused {
+        call,
+        status,
+        error,
+        detail,
+    })
+}
+
+/// Query strings never reach an error message: they may carry a token.
+fn strip_query(url: &str) -> String {
+    url.split('?').next().unwrap_or(url).to_owned()
+}
+
+fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, ProxyClientError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(ProxyClientError::Tls)?;
+    let config = match ca_file {
+        Some(path) => {
+            let ca_error = |source| ProxyClientError::CaFile {
+                path: path.to_owned(),
+                source,
+            };
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_file_iter(path).map_err(ca_error)? {
+                roots
+                    .add(cert.map_err(ca_error)?)
+                    .map_err(ProxyClientError::Tls)?;
+            }
+            if roots.is_empty() {
+                return Err(ca_error(rustls_pki_types::pem::Error::NoItemsFound));
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+        None => {
+            let verifier =
+                rustls_platform_verifier::Verifier::new(provider).map_err(ProxyClientError::Tls)?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(verifier))
+                .with_no_client_auth()
+        }
+    };
+    Ok(config)
+}

@@ -1,0 +1,241 @@
+//! One launch's directory under the user's state dir
+//! (`$XDG_STATE_HOME/jrps/sessions/<alias>`, default `~/.local/state/jrps/...`).
+//!
+//! It is the hand-off between the launcher and the job: the batch script gets
+//! only its path (`JRPS_SESSION_DIR`), and reads the secrets from 0600 files
+//! here, so no secret is ever on a command line or in a script. Home
+//! directories are shared with compute nodes on clusters, which is what makes
+//! this work there. Every file is written atomically (temporary file, fsync,
+//! rename), so a launcher killed mid-write leaves the old file or the new one.
+
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::proxy_client::ProxyEndpoint;
+
+/// The Jupyter token (the proxy only ever sees its SHA-256).
+pub const TOKEN_FILE: &str = "token";
+/// The proxy's per-session secret: link, register (once) and delete.
+pub const REGISTER_SECRET_FILE: &str = "register_secret";
+const RECORD_FILE: &str = "session.json";
+const LOG_FILE: &str = "job.log";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionDirError {
+    #[error("cannot {action} {}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{} is not a jrps session record", path.display())]
+    BadRecord {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("neither XDG_STATE_HOME nor HOME is set, so jrps has nowhere to keep its sessions")]
+    NoStateHome,
+}
+
+/// What the launcher knows about one session, and what the job helper needs
+/// to reach the proxy. Never holds a secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub alias: String,
+    /// The session's public URL, without its token.
+    pub url: String,
+    pub proxy_url: String,
+    pub proxy_ca: Option<PathBuf>,
+    pub proxy_connect_to: Option<std::net::SocketAddr>,
+    pub scheduler: String,
+    pub job_id: Option<String>,
+    pub profile: String,
+    pub partition: String,
+    pub created_at: u64,
+    pub expires_at: u64,
+}
+
+impl SessionRecord {
+    pub fn proxy_endpoint(&self) -> ProxyEndpoint {
+        ProxyEndpoint {
+            url: self.proxy_url.clone(),
+            ca_file: self.proxy_ca.clone(),
+            connect_to: self.proxy_connect_to,
+        }
+    }
+}
+
+/// `$XDG_STATE_HOME/jrps` (or `$HOME/.local/state/jrps`).
+pub fn state_home() -> Result<PathBuf, SessionDirError> {
+    let base = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => std::env::var_os("HOME")
+            .filter(|v| !v.is_empty())
+            .map(|home| PathBuf::from(home).join(".local/state"))
+            .ok_or(SessionDirError::NoStateHome)?,
+    };
+    Ok(base.join("jrps"))
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionDir {
+    path: PathBuf,
+}
+
+impl SessionDir {
+    /// Opens an existing session directory (e.g. `JRPS_SESSION_DIR` in a job).
+    pub fn open(path: impl Into<PathBuf>) -> Self {
+        SessionDir { path: path.into() }
+    }
+
+    /// Makes `<state_home>/sessions/<alias>`, private to the user.
+    pub fn create(state_home: &Path, alias: &str) -> Result<Self, SessionDirError> {
+        let sessions = state_home.join("sessions");
+        make_private_dir(&sessions, true)?;
+        let path = sessions.join(alias);
+        make_private_dir(&path, false)?;
+        Ok(SessionDir { path })
+    }
+
+    /// Every session directory of this user, oldest alias order not promised.
+    pub fn list(state_home: &Path) -> Result<Vec<Self>, SessionDirError> {
+        let sessions = state_home.join("sessions");
+        let entries = match fs::read_dir(&sessions) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(io_error("read", &sessions, source)),
+        };
+        let mut dirs = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| io_error("read", &sessions, source))?;
+            if entry.path().join(RECORD_FILE).is_file() {
+                dirs.push(SessionDir { path: entry.path() });
+            }
+        }
+        dirs.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(dirs)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.path.join(LOG_FILE)
+    }
+
+    pub fn write_record(&self, record: &SessionRecord) -> Result<(), SessionDirError> {
+        let mut json = serde_json::to_vec_pretty(record).expect("a record always serialises");
+        json.push(b'\n');
+        self.write_atomically(RECORD_FILE, &json)
+    }
+
+    pub fn read_record(&self) -> Result<SessionRecord, SessionDirError> {
+        let path = self.path.join(RECORD_FILE);
+        let bytes = fs::read(&path).map_err(|source| io_error("read", &path, source))?;
+        serde_json::from_slice(&bytes).map_err(|source| SessionDirError::BadRecord { path, source })
+    }
+
+    pub fn write_secret(&self, name: &str, value: &str) -> Result<(), SessionDirError> {
+        self.write_atomically(name, value.as_bytes())
+    }
+
+    pub fn read_secret(&self, name: &str) -> Result<String, SessionDirError> {
+        let path = self.path.join(name);
+        let value = fs::read_to_string(&path).map_err(|source| io_error("read", &path, source))?;
+        Ok(value.trim().to_owned())
+    }
+
+    pub fn remove(&self) -> Result<(), SessionDirError> {
+        match fs::remove_dir_all(&self.path) {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(io_error("remove", &self.path, source)),
+        }
+    }
+
+    fn write_atomically(&self, name: &str, contents: &[u8]) -> Result<(), SessionDirError> {
+        let target = self.path.join(name);
+        let temporary = self.path.join(format!(".{name}.tmp"));
+        let write = || -> io::Result<()> {
+            // 0600 from creation: a secret is never readable, not even briefly.
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&temporary)?;
+            file.write_all(contents)?;
+            file.sync_all()?;
+            fs::rename(&temporary, &target)?;
+            File::open(&self.path)?.sync_all()
+        };
+        write().map_err(|source| io_error("write", &target, source))
+    }
+}
+
+fn make_private_dir(path: &Path, recursive: bool) -> Result<(), SessionDirError> {
+    DirBuilder::new()
+        .recursive(recursive)
+        .mode(0o700)
+        .create(path)
+        .map_err(|source| io_error("create", path, source))
+}
+
+fn io_error(action: &'static str, path: &Path, source: io::Error) -> SessionDirError {
+    SessionDirError::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn record(alias: &str) -> SessionRecord {
+        SessionRecord {
+            alias: alias.to_owned(),
+            url: format!("https://{alias}.jrps.localhost/"),
+            proxy_url: "https://manage.jrps.localhost".to_owned(),
+            proxy_ca: None,
+            proxy_connect_to: None,
+            scheduler: "local".to_owned(),
+            job_id: None,
+            profile: "default".to_owned(),
+            partition: "compute".to_owned(),
+            created_at: 1,
+            expires_at: 2,
+        }
+    }
+
+    #[test]
+    fn secrets_are_private_and_records_round_trip() {
+        let home = tempfile::tempdir().unwrap();
+        let dir = SessionDir::create(home.path(), "amber-otter-lagoon").unwrap();
+        dir.write_secret(TOKEN_FILE, "s3cret\n").unwrap();
+        let mode = fs::metadata(dir.path().join(TOKEN_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let dir_mode = fs::metadata(dir.path()).unwrap().permissions().mode();
+        assert_eq!(dir_mode & 0o777, 0o700);
+        assert_eq!(dir.read_secret(TOKEN_FILE).unwrap(), "s3cret");
+
+        dir.write_record(&record("amber-otter-lagoon")).unwrap();
+        assert_eq!(dir.read_record().unwrap(), record("amber-otter-lagoon"));
+        let listed = SessionDir::list(home.path()).unwrap();
+        assert_eq!(listed.len(), 1);
+        dir.remove().unwrap();
+        assert!(SessionDir::list(home.path()).unwrap().is_empty());
+    }
+}
