@@ -8,17 +8,23 @@ use std::io::Write;
 pub enum Error {
     #[error("`jrps {0}` is not available yet")]
     NotYetImplemented(&'static str),
+    #[error(transparent)]
+    Launcher(#[from] crate::launcher::LauncherError),
 }
 
 impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::NotYetImplemented(_) => 1,
+            Error::Launcher(error) => error.exit_code(),
         }
     }
 
     pub fn hint(&self) -> Option<String> {
-        None
+        match self {
+            Error::Launcher(error) => error.hint(),
+            _ => None,
+        }
     }
 
     /// Writes the error to stderr in the one house style.
