@@ -15,7 +15,11 @@ use crate::launcher::shell_quote::shell_quote;
 use crate::launcher::source::{Layer, Source};
 
 /// Built-in templates as (name, repository path, text).
-const BUILT_IN: &[(&str, &str, &str)] = &[("slurm", "batch/slurm.sh.j2", include_str!("../../batch/slurm.sh.j2"))];
+const BUILT_IN: &[(&str, &str, &str)] = &[(
+    "slurm",
+    "batch/slurm.sh.j2",
+    include_str!("../../batch/slurm.sh.j2"),
+)];
 
 const SUFFIX: &str = ".sh.j2";
 
@@ -47,7 +51,11 @@ struct TemplateContext<'a> {
 
 impl BatchTemplate {
     /// Finds template `name` in `dirs` (in order), then among the built-in ones.
-    pub fn find(name: &str, dirs: &[PathBuf], origin: &Source) -> Result<BatchTemplate, LauncherError> {
+    pub fn find(
+        name: &str,
+        dirs: &[PathBuf],
+        origin: &Source,
+    ) -> Result<BatchTemplate, LauncherError> {
         for dir in dirs {
             let path = dir.join(format!("{name}{SUFFIX}"));
             match std::fs::read_to_string(&path) {
@@ -82,9 +90,15 @@ impl BatchTemplate {
     pub fn names(dirs: &[PathBuf]) -> Vec<String> {
         let mut names: BTreeSet<String> = BUILT_IN.iter().map(|(n, _, _)| n.to_string()).collect();
         for dir in dirs {
-            let Ok(entries) = std::fs::read_dir(dir) else { continue };
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
             for entry in entries.flatten() {
-                if let Some(name) = entry.file_name().to_str().and_then(|f| f.strip_suffix(SUFFIX)) {
+                if let Some(name) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|f| f.strip_suffix(SUFFIX))
+                {
                     names.insert(name.to_string());
                 }
             }
@@ -128,7 +142,9 @@ impl BatchTemplate {
             server: spec.server.subcommand(),
         };
         let template = env.get_template(&self.name).map_err(error)?;
-        template.render(minijinja::value::Serde(&context)).map_err(error)
+        template
+            .render(minijinja::value::Serde(&context))
+            .map_err(error)
     }
 }
 

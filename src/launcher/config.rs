@@ -74,8 +74,15 @@ impl Config {
     /// choice; the file layers themselves keep DESIGN.md's order
     /// (built-in < site < user) wherever two of them define the same thing.
     /// The profile is the positional argument, else `JRPS_PROFILE`, else `default`.
-    pub fn settings_for(&self, env: &Environment, flags: &LaunchArgs) -> Result<Resolved, LauncherError> {
-        let profile = match (&flags.profile, env.get(env_vars::PROFILE).filter(|p| !p.is_empty())) {
+    pub fn settings_for(
+        &self,
+        env: &Environment,
+        flags: &LaunchArgs,
+    ) -> Result<Resolved, LauncherError> {
+        let profile = match (
+            &flags.profile,
+            env.get(env_vars::PROFILE).filter(|p| !p.is_empty()),
+        ) {
             (Some(name), _) => Sourced::new(name.clone(), Source::Argument("PROFILE")),
             (None, Some(name)) => Sourced::new(name.to_string(), Source::Env(env_vars::PROFILE)),
             (None, None) => Sourced::new("default".to_string(), Source::Default),
@@ -114,7 +121,8 @@ fn load_user_defaults(path: &Path) -> Result<Settings, LauncherError> {
             });
         }
     };
-    let file: UserFile = toml::from_str(&text).map_err(|e| toml_error(&e, &text, Layer::User, path))?;
+    let file: UserFile =
+        toml::from_str(&text).map_err(|e| toml_error(&e, &text, Layer::User, path))?;
     let Some(table) = file.defaults else {
         return Ok(Settings::default());
     };

@@ -71,11 +71,22 @@ const CONTROLLED_OPTIONS: &[&str] = &[
 ];
 
 /// Substrings of variable names that suggest a secret; secrets never go in scripts.
-const SECRET_WORDS: &[&str] = &["TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "API_KEY", "PRIVATE_KEY"];
+const SECRET_WORDS: &[&str] = &[
+    "TOKEN",
+    "SECRET",
+    "PASSWORD",
+    "PASSWD",
+    "CREDENTIAL",
+    "API_KEY",
+    "PRIVATE_KEY",
+];
 
 impl LaunchSpec {
     /// Validates the layered settings against the site.
-    pub fn from_resolved(resolved: &Resolved, config: &Config) -> Result<LaunchSpec, LauncherError> {
+    pub fn from_resolved(
+        resolved: &Resolved,
+        config: &Config,
+    ) -> Result<LaunchSpec, LauncherError> {
         let site = &config.site;
         let s = &resolved.settings;
         let mut provenance = vec![FieldOrigin {
@@ -102,17 +113,24 @@ impl LaunchSpec {
                     if let Some(guess) = did_you_mean(&p.value, names.iter().copied()) {
                         allowed = format!("{allowed} (did you mean `{guess}`?)");
                     }
-                    invalid("partition", p, "the site does not define this partition".into(), allowed)
+                    invalid(
+                        "partition",
+                        p,
+                        "the site does not define this partition".into(),
+                        allowed,
+                    )
                 })?;
                 note("partition", p.value.clone(), &p.source);
                 found.clone()
             }
             None => {
-                let found = site.default_partition().ok_or_else(|| LauncherError::Missing {
-                    field: "partition",
-                    required_by: site.source(),
-                    how: "no partition is marked `default = true`; pass -p PARTITION".into(),
-                })?;
+                let found = site
+                    .default_partition()
+                    .ok_or_else(|| LauncherError::Missing {
+                        field: "partition",
+                        required_by: site.source(),
+                        how: "no partition is marked `default = true`; pass -p PARTITION".into(),
+                    })?;
                 note("partition", found.name.clone(), &found.source);
                 found.clone()
             }
@@ -143,6 +161,13 @@ impl LaunchSpec {
                 if g.value < 0 {
                     return Err(invalid_num("gpus", g, "it is negative".into(), allowed));
                 }
+                if g.value == 0 && partition.gpus_min > 0 {
+                    return Err(LauncherError::Missing {
+                        field: "gpus",
+                        required_by: partition.source.clone(),
+                        how: format!("partition `{}` needs {allowed}; pass -g N", partition.name),
+                    });
+                }
                 if g.value > 0 && partition.gpus_max == 0 {
                     return Err(invalid_num(
                         "gpus",
@@ -151,7 +176,9 @@ impl LaunchSpec {
                         format!("{allowed}; GPU partitions: {}", gpu_partitions(site)),
                     ));
                 }
-                if g.value > i64::from(partition.gpus_max) || g.value < i64::from(partition.gpus_min) {
+                if g.value > i64::from(partition.gpus_max)
+                    || g.value < i64::from(partition.gpus_min)
+                {
                     return Err(invalid_num(
                         "gpus",
                         g,
@@ -164,21 +191,16 @@ impl LaunchSpec {
                 u32::try_from(g.value).unwrap_or(0)
             }
         };
-        if s.gpus.is_none() && partition.gpus_min > 0 {
-            return Err(LauncherError::Missing {
-                field: "gpus",
-                required_by: partition.source.clone(),
-                how: format!(
-                    "partition `{}` needs {}; pass -g N",
-                    partition.name,
-                    gpu_range(&partition)
-                ),
-            });
-        }
 
         let dir_raw = required(&s.dir, "dir")?;
-        let dir = JobDir::parse(&dir_raw.value)
-            .map_err(|problem| invalid("dir", dir_raw, problem, "a directory path, `~` or `~/path`".into()))?;
+        let dir = JobDir::parse(&dir_raw.value).map_err(|problem| {
+            invalid(
+                "dir",
+                dir_raw,
+                problem,
+                "a directory path, `~` or `~/path`".into(),
+            )
+        })?;
         note("dir", dir.to_string(), &dir_raw.source);
 
         let account = match &s.account {
@@ -209,7 +231,12 @@ impl LaunchSpec {
 
         let server_raw = required(&s.server, "server")?;
         let server = Server::parse(&server_raw.value).ok_or_else(|| {
-            invalid("server", server_raw, "it is not a Jupyter server jrps knows".into(), server::ALLOWED.into())
+            invalid(
+                "server",
+                server_raw,
+                "it is not a Jupyter server jrps knows".into(),
+                server::ALLOWED.into(),
+            )
         })?;
         let batch_raw = required(&s.batch, "batch")?;
         if batch_raw.source.is_explicit() && server_raw.source.is_explicit() {
@@ -218,7 +245,8 @@ impl LaunchSpec {
                 first_source: batch_raw.source.clone(),
                 second: "server",
                 second_source: server_raw.source.clone(),
-                why: "a custom batch template decides which server it starts; give either -b or -s".into(),
+                why: "a custom batch template decides which server it starts; give either -b or -s"
+                    .into(),
             });
         }
         if !is_simple_name(&batch_raw.value) || batch_raw.value.starts_with('.') {
@@ -261,7 +289,8 @@ impl LaunchSpec {
                         value: module.clone(),
                         origin: m.source.clone(),
                         problem: "it is not a module name".into(),
-                        allowed: "module names such as gcc/10.2.0 (letters, digits, `_-+./@:`)".into(),
+                        allowed: "module names such as gcc/10.2.0 (letters, digits, `_-+./@:`)"
+                            .into(),
                     });
                 }
             }
@@ -279,7 +308,12 @@ impl LaunchSpec {
         let cpus = match &s.cpus {
             Some(c) => {
                 if !(1..=4096).contains(&c.value) {
-                    return Err(invalid_num("cpus", c, "it is out of range".into(), "1 to 4096".into()));
+                    return Err(invalid_num(
+                        "cpus",
+                        c,
+                        "it is out of range".into(),
+                        "1 to 4096".into(),
+                    ));
                 }
                 note("cpus", c.value.to_string(), &c.source);
                 u32::try_from(c.value).ok()
@@ -349,7 +383,10 @@ impl LaunchSpec {
     }
 }
 
-fn required<'a>(value: &'a Option<Sourced<String>>, field: &'static str) -> Result<&'a Sourced<String>, LauncherError> {
+fn required<'a>(
+    value: &'a Option<Sourced<String>>,
+    field: &'static str,
+) -> Result<&'a Sourced<String>, LauncherError> {
     // Settings::defaults sets every field this is used for; reaching None
     // means a layer was dropped, which is a bug worth a clear error, not a panic.
     value.as_ref().ok_or(LauncherError::Missing {
@@ -359,7 +396,12 @@ fn required<'a>(value: &'a Option<Sourced<String>>, field: &'static str) -> Resu
     })
 }
 
-fn invalid(field: &'static str, value: &Sourced<String>, problem: String, allowed: String) -> LauncherError {
+fn invalid(
+    field: &'static str,
+    value: &Sourced<String>,
+    problem: String,
+    allowed: String,
+) -> LauncherError {
     LauncherError::Invalid {
         field,
         value: value.value.clone(),
@@ -369,7 +411,12 @@ fn invalid(field: &'static str, value: &Sourced<String>, problem: String, allowe
     }
 }
 
-fn invalid_num(field: &'static str, value: &Sourced<i64>, problem: String, allowed: String) -> LauncherError {
+fn invalid_num(
+    field: &'static str,
+    value: &Sourced<i64>,
+    problem: String,
+    allowed: String,
+) -> LauncherError {
     LauncherError::Invalid {
         field,
         value: value.value.to_string(),
@@ -394,7 +441,11 @@ fn gpu_partitions(site: &SiteConfig) -> String {
         .filter(|p| p.gpus_max > 0)
         .map(|p| p.name.as_str())
         .collect();
-    if names.is_empty() { "none".into() } else { names.join(", ") }
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
 }
 
 fn check_env(name: &str, value: &Sourced<String>) -> Result<(), LauncherError> {
@@ -458,7 +509,11 @@ fn check_sbatch_option(option: &str, source: &Source) -> Result<(), LauncherErro
             "one `--option` or `--option=value` of letters, digits and `-_=:+,./@%`",
         ));
     }
-    let Some(name) = option.split('=').next().filter(|n| n.starts_with("--") && n.len() > 2) else {
+    let Some(name) = option
+        .split('=')
+        .next()
+        .filter(|n| n.starts_with("--") && n.len() > 2)
+    else {
         return Err(bad(
             "it is not a long option".into(),
             "long options such as --begin=now+1hour or --constraint=haswell",

@@ -39,7 +39,7 @@ pub enum LauncherError {
         why: String,
     },
 
-    #[error("a value the site requires is missing: {field}")]
+    #[error("{field} is required but not set")]
     Missing {
         field: &'static str,
         required_by: Source,
@@ -82,7 +82,9 @@ pub enum LauncherError {
     #[error("{failed} of {total} profiles have problems")]
     CheckFailed { failed: usize, total: usize },
 
-    #[error("submitting jobs is not available yet; `jrps up --dry-run` shows what would be submitted")]
+    #[error(
+        "submitting jobs is not available yet; `jrps up --dry-run` shows what would be submitted"
+    )]
     UpNotYet,
 
     #[error("cannot write the output")]
@@ -114,7 +116,11 @@ impl LauncherError {
                 available,
                 suggestion,
                 ..
-            } => Some(list_hint("batch templates", available, suggestion.as_deref())),
+            } => Some(list_hint(
+                "batch templates",
+                available,
+                suggestion.as_deref(),
+            )),
             LauncherError::BrokenProfile { source, .. } => source.hint(),
             LauncherError::ExtendsCycle { .. } => {
                 Some("make one profile in the chain extend something else".into())
@@ -138,7 +144,10 @@ fn list_hint(what: &str, available: &[String], suggestion: Option<&str>) -> Stri
 }
 
 /// The closest candidate to `name`, if any is close enough to be a likely typo.
-pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(name, c), c))

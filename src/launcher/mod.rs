@@ -33,7 +33,10 @@ use crate::Error;
 use crate::cli::{LaunchArgs, ProfilesArgs, UpArgs};
 
 /// Reads the configuration and resolves `args` into a validated spec.
-pub fn resolve(env: &Environment, args: &LaunchArgs) -> Result<(Config, LaunchSpec), LauncherError> {
+pub fn resolve(
+    env: &Environment,
+    args: &LaunchArgs,
+) -> Result<(Config, LaunchSpec), LauncherError> {
     let config = Config::load(env)?;
     let resolved = config.settings_for(env, args)?;
     let spec = LaunchSpec::from_resolved(&resolved, &config)?;
@@ -90,10 +93,16 @@ pub fn dry_run_summary(spec: &LaunchSpec) -> String {
     line("partition", &spec.partition.name);
     line("time", &spec.time.to_string());
     line("gpus", &spec.gpus.to_string());
-    line("account", spec.account.as_deref().unwrap_or("(scheduler default)"));
+    line(
+        "account",
+        spec.account.as_deref().unwrap_or("(scheduler default)"),
+    );
     line("dir", &spec.dir.to_string());
     line("server", spec.server.subcommand());
     line("image", spec.image.as_deref().unwrap_or("(none)"));
-    line("proxy", spec.site.proxy_url.as_deref().unwrap_or("(not configured)"));
+    line(
+        "proxy",
+        spec.site.proxy_url.as_deref().unwrap_or("(not configured)"),
+    );
     out
 }

@@ -14,8 +14,16 @@ use crate::launcher::source::{Layer, Source, Sourced};
 
 /// The profiles shipped in the binary, as (name, repository path, text).
 const BUILT_IN: &[(&str, &str, &str)] = &[
-    ("debug", "profiles/debug.toml", include_str!("../../profiles/debug.toml")),
-    ("default", "profiles/default.toml", include_str!("../../profiles/default.toml")),
+    (
+        "debug",
+        "profiles/debug.toml",
+        include_str!("../../profiles/debug.toml"),
+    ),
+    (
+        "default",
+        "profiles/default.toml",
+        include_str!("../../profiles/default.toml"),
+    ),
     (
         "gpu-pytorch",
         "profiles/gpu-pytorch.toml",
@@ -26,7 +34,11 @@ const BUILT_IN: &[(&str, &str, &str)] = &[
         "profiles/gpu-tensorflow.toml",
         include_str!("../../profiles/gpu-tensorflow.toml"),
     ),
-    ("notebook", "profiles/notebook.toml", include_str!("../../profiles/notebook.toml")),
+    (
+        "notebook",
+        "profiles/notebook.toml",
+        include_str!("../../profiles/notebook.toml"),
+    ),
 ];
 
 /// One profile file, not yet parsed.
@@ -57,7 +69,8 @@ impl ProfileFile {
     pub fn parse(&self) -> Result<Profile, LauncherError> {
         let table: SettingsTable = toml::from_str(&self.text)
             .map_err(|e| toml_error(&e, &self.text, self.layer, &self.path))?;
-        let FileSettings { settings, extends } = table.into_settings(&self.text, self.layer, &self.path);
+        let FileSettings { settings, extends } =
+            table.into_settings(&self.text, self.layer, &self.path);
         Ok(Profile {
             name: self.name.clone(),
             layer: self.layer,
@@ -176,7 +189,9 @@ impl ProfileCatalog {
     /// child first. A profile that extends its own name means the same name in
     /// a lower layer.
     pub fn chain(&self, name: &str, origin: Option<Source>) -> Result<Vec<Profile>, LauncherError> {
-        let first = self.get(name, None).ok_or_else(|| self.unknown(name, origin))?;
+        let first = self
+            .get(name, None)
+            .ok_or_else(|| self.unknown(name, origin))?;
         let mut chain: Vec<Profile> = Vec::new();
         let mut seen: Vec<(String, Layer)> = Vec::new();
         let mut file = first;
@@ -193,7 +208,10 @@ impl ProfileCatalog {
             let next_file = self
                 .get(&parent.value, below)
                 .ok_or_else(|| self.unknown(&parent.value, Some(parent.source.clone())))?;
-            if seen.iter().any(|(n, l)| *n == next_file.name && *l == next_file.layer) {
+            if seen
+                .iter()
+                .any(|(n, l)| *n == next_file.name && *l == next_file.layer)
+            {
                 let mut names: Vec<String> = seen.iter().map(|(n, _)| n.clone()).collect();
                 names.push(next_file.name.clone());
                 return Err(LauncherError::ExtendsCycle { chain: names });

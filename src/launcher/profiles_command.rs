@@ -62,21 +62,38 @@ fn list(config: &Config, json: bool, out: &mut String) -> Result<(), LauncherErr
         out.push('\n');
         return Ok(());
     }
-    let width = listed.iter().map(|l| l.name.len()).max().unwrap_or(4).max(4);
-    out.push_str(&format!("{:<width$}  {:<8}  DESCRIPTION\n", "NAME", "LAYER"));
+    let width = listed
+        .iter()
+        .map(|l| l.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    out.push_str(&format!(
+        "{:<width$}  {:<8}  DESCRIPTION\n",
+        "NAME", "LAYER"
+    ));
     for l in &listed {
         let text = match (&l.description, &l.error) {
             (_, Some(_)) => "(has a problem: run `jrps profiles check`)".to_string(),
             (Some(d), None) => d.clone(),
             (None, None) => String::new(),
         };
-        out.push_str(&format!("{:<width$}  {:<8}  {text}\n", l.name, l.layer.to_string()).trim_end().to_string());
+        out.push_str(
+            &format!("{:<width$}  {:<8}  {text}\n", l.name, l.layer.to_string())
+                .trim_end()
+                .to_string(),
+        );
         out.push('\n');
     }
     Ok(())
 }
 
-fn show(config: &Config, env: &Environment, launch: &LaunchArgs, out: &mut String) -> Result<(), LauncherError> {
+fn show(
+    config: &Config,
+    env: &Environment,
+    launch: &LaunchArgs,
+    out: &mut String,
+) -> Result<(), LauncherError> {
     let resolved = config.settings_for(env, launch)?;
     let spec = LaunchSpec::from_resolved(&resolved, config)?;
     let chain: Vec<String> = resolved
@@ -87,7 +104,10 @@ fn show(config: &Config, env: &Environment, launch: &LaunchArgs, out: &mut Strin
     out.push_str(&format!("profile: {}\n", chain.join(" extends ")));
     let site = match &config.site.path {
         Some(path) => path.display().to_string(),
-        None => format!("built-in defaults (no {})", config.site_dir.join("site.toml").display()),
+        None => format!(
+            "built-in defaults (no {})",
+            config.site_dir.join("site.toml").display()
+        ),
     };
     out.push_str(&format!("site:    {site}\n\n"));
     let rows: Vec<(String, String, String)> = spec
@@ -118,10 +138,20 @@ fn check(config: &Config, env: &Environment, out: &mut String) -> Result<(), Lau
             .and_then(|resolved| LaunchSpec::from_resolved(&resolved, config))
             .and_then(|spec| crate::launcher::script(&spec));
         match outcome {
-            Ok(_) => out.push_str(&format!("ok    {} ({} {})\n", file.name, file.layer, file.path.display())),
+            Ok(_) => out.push_str(&format!(
+                "ok    {} ({} {})\n",
+                file.name,
+                file.layer,
+                file.path.display()
+            )),
             Err(e) => {
                 failed += 1;
-                out.push_str(&format!("FAIL  {} ({} {})\n", file.name, file.layer, file.path.display()));
+                out.push_str(&format!(
+                    "FAIL  {} ({} {})\n",
+                    file.name,
+                    file.layer,
+                    file.path.display()
+                ));
                 let mut cause: Option<&dyn std::error::Error> = Some(&e);
                 while let Some(c) = cause {
                     out.push_str(&format!("      {c}\n"));

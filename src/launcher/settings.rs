@@ -232,7 +232,10 @@ impl SettingsTable {
         let at = |span: std::ops::Range<usize>| {
             Source::file(layer, path, Some(line_of(text, span.start)))
         };
-        fn take<T>(v: Option<Spanned<T>>, at: &impl Fn(std::ops::Range<usize>) -> Source) -> Option<Sourced<T>> {
+        fn take<T>(
+            v: Option<Spanned<T>>,
+            at: &impl Fn(std::ops::Range<usize>) -> Source,
+        ) -> Option<Sourced<T>> {
             v.map(|s| {
                 let source = at(s.span());
                 Sourced::new(s.into_inner(), source)

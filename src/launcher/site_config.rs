@@ -171,14 +171,17 @@ impl SiteConfig {
     /// Parses the text of a `site.toml` at `path`; missing keys take the built-in values.
     pub fn parse(text: &str, path: &Path) -> Result<SiteConfig, LauncherError> {
         let at = |offset: usize| Source::file(Layer::Site, path, Some(line_of(text, offset)));
-        let file: SiteFile = toml::from_str(text).map_err(|e| toml_error(&e, text, Layer::Site, path))?;
+        let file: SiteFile =
+            toml::from_str(text).map_err(|e| toml_error(&e, text, Layer::Site, path))?;
         let mut site = SiteConfig::built_in();
         site.path = Some(path.to_path_buf());
         site.scheduler = SchedulerKind::Slurm;
         if let Some(url) = file.proxy_url {
             let source = at(url.span().start);
             let url = url.into_inner();
-            if !(url.starts_with("https://") || url.starts_with("http://")) || url.contains(char::is_whitespace) {
+            if !(url.starts_with("https://") || url.starts_with("http://"))
+                || url.contains(char::is_whitespace)
+            {
                 return Err(LauncherError::Invalid {
                     field: "proxy_url",
                     value: url,
@@ -215,7 +218,11 @@ impl SiteConfig {
             Ok(())
         };
         program(file.jupyter, "jupyter", &mut site.jupyter)?;
-        program(file.container_runtime, "container_runtime", &mut site.container_runtime)?;
+        program(
+            file.container_runtime,
+            "container_runtime",
+            &mut site.container_runtime,
+        )?;
         program(file.jrps, "jrps", &mut site.jrps)?;
         if let Some(interface) = file.node_interface {
             let source = at(interface.span().start);
@@ -255,13 +262,14 @@ impl SiteConfig {
                             toml::Value::Integer(i) => i.to_string(),
                             other => other.to_string(),
                         };
-                        let time = WallTime::parse(&raw).map_err(|problem| LauncherError::Invalid {
-                            field: "max_time",
-                            value: raw.clone(),
-                            origin: source.clone(),
-                            problem,
-                            allowed: wall_time::FORMATS.into(),
-                        })?;
+                        let time =
+                            WallTime::parse(&raw).map_err(|problem| LauncherError::Invalid {
+                                field: "max_time",
+                                value: raw.clone(),
+                                origin: source.clone(),
+                                problem,
+                                allowed: wall_time::FORMATS.into(),
+                            })?;
                         Some(Sourced::new(time, source))
                     }
                 };
@@ -285,7 +293,8 @@ impl SiteConfig {
                 };
                 site.partitions.insert(name, partition);
             }
-            let defaults: Vec<&Partition> = site.partitions.values().filter(|p| p.default).collect();
+            let defaults: Vec<&Partition> =
+                site.partitions.values().filter(|p| p.default).collect();
             if let [first, second, ..] = defaults.as_slice() {
                 return Err(LauncherError::Conflict {
                     first: "default partition",
@@ -337,11 +346,18 @@ pub fn is_simple_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
-/// A TOML syntax or type error with the file and line it points at.
+/// A TOML syntax or type error with the file and line it points at. toml's
+/// message does not always name the key, so the line itself is quoted.
 pub fn toml_error(error: &toml::de::Error, text: &str, layer: Layer, path: &Path) -> LauncherError {
     let line = error.span().map(|span| line_of(text, span.start));
+    let excerpt = line
+        .and_then(|l| text.lines().nth(l - 1))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| format!("in `{l}`: "))
+        .unwrap_or_default();
     LauncherError::ConfigFile {
         location: Source::file(layer, path, line),
-        message: error.message().trim().to_string(),
+        message: format!("{excerpt}{}", error.message().trim()),
     }
 }

@@ -36,6 +36,9 @@ impl WallTime {
         if text.is_empty() {
             return Err("it is empty".into());
         }
+        if text.starts_with('-') {
+            return Err("it is negative".into());
+        }
         let (days, rest) = match text.split_once('-') {
             Some((days, rest)) => (Some(number(days)?), rest),
             None => (None, text),
@@ -146,8 +149,24 @@ mod tests {
     #[test]
     fn garbage_zero_and_negative_are_refused() {
         for bad in [
-            "", "0", "00:00:00", "0-0", "-5", "abc", "1h", "1:2:3:4", "1:60", "1:60:00", "1-24",
-            "1--2", ":30", "30:", "1.5", " - ", "99999999999999999999999", "400-0",
+            "",
+            "0",
+            "00:00:00",
+            "0-0",
+            "-5",
+            "abc",
+            "1h",
+            "1:2:3:4",
+            "1:60",
+            "1:60:00",
+            "1-24",
+            "1--2",
+            ":30",
+            "30:",
+            "1.5",
+            " - ",
+            "99999999999999999999999",
+            "400-0",
         ] {
             assert!(WallTime::parse(bad).is_err(), "{bad:?} was accepted");
         }
