@@ -109,7 +109,7 @@ pub struct ProfilesArgs {
 pub enum ProfilesAction {
     /// Print every resolved field of a profile with where its value came from;
     /// takes the same flags as `render`, so their effect shows too.
-    Show(LaunchArgs),
+    Show(Box<LaunchArgs>),
     /// Parse, validate and render every visible profile; non-zero on any problem.
     Check,
 }

@@ -139,18 +139,16 @@ impl LaunchSpec {
         let time_raw = required(&s.time, "time")?;
         let time = WallTime::parse(&time_raw.value)
             .map_err(|problem| invalid("time", time_raw, problem, wall_time::FORMATS.into()))?;
-        if let Some(max) = &partition.max_time {
-            if time > max.value {
-                return Err(invalid(
-                    "time",
-                    time_raw,
-                    format!(
-                        "{time} is over the {} limit of partition `{}` (set by {})",
-                        max.value, partition.name, max.source
-                    ),
-                    format!("at most {} on `{}`", max.value, partition.name),
-                ));
-            }
+        if let Some(max) = partition.max_time.as_ref().filter(|max| time > max.value) {
+            return Err(invalid(
+                "time",
+                time_raw,
+                format!(
+                    "{time} is over the {} limit of partition `{}` (set by {})",
+                    max.value, partition.name, max.source
+                ),
+                format!("at most {} on `{}`", max.value, partition.name),
+            ));
         }
         note("time", time.to_string(), &time_raw.source);
 
@@ -326,7 +324,7 @@ impl LaunchSpec {
                 let ok = !digits.is_empty()
                     && digits.bytes().all(|b| b.is_ascii_digit())
                     && m.value.len() - digits.len() <= 1
-                    && digits.trim_start_matches('0') != "";
+                    && !digits.trim_start_matches('0').is_empty();
                 if !ok {
                     return Err(invalid(
                         "memory",

@@ -24,7 +24,7 @@ pub use launch_spec::{FieldOrigin, LaunchSpec};
 pub use launcher_error::LauncherError;
 pub use server::Server;
 pub use site_config::{GpuFlag, Partition, SchedulerKind, SiteConfig};
-pub use source::{Layer, Source, Sourced};
+pub use source::{FileSource, Layer, Source, Sourced};
 pub use wall_time::WallTime;
 
 use std::io::Write;

@@ -78,11 +78,8 @@ fn list(config: &Config, json: bool, out: &mut String) -> Result<(), LauncherErr
             (Some(d), None) => d.clone(),
             (None, None) => String::new(),
         };
-        out.push_str(
-            &format!("{:<width$}  {:<8}  {text}\n", l.name, l.layer.to_string())
-                .trim_end()
-                .to_string(),
-        );
+        let row = format!("{:<width$}  {:<8}  {text}", l.name, l.layer.to_string());
+        out.push_str(row.trim_end());
         out.push('\n');
     }
     Ok(())

@@ -29,13 +29,8 @@ impl fmt::Display for Layer {
 /// The origin of one value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
-    /// A file of a layer: for built-in files the repository-relative path of the
-    /// embedded file, otherwise the path read. `line` is 1-based.
-    File {
-        layer: Layer,
-        path: PathBuf,
-        line: Option<usize>,
-    },
+    /// A file of a layer (boxed: errors carry sources, and stay small).
+    File(Box<FileSource>),
     /// A `JRPS_*` environment variable.
     Env(&'static str),
     /// A command-line flag, named by its long form (`--time`).
@@ -48,13 +43,24 @@ pub enum Source {
     Default,
 }
 
+/// A place in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSource {
+    pub layer: Layer,
+    /// For built-in files the repository-relative path of the embedded file,
+    /// otherwise the path read.
+    pub path: PathBuf,
+    /// 1-based.
+    pub line: Option<usize>,
+}
+
 impl Source {
     pub fn file(layer: Layer, path: impl Into<PathBuf>, line: Option<usize>) -> Source {
-        Source::File {
+        Source::File(Box::new(FileSource {
             layer,
             path: path.into(),
             line,
-        }
+        }))
     }
 
     /// Whether the value was chosen by someone rather than by jrps's code.
@@ -66,7 +72,8 @@ impl Source {
 impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Source::File { layer, path, line } => {
+            Source::File(file) => {
+                let FileSource { layer, path, line } = &**file;
                 if *layer == Layer::BuiltIn {
                     f.write_str("built-in ")?;
                 }

@@ -9,15 +9,14 @@ fn time_row(t: Test, args: &[&str]) -> String {
     all.extend_from_slice(args);
     let output = t.args(&all).run();
     output.success();
-    let row = output
+    output
         .stdout
         .lines()
         .find(|l| l.starts_with("time "))
         .unwrap_or_else(|| panic!("no time row:\n{}", output.layout()))
         .split_whitespace()
         .collect::<Vec<_>>()
-        .join(" ");
-    row
+        .join(" ")
 }
 
 fn site_default() -> Test {
