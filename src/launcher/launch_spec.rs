@@ -275,6 +275,9 @@ impl LaunchSpec {
         };
 
         let mut modules = site.modules.clone();
+        if !modules.is_empty() {
+            note("modules", modules.join(" "), &site.modules_source);
+        }
         if let Some(m) = &s.modules {
             for module in &m.value {
                 let ok = !module.is_empty()

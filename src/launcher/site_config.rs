@@ -67,6 +67,8 @@ pub struct SiteConfig {
     pub scheduler: SchedulerKind,
     pub account_required: Option<Source>,
     pub modules: Vec<String>,
+    /// Where `modules` is set, for `profiles show`.
+    pub modules_source: Source,
     pub jupyter: String,
     pub container_runtime: String,
     pub jrps: String,
@@ -85,7 +87,7 @@ struct SiteFile {
     proxy_ca: Option<PathBuf>,
     scheduler: Option<SchedulerKind>,
     account_required: Option<Spanned<bool>>,
-    modules: Option<Vec<String>>,
+    modules: Option<Spanned<Vec<String>>>,
     jupyter: Option<Spanned<String>>,
     container_runtime: Option<Spanned<String>>,
     jrps: Option<Spanned<String>>,
@@ -142,6 +144,7 @@ impl SiteConfig {
             scheduler: SchedulerKind::Local,
             account_required: None,
             modules: Vec::new(),
+            modules_source: Source::BuiltInSite,
             jupyter: "jupyter".into(),
             container_runtime: "singularity".into(),
             jrps: "jrps".into(),
@@ -199,7 +202,10 @@ impl SiteConfig {
         if let Some(required) = file.account_required {
             site.account_required = required.get_ref().then(|| at(required.span().start));
         }
-        site.modules = file.modules.unwrap_or_default();
+        if let Some(modules) = file.modules {
+            site.modules_source = at(modules.span().start);
+            site.modules = modules.into_inner();
+        }
         let program = |value: Option<Spanned<String>>, field: &'static str, slot: &mut String| {
             if let Some(value) = value {
                 let source = at(value.span().start);
