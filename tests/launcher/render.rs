@@ -106,7 +106,9 @@ fn readme_tensorflow_image() {
             TENSORFLOW,
         ],
     );
-    assert!(script.contains(&format!("singularity exec --nv {TENSORFLOW} jupyter lab")));
+    assert!(script.contains(&format!(
+        "singularity exec --nv --bind \"$JUPYTER_RUNTIME_DIR\" {TENSORFLOW} jupyter lab"
+    )));
 }
 
 #[test]
@@ -124,7 +126,9 @@ fn readme_pytorch_image() {
             PYTORCH,
         ],
     );
-    assert!(script.contains(&format!("singularity exec --nv {PYTORCH} jupyter lab")));
+    assert!(script.contains(&format!(
+        "singularity exec --nv --bind \"$JUPYTER_RUNTIME_DIR\" {PYTORCH} jupyter lab"
+    )));
 }
 
 /// The "shown when done": one GPU, 01:30:00, the image under --nv.
@@ -155,7 +159,7 @@ fn image_without_gpus_runs_without_nv() {
     let output = Test::new().args(&["render", "-i", "/images/cpu.sif"]).run();
     output
         .success()
-        .stdout_has("singularity exec /images/cpu.sif jupyter lab");
+        .stdout_has("singularity exec --bind \"$JUPYTER_RUNTIME_DIR\" /images/cpu.sif jupyter lab");
 }
 
 #[test]
@@ -273,4 +277,61 @@ fn every_rendered_snapshot_is_valid_bash() {
         }
     }
     assert!(checked >= 12, "only {checked} rendered snapshots found");
+}
+
+#[test]
+fn hostile_values_are_quoted_in_the_script() {
+    let output = Test::new()
+        .args(&[
+            "render",
+            "-d",
+            "/data/it's $(reboot)",
+            "-i",
+            "/img/a b;`id`.sif",
+        ])
+        .run();
+    output
+        .success()
+        .stdout_has("cd -- '/data/it'\\''s $(reboot)'\n")
+        .stdout_has("'/img/a b;`id`.sif' jupyter lab");
+    assert_bash_syntax(&output.stdout);
+}
+
+#[test]
+fn broken_site_template_is_a_config_error() {
+    Test::new()
+        .site_file("batch/bad.sh.j2", "#!/bin/bash\n{% if %}\n")
+        .args(&["render", "-b", "bad"])
+        .run()
+        .failure(2)
+        .stderr_has("batch template `bad ([TMP]/site/batch/bad.sh.j2)` cannot be rendered");
+}
+
+#[test]
+fn odd_input_never_panics() {
+    for args in [
+        &["-t", "99999999999999999999999"][..],
+        &["-t", "1-"],
+        &["-t", "::"],
+        &["-t", "\u{1}"],
+        &["-d", ""],
+        &["-p", ""],
+        &["-A", "a\nb"],
+        &["-i", ""],
+        &["--memory", "0"],
+        &["--cpus", "0"],
+        &["-s", ""],
+        &["-b", ""],
+        &["ünïcødé"],
+    ] {
+        let mut all = vec!["render"];
+        all.extend_from_slice(args);
+        let output = Test::new().args(&all).run();
+        assert!(
+            !output.stderr.contains("panicked"),
+            "{args:?}: {}",
+            output.layout()
+        );
+        assert_eq!(output.code, 2, "{args:?}: {}", output.layout());
+    }
 }

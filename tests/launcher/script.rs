@@ -22,9 +22,14 @@ struct Run {
 
 /// Renders with `args`, then runs the script with stubs first on PATH.
 fn run_script(args: &[&str], session: bool) -> (Run, Test) {
+    run_script_with_site(args, session, "")
+}
+
+/// As `run_script`, with `site` appended to the stubs' `site.toml`.
+fn run_script_with_site(args: &[&str], session: bool, site: &str) -> (Run, Test) {
     let t = Test::new().site_file(
         "site.toml",
-        "jrps = \"jrps-stub\"\njupyter = \"jupyter-stub\"\ncontainer_runtime = \"singularity-stub\"\n",
+        &format!("jrps = \"jrps-stub\"\njupyter = \"jupyter-stub\"\ncontainer_runtime = \"singularity-stub\"\n{site}"),
     );
     let mut all = vec!["render"];
     all.extend_from_slice(args);
@@ -49,7 +54,9 @@ fn run_script(args: &[&str], session: bool) -> (Run, Test) {
         &bin,
         "singularity-stub",
         &format!(
-            "echo \"singularity $*\" >> {log}; shift; [[ $1 == --nv ]] && shift; shift; exec \"$@\"",
+            "echo \"singularity $*\" >> {log}; shift
+while [[ $1 == --* ]]; do if [[ $1 == --bind ]]; then shift 2; else shift; fi; done
+shift; exec \"$@\"",
             log = log.display()
         ),
     );
@@ -57,6 +64,11 @@ fn run_script(args: &[&str], session: bool) -> (Run, Test) {
         &bin,
         "jrps-stub",
         &format!("echo \"jrps $*\" >> {log}", log = log.display()),
+    );
+    stub(
+        &bin,
+        "module",
+        &format!("echo \"module $*\" >> {log}", log = log.display()),
     );
     let script = root.join("job.sh");
     std::fs::write(&script, &output.stdout).unwrap();
@@ -129,9 +141,9 @@ fn script_runs_jupyter_in_the_image_with_nv_for_gpus() {
     let (run, _) = run_script(&["-p", "gpu-shared", "-g", "1", "-i", "/img/tf.sif"], true);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
-        run.log.lines().any(|l| l.starts_with(
-            "singularity exec --nv /img/tf.sif jupyter-stub lab --no-browser --port=0 "
-        )),
+        run.log
+            .lines()
+            .any(|l| l.starts_with("singularity exec --nv --bind [TMP]/jrps-runtime.")),
         "{}",
         run.log
     );
@@ -184,4 +196,15 @@ fn shell_quote_round_trips_hostile_strings() {
             "quoted as {word}"
         );
     }
+}
+
+#[test]
+fn script_loads_site_modules_before_jupyter() {
+    let (run, _t) = run_script_with_site(&[], true, "modules = [\"gcc/10.2.0\", \"anaconda3\"]\n");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.log.starts_with("module load gcc/10.2.0 anaconda3\n"),
+        "{}",
+        run.log
+    );
 }
