@@ -528,3 +528,52 @@ fn check_sbatch_option(option: &str, source: &Source) -> Result<(), LauncherErro
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::LaunchArgs;
+    use crate::launcher::environment::Environment;
+
+    /// Resolution reads nothing but its inputs: no site, no user files here.
+    fn spec(pairs: &[(&str, &str)], args: LaunchArgs) -> Result<LaunchSpec, LauncherError> {
+        let mut all = vec![
+            ("JRPS_SITE_DIR", "/nonexistent/site"),
+            ("HOME", "/nonexistent/home"),
+        ];
+        all.extend_from_slice(pairs);
+        let env = Environment::from_pairs(all);
+        let config = Config::load(&env)?;
+        let resolved = config.settings_for(&env, &args)?;
+        LaunchSpec::from_resolved(&resolved, &config)
+    }
+
+    #[test]
+    fn cpu_jobs_have_no_gpu_option() {
+        let spec = spec(&[], LaunchArgs::default()).unwrap();
+        assert_eq!(spec.gpus, 0);
+        assert_eq!(spec.gpu_option(), None);
+        assert_eq!(spec.partition.name, "compute");
+        assert_eq!(spec.time.to_string(), "00:30:00");
+    }
+
+    #[test]
+    fn gpu_jobs_use_the_partition_flag_style() {
+        let args = LaunchArgs {
+            profile: Some("gpu-pytorch".into()),
+            gpus: Some(2),
+            ..LaunchArgs::default()
+        };
+        let spec = spec(&[], args).unwrap();
+        assert_eq!(spec.gpu_option().as_deref(), Some("--gres=gpu:2"));
+        assert_eq!(spec.job_name(), "jrps-gpu-pytorch");
+    }
+
+    #[test]
+    fn env_layer_is_read_from_the_snapshot_not_the_process() {
+        let spec = spec(&[("JRPS_TIME", "2:00:00")], LaunchArgs::default()).unwrap();
+        assert_eq!(spec.time.seconds(), 7200);
+        let time = spec.provenance.iter().find(|f| f.field == "time").unwrap();
+        assert_eq!(time.source, Source::Env("JRPS_TIME"));
+    }
+}

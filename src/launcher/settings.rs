@@ -131,43 +131,6 @@ impl Settings {
             ..Settings::default()
         }
     }
-
-    /// Every field that is set, in a fixed order, as (name, value, source).
-    pub fn fields(&self) -> Vec<(&'static str, String, &Source)> {
-        let mut out = Vec::new();
-        let texts = [
-            ("description", &self.description),
-            ("partition", &self.partition),
-            ("dir", &self.dir),
-            ("account", &self.account),
-            ("batch", &self.batch),
-            ("time", &self.time),
-            ("image", &self.image),
-            ("server", &self.server),
-            ("memory", &self.memory),
-        ];
-        for (name, field) in texts {
-            if let Some(s) = field {
-                out.push((name, s.value.clone(), &s.source));
-            }
-        }
-        if let Some(s) = &self.gpus {
-            out.push(("gpus", s.value.to_string(), &s.source));
-        }
-        if let Some(s) = &self.cpus {
-            out.push(("cpus", s.value.to_string(), &s.source));
-        }
-        if let Some(s) = &self.modules {
-            out.push(("modules", s.value.join(" "), &s.source));
-        }
-        if let Some(s) = &self.sbatch_options {
-            out.push(("sbatch_options", s.value.join(" "), &s.source));
-        }
-        for (name, s) in &self.env {
-            out.push(("env", format!("{name}={}", s.value), &s.source));
-        }
-        out
-    }
 }
 
 /// A TOML table of launch fields as written in a file: a profile, or the
