@@ -74,6 +74,14 @@ pub struct LaunchArgs {
     #[arg(short = 's', long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
+    /// CPUs per task (`#SBATCH --cpus-per-task`).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<u32>,
+    /// Memory per node in Slurm's units, e.g. 16G (`#SBATCH --mem`).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -92,12 +100,16 @@ pub struct UpArgs {
 pub struct ProfilesArgs {
     #[command(subcommand)]
     pub action: Option<ProfilesAction>,
+    /// List as JSON (name, layer, path, description).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ProfilesAction {
-    /// Print every resolved field of a profile with where its value came from.
-    Show { name: String },
+    /// Print every resolved field of a profile with where its value came from;
+    /// takes the same flags as `render`, so their effect shows too.
+    Show(Box<LaunchArgs>),
     /// Parse, validate and render every visible profile; non-zero on any problem.
     Check,
 }

@@ -10,6 +10,8 @@ pub enum Error {
     NotYetImplemented(&'static str),
     #[error("registration failed")]
     Register(#[from] crate::job_helper::RegisterError),
+    #[error(transparent)]
+    Launcher(#[from] crate::launcher::LauncherError),
 }
 
 impl Error {
@@ -17,11 +19,15 @@ impl Error {
         match self {
             Error::NotYetImplemented(_) => 1,
             Error::Register(_) => 1,
+            Error::Launcher(error) => error.exit_code(),
         }
     }
 
     pub fn hint(&self) -> Option<String> {
-        None
+        match self {
+            Error::Launcher(error) => error.hint(),
+            _ => None,
+        }
     }
 
     /// Writes the error to stderr in the one house style.

@@ -1,17 +1,108 @@
 //! The launcher role: profiles and flags resolved into one validated
 //! `LaunchSpec`, rendered into a batch script, submitted.
 
+pub mod batch_template;
+pub mod config;
+pub mod environment;
+pub mod job_dir;
+pub mod launch_spec;
+pub mod launcher_error;
+pub mod profile_catalog;
+pub mod profiles_command;
+pub mod server;
+pub mod settings;
+pub mod shell_quote;
+pub mod site_config;
+pub mod source;
+pub mod wall_time;
+
+pub use batch_template::BatchTemplate;
+pub use config::Config;
+pub use environment::Environment;
+pub use job_dir::JobDir;
+pub use launch_spec::{FieldOrigin, LaunchSpec};
+pub use launcher_error::LauncherError;
+pub use server::Server;
+pub use site_config::{GpuFlag, Partition, SchedulerKind, SiteConfig};
+pub use source::{FileSource, Layer, Source, Sourced};
+pub use wall_time::WallTime;
+
+use std::io::Write;
+
 use crate::Error;
 use crate::cli::{LaunchArgs, ProfilesArgs, UpArgs};
 
-pub fn up(_args: UpArgs) -> Result<(), Error> {
-    Err(Error::NotYetImplemented("up"))
+/// Reads the configuration and resolves `args` into a validated spec.
+pub fn resolve(
+    env: &Environment,
+    args: &LaunchArgs,
+) -> Result<(Config, LaunchSpec), LauncherError> {
+    let config = Config::load(env)?;
+    let resolved = config.settings_for(env, args)?;
+    let spec = LaunchSpec::from_resolved(&resolved, &config)?;
+    Ok((config, spec))
 }
 
-pub fn render(_args: LaunchArgs) -> Result<(), Error> {
-    Err(Error::NotYetImplemented("render"))
+/// The batch script for a validated spec.
+pub fn script(spec: &LaunchSpec) -> Result<String, LauncherError> {
+    let origin = spec
+        .provenance
+        .iter()
+        .find(|f| f.field == "batch")
+        .map_or(Source::Default, |f| f.source.clone());
+    BatchTemplate::find(&spec.batch, &spec.site.batch_dirs, &origin)?.render(spec)
 }
 
-pub fn profiles(_args: ProfilesArgs) -> Result<(), Error> {
-    Err(Error::NotYetImplemented("profiles"))
+pub fn up(args: UpArgs) -> Result<(), Error> {
+    let env = Environment::capture();
+    let (_, spec) = resolve(&env, &args.launch)?;
+    let script = script(&spec)?;
+    if !args.dry_run {
+        return Err(LauncherError::UpNotYet.into());
+    }
+    let mut out = std::io::stdout().lock();
+    let summary = dry_run_summary(&spec);
+    write!(out, "{summary}--- batch script ---\n{script}").map_err(LauncherError::Output)?;
+    Ok(())
+}
+
+pub fn render(args: LaunchArgs) -> Result<(), Error> {
+    let env = Environment::capture();
+    let (_, spec) = resolve(&env, &args)?;
+    let script = script(&spec)?;
+    std::io::stdout()
+        .lock()
+        .write_all(script.as_bytes())
+        .map_err(LauncherError::Output)?;
+    Ok(())
+}
+
+pub fn profiles(args: ProfilesArgs) -> Result<(), Error> {
+    profiles_command::run(args, &Environment::capture()).map_err(Error::from)
+}
+
+/// What `up --dry-run` prints above the script.
+pub fn dry_run_summary(spec: &LaunchSpec) -> String {
+    let submit = match spec.site.scheduler {
+        SchedulerKind::Slurm => "sbatch --parsable (Slurm)",
+        SchedulerKind::Local => "bash, on this machine (scheduler = local)",
+    };
+    let mut out = format!("would submit with: {submit}\n");
+    let mut line = |k: &str, v: &str| out.push_str(&format!("{k:<10} {v}\n"));
+    line("profile", &spec.profile);
+    line("partition", &spec.partition.name);
+    line("time", &spec.time.to_string());
+    line("gpus", &spec.gpus.to_string());
+    line(
+        "account",
+        spec.account.as_deref().unwrap_or("(scheduler default)"),
+    );
+    line("dir", &spec.dir.to_string());
+    line("server", spec.server.subcommand());
+    line("image", spec.image.as_deref().unwrap_or("(none)"));
+    line(
+        "proxy",
+        spec.site.proxy_url.as_deref().unwrap_or("(not configured)"),
+    );
+    out
 }

@@ -1,1 +1,8 @@
-//! Launcher tests: rendering, profiles, validation, precedence.
+//! Launcher tests: the real `jrps` binary in a hermetic environment (see `test.rs`).
+
+mod precedence;
+mod profiles;
+mod render;
+mod script;
+mod test;
+mod validation;

@@ -1,0 +1,172 @@
+//! Batch templates: finding one by name (the site's batch folders first, then
+//! the built-in `batch/` embedded in the binary; never a path) and rendering
+//! it for a `LaunchSpec` with minijinja.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use minijinja::syntax::SyntaxConfig;
+use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+use serde::Serialize;
+
+use crate::launcher::launch_spec::LaunchSpec;
+use crate::launcher::launcher_error::{LauncherError, did_you_mean};
+use crate::launcher::shell_quote::shell_quote;
+use crate::launcher::source::{Layer, Source};
+
+/// Built-in templates as (name, repository path, text).
+const BUILT_IN: &[(&str, &str, &str)] = &[(
+    "slurm",
+    "batch/slurm.sh.j2",
+    include_str!("../../batch/slurm.sh.j2"),
+)];
+
+const SUFFIX: &str = ".sh.j2";
+
+/// A template's text and where it was found.
+#[derive(Debug, Clone)]
+pub struct BatchTemplate {
+    pub name: String,
+    pub source: Source,
+    pub text: String,
+}
+
+/// What a template sees. Field names are the templates' interface; keep them
+/// stable. `dir` is already a bash word; every other string goes through `q`.
+#[derive(Debug, Serialize)]
+struct TemplateContext<'a> {
+    profile: &'a str,
+    sbatch_directives: Vec<String>,
+    modules: &'a [String],
+    env: &'a std::collections::BTreeMap<String, String>,
+    node_interface: Option<&'a str>,
+    jrps: &'a str,
+    jupyter: &'a str,
+    container_runtime: &'a str,
+    dir: String,
+    image: Option<&'a str>,
+    gpus: u32,
+    server: &'a str,
+}
+
+impl BatchTemplate {
+    /// Finds template `name` in `dirs` (in order), then among the built-in ones.
+    pub fn find(
+        name: &str,
+        dirs: &[PathBuf],
+        origin: &Source,
+    ) -> Result<BatchTemplate, LauncherError> {
+        for dir in dirs {
+            let path = dir.join(format!("{name}{SUFFIX}"));
+            match std::fs::read_to_string(&path) {
+                Ok(text) => {
+                    return Ok(BatchTemplate {
+                        name: name.to_string(),
+                        source: Source::file(Layer::Site, path, None),
+                        text,
+                    });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(LauncherError::Read { path, source }),
+            }
+        }
+        if let Some((name, path, text)) = BUILT_IN.iter().find(|(n, _, _)| *n == name) {
+            return Ok(BatchTemplate {
+                name: name.to_string(),
+                source: Source::file(Layer::BuiltIn, path, None),
+                text: text.to_string(),
+            });
+        }
+        let available = BatchTemplate::names(dirs);
+        Err(LauncherError::UnknownTemplate {
+            name: name.to_string(),
+            origin: origin.clone(),
+            suggestion: did_you_mean(name, available.iter().map(String::as_str)),
+            available,
+        })
+    }
+
+    /// Names of every template in `dirs` and built in, sorted.
+    pub fn names(dirs: &[PathBuf]) -> Vec<String> {
+        let mut names: BTreeSet<String> = BUILT_IN.iter().map(|(n, _, _)| n.to_string()).collect();
+        for dir in dirs {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                if let Some(name) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|f| f.strip_suffix(SUFFIX))
+                {
+                    names.insert(name.to_string());
+                }
+            }
+        }
+        names.into_iter().collect()
+    }
+
+    /// The batch script for `spec`.
+    pub fn render(&self, spec: &LaunchSpec) -> Result<String, LauncherError> {
+        let error = |source| LauncherError::Template {
+            name: format!("{} ({})", self.name, self.source),
+            source,
+        };
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        // Shell scripts, not HTML: quoting is explicit through `q`.
+        env.set_auto_escape_callback(|_| AutoEscape::None);
+        env.set_syntax(
+            SyntaxConfig::builder()
+                .trim_blocks(true)
+                .lstrip_blocks(true)
+                .keep_trailing_newline(true)
+                .build()
+                .map_err(error)?,
+        );
+        env.add_filter("q", |value: String| shell_quote(&value).into_owned());
+        env.add_template_owned(self.name.clone(), self.text.clone())
+            .map_err(error)?;
+        let context = TemplateContext {
+            profile: &spec.profile,
+            sbatch_directives: sbatch_directives(spec),
+            modules: &spec.modules,
+            env: &spec.env,
+            node_interface: spec.site.node_interface.as_deref(),
+            jrps: &spec.site.jrps,
+            jupyter: &spec.site.jupyter,
+            container_runtime: &spec.site.container_runtime,
+            dir: spec.dir.shell_word(),
+            image: spec.image.as_deref(),
+            gpus: spec.gpus,
+            server: spec.server.subcommand(),
+        };
+        let template = env.get_template(&self.name).map_err(error)?;
+        template
+            .render(minijinja::value::Serde(&context))
+            .map_err(error)
+    }
+}
+
+/// The `#SBATCH` options, in a fixed order. Every value was validated to
+/// contain no spaces or shell metacharacters, as Slurm reads these lines
+/// without a shell.
+fn sbatch_directives(spec: &LaunchSpec) -> Vec<String> {
+    let mut out = vec![
+        format!("--job-name={}", spec.job_name()),
+        format!("--partition={}", spec.partition.name),
+        format!("--time={}", spec.time),
+    ];
+    out.extend(spec.gpu_option());
+    if let Some(account) = &spec.account {
+        out.push(format!("--account={account}"));
+    }
+    if let Some(cpus) = spec.cpus {
+        out.push(format!("--cpus-per-task={cpus}"));
+    }
+    if let Some(memory) = &spec.memory {
+        out.push(format!("--mem={memory}"));
+    }
+    out.extend(spec.sbatch_options.iter().cloned());
+    out
+}

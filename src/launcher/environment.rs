@@ -1,0 +1,54 @@
+//! A snapshot of the process environment, taken once in `run` so that
+//! resolution is a pure function of its inputs (and testable without
+//! touching the real environment).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::env_vars;
+
+#[derive(Debug, Clone, Default)]
+pub struct Environment {
+    vars: BTreeMap<String, String>,
+}
+
+impl Environment {
+    /// The current process environment; variables that are not UTF-8 are left out.
+    pub fn capture() -> Environment {
+        Environment {
+            vars: std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
+        }
+    }
+
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Environment {
+        Environment {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.vars.get(name).map(String::as_str)
+    }
+
+    fn path(&self, name: &str) -> Option<PathBuf> {
+        self.get(name).filter(|v| !v.is_empty()).map(PathBuf::from)
+    }
+
+    /// `$JRPS_SITE_DIR`, default `/etc/jrps`.
+    pub fn site_dir(&self) -> PathBuf {
+        self.path(env_vars::SITE_DIR)
+            .unwrap_or_else(|| PathBuf::from("/etc/jrps"))
+    }
+
+    /// `$XDG_CONFIG_HOME/jrps`, default `~/.config/jrps`; none without either variable.
+    pub fn user_dir(&self) -> Option<PathBuf> {
+        self.path("XDG_CONFIG_HOME")
+            .or_else(|| self.path("HOME").map(|h| h.join(".config")))
+            .map(|d| d.join("jrps"))
+    }
+}

@@ -1,0 +1,369 @@
+//! `site.toml`: what only a site knows (proxy, scheduler, partitions and their
+//! limits, modules, where programs live). With no `site.toml` the built-in
+//! defaults apply: a `local` scheduler and the Slurm partitions of the original
+//! (`debug` up to 30 minutes, `compute` by default, `gpu-shared` with 1–3 GPUs).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::launcher::launcher_error::LauncherError;
+use crate::launcher::settings::{FileSettings, SettingsTable};
+use crate::launcher::source::{Layer, Source, Sourced, line_of};
+use crate::launcher::wall_time::{self, WallTime};
+
+/// How the job is started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SchedulerKind {
+    Slurm,
+    /// A workstation: the script runs directly, its `#SBATCH` lines are comments.
+    Local,
+}
+
+/// How a partition asks Slurm for GPUs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GpuFlag {
+    /// `#SBATCH --gpus=N`
+    Gpus,
+    /// `#SBATCH --gres=gpu:N`
+    Gres,
+}
+
+impl GpuFlag {
+    /// The `#SBATCH` option for `count` GPUs; never called with 0, because an
+    /// empty GPU flag on CPU jobs was one of the original's bugs.
+    pub fn option(self, count: u32) -> String {
+        match self {
+            GpuFlag::Gpus => format!("--gpus={count}"),
+            GpuFlag::Gres => format!("--gres=gpu:{count}"),
+        }
+    }
+}
+
+/// One partition and its limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partition {
+    pub name: String,
+    pub max_time: Option<Sourced<WallTime>>,
+    pub default: bool,
+    pub gpus_min: u32,
+    pub gpus_max: u32,
+    pub gpu_flag: GpuFlag,
+    /// Where the partition is defined (the `[partitions.NAME]` header).
+    pub source: Source,
+}
+
+/// The resolved site configuration.
+#[derive(Debug, Clone)]
+pub struct SiteConfig {
+    /// The `site.toml` read, `None` for the built-in defaults.
+    pub path: Option<PathBuf>,
+    pub proxy_url: Option<String>,
+    pub proxy_ca: Option<PathBuf>,
+    pub scheduler: SchedulerKind,
+    pub account_required: Option<Source>,
+    pub modules: Vec<String>,
+    /// Where `modules` is set, for `profiles show`.
+    pub modules_source: Source,
+    pub jupyter: String,
+    pub container_runtime: String,
+    pub jrps: String,
+    /// Network interface whose address Jupyter binds to; `hostname -i` when unset.
+    pub node_interface: Option<String>,
+    pub batch_dirs: Vec<PathBuf>,
+    pub partitions: BTreeMap<String, Partition>,
+    /// The `[defaults]` table: launch fields for every profile.
+    pub defaults: FileSettings,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SiteFile {
+    proxy_url: Option<Spanned<String>>,
+    proxy_ca: Option<PathBuf>,
+    scheduler: Option<SchedulerKind>,
+    account_required: Option<Spanned<bool>>,
+    modules: Option<Spanned<Vec<String>>>,
+    jupyter: Option<Spanned<String>>,
+    container_runtime: Option<Spanned<String>>,
+    jrps: Option<Spanned<String>>,
+    node_interface: Option<Spanned<String>>,
+    batch_dirs: Option<Vec<PathBuf>>,
+    partitions: Option<BTreeMap<String, Spanned<PartitionFile>>>,
+    defaults: Option<SettingsTable>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartitionFile {
+    max_time: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    default: bool,
+    #[serde(default)]
+    gpus_min: u32,
+    #[serde(default)]
+    gpus_max: u32,
+    gpu_flag: Option<GpuFlag>,
+}
+
+/// The partitions of the original `start-jupyter`, used when a site defines none.
+const BUILT_IN_PARTITIONS: &[(&str, Option<u64>, bool, u32, u32)] = &[
+    // (name, max minutes, default, gpus_min, gpus_max)
+    ("compute", Some(48 * 60), true, 0, 0),
+    ("debug", Some(30), false, 0, 0),
+    ("gpu-shared", Some(48 * 60), false, 1, 3),
+];
+
+impl SiteConfig {
+    pub fn built_in() -> SiteConfig {
+        let partitions = BUILT_IN_PARTITIONS
+            .iter()
+            .map(|&(name, max, default, gpus_min, gpus_max)| {
+                let partition = Partition {
+                    name: name.to_string(),
+                    max_time: max
+                        .and_then(WallTime::from_minutes)
+                        .map(|t| Sourced::new(t, Source::BuiltInSite)),
+                    default,
+                    gpus_min,
+                    gpus_max,
+                    gpu_flag: GpuFlag::Gres,
+                    source: Source::BuiltInSite,
+                };
+                (name.to_string(), partition)
+            })
+            .collect();
+        SiteConfig {
+            path: None,
+            proxy_url: None,
+            proxy_ca: None,
+            scheduler: SchedulerKind::Local,
+            account_required: None,
+            modules: Vec::new(),
+            modules_source: Source::BuiltInSite,
+            jupyter: "jupyter".into(),
+            container_runtime: "singularity".into(),
+            jrps: "jrps".into(),
+            node_interface: None,
+            batch_dirs: Vec::new(),
+            partitions,
+            defaults: FileSettings::default(),
+        }
+    }
+
+    /// Reads `site_dir/site.toml`; the built-in defaults when it does not exist.
+    /// `site_dir/batch` is always a batch folder when it exists.
+    pub fn load(site_dir: &Path) -> Result<SiteConfig, LauncherError> {
+        let path = site_dir.join("site.toml");
+        let mut site = match std::fs::read_to_string(&path) {
+            Ok(text) => SiteConfig::parse(&text, &path)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => SiteConfig::built_in(),
+            Err(source) => return Err(LauncherError::Read { path, source }),
+        };
+        let batch = site_dir.join("batch");
+        if batch.is_dir() {
+            site.batch_dirs.push(batch);
+        }
+        Ok(site)
+    }
+
+    /// Parses the text of a `site.toml` at `path`; missing keys take the built-in values.
+    pub fn parse(text: &str, path: &Path) -> Result<SiteConfig, LauncherError> {
+        let at = |offset: usize| Source::file(Layer::Site, path, Some(line_of(text, offset)));
+        let file: SiteFile =
+            toml::from_str(text).map_err(|e| toml_error(&e, text, Layer::Site, path))?;
+        let mut site = SiteConfig::built_in();
+        site.path = Some(path.to_path_buf());
+        site.scheduler = SchedulerKind::Slurm;
+        if let Some(url) = file.proxy_url {
+            let source = at(url.span().start);
+            let url = url.into_inner();
+            if !(url.starts_with("https://") || url.starts_with("http://"))
+                || url.contains(char::is_whitespace)
+            {
+                return Err(LauncherError::Invalid {
+                    field: "proxy_url",
+                    value: url,
+                    origin: source,
+                    problem: "it is not an http(s) URL".into(),
+                    allowed: "a URL such as https://manage.jrps.example.org".into(),
+                });
+            }
+            site.proxy_url = Some(url.trim_end_matches('/').to_string());
+        }
+        site.proxy_ca = file.proxy_ca;
+        if let Some(kind) = file.scheduler {
+            site.scheduler = kind;
+        }
+        if let Some(required) = file.account_required {
+            site.account_required = required.get_ref().then(|| at(required.span().start));
+        }
+        if let Some(modules) = file.modules {
+            site.modules_source = at(modules.span().start);
+            site.modules = modules.into_inner();
+        }
+        let program = |value: Option<Spanned<String>>, field: &'static str, slot: &mut String| {
+            if let Some(value) = value {
+                let source = at(value.span().start);
+                let value = value.into_inner();
+                if value.is_empty() || value.chars().any(char::is_control) {
+                    return Err(LauncherError::Invalid {
+                        field,
+                        value,
+                        origin: source,
+                        problem: "it is empty or has control characters".into(),
+                        allowed: "a command name or an absolute path".into(),
+                    });
+                }
+                *slot = value;
+            }
+            Ok(())
+        };
+        program(file.jupyter, "jupyter", &mut site.jupyter)?;
+        program(
+            file.container_runtime,
+            "container_runtime",
+            &mut site.container_runtime,
+        )?;
+        program(file.jrps, "jrps", &mut site.jrps)?;
+        if let Some(interface) = file.node_interface {
+            let source = at(interface.span().start);
+            let interface = interface.into_inner();
+            if !is_simple_name(&interface) {
+                return Err(LauncherError::Invalid {
+                    field: "node_interface",
+                    value: interface,
+                    origin: source,
+                    problem: "it is not an interface name".into(),
+                    allowed: "a network interface name such as ib0".into(),
+                });
+            }
+            site.node_interface = Some(interface);
+        }
+        site.batch_dirs = file.batch_dirs.unwrap_or_default();
+        if let Some(partitions) = file.partitions {
+            site.partitions = BTreeMap::new();
+            for (name, spanned) in partitions {
+                let source = at(spanned.span().start);
+                let p = spanned.into_inner();
+                if !is_simple_name(&name) {
+                    return Err(LauncherError::Invalid {
+                        field: "partition name",
+                        value: name,
+                        origin: source,
+                        problem: "it has characters Slurm partition names do not".into(),
+                        allowed: "letters, digits, `-`, `_` and `.`".into(),
+                    });
+                }
+                let max_time = match p.max_time {
+                    None => None,
+                    Some(t) => {
+                        let source = at(t.span().start);
+                        let raw = match t.into_inner() {
+                            toml::Value::String(s) => s,
+                            toml::Value::Integer(i) => i.to_string(),
+                            other => other.to_string(),
+                        };
+                        let time =
+                            WallTime::parse(&raw).map_err(|problem| LauncherError::Invalid {
+                                field: "max_time",
+                                value: raw.clone(),
+                                origin: source.clone(),
+                                problem,
+                                allowed: wall_time::FORMATS.into(),
+                            })?;
+                        Some(Sourced::new(time, source))
+                    }
+                };
+                if p.gpus_min > p.gpus_max {
+                    return Err(LauncherError::Invalid {
+                        field: "gpus_min",
+                        value: p.gpus_min.to_string(),
+                        origin: source,
+                        problem: format!("it is above gpus_max ({})", p.gpus_max),
+                        allowed: "a number from 0 to gpus_max".into(),
+                    });
+                }
+                let partition = Partition {
+                    name: name.clone(),
+                    max_time,
+                    default: p.default,
+                    gpus_min: p.gpus_min,
+                    gpus_max: p.gpus_max,
+                    gpu_flag: p.gpu_flag.unwrap_or(GpuFlag::Gpus),
+                    source,
+                };
+                site.partitions.insert(name, partition);
+            }
+            let defaults: Vec<&Partition> =
+                site.partitions.values().filter(|p| p.default).collect();
+            if let [first, second, ..] = defaults.as_slice() {
+                return Err(LauncherError::Conflict {
+                    first: "default partition",
+                    first_source: first.source.clone(),
+                    second: "another default partition",
+                    second_source: second.source.clone(),
+                    why: "mark at most one partition `default = true`".into(),
+                });
+            }
+        }
+        if let Some(defaults) = file.defaults {
+            site.defaults = defaults.into_settings(text, Layer::Site, path);
+            if let Some(extends) = &site.defaults.extends {
+                return Err(no_extends_in_defaults(extends));
+            }
+        }
+        Ok(site)
+    }
+
+    /// The partition marked `default = true`, if any.
+    pub fn default_partition(&self) -> Option<&Partition> {
+        self.partitions.values().find(|p| p.default)
+    }
+
+    /// Where the site's values come from, for messages.
+    pub fn source(&self) -> Source {
+        match &self.path {
+            Some(path) => Source::file(Layer::Site, path, None),
+            None => Source::BuiltInSite,
+        }
+    }
+}
+
+pub(crate) fn no_extends_in_defaults(extends: &Sourced<String>) -> LauncherError {
+    LauncherError::Invalid {
+        field: "extends",
+        value: extends.value.clone(),
+        origin: extends.source.clone(),
+        problem: "a [defaults] table cannot extend a profile".into(),
+        allowed: "`extends` in profile files only".into(),
+    }
+}
+
+/// Letters, digits, `-`, `_`, `.`: partition, account, interface and profile names.
+pub fn is_simple_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+/// A TOML syntax or type error with the file and line it points at. toml's
+/// message does not always name the key, so the line itself is quoted.
+pub fn toml_error(error: &toml::de::Error, text: &str, layer: Layer, path: &Path) -> LauncherError {
+    let line = error.span().map(|span| line_of(text, span.start));
+    let excerpt = line
+        .and_then(|l| text.lines().nth(l - 1))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| format!("in `{l}`: "))
+        .unwrap_or_default();
+    LauncherError::ConfigFile {
+        location: Source::file(layer, path, line),
+        message: format!("{excerpt}{}", error.message().trim()),
+    }
+}

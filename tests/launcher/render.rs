@@ -1,0 +1,337 @@
+//! `jrps render`: every shipped profile and every example of the original
+//! README, snapshotted; scripts are valid bash, deterministic and secret-free.
+
+use super::test::{Test, assert_bash_syntax, snapshot};
+
+const TENSORFLOW: &str =
+    "/share/apps/gpu/singularity/images/tensorflow/tensorflow-v2.3.0-gpu-20200929.simg";
+const PYTORCH: &str = "/share/apps/gpu/singularity/images/pytorch/pytorch-gpu.simg";
+
+/// Renders, checks the script, snapshots the CLI run.
+fn render(name: &str, args: &[&str]) -> String {
+    let mut all = vec!["render"];
+    all.extend_from_slice(args);
+    let output = Test::new().args(&all).run();
+    output.success();
+    assert_bash_syntax(&output.stdout);
+    snapshot(name, &output.layout());
+    output.stdout.clone()
+}
+
+#[test]
+fn profile_default() {
+    render("render__default", &[]);
+}
+
+#[test]
+fn profile_debug() {
+    render("render__debug", &["debug"]);
+}
+
+#[test]
+fn profile_notebook() {
+    let script = render("render__notebook", &["notebook"]);
+    assert!(script.contains("jupyter notebook \\\n"));
+}
+
+#[test]
+fn profile_gpu_tensorflow() {
+    render("render__gpu_tensorflow", &["gpu-tensorflow"]);
+}
+
+#[test]
+fn profile_gpu_pytorch() {
+    render("render__gpu_pytorch", &["gpu-pytorch"]);
+}
+
+#[test]
+fn readme_debug_partition_in_share_apps() {
+    let script = render(
+        "render__readme_debug_share_apps",
+        &["-d", "/share/apps/compute", "-p", "debug", "-t", "30"],
+    );
+    assert!(
+        script.contains("cd -- /share/apps/compute\n"),
+        "-d was ignored by the original"
+    );
+}
+
+#[test]
+fn readme_compute_home_60_minutes() {
+    let script = render(
+        "render__readme_compute_home_60",
+        &["-d", "~", "-p", "compute", "-t", "60"],
+    );
+    // `~` is the job's $HOME at run time, not the home of whoever rendered it.
+    assert!(script.contains("cd -- \"$HOME\"\n"));
+    assert!(!script.contains("/home/tester"));
+    assert!(script.contains("#SBATCH --time=01:00:00\n"));
+}
+
+#[test]
+fn readme_server_jupyterlab() {
+    let script = render("render__readme_server_jupyterlab", &["-s", "jupyterlab"]);
+    assert!(script.contains("jupyter lab \\\n"));
+}
+
+#[test]
+fn readme_server_notebook() {
+    let script = render("render__readme_server_notebook", &["-s", "notebook"]);
+    assert!(script.contains("jupyter notebook \\\n"));
+}
+
+#[test]
+fn readme_gpu_shared_one_gpu_home() {
+    let script = render(
+        "render__readme_gpu_shared_home",
+        &["-p", "gpu-shared", "-g", "1", "-d", "~"],
+    );
+    assert!(script.contains("#SBATCH --gres=gpu:1\n"));
+    // No image: plain jupyter, and so no --nv anywhere.
+    assert!(!script.contains("--nv"));
+}
+
+#[test]
+fn readme_tensorflow_image() {
+    let script = render(
+        "render__readme_tensorflow_image",
+        &[
+            "-t",
+            "00:30:00",
+            "-g",
+            "1",
+            "-p",
+            "gpu-shared",
+            "-i",
+            TENSORFLOW,
+        ],
+    );
+    assert!(script.contains(&format!(
+        "singularity exec --nv --bind \"$JUPYTER_RUNTIME_DIR\" {TENSORFLOW} jupyter lab"
+    )));
+}
+
+#[test]
+fn readme_pytorch_image() {
+    let script = render(
+        "render__readme_pytorch_image",
+        &[
+            "-t",
+            "00:30:00",
+            "-g",
+            "1",
+            "-p",
+            "gpu-shared",
+            "-i",
+            PYTORCH,
+        ],
+    );
+    assert!(script.contains(&format!(
+        "singularity exec --nv --bind \"$JUPYTER_RUNTIME_DIR\" {PYTORCH} jupyter lab"
+    )));
+}
+
+/// The issue's "shown when done": one GPU, 01:30:00, the image under --nv.
+#[test]
+fn gpu_tensorflow_for_90_minutes() {
+    let output = Test::new()
+        .args(&["render", "gpu-tensorflow", "-t", "90"])
+        .run();
+    output
+        .success()
+        .stdout_has("#SBATCH --partition=gpu-shared\n")
+        .stdout_has("#SBATCH --time=01:30:00\n")
+        .stdout_has("#SBATCH --gres=gpu:1\n")
+        .stdout_has("singularity exec --nv ");
+}
+
+/// The original added an empty GPU flag to every CPU job.
+#[test]
+fn cpu_jobs_have_no_gpu_flag() {
+    let output = Test::new().args(&["render", "-p", "compute"]).run();
+    output.success();
+    assert!(!output.stdout.contains("--gres"), "{}", output.stdout);
+    assert!(!output.stdout.contains("--gpus"), "{}", output.stdout);
+}
+
+#[test]
+fn image_without_gpus_runs_without_nv() {
+    let output = Test::new().args(&["render", "-i", "/images/cpu.sif"]).run();
+    output
+        .success()
+        .stdout_has("singularity exec --bind \"$JUPYTER_RUNTIME_DIR\" /images/cpu.sif jupyter lab");
+}
+
+#[test]
+fn identical_inputs_give_identical_bytes() {
+    let first = Test::new()
+        .args(&["render", "gpu-pytorch", "-d", "~/work"])
+        .run();
+    let second = Test::new()
+        .args(&["render", "gpu-pytorch", "-d", "~/work"])
+        .run();
+    first.success();
+    assert_eq!(first.stdout.as_bytes(), second.stdout.as_bytes());
+}
+
+#[test]
+fn site_gpu_flag_style_gpus() {
+    let output = Test::new()
+        .site_file(
+            "site.toml",
+            "[partitions.gpu]\ndefault = true\ngpus_max = 4\ngpu_flag = \"gpus\"\n",
+        )
+        .args(&["render", "-g", "2"])
+        .run();
+    output.success().stdout_has("#SBATCH --gpus=2\n");
+    assert!(!output.stdout.contains("--gres"));
+}
+
+#[test]
+fn site_account_modules_env_and_options_are_rendered_quoted() {
+    let output = Test::new()
+        .site_file(
+            "site.toml",
+            r#"
+jupyter = "/opt/my jupyter/bin/jupyter"
+modules = ["anaconda3/2023.09"]
+[defaults]
+env = { GREETING = "it's $(not run)" }
+sbatch_options = ["--begin=now+1hour", "--constraint=haswell"]
+"#,
+        )
+        .args(&["render", "-A", "abc123", "--cpus", "4", "--memory", "16G"])
+        .run();
+    output
+        .success()
+        .stdout_has("#SBATCH --account=abc123\n")
+        .stdout_has("#SBATCH --cpus-per-task=4\n")
+        .stdout_has("#SBATCH --mem=16G\n")
+        .stdout_has("#SBATCH --begin=now+1hour\n#SBATCH --constraint=haswell\n")
+        .stdout_has("module load anaconda3/2023.09\n")
+        .stdout_has("export GREETING='it'\\''s $(not run)'\n")
+        .stdout_has("'/opt/my jupyter/bin/jupyter' lab");
+    assert_bash_syntax(&output.stdout);
+}
+
+#[test]
+fn site_batch_template_is_found_by_name() {
+    let output = Test::new()
+        .site_file(
+            "batch/tiny.sh.j2",
+            "#!/bin/bash\n#SBATCH --partition={{ profile }}\necho {{ image | q }}\n",
+        )
+        .args(&["render", "-b", "tiny", "-i", "a b"])
+        .run();
+    output.success();
+    assert_eq!(
+        output.stdout,
+        "#!/bin/bash\n#SBATCH --partition=default\necho 'a b'\n"
+    );
+}
+
+#[test]
+fn no_secret_reaches_the_script() {
+    let t = Test::new();
+    let session = t.path().join("session");
+    std::fs::create_dir_all(&session).unwrap();
+    std::fs::write(session.join("token"), "token-4b1f9e0c7a").unwrap();
+    std::fs::write(session.join("register_secret"), "secret-91d2e8f3").unwrap();
+    let output = t
+        .env("JRPS_SESSION_DIR", session.to_str().unwrap())
+        .env("JUPYTER_TOKEN", "token-4b1f9e0c7a")
+        .args(&["render", "gpu-tensorflow"])
+        .run();
+    output.success();
+    assert!(!output.stdout.contains("token-4b1f9e0c7a"));
+    assert!(!output.stdout.contains("secret-91d2e8f3"));
+    assert!(!output.stdout.contains("--NotebookApp.token"));
+    assert!(!output.stdout.contains("--ServerApp.token"));
+    assert!(!output.stdout.contains("allow_origin"));
+}
+
+/// Every script in `snapshots/render__*.snap` passes `bash -n`, so a
+/// snapshot accepted by hand cannot smuggle in a broken script.
+#[test]
+fn every_rendered_snapshot_is_valid_bash() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/snapshots");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !(name.starts_with("render__") && name.ends_with(".snap")) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let Some((_, rest)) = text.split_once("--- stdout\n") else {
+            continue;
+        };
+        let script = rest.split("--- stderr\n").next().unwrap();
+        if script.starts_with("#!") {
+            assert_bash_syntax(script);
+            assert!(
+                !script.contains("JUPYTER_TOKEN=") || script.contains("JUPYTER_TOKEN=\"$(<"),
+                "{name}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 12, "only {checked} rendered snapshots found");
+}
+
+#[test]
+fn hostile_values_are_quoted_in_the_script() {
+    let output = Test::new()
+        .args(&[
+            "render",
+            "-d",
+            "/data/it's $(reboot)",
+            "-i",
+            "/img/a b;`id`.sif",
+        ])
+        .run();
+    output
+        .success()
+        .stdout_has("cd -- '/data/it'\\''s $(reboot)'\n")
+        .stdout_has("'/img/a b;`id`.sif' jupyter lab");
+    assert_bash_syntax(&output.stdout);
+}
+
+#[test]
+fn broken_site_template_is_a_config_error() {
+    Test::new()
+        .site_file("batch/bad.sh.j2", "#!/bin/bash\n{% if %}\n")
+        .args(&["render", "-b", "bad"])
+        .run()
+        .failure(2)
+        .stderr_has("batch template `bad ([TMP]/site/batch/bad.sh.j2)` cannot be rendered");
+}
+
+#[test]
+fn odd_input_never_panics() {
+    for args in [
+        &["-t", "99999999999999999999999"][..],
+        &["-t", "1-"],
+        &["-t", "::"],
+        &["-t", "\u{1}"],
+        &["-d", ""],
+        &["-p", ""],
+        &["-A", "a\nb"],
+        &["-i", ""],
+        &["--memory", "0"],
+        &["--cpus", "0"],
+        &["-s", ""],
+        &["-b", ""],
+        &["ünïcødé"],
+    ] {
+        let mut all = vec!["render"];
+        all.extend_from_slice(args);
+        let output = Test::new().args(&all).run();
+        assert!(
+            !output.stderr.contains("panicked"),
+            "{args:?}: {}",
+            output.layout()
+        );
+        assert_eq!(output.code, 2, "{args:?}: {}", output.layout());
+    }
+}
