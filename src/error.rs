@@ -8,17 +8,24 @@ use std::io::Write;
 pub enum Error {
     #[error("`jrps {0}` is not available yet")]
     NotYetImplemented(&'static str),
+
+    #[error(transparent)]
+    Scheduler(#[from] crate::scheduler::SchedulerError),
 }
 
 impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::NotYetImplemented(_) => 1,
+            Error::Scheduler(_) => 1,
         }
     }
 
     pub fn hint(&self) -> Option<String> {
-        None
+        match self {
+            Error::Scheduler(error) => error.hint(),
+            _ => None,
+        }
     }
 
     /// Writes the error to stderr in the one house style.

@@ -10,6 +10,7 @@ pub mod env_vars;
 pub mod error;
 pub mod launcher;
 pub mod proxy;
+pub mod scheduler;
 
 pub use error::Error;
 
