@@ -12,6 +12,8 @@ pub enum Error {
     Register(#[from] crate::job_helper::RegisterError),
     #[error(transparent)]
     Launcher(#[from] crate::launcher::LauncherError),
+    #[error(transparent)]
+    Scheduler(#[from] crate::scheduler::SchedulerError),
 }
 
 impl Error {
@@ -20,12 +22,14 @@ impl Error {
             Error::NotYetImplemented(_) => 1,
             Error::Register(_) => 1,
             Error::Launcher(error) => error.exit_code(),
+            Error::Scheduler(_) => 1,
         }
     }
 
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::Launcher(error) => error.hint(),
+            Error::Scheduler(error) => error.hint(),
             _ => None,
         }
     }

@@ -13,6 +13,7 @@ pub mod launcher;
 pub mod proxy;
 pub mod proxy_client;
 pub mod session_dir;
+pub mod scheduler;
 
 pub use error::Error;
 

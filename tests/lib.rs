@@ -3,3 +3,4 @@
 
 mod launcher;
 mod proxy;
+mod scheduler;

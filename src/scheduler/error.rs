@@ -1,0 +1,61 @@
+//! What can go wrong talking to a scheduler. Messages quote the scheduler's
+//! own words (sbatch's stderr) and exit status, because that is what a user
+//! or an admin can act on.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    #[error("could not run `{program}`")]
+    Spawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The scheduler's command ran and refused: `message` is its stderr.
+    #[error("`{program}` failed ({status}): {message}")]
+    Refused {
+        program: String,
+        status: String,
+        message: String,
+    },
+
+    #[error("`{program}` answered something jrps does not understand: {output:?}")]
+    UnexpectedOutput { program: String, output: String },
+
+    #[error("`{0}` is not a job id this scheduler made")]
+    ForeignJobId(String),
+
+    #[error("could not {action} `{}`", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("could not signal job {id}")]
+    Signal {
+        id: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl SchedulerError {
+    /// A next step for the user, when there is an obvious one.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            SchedulerError::Spawn { program, source }
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Some(format!(
+                    "`{program}` is not on PATH: run jrps on a login node of the cluster, \
+                     or set `scheduler = \"local\"` in site.toml to run jobs on this machine"
+                ))
+            }
+            _ => None,
+        }
+    }
+}

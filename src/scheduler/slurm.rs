@@ -1,0 +1,258 @@
+//! Slurm through its own commands: `sbatch --parsable` (script on stdin),
+//! `squeue -h -j ID -t all -o ...`, `scancel`. Clients find the cluster the
+//! usual way (`SLURM_CONF` or the system `slurm.conf`); jrps passes nothing
+//! about the cluster itself, so a multi-cluster id (`4711;cluster`) is cut to
+//! its number.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use super::{JobId, JobStatus, JobSubmission, Scheduler, SchedulerError, SchedulerKind};
+
+#[derive(Debug, Clone, Default)]
+pub struct Slurm {
+    bin_dir: Option<PathBuf>,
+}
+
+impl Slurm {
+    /// Slurm's commands from `PATH`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Slurm's commands from `dir` (sites with Slurm outside `PATH`).
+    pub fn with_bin_dir(dir: impl Into<PathBuf>) -> Self {
+        Slurm {
+            bin_dir: Some(dir.into()),
+        }
+    }
+
+    fn command(&self, program: &str) -> Command {
+        match &self.bin_dir {
+            Some(dir) => Command::new(dir.join(program)),
+            None => Command::new(program),
+        }
+    }
+}
+
+impl Scheduler for Slurm {
+    fn kind(&self) -> SchedulerKind {
+        SchedulerKind::Slurm
+    }
+
+    fn submit(&self, job: &JobSubmission) -> Result<JobId, SchedulerError> {
+        let log_path = job.workdir.join(&job.log_path);
+        create_parent(&log_path)?;
+        let mut sbatch = self.command("sbatch");
+        sbatch
+            .arg("--parsable")
+            // Explicit, so a user's SBATCH_EXPORT=NONE cannot drop `job.env`.
+            .arg("--export=ALL")
+            .arg(format!("--job-name={}", job.job_name))
+            .arg(format!("--output={}", log_path.display()))
+            .arg(format!("--chdir={}", job.workdir.display()))
+            .envs(job.env.iter().map(|(name, value)| (name, value)));
+        let out = run(sbatch, "sbatch", Some(job.script.as_bytes()))?;
+        if !out.success {
+            return Err(refused("sbatch", &out));
+        }
+        parse_job_id(&out.stdout).ok_or_else(|| SchedulerError::UnexpectedOutput {
+            program: "sbatch".into(),
+            output: out.stdout.clone(),
+        })
+    }
+
+    fn status(&self, id: &JobId) -> Result<JobStatus, SchedulerError> {
+        let number = slurm_number(id)?;
+        let mut squeue = self.command("squeue");
+        // `-t all` keeps finished jobs visible (for MinJobAge) so that their end
+        // state, not just their absence, tells us they ended.
+        squeue.args(["-h", "-t", "all", "-j", number, "-o", "%T|%r|%N|%S"]);
+        let out = run(squeue, "squeue", None)?;
+        if !out.success {
+            // Slurm forgets finished jobs after MinJobAge and then calls the id invalid.
+            if out.stderr.contains("Invalid job id") {
+                return Ok(JobStatus::Ended);
+            }
+            return Err(refused("squeue", &out));
+        }
+        match out.stdout.lines().find(|line| !line.trim().is_empty()) {
+            None => Ok(JobStatus::Ended),
+            Some(line) => parse_status(line).ok_or_else(|| SchedulerError::UnexpectedOutput {
+                program: "squeue".into(),
+                output: out.stdout.clone(),
+            }),
+        }
+    }
+
+    fn cancel(&self, id: &JobId) -> Result<(), SchedulerError> {
+        let number = slurm_number(id)?;
+        let mut scancel = self.command("scancel");
+        scancel.arg(number);
+        let out = run(scancel, "scancel", None)?;
+        if out.success || out.stderr.contains("Invalid job id") {
+            return Ok(());
+        }
+        Err(refused("scancel", &out))
+    }
+}
+
+struct Output {
+    success: bool,
+    status: String,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(
+    mut command: Command,
+    program: &str,
+    stdin: Option<&[u8]>,
+) -> Result<Output, SchedulerError> {
+    let spawn_error = |source| SchedulerError::Spawn {
+        program: program.into(),
+        source,
+    };
+    command
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().map_err(spawn_error)?;
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        // A broken pipe means the command quit before reading: its stderr says why.
+        if let Err(error) = pipe.write_all(input)
+            && error.kind() != std::io::ErrorKind::BrokenPipe
+        {
+            return Err(spawn_error(error));
+        }
+    }
+    let output = child.wait_with_output().map_err(spawn_error)?;
+    Ok(Output {
+        success: output.status.success(),
+        status: output.status.to_string(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    })
+}
+
+fn refused(program: &str, out: &Output) -> SchedulerError {
+    let message = [out.stderr.trim(), out.stdout.trim()]
+        .into_iter()
+        .find(|text| !text.is_empty())
+        .unwrap_or("(no message)");
+    SchedulerError::Refused {
+        program: program.into(),
+        status: out.status.clone(),
+        message: message.into(),
+    }
+}
+
+fn create_parent(path: &Path) -> Result<(), SchedulerError> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => {
+            std::fs::create_dir_all(dir).map_err(|source| SchedulerError::Io {
+                action: "create the log directory",
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `--parsable` prints `ID` or `ID;CLUSTER`.
+fn parse_job_id(stdout: &str) -> Option<JobId> {
+    let number = stdout.trim().split(';').next()?.trim();
+    (!number.is_empty() && number.bytes().all(|b| b.is_ascii_digit())).then(|| JobId::from(number))
+}
+
+/// Only digits reach Slurm's command lines: an id is never read as an option.
+fn slurm_number(id: &JobId) -> Result<&str, SchedulerError> {
+    let number = id.as_str();
+    if !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(number)
+    } else {
+        Err(SchedulerError::ForeignJobId(number.into()))
+    }
+}
+
+/// One line of `%T|%r|%N|%S`: state, reason, node list, (expected) start time.
+fn parse_status(line: &str) -> Option<JobStatus> {
+    let mut fields = line.trim().splitn(4, '|');
+    let state = fields.next()?;
+    let reason = fields.next()?;
+    let nodes = fields.next()?;
+    let start = fields.next()?;
+    let known = |text: &str| {
+        let text = text.trim();
+        (!text.is_empty() && !matches!(text, "None" | "N/A" | "Unknown" | "(null)"))
+            .then(|| text.to_owned())
+    };
+    Some(match state {
+        "PENDING" | "REQUEUED" | "REQUEUE_HOLD" | "REQUEUE_FED" | "RESV_DEL_HOLD"
+        | "CONFIGURING" => JobStatus::Pending {
+            reason: known(reason).or_else(|| (state != "PENDING").then(|| state.to_owned())),
+            expected_start: known(start),
+        },
+        // Suspended and stopped jobs still hold their node and come back to it.
+        "RUNNING" | "SUSPENDED" | "STOPPED" | "RESIZING" | "SIGNALING" => JobStatus::Running {
+            node: known(nodes).unwrap_or_else(|| "unknown".into()),
+        },
+        // COMPLETING: the script has exited and Slurm is cleaning up.
+        _ => JobStatus::Ended,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_parsable_ids() {
+        assert_eq!(parse_job_id("4711\n"), Some(JobId::from("4711")));
+        assert_eq!(parse_job_id("4711;cluster\n"), Some(JobId::from("4711")));
+        assert_eq!(parse_job_id("Submitted batch job 4711"), None);
+        assert_eq!(parse_job_id(""), None);
+    }
+
+    #[test]
+    fn parses_squeue_lines() {
+        assert_eq!(
+            parse_status("PENDING|BeginTime||2026-11-27T14:28:09"),
+            Some(JobStatus::Pending {
+                reason: Some("BeginTime".into()),
+                expected_start: Some("2026-11-27T14:28:09".into())
+            })
+        );
+        assert_eq!(
+            parse_status("PENDING|None||N/A"),
+            Some(JobStatus::Pending {
+                reason: None,
+                expected_start: None
+            })
+        );
+        assert_eq!(
+            parse_status("RUNNING|None|node17|2026-11-27T13:28:13"),
+            Some(JobStatus::Running {
+                node: "node17".into()
+            })
+        );
+        assert_eq!(
+            parse_status("COMPLETED|None|localhost|2026-11-27T13:28:13"),
+            Some(JobStatus::Ended)
+        );
+        assert_eq!(parse_status("garbage"), None);
+    }
+
+    #[test]
+    fn refuses_ids_that_could_be_options() {
+        assert!(slurm_number(&JobId::from("--all")).is_err());
+        assert!(slurm_number(&JobId::from("local-12")).is_err());
+        assert!(slurm_number(&JobId::from("12")).is_ok());
+    }
+}
