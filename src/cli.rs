@@ -27,6 +27,14 @@ pub enum Command {
     Render(LaunchArgs),
     /// List, explain and check profiles.
     Profiles(ProfilesArgs),
+    /// List your sessions.
+    Ls(LsArgs),
+    /// Print a session's URL (with its token).
+    Url(UrlArgs),
+    /// Print a session's job log.
+    Logs(LogsArgs),
+    /// End sessions: cancel the job and remove the route.
+    Down(DownArgs),
     /// Run the proxy.
     Serve(ServeArgs),
     /// (Inside a job) tell the proxy where this job's Jupyter listens.
@@ -94,6 +102,15 @@ pub struct UpArgs {
     /// Print what would be submitted and stop.
     #[arg(long)]
     pub dry_run: bool,
+    /// Return after submission with the URL and job id, without waiting.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// No waiting screen; only the result.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -112,6 +129,38 @@ pub enum ProfilesAction {
     Show(Box<LaunchArgs>),
     /// Parse, validate and render every visible profile; non-zero on any problem.
     Check,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Print one JSON array.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UrlArgs {
+    /// Alias or job id.
+    pub session: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Alias or job id.
+    pub session: String,
+    /// Keep printing as the job writes, until it ends.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Alias or job id.
+    #[arg(required_unless_present = "all")]
+    pub session: Option<String>,
+    /// Every session of yours.
+    #[arg(long, conflicts_with = "session")]
+    pub all: bool,
 }
 
 #[derive(Debug, Args)]
@@ -147,6 +196,10 @@ impl Arguments {
             Command::Up(args) => crate::launcher::up(args),
             Command::Render(args) => crate::launcher::render(args),
             Command::Profiles(args) => crate::launcher::profiles(args),
+            Command::Ls(args) => crate::launcher::session_commands::ls(args),
+            Command::Url(args) => crate::launcher::session_commands::url(args),
+            Command::Logs(args) => crate::launcher::session_commands::logs(args),
+            Command::Down(args) => crate::launcher::session_commands::down(args),
             Command::Serve(args) => crate::proxy::serve(args),
             Command::Register(args) => crate::job_helper::register(args),
         }

@@ -13,6 +13,12 @@ pub enum Error {
     #[error(transparent)]
     Launcher(#[from] crate::launcher::LauncherError),
     #[error(transparent)]
+    Launch(#[from] crate::launcher::launch::LaunchError),
+    #[error(transparent)]
+    Session(#[from] crate::launcher::session_commands::SessionCommandError),
+    #[error(transparent)]
+    SessionDir(#[from] crate::session_dir::SessionDirError),
+    #[error(transparent)]
     Scheduler(#[from] crate::scheduler::SchedulerError),
 }
 
@@ -22,6 +28,9 @@ impl Error {
             Error::NotYetImplemented(_) => 1,
             Error::Register(_) => 1,
             Error::Launcher(error) => error.exit_code(),
+            Error::Launch(error) => error.exit_code(),
+            Error::SessionDir(_) => 1,
+            Error::Session(_) => 2,
             Error::Scheduler(_) => 1,
         }
     }
@@ -29,6 +38,8 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::Launcher(error) => error.hint(),
+            Error::Launch(error) => error.hint(),
+            Error::Session(error) => error.hint(),
             Error::Scheduler(error) => error.hint(),
             _ => None,
         }

@@ -12,8 +12,8 @@ pub mod job_helper;
 pub mod launcher;
 pub mod proxy;
 pub mod proxy_client;
-pub mod session_dir;
 pub mod scheduler;
+pub mod session_dir;
 
 pub use error::Error;
 

@@ -22,7 +22,8 @@ pub const TOKEN_FILE: &str = "token";
 /// The proxy's per-session secret: link, register (once) and delete.
 pub const REGISTER_SECRET_FILE: &str = "register_secret";
 const RECORD_FILE: &str = "session.json";
-const LOG_FILE: &str = "job.log";
+/// The batch script as submitted, kept for `jrps up -I` and for the record.
+const SCRIPT_FILE: &str = "job.sh";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionDirError {
@@ -57,6 +58,9 @@ pub struct SessionRecord {
     pub job_id: Option<String>,
     pub profile: String,
     pub partition: String,
+    /// The job's output. Outside the session dir so that it outlives a
+    /// failed or ended session.
+    pub log: PathBuf,
     pub created_at: u64,
     pub expires_at: u64,
 }
@@ -126,8 +130,10 @@ impl SessionDir {
         &self.path
     }
 
-    pub fn log_path(&self) -> PathBuf {
-        self.path.join(LOG_FILE)
+    /// Saves the submitted script and returns its path.
+    pub fn write_script(&self, script: &str) -> Result<PathBuf, SessionDirError> {
+        self.write_atomically(SCRIPT_FILE, script.as_bytes())?;
+        Ok(self.path.join(SCRIPT_FILE))
     }
 
     pub fn write_record(&self, record: &SessionRecord) -> Result<(), SessionDirError> {
@@ -212,6 +218,7 @@ mod tests {
             job_id: None,
             profile: "default".to_owned(),
             partition: "compute".to_owned(),
+            log: PathBuf::from("/tmp/job.log"),
             created_at: 1,
             expires_at: 2,
         }

@@ -82,11 +82,6 @@ pub enum LauncherError {
     #[error("{failed} of {total} profiles have problems")]
     CheckFailed { failed: usize, total: usize },
 
-    #[error(
-        "submitting jobs is not available yet; `jrps up --dry-run` shows what would be submitted"
-    )]
-    UpNotYet,
-
     #[error("cannot write the output")]
     Output(#[source] std::io::Error),
 }
@@ -95,7 +90,7 @@ impl LauncherError {
     /// 2 for usage and configuration problems, 1 for failures at run time.
     pub fn exit_code(&self) -> u8 {
         match self {
-            LauncherError::UpNotYet | LauncherError::Output(_) => 1,
+            LauncherError::Output(_) => 1,
             _ => 2,
         }
     }

@@ -5,11 +5,14 @@ pub mod batch_template;
 pub mod config;
 pub mod environment;
 pub mod job_dir;
+pub mod launch;
 pub mod launch_spec;
 pub mod launcher_error;
 pub mod profile_catalog;
 pub mod profiles_command;
+pub mod progress;
 pub mod server;
+pub mod session_commands;
 pub mod settings;
 pub mod shell_quote;
 pub mod site_config;
@@ -54,16 +57,7 @@ pub fn script(spec: &LaunchSpec) -> Result<String, LauncherError> {
 }
 
 pub fn up(args: UpArgs) -> Result<(), Error> {
-    let env = Environment::capture();
-    let (_, spec) = resolve(&env, &args.launch)?;
-    let script = script(&spec)?;
-    if !args.dry_run {
-        return Err(LauncherError::UpNotYet.into());
-    }
-    let mut out = std::io::stdout().lock();
-    let summary = dry_run_summary(&spec);
-    write!(out, "{summary}--- batch script ---\n{script}").map_err(LauncherError::Output)?;
-    Ok(())
+    launch::up(args)
 }
 
 pub fn render(args: LaunchArgs) -> Result<(), Error> {

@@ -14,14 +14,7 @@ use crate::launcher::settings::{FileSettings, SettingsTable};
 use crate::launcher::source::{Layer, Source, Sourced, line_of};
 use crate::launcher::wall_time::{self, WallTime};
 
-/// How the job is started.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SchedulerKind {
-    Slurm,
-    /// A workstation: the script runs directly, its `#SBATCH` lines are comments.
-    Local,
-}
+pub use crate::scheduler::SchedulerKind;
 
 /// How a partition asks Slurm for GPUs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +57,9 @@ pub struct SiteConfig {
     pub path: Option<PathBuf>,
     pub proxy_url: Option<String>,
     pub proxy_ca: Option<PathBuf>,
+    /// Connect to the proxy here instead of resolving `proxy_url`'s host
+    /// (compute nodes without DNS for it; TLS still checks `proxy_url`'s name).
+    pub proxy_address: Option<std::net::SocketAddr>,
     pub scheduler: SchedulerKind,
     pub account_required: Option<Source>,
     pub modules: Vec<String>,
@@ -85,6 +81,7 @@ pub struct SiteConfig {
 struct SiteFile {
     proxy_url: Option<Spanned<String>>,
     proxy_ca: Option<PathBuf>,
+    proxy_address: Option<std::net::SocketAddr>,
     scheduler: Option<SchedulerKind>,
     account_required: Option<Spanned<bool>>,
     modules: Option<Spanned<Vec<String>>>,
@@ -141,6 +138,7 @@ impl SiteConfig {
             path: None,
             proxy_url: None,
             proxy_ca: None,
+            proxy_address: None,
             scheduler: SchedulerKind::Local,
             account_required: None,
             modules: Vec::new(),
@@ -196,6 +194,7 @@ impl SiteConfig {
             site.proxy_url = Some(url.trim_end_matches('/').to_string());
         }
         site.proxy_ca = file.proxy_ca;
+        site.proxy_address = file.proxy_address;
         if let Some(kind) = file.scheduler {
             site.scheduler = kind;
         }

@@ -1,0 +1,493 @@
+//! `jrps up`: the flow of one launch (DESIGN.md, "The flow of one launch").
+//!
+//! resolve → reserve a session at the proxy → write the session dir → submit →
+//! link the job → wait (long-poll the proxy, watch the scheduler) → print.
+//! Once a session is reserved, every way out that is not success goes through
+//! [`Launch::abandon`]: the job is cancelled, the proxy session deleted and the
+//! session dir removed, so a failed or interrupted launch leaves nothing behind.
+
+use std::path::PathBuf;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::api::{CreateSession, DeleteSession, LinkJob, SessionCreated, SessionState};
+use crate::cli::UpArgs;
+use crate::launcher::progress::Progress;
+use crate::launcher::{Environment, LaunchSpec, LauncherError, dry_run_summary, resolve, script};
+use crate::proxy_client::{ProxyClient, ProxyClientError, ProxyEndpoint};
+use crate::scheduler::{JobId, JobStatus, JobSubmission, Scheduler, SchedulerError};
+use crate::session_dir::{
+    REGISTER_SECRET_FILE, SessionDir, SessionDirError, SessionRecord, TOKEN_FILE,
+};
+use crate::{Error, env_vars};
+
+/// Added to the wall time for the proxy's TTL: the job may sit in the queue
+/// before its wall time starts, and deregistration plus the proxy's health
+/// check end the route as soon as the job really ends.
+const QUEUE_ALLOWANCE: Duration = Duration::from_secs(24 * 3600);
+const GRACE: Duration = Duration::from_secs(10 * 60);
+/// One long-poll of the proxy; the launcher re-asks until the session is ready.
+const LONG_POLL: Duration = Duration::from_secs(25);
+/// How often the scheduler is asked where the job is: it has no push channel.
+const SCHEDULER_POLL: Duration = Duration::from_secs(1);
+/// Log lines shown when a job dies before Jupyter is ready.
+const LOG_TAIL_LINES: usize = 25;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("no proxy is configured: site.toml has no `proxy_url`")]
+    NoProxy { site: Option<PathBuf> },
+    #[error("job {job_id} ended before Jupyter was ready (log: {})\n{tail}", log.display())]
+    JobEnded {
+        job_id: String,
+        log: PathBuf,
+        tail: String,
+    },
+    #[error("the proxy ended session {alias} before it was ready")]
+    SessionEnded { alias: String },
+    #[error("interrupted: job {job_id} cancelled and session {alias} deleted")]
+    Interrupted { alias: String, job_id: String },
+    #[error("the job was not submitted; session {alias} released")]
+    SubmitFailed {
+        alias: String,
+        #[source]
+        source: SchedulerError,
+    },
+    #[error(transparent)]
+    Scheduler(#[from] SchedulerError),
+    #[error(transparent)]
+    Proxy(#[from] ProxyClientError),
+    #[error(transparent)]
+    SessionDir(#[from] SessionDirError),
+}
+
+impl LaunchError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            LaunchError::NoProxy { .. } => 2,
+            // As a shell reports a command stopped by SIGINT.
+            LaunchError::Interrupted { .. } => 130,
+            _ => 1,
+        }
+    }
+
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            LaunchError::NoProxy { site } => Some(format!(
+                "set `proxy_url` (and `proxy_ca` for a private CA) in {}",
+                site.as_ref()
+                    .map_or("$JRPS_SITE_DIR/site.toml".to_owned(), |p| p
+                        .display()
+                        .to_string())
+            )),
+            LaunchError::SubmitFailed { source, .. } => source.hint(),
+            LaunchError::Scheduler(source) => source.hint(),
+            _ => None,
+        }
+    }
+}
+
+/// What `up` prints at the end (`--json` prints it as one object).
+#[derive(Debug, Serialize)]
+struct LaunchResult {
+    alias: String,
+    url: String,
+    job_id: String,
+    scheduler: String,
+    user: String,
+    cluster: String,
+    account: Option<String>,
+    profile: String,
+    partition: String,
+    time: String,
+    gpus: u32,
+    script: PathBuf,
+    log: PathBuf,
+    ready: bool,
+}
+
+pub fn up(args: UpArgs) -> Result<(), Error> {
+    let env = Environment::capture();
+    let (_, spec) = resolve(&env, &args.launch)?;
+    let script = script(&spec)?;
+    if args.dry_run {
+        let summary = dry_run_summary(&spec);
+        print!("{summary}--- batch script ---\n{script}");
+        return Ok(());
+    }
+    let endpoint = ProxyEndpoint {
+        url: spec.site.proxy_url.clone().ok_or(LaunchError::NoProxy {
+            site: spec.site.path.clone(),
+        })?,
+        ca_file: spec.site.proxy_ca.clone(),
+        connect_to: spec.site.proxy_address,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(LauncherError::Output)?;
+    runtime.block_on(launch(&args, &env, &spec, script, endpoint))
+}
+
+async fn launch(
+    args: &UpArgs,
+    env: &Environment,
+    spec: &LaunchSpec,
+    script: String,
+    endpoint: ProxyEndpoint,
+) -> Result<(), Error> {
+    let mut progress = Progress::new(args.quiet || args.json);
+    let state_home = crate::session_dir::state_home()?;
+    let client = ProxyClient::new(&endpoint, None).map_err(LaunchError::from)?;
+    let scheduler: Arc<dyn Scheduler> = spec
+        .site
+        .scheduler
+        .build(state_home.join("local-jobs"))
+        .into();
+
+    let token = random_hex::<32>();
+    let user = env
+        .get("USER")
+        .or_else(|| env.get("LOGNAME"))
+        .unwrap_or("unknown")
+        .to_owned();
+    let ttl = Duration::from_secs(spec.time.seconds()) + GRACE + QUEUE_ALLOWANCE;
+    let created = client
+        .create_session(&CreateSession {
+            user: user.clone(),
+            token_sha256: hex::encode(Sha256::digest(token.as_bytes())),
+            ttl_seconds: ttl.as_secs(),
+        })
+        .await
+        .map_err(LaunchError::from)?;
+    progress.phase(&format!("reserved {}", created.alias));
+
+    let mut launch = Launch {
+        client,
+        scheduler,
+        created,
+        session_dir: None,
+        job_id: None,
+    };
+    match launch
+        .run(
+            args,
+            spec,
+            &script,
+            &token,
+            &user,
+            &state_home,
+            &mut progress,
+        )
+        .await
+    {
+        Ok(result) => {
+            progress.finish();
+            print_result(args, &result);
+            Ok(())
+        }
+        Err(error) => {
+            progress.finish();
+            launch.abandon().await;
+            Err(error.into())
+        }
+    }
+}
+
+/// A reserved session and what has been made for it so far.
+struct Launch {
+    client: ProxyClient,
+    scheduler: Arc<dyn Scheduler>,
+    created: SessionCreated,
+    session_dir: Option<SessionDir>,
+    job_id: Option<JobId>,
+}
+
+impl Launch {
+    #[allow(clippy::too_many_arguments)]
+    async fn run(
+        &mut self,
+        args: &UpArgs,
+        spec: &LaunchSpec,
+        script: &str,
+        token: &str,
+        user: &str,
+        state_home: &std::path::Path,
+        progress: &mut Progress,
+    ) -> Result<LaunchResult, LaunchError> {
+        let alias = self.created.alias.clone();
+        let secret = self.created.register_secret.clone();
+        let session_dir = SessionDir::create(state_home, &alias)?;
+        self.session_dir = Some(session_dir.clone());
+        session_dir.write_secret(TOKEN_FILE, token)?;
+        session_dir.write_secret(REGISTER_SECRET_FILE, &secret)?;
+        let script_path = session_dir.write_script(script)?;
+        let log = state_home.join("logs").join(format!("{alias}.log"));
+        let mut record = SessionRecord {
+            alias: alias.clone(),
+            url: self.created.url.clone(),
+            proxy_url: self.client_endpoint_url(spec),
+            proxy_ca: spec.site.proxy_ca.clone(),
+            proxy_connect_to: spec.site.proxy_address,
+            scheduler: spec.site.scheduler.to_string(),
+            job_id: None,
+            profile: spec.profile.clone(),
+            partition: spec.partition.name.clone(),
+            log: log.clone(),
+            created_at: now(),
+            expires_at: self.created.expires_at,
+        };
+        session_dir.write_record(&record)?;
+
+        let submission = JobSubmission {
+            script: script.to_owned(),
+            job_name: format!("jrps-{alias}"),
+            log_path: log.clone(),
+            workdir: session_dir.path().to_owned(),
+            env: vec![(
+                env_vars::SESSION_DIR.to_owned(),
+                session_dir.path().display().to_string(),
+            )],
+        };
+        let scheduler = self.scheduler.clone();
+        let job_id = tokio::task::spawn_blocking(move || scheduler.submit(&submission))
+            .await
+            .expect("the submit task does not panic")
+            .map_err(|source| LaunchError::SubmitFailed {
+                alias: alias.clone(),
+                source,
+            })?;
+        self.job_id = Some(job_id.clone());
+        record.job_id = Some(job_id.to_string());
+        session_dir.write_record(&record)?;
+        progress.phase(&format!("submitted job {job_id}"));
+        self.client
+            .link_job(
+                &alias,
+                &LinkJob {
+                    job_id: job_id.to_string(),
+                    secret,
+                },
+            )
+            .await?;
+
+        let ready = if args.no_wait {
+            false
+        } else {
+            self.wait_until_ready(&job_id, &log, progress).await?;
+            true
+        };
+        Ok(LaunchResult {
+            alias,
+            url: format!("{}?token={token}", self.created.url),
+            job_id: job_id.to_string(),
+            scheduler: spec.site.scheduler.to_string(),
+            user: user.to_owned(),
+            cluster: cluster_name(spec),
+            account: spec.account.clone(),
+            profile: spec.profile.clone(),
+            partition: spec.partition.name.clone(),
+            time: spec.time.to_string(),
+            gpus: spec.gpus,
+            script: script_path,
+            log,
+            ready,
+        })
+    }
+
+    fn client_endpoint_url(&self, spec: &LaunchSpec) -> String {
+        spec.site.proxy_url.clone().unwrap_or_default()
+    }
+
+    /// Long-polls the proxy for readiness while asking the scheduler where the
+    /// job is, and gives up the moment the job ends or the user interrupts.
+    async fn wait_until_ready(
+        &self,
+        job_id: &JobId,
+        log: &std::path::Path,
+        progress: &mut Progress,
+    ) -> Result<(), LaunchError> {
+        let alias = &self.created.alias;
+        let interrupted = || LaunchError::Interrupted {
+            alias: alias.clone(),
+            job_id: job_id.to_string(),
+        };
+        // Installed before waiting so a signal is never missed between polls.
+        let mut sigint = signal(SignalKind::interrupt()).map_err(|_| interrupted())?;
+        let mut sigterm = signal(SignalKind::terminate()).map_err(|_| interrupted())?;
+        let mut sighup = signal(SignalKind::hangup()).map_err(|_| interrupted())?;
+        let mut ready = pin!(self.client.status(alias, Some(LONG_POLL)));
+        let mut ticker = tokio::time::interval(SCHEDULER_POLL);
+        loop {
+            tokio::select! {
+                status = &mut ready => {
+                    match status?.state {
+                        SessionState::Ready => {
+                            progress.phase("ready");
+                            return Ok(());
+                        }
+                        SessionState::Ended => {
+                            return Err(LaunchError::SessionEnded { alias: alias.clone() });
+                        }
+                        SessionState::Pending => {
+                            ready.set(self.client.status(alias, Some(LONG_POLL)));
+                        }
+                    }
+                }
+                _ = ticker.tick() => {
+                    let scheduler = self.scheduler.clone();
+                    let id = job_id.clone();
+                    let status = tokio::task::spawn_blocking(move || scheduler.status(&id))
+                        .await
+                        .expect("the status task does not panic")?;
+                    match status {
+                        JobStatus::Pending { reason, expected_start } => {
+                            let mut text = format!("queued as job {job_id}");
+                            if let Some(reason) = reason {
+                                text.push_str(&format!(" ({reason})"));
+                            }
+                            if let Some(start) = expected_start {
+                                text.push_str(&format!(", expected start {start}"));
+                            }
+                            progress.phase(&text);
+                        }
+                        JobStatus::Running { node } => {
+                            progress.phase(&format!("running on {node}: Jupyter starting"));
+                        }
+                        JobStatus::Ended => {
+                            // It may have become ready just before it ended.
+                            let status = self.client.status(alias, None).await?;
+                            if status.state == SessionState::Ready {
+                                progress.phase("ready");
+                                return Ok(());
+                            }
+                            return Err(LaunchError::JobEnded {
+                                job_id: job_id.to_string(),
+                                log: log.to_owned(),
+                                tail: log_tail(log, LOG_TAIL_LINES),
+                            });
+                        }
+                    }
+                }
+                _ = sigint.recv() => return Err(interrupted()),
+                _ = sigterm.recv() => return Err(interrupted()),
+                _ = sighup.recv() => return Err(interrupted()),
+            }
+        }
+    }
+
+    /// Undoes whatever was made: cancels the job, deletes the proxy session,
+    /// removes the session dir. Best effort, each step independent, and each
+    /// failure said plainly, because the user must know what may be left.
+    async fn abandon(&mut self) {
+        if let Some(job_id) = self.job_id.take() {
+            let scheduler = self.scheduler.clone();
+            let id = job_id.clone();
+            let cancelled = tokio::task::spawn_blocking(move || scheduler.cancel(&id)).await;
+            if !matches!(cancelled, Ok(Ok(()))) {
+                eprintln!("warning: could not cancel job {job_id}: cancel it by hand");
+            }
+        }
+        let delete = DeleteSession {
+            secret: self.created.register_secret.clone(),
+        };
+        match self.client.delete(&self.created.alias, &delete).await {
+            Ok(()) => {}
+            Err(error) if error.status() == Some(reqwest::StatusCode::NOT_FOUND) => {}
+            Err(error) => eprintln!(
+                "warning: could not delete session {} at the proxy: {error}",
+                self.created.alias
+            ),
+        }
+        if let Some(dir) = self.session_dir.take()
+            && let Err(error) = dir.remove()
+        {
+            eprintln!("warning: {error}");
+        }
+    }
+}
+
+fn print_result(args: &UpArgs, result: &LaunchResult) {
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(result).expect("a launch result always serialises")
+        );
+        return;
+    }
+    if args.info {
+        let account = result.account.as_deref().unwrap_or("(scheduler default)");
+        println!("user:      {}", result.user);
+        println!("cluster:   {}", result.cluster);
+        println!("account:   {account}");
+        println!("partition: {}", result.partition);
+        println!("script:    {}", result.script.display());
+        println!("time:      {}", result.time);
+        println!("gpus:      {}", result.gpus);
+        println!("job id:    {}", result.job_id);
+        println!("log:       {}", result.log.display());
+    }
+    if result.ready {
+        println!("Your notebook is here:");
+    } else {
+        println!(
+            "Job {} submitted; your notebook will be here:",
+            result.job_id
+        );
+    }
+    println!("{}", result.url);
+}
+
+/// Slurm's cluster name when the scheduler is Slurm, else this host's name.
+fn cluster_name(spec: &LaunchSpec) -> String {
+    if spec.site.scheduler == crate::scheduler::SchedulerKind::Slurm
+        && let Ok(output) = std::process::Command::new("scontrol")
+            .args(["show", "config"])
+            .output()
+    {
+        let text = String::from_utf8_lossy(&output.stdout);
+        if let Some(name) = text.lines().find_map(|line| {
+            let (key, value) = line.split_once('=')?;
+            (key.trim() == "ClusterName").then(|| value.trim().to_owned())
+        }) {
+            return name;
+        }
+    }
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
+
+fn log_tail(path: &std::path::Path, lines: usize) -> String {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let all: Vec<&str> = text.lines().collect();
+            let start = all.len().saturating_sub(lines);
+            let tail = all[start..].join("\n");
+            if tail.is_empty() {
+                "(the job log is empty)".to_owned()
+            } else {
+                format!("--- last lines of the job log ---\n{tail}")
+            }
+        }
+        Err(_) => "(the job wrote no log)".to_owned(),
+    }
+}
+
+/// `N` random bytes from the thread CSPRNG, as lower-case hex.
+fn random_hex<const N: usize>() -> String {
+    let mut bytes = [0u8; N];
+    rand::fill(&mut bytes);
+    hex::encode(bytes)
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

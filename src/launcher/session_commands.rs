@@ -1,0 +1,248 @@
+//! `jrps ls`, `url`, `logs` and `down`: the user's sessions, read from the
+//! session dirs that `jrps up` wrote (so they work from any later shell, and
+//! after the launcher itself crashed).
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::Error;
+use crate::api::DeleteSession;
+use crate::cli::{DownArgs, LogsArgs, LsArgs, UrlArgs};
+use crate::launcher::launch::LaunchError;
+use crate::proxy_client::ProxyClient;
+use crate::scheduler::{JobId, JobStatus, Scheduler, SchedulerKind};
+use crate::session_dir::{REGISTER_SECRET_FILE, SessionDir, SessionRecord, TOKEN_FILE, state_home};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionCommandError {
+    #[error("no session `{wanted}`")]
+    NotFound { wanted: String, known: Vec<String> },
+    #[error("name a session (alias or job id) or pass --all")]
+    NothingNamed,
+}
+
+impl SessionCommandError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            SessionCommandError::NotFound { known, .. } if known.is_empty() => {
+                Some("you have no sessions; start one with `jrps up`".to_owned())
+            }
+            SessionCommandError::NotFound { known, .. } => {
+                Some(format!("your sessions: {}", known.join(", ")))
+            }
+            SessionCommandError::NothingNamed => Some("see `jrps ls`".to_owned()),
+        }
+    }
+}
+
+struct Session {
+    dir: SessionDir,
+    record: SessionRecord,
+}
+
+impl Session {
+    fn scheduler(&self) -> Box<dyn Scheduler> {
+        let kind = match self.record.scheduler.as_str() {
+            "slurm" => SchedulerKind::Slurm,
+            _ => SchedulerKind::Local,
+        };
+        let home = self.dir.path().parent().and_then(Path::parent);
+        kind.build(home.map_or_else(Default::default, |h| h.join("local-jobs")))
+    }
+
+    fn job_status(&self) -> Option<JobStatus> {
+        let id = JobId::from(self.record.job_id.clone()?);
+        self.scheduler().status(&id).ok()
+    }
+}
+
+fn sessions() -> Result<Vec<Session>, Error> {
+    let home = state_home()?;
+    let mut sessions = Vec::new();
+    for dir in SessionDir::list(&home)? {
+        // A record being rewritten right now, or a stray directory, is skipped.
+        if let Ok(record) = dir.read_record() {
+            sessions.push(Session { dir, record });
+        }
+    }
+    Ok(sessions)
+}
+
+fn find(wanted: &str) -> Result<Session, Error> {
+    let all = sessions()?;
+    let known: Vec<String> = all.iter().map(|s| s.record.alias.clone()).collect();
+    all.into_iter()
+        .find(|s| s.record.alias == wanted || s.record.job_id.as_deref() == Some(wanted))
+        .ok_or_else(|| {
+            SessionCommandError::NotFound {
+                wanted: wanted.to_owned(),
+                known,
+            }
+            .into()
+        })
+}
+
+#[derive(Debug, Serialize)]
+struct Listing {
+    alias: String,
+    job_id: Option<String>,
+    state: &'static str,
+    reason: Option<String>,
+    node: Option<String>,
+    url: String,
+    profile: String,
+    partition: String,
+    expires_in_s: u64,
+}
+
+pub fn ls(args: LsArgs) -> Result<(), Error> {
+    let now = now();
+    let rows: Vec<Listing> = sessions()?
+        .iter()
+        .map(|session| {
+            let (state, reason, node) = match session.job_status() {
+                Some(JobStatus::Pending { reason, .. }) => ("queued", reason, None),
+                Some(JobStatus::Running { node }) => ("running", None, Some(node)),
+                Some(JobStatus::Ended) => ("ended", None, None),
+                None if session.record.job_id.is_none() => ("unsubmitted", None, None),
+                None => ("unknown", None, None),
+            };
+            Listing {
+                alias: session.record.alias.clone(),
+                job_id: session.record.job_id.clone(),
+                state,
+                reason,
+                node,
+                url: session.record.url.clone(),
+                profile: session.record.profile.clone(),
+                partition: session.record.partition.clone(),
+                expires_in_s: session.record.expires_at.saturating_sub(now),
+            }
+        })
+        .collect();
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let json = serde_json::to_string(&rows).expect("listings always serialise");
+        let _ = writeln!(out, "{json}");
+        return Ok(());
+    }
+    if rows.is_empty() {
+        eprintln!("no sessions; start one with `jrps up`");
+        return Ok(());
+    }
+    let _ = writeln!(
+        out,
+        "{:<28} {:<12} {:<9} {:<16} URL",
+        "ALIAS", "JOB", "STATE", "NODE"
+    );
+    for row in rows {
+        let state = match &row.reason {
+            Some(reason) => format!("{} ({reason})", row.state),
+            None => row.state.to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "{:<28} {:<12} {:<9} {:<16} {}",
+            row.alias,
+            row.job_id.as_deref().unwrap_or("-"),
+            state,
+            row.node.as_deref().unwrap_or("-"),
+            row.url
+        );
+    }
+    Ok(())
+}
+
+pub fn url(args: UrlArgs) -> Result<(), Error> {
+    let session = find(&args.session)?;
+    let token = session.dir.read_secret(TOKEN_FILE)?;
+    println!("{}?token={token}", session.record.url);
+    Ok(())
+}
+
+pub fn logs(args: LogsArgs) -> Result<(), Error> {
+    let session = find(&args.session)?;
+    let path = &session.record.log;
+    let mut out = std::io::stdout().lock();
+    let mut offset = 0;
+    loop {
+        offset = copy_from(path, offset, &mut out);
+        if !args.follow || matches!(session.job_status(), Some(JobStatus::Ended) | None) {
+            // One last read: the job may have written its final lines as it ended.
+            copy_from(path, offset, &mut out);
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Appends what `path` has past `offset` to `out`; returns the new offset.
+fn copy_from(path: &Path, offset: u64, out: &mut impl Write) -> u64 {
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return offset;
+    };
+    if file.seek(SeekFrom::Start(offset)).is_err() {
+        return offset;
+    }
+    let mut buffer = Vec::new();
+    let read = file.read_to_end(&mut buffer).unwrap_or(0);
+    let _ = out.write_all(&buffer[..read]);
+    let _ = out.flush();
+    offset + read as u64
+}
+
+pub fn down(args: DownArgs) -> Result<(), Error> {
+    let targets = match (&args.session, args.all) {
+        (_, true) => sessions()?,
+        (Some(wanted), false) => vec![find(wanted)?],
+        (None, false) => return Err(SessionCommandError::NothingNamed.into()),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime needs nothing that can be missing");
+    let mut first_error = None;
+    for session in targets {
+        match runtime.block_on(end_session(&session)) {
+            Ok(()) => eprintln!("{} ended", session.record.alias),
+            Err(error) => {
+                eprintln!("{}: not ended", session.record.alias);
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Cancels the job, deletes the proxy session, removes the session dir. The
+/// dir goes last, so a failure leaves what is needed to try again.
+async fn end_session(session: &Session) -> Result<(), Error> {
+    if let Some(id) = &session.record.job_id {
+        session
+            .scheduler()
+            .cancel(&JobId::from(id.clone()))
+            .map_err(LaunchError::from)?;
+    }
+    let secret = session.dir.read_secret(REGISTER_SECRET_FILE)?;
+    let client =
+        ProxyClient::new(&session.record.proxy_endpoint(), None).map_err(LaunchError::from)?;
+    match client
+        .delete(&session.record.alias, &DeleteSession { secret })
+        .await
+    {
+        Ok(()) => {}
+        Err(error) if error.status() == Some(reqwest::StatusCode::NOT_FOUND) => {}
+        Err(error) => return Err(LaunchError::from(error).into()),
+    }
+    session.dir.remove()?;
+    Ok(())
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
