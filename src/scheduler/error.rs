@@ -24,6 +24,9 @@ pub enum SchedulerError {
     #[error("`{program}` answered something jrps does not understand: {output:?}")]
     UnexpectedOutput { program: String, output: String },
 
+    #[error("the local job record `{}` is damaged: {detail}", path.display())]
+    DamagedRecord { path: PathBuf, detail: String },
+
     #[error("`{0}` is not a job id this scheduler made")]
     ForeignJobId(String),
 

@@ -72,9 +72,9 @@ impl Local {
         };
         serde_json::from_str(&text)
             .map(Some)
-            .map_err(|error| SchedulerError::UnexpectedOutput {
-                program: format!("job record {}", path.display()),
-                output: error.to_string(),
+            .map_err(|error| SchedulerError::DamagedRecord {
+                path: path.clone(),
+                detail: error.to_string(),
             })
     }
 

@@ -1,5 +1,6 @@
 //! `Slurm` against the real single-node cluster from `scripts/slurm up`.
 
+use std::io::{Read, Write};
 use std::time::Duration;
 
 use jrps::scheduler::{JobStatus, Scheduler, SchedulerError, Slurm};
@@ -139,4 +140,81 @@ fn ids_from_another_scheduler_are_refused() {
         matches!(error, SchedulerError::ForeignJobId(_)),
         "{error:?}"
     );
+}
+
+/// The environment later tests build on: the venv's Jupyter, started inside a
+/// Slurm job as the batch template does (`--port=0`), reports its port in
+/// `$JUPYTER_RUNTIME_DIR/jpserver-<pid>.json` and answers there; cancelling the
+/// job stops it.
+#[test]
+fn jupyter_from_the_test_venv_runs_inside_a_slurm_job() {
+    let Some(slurm) = cluster() else { return };
+    let Some(jupyter) = std::env::var_os("JRPS_TEST_JUPYTER") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "JRPS_TEST_JUPYTER is not set but CI is: run the suite through ./scripts/test"
+        );
+        eprintln!("notice: JRPS_TEST_JUPYTER is not set; skipping (./scripts/test sets it)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = dir.path().join("runtime");
+    std::fs::create_dir(&runtime).unwrap();
+    let mut job = submission(
+        dir.path(),
+        "jupyter",
+        // --allow-root: CI runs as root, and Jupyter refuses root without it.
+        // The token arrives as JUPYTER_TOKEN in the environment, never as an argument.
+        "#!/bin/bash\nexec \"$JUPYTER\" lab --no-browser --allow-root --ip=127.0.0.1 --port=0\n",
+    );
+    job.env.extend([
+        ("JUPYTER".into(), jupyter.to_string_lossy().into_owned()),
+        (
+            "JUPYTER_RUNTIME_DIR".into(),
+            runtime.to_string_lossy().into_owned(),
+        ),
+        ("JUPYTER_TOKEN".into(), "test-token-not-secret".into()),
+    ]);
+    let id = slurm.submit(&job).expect("sbatch accepts the job");
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let port = loop {
+        let found = std::fs::read_dir(&runtime)
+            .unwrap()
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| {
+                let name = path.file_name().unwrap().to_string_lossy();
+                name.starts_with("jpserver-") && name.ends_with(".json")
+            })
+            .find_map(|path| {
+                let info: serde_json::Value =
+                    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+                info["port"].as_u64()
+            });
+        if let Some(port) = found {
+            break u16::try_from(port).unwrap();
+        }
+        if std::time::Instant::now() > deadline {
+            let log = std::fs::read_to_string(&job.log_path).unwrap_or_default();
+            let _ = slurm.cancel(&id);
+            panic!("no jpserver-*.json after 90 s; job log:\n{log}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_ne!(port, 0, "--port=0 resolves to a real port");
+
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("Jupyter listens");
+    stream
+        .write_all(b"GET /api HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"version\""), "{answer}");
+
+    slurm.cancel(&id).expect("scancel");
+    wait_for(&slurm, &id, Duration::from_secs(30), "ended", |status| {
+        *status == JobStatus::Ended
+    });
 }
