@@ -8,12 +8,16 @@ use std::io::Write;
 pub enum Error {
     #[error("`jrps {0}` is not available yet")]
     NotYetImplemented(&'static str),
+    /// `jrps serve`: configuration, start-up or run-time failure.
+    #[error(transparent)]
+    Serve(#[from] crate::proxy::ServeError),
 }
 
 impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::NotYetImplemented(_) => 1,
+            Error::Serve(error) => error.exit_code(),
         }
     }
 
