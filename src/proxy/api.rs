@@ -54,6 +54,9 @@ impl From<StoreError> for Refusal {
     }
 }
 
+/// The most of an oversized API body read just to answer 413 politely.
+const DRAIN_LIMIT: usize = 1024 * 1024;
+
 type ApiResult = Result<Response<Full<Bytes>>, Refusal>;
 
 pub async fn handle(
@@ -166,13 +169,20 @@ async fn body<T: DeserializeOwned>(shared: &Shared, req: Request<Incoming>) -> R
             format!("bodies are limited to {max} bytes"),
         )
     };
-    if let Some(length) = req.headers().get(CONTENT_LENGTH)
-        && length
-            .to_str()
-            .ok()
-            .and_then(|l| l.parse::<usize>().ok())
-            .is_some_and(|l| l > max)
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|l| l.to_str().ok())
+        .and_then(|l| l.parse::<usize>().ok());
+    if let Some(length) = declared
+        && length > max
     {
+        // A client still sending gets a broken pipe instead of our answer
+        // if we close on it; read (and drop) a moderate excess first so it
+        // sees the 413. Anything bigger is cut off.
+        if length <= DRAIN_LIMIT {
+            let _ = Limited::new(req.into_body(), DRAIN_LIMIT).collect().await;
+        }
         return Err(too_large());
     }
     let bytes = match Limited::new(req.into_body(), max).collect().await {
@@ -220,10 +230,17 @@ fn from_clients(shared: &Shared, conn: ConnInfo) -> Result<(), Refusal> {
     }
 }
 
+/// The state as the request path sees it: a session past its TTL is ended
+/// even in the (at most one second) before the sweep records it.
 fn status_of(session: &Session) -> SessionStatus {
+    let state = if session.is_live(now_unix()) {
+        session.state
+    } else {
+        SessionState::Ended
+    };
     SessionStatus {
         alias: session.alias.to_string(),
-        state: session.state,
+        state,
         job_id: session.job_id.clone(),
         expires_at: session.expires_at,
     }
@@ -427,7 +444,7 @@ async fn status(
         .store
         .subscribe(alias)
         .ok_or_else(|| Refusal::new(Failure::NotFound, "no such session"))?;
-    if !wait || session.state != SessionState::Pending {
+    if !wait || status_of(&session).state != SessionState::Pending {
         return Ok(json(StatusCode::OK, &status_of(&session)));
     }
     let limit = Duration::from_secs(timeout_s).min(shared.config.limits.long_poll_max);

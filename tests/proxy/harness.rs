@@ -5,12 +5,11 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use jrps::api::{SessionCreated, SessionStatus};
+use jrps::api::SessionCreated;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
@@ -201,10 +200,6 @@ impl Proxy {
         }
     }
 
-    pub fn state_dir(&self) -> &Path {
-        self.dir.path()
-    }
-
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("proxy.log")).unwrap_or_default()
     }
@@ -386,8 +381,4 @@ where
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-pub fn path_of(dir: &tempfile::TempDir, name: &str) -> PathBuf {
-    dir.path().join(name)
 }
