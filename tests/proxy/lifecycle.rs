@@ -135,12 +135,7 @@ async fn delete_removes_the_route_at_once() {
         204
     );
     let closed = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match ws.next().await {
-                Some(Ok(Message::Text(_))) => continue,
-                _ => break,
-            }
-        }
+        while let Some(Ok(Message::Text(_))) = ws.next().await {}
     })
     .await;
     assert!(closed.is_ok(), "WebSocket kept running after delete");

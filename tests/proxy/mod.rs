@@ -3,5 +3,6 @@
 mod api;
 mod backends;
 mod harness;
+mod jupyter;
 mod lifecycle;
 mod routing;
