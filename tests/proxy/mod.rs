@@ -5,4 +5,5 @@ mod backends;
 mod harness;
 mod jupyter;
 mod lifecycle;
+mod limits;
 mod routing;
