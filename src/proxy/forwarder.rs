@@ -1,6 +1,6 @@
 //! Sends a prepared request to a session's backend and streams the answer
 //! back; for a WebSocket handshake answered with 101, joins the two upgraded
-//! connections and copies bytes both ways until either side closes, the
+//! connections in a [`tunnel`] that lives until either side closes, the
 //! session ends, or the proxy shuts down. Backend connections are pooled
 //! (hyper-util's client), bodies stream in both directions unbuffered.
 
@@ -16,7 +16,6 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::io::AsyncWriteExt;
 
 use crate::api::SessionState;
 
@@ -25,6 +24,7 @@ use super::handler::{ProxyBody, full, strip_hop_by_hop};
 use super::pages;
 use super::status::Failure;
 use super::store::Session;
+use super::tunnel;
 
 pub struct Forwarder {
     client: Client<HttpConnector, Incoming>,
@@ -147,29 +147,19 @@ async fn tunnel(shared: Arc<Shared>, alias: Box<str>, client: OnUpgrade, backend
         }
     };
     let _guard = TunnelGuard::new(shared.clone());
-    let mut client = TokioIo::new(client);
-    let mut backend = TokioIo::new(backend);
     let mut shutdown = shared.shutdown.clone();
     let session_state = shared.store.subscribe(&alias).map(|(_, rx)| rx);
-    let ended = async move {
-        if let Some(mut rx) = session_state {
-            let _ = rx.wait_for(|s| *s == SessionState::Ended).await;
+    let stop = async move {
+        let ended = async move {
+            if let Some(mut rx) = session_state {
+                let _ = rx.wait_for(|s| *s == SessionState::Ended).await;
+            }
+        };
+        tokio::select! {
+            _ = ended => "session ended",
+            _ = shutdown.wait_for(|s| *s) => "proxy shutting down",
         }
     };
-    let reason = tokio::select! {
-        result = tokio::io::copy_bidirectional(&mut client, &mut backend) => match result {
-            Ok(_) => "closed",
-            Err(_) => "reset",
-        },
-        _ = ended => "session ended",
-        _ = shutdown.wait_for(|s| *s) => "proxy shutting down",
-    };
-    // Close both sides properly (TLS close_notify, then FIN) rather than
-    // just dropping the sockets.
-    let close = async {
-        let _ = client.shutdown().await;
-        let _ = backend.shutdown().await;
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(2), close).await;
+    let reason = tunnel::run(TokioIo::new(client), TokioIo::new(backend), stop).await;
     tracing::info!(%alias, reason, "websocket closed");
 }

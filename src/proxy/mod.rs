@@ -3,8 +3,8 @@
 //!
 //! Organised by role (see STYLE.md, rust-rpxy): `config` (proxy.toml →
 //! [`ProxyConfig`]), `listener` (sockets, TLS, limits, shutdown), `handler`
-//! (one request: Host, edge auth, headers), `forwarder` (to the backend,
-//! WebSocket tunnels), `api` (API v1), `store` (SQLite + in-memory table),
+//! (one request: Host, edge auth, headers), `forwarder` (to the backend),
+//! `tunnel` (WebSocket byte copy with clean close), `api` (API v1), `store` (SQLite + in-memory table),
 //! `health` (expiry and backend checks), `aliases`, `pages`, `status`,
 //! `metrics`. This file wires them together and owns start-up and shutdown.
 
@@ -19,6 +19,7 @@ mod metrics;
 mod pages;
 mod status;
 mod store;
+mod tunnel;
 
 use std::io::Write;
 use std::net::SocketAddr;

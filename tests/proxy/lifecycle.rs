@@ -24,6 +24,27 @@ async fn get(proxy: &Proxy, alias: &str, token: &str) -> u16 {
         .as_u16()
 }
 
+/// Reads until the server's Close frame; its code, or None if the stream
+/// ended without one (an unclean close) or nothing came within 5 s.
+async fn close_code<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>) -> Option<u16>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let wait = async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), wait)
+        .await
+        .ok()
+        .flatten()
+}
+
 #[tokio::test]
 async fn sigkill_and_restart_still_serves_the_same_alias() {
     let mut proxy = Proxy::start(Options::default());
@@ -134,11 +155,11 @@ async fn delete_removes_the_route_at_once() {
             .await,
         204
     );
-    let closed = tokio::time::timeout(Duration::from_secs(5), async {
-        while let Some(Ok(Message::Text(_))) = ws.next().await {}
-    })
-    .await;
-    assert!(closed.is_ok(), "WebSocket kept running after delete");
+    assert_eq!(
+        close_code(&mut ws).await,
+        Some(1001),
+        "WebSocket kept running after delete"
+    );
 }
 
 #[tokio::test]
@@ -194,17 +215,11 @@ async fn sigterm_finishes_requests_in_flight_and_exits_cleanly() {
     let (status, body) = slow.await.unwrap();
     assert_eq!((status, body.as_str()), (200, "one slow done"));
 
-    let closed = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match ws.next().await {
-                Some(Ok(Message::Close(_))) | None => return true,
-                Some(Ok(_)) => continue,
-                Some(Err(_)) => return false,
-            }
-        }
-    })
-    .await;
-    assert!(closed.is_ok(), "WebSocket not closed on shutdown");
+    assert_eq!(
+        close_code(&mut ws).await,
+        Some(1001),
+        "WebSocket not closed cleanly on shutdown"
+    );
     let exit = proxy.wait_exit(Duration::from_secs(10));
     assert!(exit.success(), "{exit:?}");
     assert!(
