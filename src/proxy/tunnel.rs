@@ -58,7 +58,7 @@ impl Frames {
     }
 
     /// The most bytes that can be read without passing the next boundary.
-    fn to_boundary(&self) -> usize {
+    fn bytes_to_boundary(&self) -> usize {
         match *self {
             Frames::Head { have, need, .. } => need - have,
             Frames::Payload(left) => left.min(usize::MAX as u64) as usize,
@@ -132,7 +132,7 @@ where
             return;
         }
         let limit = if stopping {
-            frames.to_boundary().min(buf.len())
+            frames.bytes_to_boundary().min(buf.len())
         } else {
             buf.len()
         };
@@ -237,6 +237,6 @@ mod tests {
         let mut frames = Frames::START;
         frames.advance(&stream[..stream.len() - 1]);
         assert!(!frames.at_boundary());
-        assert_eq!(frames.to_boundary(), 1);
+        assert_eq!(frames.bytes_to_boundary(), 1);
     }
 }
