@@ -3,7 +3,8 @@
 //! who may call what, the validation of fields, and the order in which
 //! changes are committed (store first, answer after).
 //!
-//! Guards: create and status from `allowed_client_cidrs`; link and delete
+//! Guards: create, status and `/metrics` from `allowed_client_cidrs`
+//! (`/healthz` from anywhere); link and delete
 //! need the session's secret (delete also from the registered backend host);
 //! register needs the secret and a peer inside `allowed_backend_cidrs`.
 
@@ -83,6 +84,9 @@ async fn dispatch(shared: &Arc<Shared>, conn: ConnInfo, req: Request<Incoming>) 
         return Ok(text(StatusCode::OK, "ok\n".into(), "text/plain"));
     }
     if path == "/metrics" {
+        // Counts only, but still nobody else's business: operators scrape
+        // from inside (add the scraper to allowed_client_cidrs).
+        from_clients(shared, conn)?;
         return Ok(text(
             StatusCode::OK,
             shared.metrics.render(&shared.store),

@@ -55,8 +55,9 @@ pub async fn handle(
 ) -> Result<Response<ProxyBody>, Infallible> {
     let started = Instant::now();
     let method = req.method().clone();
-    // Owned copy of the path only: the query is never logged.
-    let path = req.uri().path().to_owned();
+    // The URI is reference-counted, so keeping it for the log line costs no
+    // copy; only its path is logged, never the query (it carries the token).
+    let uri = req.uri().clone();
     let (response, alias) = route(&shared, conn, req).await;
     let status = response.status().as_u16();
     shared.metrics.request(status);
@@ -64,7 +65,7 @@ pub async fn handle(
         peer = %conn.peer.ip(),
         alias = alias.as_deref().unwrap_or("-"),
         %method,
-        path = %path,
+        path = uri.path(),
         status,
         ms = started.elapsed().as_millis() as u64,
         "request"

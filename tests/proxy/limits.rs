@@ -227,4 +227,19 @@ async fn metrics_count_what_happened() {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
     assert!(text.contains("jrps_requests_total{class=\"2xx\"}"));
+
+    // Only from allowed_client_cidrs.
+    let outsider = super::harness::client_for(&proxy.ca, Some([127, 0, 0, 2].into()));
+    let r = outsider
+        .get(proxy.url("manage", "/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = outsider
+        .get(proxy.url("manage", "/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
 }

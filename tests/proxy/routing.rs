@@ -321,3 +321,52 @@ async fn dead_backend_gives_502_and_other_routes_keep_serving() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), "hello from healthy path=/");
 }
+
+#[tokio::test]
+async fn http2_clients_are_served_too() {
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let proxy = Proxy::start(Options::default());
+    let backend = http_backend("one").await;
+    let token = random_token();
+    let s = proxy.ready_session(&token, backend.port()).await;
+
+    let mut config = proxy.ca.client_config();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = TcpStream::connect(proxy.addr).await.unwrap();
+    let name = format!("{}.{DOMAIN}", s.alias);
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(
+            rustls::pki_types::ServerName::try_from(name.clone()).unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    for path in ["/", "/headers"] {
+        let request = http::Request::get(format!(
+            "https://{name}:{}{path}?token={token}",
+            proxy.addr.port()
+        ))
+        .body(Empty::<bytes::Bytes>::new())
+        .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        if path == "/" {
+            assert_eq!(&body[..], b"hello from one path=/");
+        } else {
+            let headers: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(
+                headers["host"],
+                format!("{name}:{}", proxy.addr.port()).as_str()
+            );
+        }
+    }
+}
