@@ -380,6 +380,14 @@ allowed_backend_cidrs = ["127.0.0.1"]
     }
 
     #[test]
+    fn example_file_is_valid() {
+        let text = include_str!("../../docs/proxy.example.toml");
+        let c = ProxyConfig::parse(Path::new("docs/proxy.example.toml"), text).unwrap();
+        assert!(c.tls.is_some() && c.api_addr.is_none());
+        assert_eq!(c.limits.max_connections, 4096);
+    }
+
+    #[test]
     fn port_sets() {
         let p = PortSet::parse("8000-8999, 10000").unwrap();
         assert!(p.contains(8500) && p.contains(10000) && !p.contains(9000));
