@@ -74,6 +74,7 @@ type BackendBody = Either<Either<Incoming, Pattern>, Full<Bytes>>;
 
 async fn http_service(
     name: &'static str,
+    peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Response<BackendBody>, Infallible> {
     let path = req.uri().path().to_owned();
@@ -106,6 +107,8 @@ async fn http_service(
                 .collect();
             text(serde_json::to_string(&headers).unwrap())
         }
+        // Which proxy-side socket this request came over (pooling check).
+        "/peer" => text(peer.to_string()),
         "/slow" => {
             tokio::time::sleep(Duration::from_millis(1500)).await;
             text(format!("{name} slow done"))
@@ -131,11 +134,11 @@ pub async fn http_backend(name: &'static str) -> Backend {
     let task = tokio::spawn(async move {
         let mut connections = tokio::task::JoinSet::new();
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
+            let Ok((stream, peer)) = listener.accept().await else {
                 return;
             };
             connections.spawn(async move {
-                let service = service_fn(move |req| http_service(name, req));
+                let service = service_fn(move |req| http_service(name, peer, req));
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
                     .await;

@@ -370,3 +370,31 @@ async fn http2_clients_are_served_too() {
         }
     }
 }
+
+#[tokio::test]
+async fn backend_connections_are_reused() {
+    let proxy = Proxy::start(Options::default());
+    let backend = http_backend("one").await;
+    let token = random_token();
+    let s = proxy.ready_session(&token, backend.port()).await;
+    let mut peers = std::collections::HashSet::new();
+    // Sequential requests, each on a fresh client connection: the proxy
+    // should still reach the backend over one pooled connection.
+    for _ in 0..5 {
+        let client = super::harness::client_for(&proxy.ca, None);
+        let peer = client
+            .get(proxy.url(&s.alias, &format!("/peer?token={token}")))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        peers.insert(peer);
+    }
+    assert_eq!(
+        peers.len(),
+        1,
+        "backend saw several proxy connections: {peers:?}"
+    );
+}
