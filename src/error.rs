@@ -20,6 +20,9 @@ pub enum Error {
     SessionDir(#[from] crate::session_dir::SessionDirError),
     #[error(transparent)]
     Scheduler(#[from] crate::scheduler::SchedulerError),
+    /// `jrps serve`: configuration, start-up or run-time failure.
+    #[error(transparent)]
+    Serve(#[from] crate::proxy::ServeError),
 }
 
 impl Error {
@@ -32,6 +35,7 @@ impl Error {
             Error::SessionDir(_) => 1,
             Error::Session(_) => 2,
             Error::Scheduler(_) => 1,
+            Error::Serve(error) => error.exit_code(),
         }
     }
 

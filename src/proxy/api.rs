@@ -1,0 +1,495 @@
+//! API v1 handlers (DESIGN.md "Proxy API v1"), plus `/healthz` and
+//! `/metrics`. Bodies are the shared types in `crate::api`; this module owns
+//! who may call what, the validation of fields, and the order in which
+//! changes are committed (store first, answer after).
+//!
+//! Guards: create, status and `/metrics` from `allowed_client_cidrs`
+//! (`/healthz` from anywhere); link and delete
+//! need the session's secret (delete also from the registered backend host);
+//! register needs the secret and a peer inside `allowed_backend_cidrs`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::api::{
+    ApiError, CreateSession, DeleteSession, LinkJob, PREFIX, Register, SessionCreated,
+    SessionState, SessionStatus,
+};
+
+use super::Shared;
+use super::aliases;
+use super::config::{canonical_ip, cidrs_contain};
+use super::handler::{ConnInfo, ProxyBody, full};
+use super::status::Failure;
+use super::store::{Session, StoreError, authority_of, now_unix};
+
+/// A refused call: which [`Failure`] and a human explanation.
+struct Refusal(Failure, String);
+
+impl Refusal {
+    fn new(failure: Failure, detail: impl Into<String>) -> Refusal {
+        Refusal(failure, detail.into())
+    }
+}
+
+impl From<StoreError> for Refusal {
+    fn from(error: StoreError) -> Refusal {
+        match error {
+            StoreError::NotFound => Refusal::new(Failure::NotFound, "no such session"),
+            other => {
+                tracing::error!(error = %other, "state database");
+                Refusal::new(Failure::Internal, "the proxy could not save the change")
+            }
+        }
+    }
+}
+
+/// The most of an oversized API body read just to answer 413 politely.
+const DRAIN_LIMIT: usize = 1024 * 1024;
+
+type ApiResult = Result<Response<Full<Bytes>>, Refusal>;
+
+pub async fn handle(
+    shared: &Arc<Shared>,
+    conn: ConnInfo,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
+    let result = dispatch(shared, conn, req).await;
+    full(result.unwrap_or_else(|Refusal(failure, detail)| {
+        json(
+            failure.status(),
+            &ApiError {
+                error: failure.code().to_owned(),
+                detail,
+            },
+        )
+    }))
+}
+
+async fn dispatch(shared: &Arc<Shared>, conn: ConnInfo, req: Request<Incoming>) -> ApiResult {
+    let path = req.uri().path().to_owned();
+    let method = req.method().clone();
+    if path == "/healthz" {
+        return Ok(text(StatusCode::OK, "ok\n".into(), "text/plain"));
+    }
+    if path == "/metrics" {
+        // Counts only, but still nobody else's business: operators scrape
+        // from inside (add the scraper to allowed_client_cidrs).
+        from_clients(shared, conn)?;
+        return Ok(text(
+            StatusCode::OK,
+            shared.metrics.render(&shared.store),
+            "text/plain; version=0.0.4",
+        ));
+    }
+    let Some(rest) = path.strip_prefix(PREFIX) else {
+        return Err(Refusal::new(Failure::NotFound, format!("no API at {path}")));
+    };
+    let segments: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
+    match (segments.as_slice(), &method) {
+        (["sessions"], &Method::POST) => create(shared, conn, req).await,
+        (["sessions", alias, "job"], &Method::POST) => {
+            let alias = known_alias(alias)?;
+            link_job(shared, &alias, req).await
+        }
+        (["sessions", alias, "register"], &Method::POST) => {
+            let alias = known_alias(alias)?;
+            register(shared, conn, &alias, req).await
+        }
+        (["sessions", alias], &Method::GET) => {
+            let alias = known_alias(alias)?;
+            status(shared, conn, &alias, &req).await
+        }
+        (["sessions", alias], &Method::DELETE) => {
+            let alias = known_alias(alias)?;
+            delete(shared, conn, &alias, req).await
+        }
+        (["sessions"] | ["sessions", _] | ["sessions", _, "job" | "register"], _) => {
+            Err(Refusal::new(
+                Failure::MethodNotAllowed,
+                format!("{method} is not allowed here"),
+            ))
+        }
+        _ => Err(Refusal::new(Failure::NotFound, format!("no API at {path}"))),
+    }
+}
+
+/// Rejects path segments that cannot be aliases before any lookup.
+fn known_alias(segment: &str) -> Result<String, Refusal> {
+    let alias = segment.to_ascii_lowercase();
+    if aliases::looks_like_alias(&alias) {
+        Ok(alias)
+    } else {
+        Err(Refusal::new(Failure::NotFound, "no such session"))
+    }
+}
+
+fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Full<Bytes>> {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn text(status: StatusCode, body: String, content_type: &'static str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+fn no_content() -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    response
+}
+
+/// Reads at most `max_api_body_bytes` and parses JSON: 413 when larger,
+/// 400 when not JSON, 422 when JSON of the wrong shape.
+async fn body<T: DeserializeOwned>(shared: &Shared, req: Request<Incoming>) -> Result<T, Refusal> {
+    let max = shared.config.limits.max_api_body_bytes;
+    let too_large = || {
+        Refusal::new(
+            Failure::BodyTooLarge,
+            format!("bodies are limited to {max} bytes"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|l| l.to_str().ok())
+        .and_then(|l| l.parse::<usize>().ok());
+    if let Some(length) = declared
+        && length > max
+    {
+        // A client still sending gets a broken pipe instead of our answer
+        // if we close on it; read (and drop) a moderate excess first so it
+        // sees the 413. Anything bigger is cut off.
+        if length <= DRAIN_LIMIT {
+            let _ = Limited::new(req.into_body(), DRAIN_LIMIT).collect().await;
+        }
+        return Err(too_large());
+    }
+    let bytes = match Limited::new(req.into_body(), max).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
+        Err(_) => {
+            return Err(Refusal::new(
+                Failure::BadRequest,
+                "the body could not be read",
+            ));
+        }
+    };
+    serde_json::from_slice(&bytes).map_err(|error| {
+        let failure = match error.classify() {
+            serde_json::error::Category::Data => Failure::InvalidField,
+            _ => Failure::MalformedJson,
+        };
+        Refusal::new(failure, error.to_string())
+    })
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+fn secret_ok(session: &Session, secret: &str) -> bool {
+    bool::from(sha256(secret.as_bytes()).ct_eq(&session.secret_sha256))
+}
+
+fn bad_secret() -> Refusal {
+    Refusal::new(Failure::Forbidden, "wrong secret for this session")
+}
+
+fn from_clients(shared: &Shared, conn: ConnInfo) -> Result<(), Refusal> {
+    if cidrs_contain(&shared.config.allowed_client_cidrs, conn.peer.ip()) {
+        Ok(())
+    } else {
+        Err(Refusal::new(
+            Failure::Forbidden,
+            format!(
+                "{} is not in allowed_client_cidrs",
+                canonical_ip(conn.peer.ip())
+            ),
+        ))
+    }
+}
+
+/// The state as the request path sees it: a session past its TTL is ended
+/// even in the (at most one second) before the sweep records it.
+fn status_of(session: &Session) -> SessionStatus {
+    let state = if session.is_live(now_unix()) {
+        session.state
+    } else {
+        SessionState::Ended
+    };
+    SessionStatus {
+        alias: session.alias.to_string(),
+        state,
+        job_id: session.job_id.clone(),
+        expires_at: session.expires_at,
+    }
+}
+
+fn random_bytes() -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    rand::fill(&mut bytes);
+    bytes
+}
+
+async fn create(shared: &Arc<Shared>, conn: ConnInfo, req: Request<Incoming>) -> ApiResult {
+    from_clients(shared, conn)?;
+    let request: CreateSession = body(shared, req).await?;
+    let mut token_sha256 = [0u8; 32];
+    if request.token_sha256.len() != 64
+        || request.token_sha256.bytes().any(|b| b.is_ascii_uppercase())
+        || hex::decode_to_slice(&request.token_sha256, &mut token_sha256).is_err()
+    {
+        return Err(Refusal::new(
+            Failure::InvalidField,
+            "token_sha256 must be 64 lower-case hex digits",
+        ));
+    }
+    let user_ok = (1..=64).contains(&request.user.len())
+        && request
+            .user
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b));
+    if !user_ok {
+        return Err(Refusal::new(
+            Failure::InvalidField,
+            "user must be 1-64 characters of letters, digits, '.', '_', '-', '@'",
+        ));
+    }
+    let max_ttl = shared.config.max_ttl.as_secs();
+    if request.ttl_seconds == 0 || request.ttl_seconds > max_ttl {
+        return Err(Refusal::new(
+            Failure::InvalidField,
+            format!("ttl_seconds must be between 1 and {max_ttl}"),
+        ));
+    }
+    let secret = hex::encode(random_bytes());
+    let now = now_unix();
+    for _ in 0..32 {
+        let alias = aliases::draw();
+        let session = Session {
+            alias: alias.clone().into_boxed_str(),
+            user: request.user.clone(),
+            token_sha256,
+            secret_sha256: sha256(secret.as_bytes()),
+            cookie: random_bytes(),
+            job_id: None,
+            backend: None,
+            backend_authority: None,
+            state: SessionState::Pending,
+            created_at: now,
+            expires_at: now + request.ttl_seconds,
+            registered_at: None,
+            ended_at: None,
+        };
+        match shared.store.insert(session).await {
+            Ok(session) => {
+                tracing::info!(alias = %session.alias, user = %session.user, "session created");
+                return Ok(json(
+                    StatusCode::CREATED,
+                    &SessionCreated {
+                        url: shared.public_url(&alias),
+                        alias,
+                        register_secret: secret,
+                        expires_at: session.expires_at,
+                    },
+                ));
+            }
+            Err(StoreError::AliasTaken) => continue,
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Err(Refusal::new(
+        Failure::Unavailable,
+        "no free alias found; try again",
+    ))
+}
+
+async fn link_job(shared: &Arc<Shared>, alias: &str, req: Request<Incoming>) -> ApiResult {
+    let request: LinkJob = body(shared, req).await?;
+    let job_ok = (1..=64).contains(&request.job_id.len())
+        && request
+            .job_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-+:".contains(&b));
+    if !job_ok {
+        return Err(Refusal::new(
+            Failure::InvalidField,
+            "job_id must be 1-64 characters of letters, digits, '.', '_', '-', '+', ':'",
+        ));
+    }
+    shared
+        .store
+        .update(alias, |s| {
+            if !secret_ok(s, &request.secret) {
+                return Err(bad_secret());
+            }
+            match &s.job_id {
+                Some(existing) if *existing != request.job_id => Err(Refusal::new(
+                    Failure::Conflict,
+                    format!("already linked to job {existing}"),
+                )),
+                _ if s.state == SessionState::Ended => {
+                    Err(Refusal::new(Failure::Conflict, "the session has ended"))
+                }
+                _ => Ok(Session {
+                    job_id: Some(request.job_id.clone()),
+                    ..s.clone()
+                }),
+            }
+        })
+        .await??;
+    Ok(no_content())
+}
+
+async fn register(
+    shared: &Arc<Shared>,
+    conn: ConnInfo,
+    alias: &str,
+    req: Request<Incoming>,
+) -> ApiResult {
+    let arrived = Instant::now();
+    let request: Register = body(shared, req).await?;
+    let ip = canonical_ip(conn.peer.ip());
+    if !cidrs_contain(&shared.config.allowed_backend_cidrs, ip) {
+        return Err(Refusal::new(
+            Failure::Forbidden,
+            format!("{ip} is not in allowed_backend_cidrs"),
+        ));
+    }
+    let backend = SocketAddr::new(ip, request.port);
+    let now = now_unix();
+    let session = shared
+        .store
+        .update(alias, |s| {
+            if !secret_ok(s, &request.secret) {
+                return Err(bad_secret());
+            }
+            if s.registered_at.is_some() {
+                return Err(Refusal::new(
+                    Failure::Conflict,
+                    "this session is already registered",
+                ));
+            }
+            if s.state == SessionState::Ended || now >= s.expires_at {
+                return Err(Refusal::new(Failure::Conflict, "the session has ended"));
+            }
+            if !shared.config.backend_ports.contains(request.port) {
+                return Err(Refusal::new(
+                    Failure::InvalidField,
+                    format!("port {} is not in backend_ports", request.port),
+                ));
+            }
+            Ok(Session {
+                backend: Some(backend),
+                backend_authority: authority_of(backend),
+                state: SessionState::Ready,
+                registered_at: Some(now),
+                ..s.clone()
+            })
+        })
+        .await??;
+    shared.metrics.activation(arrived.elapsed());
+    tracing::info!(alias, %backend, "session registered");
+    Ok(json(StatusCode::OK, &status_of(&session)))
+}
+
+async fn status(
+    shared: &Arc<Shared>,
+    conn: ConnInfo,
+    alias: &str,
+    req: &Request<Incoming>,
+) -> ApiResult {
+    from_clients(shared, conn)?;
+    let mut wait = false;
+    let mut timeout_s: u64 = 30;
+    for pair in req.uri().query().unwrap_or("").split('&') {
+        match pair.split_once('=') {
+            Some(("wait", "ready")) => wait = true,
+            Some(("wait", other)) => {
+                return Err(Refusal::new(
+                    Failure::InvalidField,
+                    format!("wait={other}: only wait=ready is supported"),
+                ));
+            }
+            Some(("timeout_s", n)) => {
+                timeout_s = n.parse().map_err(|_| {
+                    Refusal::new(Failure::InvalidField, "timeout_s must be whole seconds")
+                })?
+            }
+            _ => {}
+        }
+    }
+    let (session, mut changes) = shared
+        .store
+        .subscribe(alias)
+        .ok_or_else(|| Refusal::new(Failure::NotFound, "no such session"))?;
+    if !wait || status_of(&session).state != SessionState::Pending {
+        return Ok(json(StatusCode::OK, &status_of(&session)));
+    }
+    let limit = Duration::from_secs(timeout_s).min(shared.config.limits.long_poll_max);
+    let mut shutdown = shared.shutdown.clone();
+    // The answer is whatever the state is when the wait ends: changed,
+    // timed out, or the proxy is stopping.
+    tokio::select! {
+        _ = tokio::time::timeout(limit, changes.wait_for(|s| *s != SessionState::Pending)) => {}
+        _ = shutdown.wait_for(|s| *s) => {}
+    }
+    let session = shared
+        .store
+        .get(alias)
+        .ok_or_else(|| Refusal::new(Failure::NotFound, "no such session"))?;
+    Ok(json(StatusCode::OK, &status_of(&session)))
+}
+
+async fn delete(
+    shared: &Arc<Shared>,
+    conn: ConnInfo,
+    alias: &str,
+    req: Request<Incoming>,
+) -> ApiResult {
+    let request: DeleteSession = body(shared, req).await?;
+    let ip = canonical_ip(conn.peer.ip());
+    let session = shared
+        .store
+        .get(alias)
+        .ok_or_else(|| Refusal::new(Failure::NotFound, "no such session"))?;
+    let from_backend = session.backend.is_some_and(|b| canonical_ip(b.ip()) == ip);
+    if !from_backend && !cidrs_contain(&shared.config.allowed_client_cidrs, ip) {
+        return Err(Refusal::new(
+            Failure::Forbidden,
+            format!("{ip} is neither a client nor this session's backend"),
+        ));
+    }
+    if !secret_ok(&session, &request.secret) {
+        return Err(bad_secret());
+    }
+    if shared.store.end(alias).await? {
+        tracing::info!(alias, "session deleted");
+    }
+    Ok(no_content())
+}

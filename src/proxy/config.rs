@@ -1,0 +1,397 @@
+//! `proxy.toml` → a validated [`ProxyConfig`]. This module owns the file format,
+//! its defaults and its error messages (`path:line:column: what`); nothing else
+//! in the proxy reads the raw file, and [`super::serve`] accepts only a
+//! `ProxyConfig`. No sockets or files other than the config itself are opened
+//! here: certificates are loaded by the listener, the state file by the store.
+
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A config problem, located in the file when the problem has a place.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}{location}: {message}")]
+pub struct ConfigError {
+    pub path: PathBuf,
+    /// `:line:column`, or empty when the problem is the file as a whole.
+    location: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn whole(path: &Path, message: impl Into<String>) -> Self {
+        ConfigError {
+            path: path.to_owned(),
+            location: String::new(),
+            message: message.into(),
+        }
+    }
+
+    fn at(path: &Path, text: &str, offset: usize, message: impl Into<String>) -> Self {
+        let before = &text[..offset.min(text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        ConfigError {
+            path: path.to_owned(),
+            location: format!(":{line}:{column}"),
+            message: message.into(),
+        }
+    }
+}
+
+/// The file as written. Kept apart from [`ProxyConfig`] so that defaults,
+/// relative paths and cross-field rules are resolved in one place.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    domain: Spanned<String>,
+    listen: Spanned<String>,
+    api_addr: Option<Spanned<String>>,
+    tls_cert: Option<Spanned<PathBuf>>,
+    tls_key: Option<Spanned<PathBuf>>,
+    state: PathBuf,
+    allowed_client_cidrs: Vec<Spanned<String>>,
+    allowed_backend_cidrs: Vec<Spanned<String>>,
+    backend_ports: Option<Spanned<String>>,
+    behind_tls: Option<bool>,
+    max_ttl_seconds: Option<u64>,
+    health_check_interval_s: Option<u64>,
+    health_check_failures: Option<u32>,
+    ended_retention_s: Option<u64>,
+    limits: Option<RawLimits>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_header_bytes: Option<Spanned<usize>>,
+    max_api_body_bytes: Option<usize>,
+    header_read_timeout_s: Option<u64>,
+    idle_timeout_s: Option<u64>,
+    max_connections: Option<Spanned<usize>>,
+    long_poll_max_s: Option<u64>,
+    shutdown_grace_s: Option<u64>,
+}
+
+/// The validated configuration the proxy runs with.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// Lower case, no leading or trailing dot, e.g. `jrps.example.org`.
+    pub domain: String,
+    pub listen: SocketAddr,
+    pub api_addr: Option<SocketAddr>,
+    /// Certificate chain and key PEM files; `None` means plain HTTP.
+    pub tls: Option<TlsFiles>,
+    pub state: PathBuf,
+    pub allowed_client_cidrs: Vec<IpNet>,
+    pub allowed_backend_cidrs: Vec<IpNet>,
+    pub backend_ports: PortSet,
+    /// The plain listener sits behind a TLS terminator: cookies get `Secure`
+    /// and `X-Forwarded-Proto` says `https`.
+    pub behind_tls: bool,
+    pub max_ttl: Duration,
+    pub health_check_interval: Duration,
+    pub health_check_failures: u32,
+    /// How long an ended session stays answerable (`state: ended`) before it
+    /// is forgotten and its alias can be drawn again.
+    pub ended_retention: Duration,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Abuse limits. Defaults are chosen for a proxy in front of Jupyter: headers
+/// carry cookies (Jupyter's `_xsrf` and auth cookies) but never need 16 KiB;
+/// API bodies are tiny JSON.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_header_bytes: usize,
+    pub max_api_body_bytes: usize,
+    pub header_read_timeout: Duration,
+    /// An HTTP connection with no bytes moving either way for this long is
+    /// closed. Upgraded WebSockets are exempt: an idle kernel is normal.
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+    pub long_poll_max: Duration,
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_header_bytes: 16 * 1024,
+            max_api_body_bytes: 16 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(300),
+            max_connections: 4096,
+            long_poll_max: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Allowed backend ports: `"1024-65535"`, `"8888"`, `"8000-8999, 10000-20000"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortSet(Vec<RangeInclusive<u16>>);
+
+impl PortSet {
+    pub fn contains(&self, port: u16) -> bool {
+        self.0.iter().any(|range| range.contains(&port))
+    }
+
+    pub fn parse(text: &str) -> Result<PortSet, String> {
+        let mut ranges = Vec::new();
+        for part in text.split(',').map(str::trim) {
+            let (low, high) = part.split_once('-').unwrap_or((part, part));
+            let port = |s: &str| {
+                s.trim()
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|p| *p != 0)
+                    .ok_or_else(|| format!("`{s}` is not a port (1-65535)"))
+            };
+            let (low, high) = (port(low)?, port(high)?);
+            if low > high {
+                return Err(format!("range `{part}` is empty"));
+            }
+            ranges.push(low..=high);
+        }
+        Ok(PortSet(ranges))
+    }
+}
+
+impl ProxyConfig {
+    /// Reads and validates `path`. Relative paths inside the file are taken
+    /// relative to the file's directory, so a config works from any cwd.
+    pub fn load(path: &Path) -> Result<ProxyConfig, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::whole(path, format!("cannot read: {e}")))?;
+        Self::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<ProxyConfig, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let message = e.message().trim().to_owned();
+            match e.span() {
+                Some(span) => ConfigError::at(path, text, span.start, message),
+                None => ConfigError::whole(path, message),
+            }
+        })?;
+        let at = |offset: usize, message: String| ConfigError::at(path, text, offset, message);
+        let base = path.parent().unwrap_or(Path::new("."));
+        let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+
+        let domain = raw.domain.get_ref().trim_matches('.').to_ascii_lowercase();
+        if domain.is_empty()
+            || !domain
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        {
+            return Err(at(
+                raw.domain.span().start,
+                format!(
+                    "`domain` must be a DNS name, not `{}`",
+                    raw.domain.get_ref()
+                ),
+            ));
+        }
+
+        let addr = |s: &Spanned<String>, key: &str| {
+            s.get_ref().parse::<SocketAddr>().map_err(|_| {
+                at(
+                    s.span().start,
+                    format!(
+                        "`{key}` must be an IP address and port like \"0.0.0.0:443\", not `{}`",
+                        s.get_ref()
+                    ),
+                )
+            })
+        };
+        let listen = addr(&raw.listen, "listen")?;
+        let api_addr = raw
+            .api_addr
+            .as_ref()
+            .map(|a| addr(a, "api_addr"))
+            .transpose()?;
+
+        let tls = match (raw.tls_cert, raw.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: resolve(cert.into_inner()),
+                key: resolve(key.into_inner()),
+            }),
+            (None, None) => None,
+            (Some(c), None) => {
+                return Err(at(c.span().start, "`tls_cert` needs `tls_key` too".into()));
+            }
+            (None, Some(k)) => {
+                return Err(at(k.span().start, "`tls_key` needs `tls_cert` too".into()));
+            }
+        };
+
+        let cidrs = |list: &[Spanned<String>], key: &str| {
+            list.iter()
+                .map(|s| {
+                    let text = s.get_ref().trim();
+                    text.parse::<IpNet>()
+                        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+                        .map(|net| net.trunc())
+                        .map_err(|_| {
+                            at(
+                                s.span().start,
+                                format!("`{key}`: `{text}` is not a CIDR like \"10.0.0.0/8\""),
+                            )
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let allowed_client_cidrs = cidrs(&raw.allowed_client_cidrs, "allowed_client_cidrs")?;
+        let allowed_backend_cidrs = cidrs(&raw.allowed_backend_cidrs, "allowed_backend_cidrs")?;
+
+        let backend_ports = match &raw.backend_ports {
+            Some(s) => PortSet::parse(s.get_ref())
+                .map_err(|why| at(s.span().start, format!("`backend_ports`: {why}")))?,
+            None => PortSet(vec![1024..=65535]),
+        };
+
+        let raw_limits = raw.limits.unwrap_or_default();
+        let defaults = Limits::default();
+        let secs = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_secs);
+        if let Some(h) = &raw_limits.max_header_bytes
+            && *h.get_ref() < 8192
+        {
+            // hyper's HTTP/1 read buffer cannot be smaller than 8 KiB.
+            return Err(at(
+                h.span().start,
+                "`limits.max_header_bytes` must be at least 8192".into(),
+            ));
+        }
+        if let Some(c) = &raw_limits.max_connections
+            && *c.get_ref() == 0
+        {
+            return Err(at(
+                c.span().start,
+                "`limits.max_connections` must be at least 1".into(),
+            ));
+        }
+        let limits = Limits {
+            max_header_bytes: raw_limits
+                .max_header_bytes
+                .map_or(defaults.max_header_bytes, Spanned::into_inner),
+            max_api_body_bytes: raw_limits
+                .max_api_body_bytes
+                .unwrap_or(defaults.max_api_body_bytes),
+            header_read_timeout: secs(
+                raw_limits.header_read_timeout_s,
+                defaults.header_read_timeout,
+            )
+            .max(Duration::from_secs(1)),
+            idle_timeout: secs(raw_limits.idle_timeout_s, defaults.idle_timeout)
+                .max(Duration::from_secs(1)),
+            max_connections: raw_limits
+                .max_connections
+                .map_or(defaults.max_connections, Spanned::into_inner),
+            long_poll_max: secs(raw_limits.long_poll_max_s, defaults.long_poll_max),
+            shutdown_grace: secs(raw_limits.shutdown_grace_s, defaults.shutdown_grace),
+        };
+
+        Ok(ProxyConfig {
+            domain,
+            listen,
+            api_addr,
+            tls,
+            state: resolve(raw.state),
+            allowed_client_cidrs,
+            allowed_backend_cidrs,
+            backend_ports,
+            behind_tls: raw.behind_tls.unwrap_or(false),
+            max_ttl: secs(raw.max_ttl_seconds, Duration::from_secs(14 * 24 * 3600)),
+            health_check_interval: secs(raw.health_check_interval_s, Duration::from_secs(30))
+                .max(Duration::from_secs(1)),
+            health_check_failures: raw.health_check_failures.unwrap_or(3).max(1),
+            ended_retention: secs(raw.ended_retention_s, Duration::from_secs(24 * 3600)),
+            limits,
+        })
+    }
+
+    /// Whether cookies get `Secure` and forwarded requests say `https`.
+    pub fn public_scheme_is_https(&self) -> bool {
+        self.tls.is_some() || self.behind_tls
+    }
+}
+
+pub fn cidrs_contain(list: &[IpNet], ip: IpAddr) -> bool {
+    let ip = canonical_ip(ip);
+    list.iter().any(|net| net.contains(&ip))
+}
+
+/// An IPv4 peer on a dual-stack socket shows up as `::ffff:a.b.c.d`; the
+/// allow-lists are written with IPv4 CIDRs, so compare the IPv4 form.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+domain = "Jrps.Example.org."
+listen = "127.0.0.1:0"
+state = "state.sqlite"
+allowed_client_cidrs = ["127.0.0.1/32"]
+allowed_backend_cidrs = ["127.0.0.1"]
+"#;
+
+    #[test]
+    fn minimal_file_gets_defaults() {
+        let c = ProxyConfig::parse(Path::new("/etc/jrps/proxy.toml"), MINIMAL).unwrap();
+        assert_eq!(c.domain, "jrps.example.org");
+        assert!(c.backend_ports.contains(1024) && !c.backend_ports.contains(22));
+        assert_eq!(c.state, Path::new("/etc/jrps/state.sqlite"));
+        assert!(c.tls.is_none());
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let text = format!("{MINIMAL}listne = \"x\"\n");
+        let e = ProxyConfig::parse(Path::new("p.toml"), &text).unwrap_err();
+        let shown = e.to_string();
+        assert!(shown.starts_with("p.toml:7:1:"), "{shown}");
+        assert!(shown.contains("listne"), "{shown}");
+    }
+
+    #[test]
+    fn bad_cidr_names_line() {
+        let text = MINIMAL.replace("\"127.0.0.1\"]", "\"127.0.0.300/8\"]");
+        let e = ProxyConfig::parse(Path::new("p.toml"), &text).unwrap_err();
+        assert!(e.to_string().starts_with("p.toml:6:"), "{e}");
+    }
+
+    #[test]
+    fn example_file_is_valid() {
+        let text = include_str!("../../docs/proxy.example.toml");
+        let c = ProxyConfig::parse(Path::new("docs/proxy.example.toml"), text).unwrap();
+        assert!(c.tls.is_some() && c.api_addr.is_none());
+        assert_eq!(c.limits.max_connections, 4096);
+    }
+
+    #[test]
+    fn port_sets() {
+        let p = PortSet::parse("8000-8999, 10000").unwrap();
+        assert!(p.contains(8500) && p.contains(10000) && !p.contains(9000));
+        assert!(PortSet::parse("0-10").is_err());
+        assert!(PortSet::parse("10-5").is_err());
+    }
+}

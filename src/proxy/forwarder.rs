@@ -1,0 +1,165 @@
+//! Sends a prepared request to a session's backend and streams the answer
+//! back; for a WebSocket handshake answered with 101, joins the two upgraded
+//! connections in a [`tunnel`] that lives until either side closes, the
+//! session ends, or the proxy shuts down. Backend connections are pooled
+//! (hyper-util's client), bodies stream in both directions unbuffered.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{CONNECTION, HeaderValue, UPGRADE};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{Request, Response, StatusCode, Uri};
+use http_body_util::Either;
+use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+
+use crate::api::SessionState;
+
+use super::Shared;
+use super::handler::{ProxyBody, full, strip_hop_by_hop};
+use super::pages;
+use super::status::Failure;
+use super::store::Session;
+use super::tunnel;
+
+pub struct Forwarder {
+    client: Client<HttpConnector, Incoming>,
+}
+
+impl Default for Forwarder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Forwarder {
+    pub fn new() -> Forwarder {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(10)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(64)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(connector);
+        Forwarder { client }
+    }
+
+    pub async fn forward(
+        &self,
+        shared: &Arc<Shared>,
+        session: &Session,
+        backend: Authority,
+        mut req: Request<Incoming>,
+        upgrade: Option<HeaderValue>,
+    ) -> Response<ProxyBody> {
+        let path = req
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(Scheme::HTTP);
+        parts.authority = Some(backend);
+        parts.path_and_query = Some(path);
+        match Uri::from_parts(parts) {
+            Ok(uri) => *req.uri_mut() = uri,
+            Err(_) => return full(pages::page(Failure::BadRequest, &session.alias)),
+        }
+        let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
+
+        let mut response = match self.client.request(req).await {
+            Ok(response) => response,
+            Err(error) => {
+                shared.metrics.upstream_error();
+                tracing::warn!(alias = %session.alias, error = %error_chain(&error), "backend unreachable");
+                return full(pages::page(Failure::BackendUnreachable, &session.alias));
+            }
+        };
+
+        let upgrade_back = strip_hop_by_hop(response.headers_mut());
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            match (client_upgrade, upgrade_back) {
+                (Some(client_side), Some(protocol)) => {
+                    let backend_side = hyper::upgrade::on(&mut response);
+                    let headers = response.headers_mut();
+                    headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+                    headers.insert(UPGRADE, protocol);
+                    tokio::spawn(tunnel(
+                        shared.clone(),
+                        session.alias.clone(),
+                        client_side,
+                        backend_side,
+                    ));
+                }
+                // A 101 we did not ask for, or to something other than a
+                // WebSocket: the connection cannot be joined, so refuse it.
+                _ => {
+                    shared.metrics.upstream_error();
+                    return full(pages::page(Failure::BackendUnreachable, &session.alias));
+                }
+            }
+        }
+        response.map(Either::Left)
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Counts open tunnels so shutdown can wait for them; dropping it uncounts.
+struct TunnelGuard(Arc<Shared>);
+
+impl TunnelGuard {
+    fn new(shared: Arc<Shared>) -> TunnelGuard {
+        shared.tunnels.send_modify(|n| *n += 1);
+        shared.metrics.websocket_opened();
+        TunnelGuard(shared)
+    }
+}
+
+impl Drop for TunnelGuard {
+    fn drop(&mut self) {
+        self.0.tunnels.send_modify(|n| *n = n.saturating_sub(1));
+        self.0.metrics.websocket_closed();
+    }
+}
+
+async fn tunnel(shared: Arc<Shared>, alias: Box<str>, client: OnUpgrade, backend: OnUpgrade) {
+    let (client, backend) = match tokio::try_join!(client, backend) {
+        Ok(pair) => pair,
+        Err(error) => {
+            tracing::debug!(%alias, %error, "websocket upgrade failed");
+            return;
+        }
+    };
+    let _guard = TunnelGuard::new(shared.clone());
+    let mut shutdown = shared.shutdown.clone();
+    let session_state = shared.store.subscribe(&alias).map(|(_, rx)| rx);
+    let stop = async move {
+        let ended = async move {
+            if let Some(mut rx) = session_state {
+                let _ = rx.wait_for(|s| *s == SessionState::Ended).await;
+            }
+        };
+        tokio::select! {
+            _ = ended => "session ended",
+            _ = shutdown.wait_for(|s| *s) => "proxy shutting down",
+        }
+    };
+    let reason = tunnel::run(TokioIo::new(client), TokioIo::new(backend), stop).await;
+    tracing::info!(%alias, reason, "websocket closed");
+}

@@ -1,0 +1,87 @@
+//! The two background duties that end sessions without an API call: TTL
+//! expiry (plus forgetting ended sessions after their retention) and the
+//! backend health check. The request path already refuses expired sessions
+//! by comparing `expires_at` itself; the sweep makes it durable and wakes
+//! long-polls and WebSocket tunnels.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio::task::JoinSet;
+use tokio::time::MissedTickBehavior;
+
+use crate::api::SessionState;
+
+use super::Shared;
+use super::store::now_unix;
+
+pub async fn sweep(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let retention = shared.config.ended_retention.as_secs();
+    loop {
+        tick.tick().await;
+        let now = now_unix();
+        for session in shared.store.all() {
+            let result = if session.state != SessionState::Ended && now >= session.expires_at {
+                tracing::info!(alias = %session.alias, "session expired");
+                shared.store.end(&session.alias).await.map(|_| ())
+            } else if session.state == SessionState::Ended
+                && session.ended_at.unwrap_or(0).saturating_add(retention) <= now
+            {
+                tracing::info!(alias = %session.alias, "ended session forgotten");
+                shared.store.forget(&session.alias).await
+            } else {
+                Ok(())
+            };
+            if let Err(error) = result {
+                tracing::error!(alias = %session.alias, %error, "sweep");
+            }
+        }
+    }
+}
+
+/// Every `health_check_interval`, opens a TCP connection to each ready
+/// backend; `health_check_failures` failures in a row end the session.
+pub async fn check_backends(shared: Arc<Shared>) {
+    let interval = shared.config.health_check_interval;
+    let limit = shared.config.health_check_failures;
+    let probe_timeout = interval.min(Duration::from_secs(5));
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut failures: HashMap<Box<str>, u32> = HashMap::new();
+    loop {
+        tick.tick().await;
+        let mut probes = JoinSet::new();
+        for session in shared.store.all() {
+            if let (SessionState::Ready, Some(backend)) = (session.state, session.backend) {
+                probes.spawn(async move {
+                    let ok = matches!(
+                        tokio::time::timeout(probe_timeout, TcpStream::connect(backend)).await,
+                        Ok(Ok(_))
+                    );
+                    (session.alias.clone(), ok)
+                });
+            }
+        }
+        let mut seen = HashMap::new();
+        while let Some(Ok((alias, ok))) = probes.join_next().await {
+            let count = if ok {
+                0
+            } else {
+                failures.get(&alias).copied().unwrap_or(0) + 1
+            };
+            if count >= limit {
+                tracing::warn!(%alias, "backend stopped answering; session ended");
+                if let Err(error) = shared.store.end(&alias).await {
+                    tracing::error!(%alias, %error, "health check");
+                }
+            } else if count > 0 {
+                seen.insert(alias, count);
+            }
+        }
+        failures = seen;
+    }
+}

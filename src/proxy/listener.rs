@@ -1,0 +1,284 @@
+//! Sockets and connections: the accept loop with its connection cap, TLS
+//! (rustls on ring, certificate reloadable on SIGHUP), the HTTP/1.1 + HTTP/2
+//! server settings (header size, header-read timeout), the idle timeout, and
+//! graceful shutdown. What a request means is the handler's business.
+
+use std::io;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use rustls::ServerConfig;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+
+use super::Shared;
+use super::config::{Limits, TlsFiles};
+use super::handler::{self, ConnInfo};
+
+/// The server certificate, swappable while connections are running: each
+/// new handshake takes the current config, old connections keep theirs.
+pub struct Tls {
+    files: TlsFiles,
+    current: RwLock<Arc<ServerConfig>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {why}")]
+pub struct TlsError {
+    pub path: String,
+    pub why: String,
+}
+
+impl Tls {
+    pub fn load(files: &TlsFiles) -> Result<Tls, TlsError> {
+        Ok(Tls {
+            files: files.clone(),
+            current: RwLock::new(Arc::new(server_config(files)?)),
+        })
+    }
+
+    /// Re-reads the PEM files; on any error the old certificate stays.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let config = Arc::new(server_config(&self.files)?);
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = config;
+        Ok(())
+    }
+
+    fn acceptor(&self) -> TlsAcceptor {
+        TlsAcceptor::from(
+            self.current
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        )
+    }
+}
+
+fn server_config(files: &TlsFiles) -> Result<ServerConfig, TlsError> {
+    let err = |path: &Path, why: String| TlsError {
+        path: path.display().to_string(),
+        why,
+    };
+    let certs = CertificateDer::pem_file_iter(&files.cert)
+        .map_err(|e| err(&files.cert, format!("cannot read certificates: {e}")))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| err(&files.cert, format!("bad PEM: {e}")))?;
+    if certs.is_empty() {
+        return Err(err(&files.cert, "no CERTIFICATE block in the file".into()));
+    }
+    let key = PrivateKeyDer::from_pem_file(&files.key)
+        .map_err(|e| err(&files.key, format!("cannot read a private key: {e}")))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| err(&files.cert, e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| err(&files.key, format!("certificate and key do not fit: {e}")))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// The HTTP server settings shared by every connection.
+pub fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(limits.max_header_bytes.min(u32::MAX as usize) as u32)
+        .keep_alive_interval(Duration::from_secs(30));
+    builder
+}
+
+/// Accepts connections until the future is dropped. At most
+/// `max_connections` HTTP connections are open at once; beyond that, new
+/// ones wait in the kernel's backlog.
+pub async fn accept_loop(
+    shared: &Arc<Shared>,
+    listener: &TcpListener,
+    tls: Option<&Arc<Tls>>,
+    api_only: bool,
+    graceful: &GracefulShutdown,
+    slots: &Arc<Semaphore>,
+) {
+    loop {
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let (stream, peer) = match listener.accept().await {
+            Ok(pair) => pair,
+            Err(error) => {
+                // Out of file descriptors and the like: back off briefly
+                // rather than spin.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let watcher = graceful.watcher();
+        let shared = shared.clone();
+        let tls = tls.cloned();
+        tokio::spawn(async move {
+            let _permit = permit;
+            shared.metrics.connection_opened();
+            let conn = ConnInfo { peer, api_only };
+            match tls {
+                Some(tls) => {
+                    let handshake = tls.acceptor().accept(stream);
+                    match tokio::time::timeout(shared.config.limits.header_read_timeout, handshake)
+                        .await
+                    {
+                        Ok(Ok(stream)) => serve_connection(&shared, conn, stream, watcher).await,
+                        Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+                None => serve_connection(&shared, conn, stream, watcher).await,
+            }
+            shared.metrics.connection_closed();
+        });
+    }
+}
+
+async fn serve_connection<S>(
+    shared: &Arc<Shared>,
+    conn: ConnInfo,
+    stream: S,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let activity = Activity::new();
+    let io = TokioIo::new(IdleIo {
+        inner: stream,
+        activity: activity.clone(),
+    });
+    let service_shared = shared.clone();
+    let service = service_fn(move |req| handler::handle(service_shared.clone(), conn, req));
+    let connection = shared
+        .http
+        .serve_connection_with_upgrades(io, service)
+        .into_owned();
+    let connection = watcher.watch(connection);
+    tokio::select! {
+        result = connection => {
+            if let Err(error) = result {
+                tracing::debug!(peer = %conn.peer, %error, "connection ended with an error");
+            }
+        }
+        _ = activity.idle_for(shared.config.limits.idle_timeout) => {
+            tracing::debug!(peer = %conn.peer, "idle connection closed");
+        }
+    }
+}
+
+/// When a connection last moved a byte, in milliseconds since `epoch`.
+#[derive(Clone)]
+struct Activity {
+    epoch: Instant,
+    last_ms: Arc<AtomicU64>,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            epoch: Instant::now(),
+            last_ms: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    fn touch(&self) {
+        self.last_ms
+            .store(self.epoch.elapsed().as_millis() as u64, Relaxed);
+    }
+
+    /// Resolves once no byte has moved for `limit`. Wakes at most once per
+    /// `limit`, not per byte.
+    async fn idle_for(&self, limit: Duration) {
+        loop {
+            let last = self.epoch + Duration::from_millis(self.last_ms.load(Relaxed));
+            let deadline = last + limit;
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline.into()).await;
+        }
+    }
+}
+
+/// A stream that records activity on every successful read or write.
+struct IdleIo<S> {
+    inner: S,
+    activity: Activity,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for IdleIo<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(poll, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.touch();
+        }
+        poll
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for IdleIo<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(poll, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        poll
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(poll, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        poll
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

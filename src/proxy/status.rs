@@ -1,0 +1,73 @@
+//! The one table from "what went wrong" to an HTTP status. Every answer the
+//! proxy gives itself (instead of the backend's) names a [`Failure`]; pages
+//! and API error bodies are built from it elsewhere, the status only here.
+
+use http::StatusCode;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    // Public traffic (HTML pages).
+    /// No session with this alias, or a Host that is not ours.
+    UnknownAlias,
+    /// Known session, Jupyter not registered yet.
+    Starting,
+    /// The session ended or expired.
+    Ended,
+    /// No valid `?token=` and no valid cookie.
+    NoCredentials,
+    /// The backend refused, reset or timed out.
+    BackendUnreachable,
+    /// The request could not be understood (bad Host, bad path).
+    BadRequest,
+    /// The proxy is shutting down or out of some resource.
+    Unavailable,
+
+    // API (JSON `{"error", "detail"}`).
+    MalformedJson,
+    InvalidField,
+    Forbidden,
+    NotFound,
+    Conflict,
+    BodyTooLarge,
+    MethodNotAllowed,
+    Internal,
+}
+
+impl Failure {
+    pub fn status(self) -> StatusCode {
+        use Failure::*;
+        match self {
+            UnknownAlias | NotFound => StatusCode::NOT_FOUND,
+            Starting | Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Ended => StatusCode::GONE,
+            NoCredentials | Forbidden => StatusCode::FORBIDDEN,
+            BackendUnreachable => StatusCode::BAD_GATEWAY,
+            BadRequest | MalformedJson => StatusCode::BAD_REQUEST,
+            InvalidField => StatusCode::UNPROCESSABLE_ENTITY,
+            Conflict => StatusCode::CONFLICT,
+            BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The machine-readable `error` field of an API error body.
+    pub fn code(self) -> &'static str {
+        use Failure::*;
+        match self {
+            UnknownAlias | NotFound => "not_found",
+            Starting => "starting",
+            Ended => "ended",
+            NoCredentials | Forbidden => "forbidden",
+            BackendUnreachable => "bad_gateway",
+            BadRequest => "bad_request",
+            Unavailable => "unavailable",
+            MalformedJson => "malformed_json",
+            InvalidField => "invalid_field",
+            Conflict => "conflict",
+            BodyTooLarge => "body_too_large",
+            MethodNotAllowed => "method_not_allowed",
+            Internal => "internal",
+        }
+    }
+}

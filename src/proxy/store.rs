@@ -1,0 +1,356 @@
+//! Sessions: durable in SQLite, served from memory. This module owns the
+//! schema, the in-memory table the request path reads, and the rule that a
+//! change is committed to disk before it becomes visible (and so before any API
+//! call that made it answers).
+//!
+//! Durability: WAL with `synchronous = FULL`. NORMAL would already survive a
+//! killed proxy (SIGKILL), but not a power cut on the proxy host; changes come
+//! one per API call (a handful per launch), so an fsync each costs nothing that
+//! matters and "a restart loses nothing" holds for every kind of restart.
+//!
+//! Concurrency: mutations are serialised by one async lock (the API is not a
+//! hot path); the request path takes only a read lock on the table and clones
+//! an `Arc`, never touches SQLite.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use http::uri::Authority;
+use rusqlite::{Connection, params};
+use tokio::sync::watch;
+
+use crate::api::SessionState;
+
+/// One session as the proxy knows it. Immutable: a change replaces the `Arc`.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub alias: Box<str>,
+    pub user: String,
+    pub token_sha256: [u8; 32],
+    pub secret_sha256: [u8; 32],
+    /// Random per-session value of the edge cookie, so the cookie reveals
+    /// nothing about the Jupyter token and survives restarts.
+    pub cookie: [u8; 32],
+    pub job_id: Option<String>,
+    pub backend: Option<SocketAddr>,
+    /// `backend` pre-rendered for request URIs (cloning it is a refcount).
+    pub backend_authority: Option<Authority>,
+    pub state: SessionState,
+    pub created_at: u64,
+    pub expires_at: u64,
+    pub registered_at: Option<u64>,
+    pub ended_at: Option<u64>,
+}
+
+impl Session {
+    /// Whether the request path may forward to this session right now.
+    pub fn is_live(&self, now: u64) -> bool {
+        self.state != SessionState::Ended && now < self.expires_at
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state database {path}: {source}")]
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("state database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("alias already in use")]
+    AliasTaken,
+    #[error("no such session")]
+    NotFound,
+    #[error("state database writer stopped")]
+    WriterGone,
+}
+
+struct Entry {
+    session: Arc<Session>,
+    state_tx: watch::Sender<SessionState>,
+}
+
+pub struct Store {
+    db: Arc<Mutex<Connection>>,
+    table: RwLock<HashMap<Box<str>, Entry>>,
+    /// Serialises read-modify-write of sessions across API calls.
+    writer: tokio::sync::Mutex<()>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS sessions (
+    alias          TEXT PRIMARY KEY,
+    user           TEXT NOT NULL,
+    token_sha256   BLOB NOT NULL,
+    secret_sha256  BLOB NOT NULL,
+    cookie         BLOB NOT NULL,
+    job_id         TEXT,
+    backend        TEXT,
+    state          TEXT NOT NULL,
+    created_at     INTEGER NOT NULL,
+    expires_at     INTEGER NOT NULL,
+    registered_at  INTEGER,
+    ended_at       INTEGER
+);
+";
+
+pub fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn state_str(state: SessionState) -> &'static str {
+    match state {
+        SessionState::Pending => "pending",
+        SessionState::Ready => "ready",
+        SessionState::Ended => "ended",
+    }
+}
+
+fn blob32(v: Vec<u8>) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    if v.len() == 32 {
+        out.copy_from_slice(&v);
+    }
+    out
+}
+
+impl Store {
+    /// Opens (creating if needed) the state file and loads every session.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let open_err = |source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let conn = Connection::open(path).map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(open_err)?;
+        conn.execute_batch(SCHEMA).map_err(open_err)?;
+
+        let mut table = HashMap::new();
+        {
+            let mut stmt = conn.prepare(
+                "SELECT alias, user, token_sha256, secret_sha256, cookie, job_id, backend,
+                        state, created_at, expires_at, registered_at, ended_at FROM sessions",
+            )?;
+            let rows = stmt.query_map([], |row| {
+                let backend: Option<String> = row.get(6)?;
+                let backend = backend.and_then(|b| b.parse::<SocketAddr>().ok());
+                let state: String = row.get(7)?;
+                let state = match state.as_str() {
+                    "pending" => SessionState::Pending,
+                    "ready" => SessionState::Ready,
+                    _ => SessionState::Ended,
+                };
+                Ok(Session {
+                    alias: row.get::<_, String>(0)?.into_boxed_str(),
+                    user: row.get(1)?,
+                    token_sha256: blob32(row.get(2)?),
+                    secret_sha256: blob32(row.get(3)?),
+                    cookie: blob32(row.get(4)?),
+                    job_id: row.get(5)?,
+                    backend_authority: backend.and_then(authority_of),
+                    backend,
+                    state,
+                    created_at: row.get::<_, i64>(8)? as u64,
+                    expires_at: row.get::<_, i64>(9)? as u64,
+                    registered_at: row.get::<_, Option<i64>>(10)?.map(|v| v as u64),
+                    ended_at: row.get::<_, Option<i64>>(11)?.map(|v| v as u64),
+                })
+            })?;
+            for session in rows {
+                let session = session?;
+                let (state_tx, _) = watch::channel(session.state);
+                table.insert(
+                    session.alias.clone(),
+                    Entry {
+                        session: Arc::new(session),
+                        state_tx,
+                    },
+                );
+            }
+        }
+        Ok(Store {
+            db: Arc::new(Mutex::new(conn)),
+            table: RwLock::new(table),
+            writer: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The request path's lookup: a read lock and an `Arc` clone.
+    pub fn get(&self, alias: &str) -> Option<Arc<Session>> {
+        let table = self.table.read().unwrap_or_else(|e| e.into_inner());
+        table.get(alias).map(|e| e.session.clone())
+    }
+
+    /// The session and a receiver that sees every later state change.
+    pub fn subscribe(&self, alias: &str) -> Option<(Arc<Session>, watch::Receiver<SessionState>)> {
+        let table = self.table.read().unwrap_or_else(|e| e.into_inner());
+        table
+            .get(alias)
+            .map(|e| (e.session.clone(), e.state_tx.subscribe()))
+    }
+
+    pub fn contains(&self, alias: &str) -> bool {
+        let table = self.table.read().unwrap_or_else(|e| e.into_inner());
+        table.contains_key(alias)
+    }
+
+    /// A snapshot of every session (metrics, sweeps, health checks).
+    pub fn all(&self) -> Vec<Arc<Session>> {
+        let table = self.table.read().unwrap_or_else(|e| e.into_inner());
+        table.values().map(|e| e.session.clone()).collect()
+    }
+
+    /// Runs SQL on the connection off the async threads.
+    async fn with_db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = db.lock().unwrap_or_else(|e| e.into_inner());
+            f(&conn)
+        })
+        .await
+        .map_err(|_| StoreError::WriterGone)?
+        .map_err(StoreError::from)
+    }
+
+    /// Inserts a new session; `AliasTaken` if the alias exists (even ended).
+    pub async fn insert(&self, session: Session) -> Result<Arc<Session>, StoreError> {
+        let _writer = self.writer.lock().await;
+        if self.contains(&session.alias) {
+            return Err(StoreError::AliasTaken);
+        }
+        let s = session.clone();
+        let inserted = self
+            .with_db(move |conn| {
+                conn.execute(
+                    "INSERT OR IGNORE INTO sessions (alias, user, token_sha256, secret_sha256, cookie,
+                        job_id, backend, state, created_at, expires_at, registered_at, ended_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                    params![
+                        &*s.alias,
+                        s.user,
+                        &s.token_sha256[..],
+                        &s.secret_sha256[..],
+                        &s.cookie[..],
+                        s.job_id,
+                        s.backend.map(|b| b.to_string()),
+                        state_str(s.state),
+                        s.created_at as i64,
+                        s.expires_at as i64,
+                        s.registered_at.map(|v| v as i64),
+                        s.ended_at.map(|v| v as i64),
+                    ],
+                )
+            })
+            .await?;
+        if inserted == 0 {
+            return Err(StoreError::AliasTaken);
+        }
+        let session = Arc::new(session);
+        let (state_tx, _) = watch::channel(session.state);
+        let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
+        table.insert(
+            session.alias.clone(),
+            Entry {
+                session: session.clone(),
+                state_tx,
+            },
+        );
+        Ok(session)
+    }
+
+    /// Read-modify-write of one session: `change` sees the current session and
+    /// returns the new one (or an error that is passed back untouched). The new
+    /// session is committed to SQLite, then published, then watchers are told.
+    pub async fn update<E>(
+        &self,
+        alias: &str,
+        change: impl FnOnce(&Session) -> Result<Session, E>,
+    ) -> Result<Result<Arc<Session>, E>, StoreError> {
+        let _writer = self.writer.lock().await;
+        let current = self.get(alias).ok_or(StoreError::NotFound)?;
+        let new = match change(&current) {
+            Ok(new) => new,
+            Err(e) => return Ok(Err(e)),
+        };
+        let s = new.clone();
+        self.with_db(move |conn| {
+            conn.execute(
+                "UPDATE sessions SET job_id = ?2, backend = ?3, state = ?4, expires_at = ?5,
+                    registered_at = ?6, ended_at = ?7 WHERE alias = ?1",
+                params![
+                    &*s.alias,
+                    s.job_id,
+                    s.backend.map(|b| b.to_string()),
+                    state_str(s.state),
+                    s.expires_at as i64,
+                    s.registered_at.map(|v| v as i64),
+                    s.ended_at.map(|v| v as i64),
+                ],
+            )
+        })
+        .await?;
+        let new = Arc::new(new);
+        let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = table.get_mut(alias) {
+            entry.session = new.clone();
+            entry.state_tx.send_if_modified(|state| {
+                let changed = *state != new.state;
+                *state = new.state;
+                changed
+            });
+        }
+        Ok(Ok(new))
+    }
+
+    /// Marks a session ended (idempotent). Returns whether it changed.
+    pub async fn end(&self, alias: &str) -> Result<bool, StoreError> {
+        let now = now_unix();
+        let r = self
+            .update(alias, |s| {
+                if s.state == SessionState::Ended {
+                    return Err(());
+                }
+                Ok(Session {
+                    state: SessionState::Ended,
+                    ended_at: Some(now),
+                    ..s.clone()
+                })
+            })
+            .await?;
+        Ok(r.is_ok())
+    }
+
+    /// Forgets a session entirely (after its retention), freeing its alias.
+    pub async fn forget(&self, alias: &str) -> Result<(), StoreError> {
+        let _writer = self.writer.lock().await;
+        let a = alias.to_owned();
+        self.with_db(move |conn| conn.execute("DELETE FROM sessions WHERE alias = ?1", [a]))
+            .await?;
+        let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
+        table.remove(alias);
+        Ok(())
+    }
+}
+
+pub fn authority_of(addr: SocketAddr) -> Option<Authority> {
+    Authority::try_from(addr.to_string().as_str()).ok()
+}

@@ -1,0 +1,301 @@
+//! API v1 over TLS on `manage.jrps.localhost`: guards, once-only
+//! registration, validation, long-poll.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::backends::http_backend;
+use super::harness::{Options, Proxy, client_for, random_token, sha256_hex};
+
+#[tokio::test]
+async fn registration_from_outside_backend_cidrs_is_refused() {
+    let proxy = Proxy::start(Options::default());
+    let backend = http_backend("one").await;
+    let s = proxy.create(&random_token(), 600).await;
+    let outsider = client_for(&proxy.ca, Some(IpAddr::from([127, 0, 0, 2])));
+    let response = outsider
+        .post(proxy.api(&format!("/sessions/{}/register", s.alias)))
+        .json(&json!({"port": backend.port(), "secret": s.register_secret}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "forbidden");
+    assert!(
+        body["detail"].as_str().unwrap().contains("127.0.0.2"),
+        "{body}"
+    );
+    let (_, status) = proxy.status(&s.alias, "").await;
+    assert_eq!(status["state"], "pending", "a refused call changes nothing");
+
+    // Create is guarded by allowed_client_cidrs the same way.
+    let response = outsider
+        .post(proxy.api("/sessions"))
+        .json(&json!({"user": "mallory", "token_sha256": sha256_hex("x"), "ttl_seconds": 60}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+}
+
+#[tokio::test]
+async fn second_registration_is_409_and_backend_is_the_caller() {
+    let proxy = Proxy::start(Options::default());
+    let backend = http_backend("one").await;
+    let token = random_token();
+    let s = proxy.create(&token, 600).await;
+    assert!(
+        s.url
+            .starts_with(&format!("https://{}.jrps.localhost:", s.alias)),
+        "{}",
+        s.url
+    );
+    let first = proxy
+        .register(&s.alias, backend.port(), &s.register_secret)
+        .await;
+    assert_eq!(first.status(), 200);
+    let body: Value = first.json().await.unwrap();
+    assert_eq!(body["state"], "ready");
+    assert_eq!(body["alias"], s.alias.as_str());
+
+    let again = proxy
+        .register(&s.alias, backend.port() + 1, &s.register_secret)
+        .await;
+    assert_eq!(again.status(), 409);
+    let wrong = proxy
+        .register(&s.alias, backend.port(), "not-the-secret")
+        .await;
+    assert_eq!(wrong.status(), 403);
+    // The route is still the first registration's.
+    let r = proxy
+        .client
+        .get(proxy.url(&s.alias, &format!("/?token={token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "hello from one path=/");
+}
+
+#[tokio::test]
+async fn port_22_and_port_0_are_refused() {
+    let proxy = Proxy::start(Options::default());
+    let s = proxy.create(&random_token(), 600).await;
+    for port in [22, 1023] {
+        let r = proxy.register(&s.alias, port, &s.register_secret).await;
+        assert_eq!(r.status(), 422, "port {port}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_field");
+    }
+    let r = proxy
+        .client
+        .post(proxy.api(&format!("/sessions/{}/register", s.alias)))
+        .json(&json!({"port": 70000, "secret": s.register_secret}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    // Refusals do not use up the one registration.
+    let backend = http_backend("one").await;
+    let r = proxy
+        .register(&s.alias, backend.port(), &s.register_secret)
+        .await;
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_bodies_are_4xx() {
+    let proxy = Proxy::start(Options::default());
+    let post = |path: &str, body: Vec<u8>| {
+        proxy
+            .client
+            .post(proxy.api(path))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        ("/sessions", b"{not json".to_vec(), 400),
+        ("/sessions", b"".to_vec(), 400),
+        ("/sessions", br#"{"user": "a"}"#.to_vec(), 422),
+        (
+            "/sessions",
+            br#"{"user": "a", "token_sha256": "xyz", "ttl_seconds": 5}"#.to_vec(),
+            422,
+        ),
+        (
+            "/sessions",
+            format!(
+                r#"{{"user": "a", "token_sha256": "{}", "ttl_seconds": 0}}"#,
+                sha256_hex("t")
+            )
+            .into_bytes(),
+            422,
+        ),
+        (
+            "/sessions",
+            format!(
+                r#"{{"user": "a b", "token_sha256": "{}", "ttl_seconds": 5}}"#,
+                sha256_hex("t")
+            )
+            .into_bytes(),
+            422,
+        ),
+        (
+            "/sessions",
+            format!(
+                r#"{{"user": "a", "token_sha256": "{}", "ttl_seconds": 5, "extra": 1}}"#,
+                sha256_hex("t")
+            )
+            .into_bytes(),
+            422,
+        ),
+        ("/sessions", vec![b' '; 100_000], 413),
+        (
+            "/sessions/amber-otter-lagoon/register",
+            br#"{"port": 9000, "secret": "x"}"#.to_vec(),
+            404,
+        ),
+        ("/sessions/../../etc/passwd/register", b"{}".to_vec(), 404),
+        ("/nothing", b"{}".to_vec(), 404),
+    ];
+    for (path, body, expected) in cases {
+        let response = post(path, body).await.unwrap();
+        assert_eq!(response.status().as_u16(), expected, "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert!(
+            body["error"].is_string() && body["detail"].is_string(),
+            "{body}"
+        );
+    }
+    let r = proxy
+        .client
+        .put(proxy.api("/sessions"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    // Still alive and well.
+    let r = proxy
+        .client
+        .get(proxy.url("manage", "/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn link_job_and_status() {
+    let proxy = Proxy::start(Options::default());
+    let s = proxy.create(&random_token(), 600).await;
+    let link = |job: &str, secret: &str| {
+        proxy
+            .client
+            .post(proxy.api(&format!("/sessions/{}/job", s.alias)))
+            .json(&json!({"job_id": job, "secret": secret}))
+            .send()
+    };
+    assert_eq!(link("4242", "wrong").await.unwrap().status(), 403);
+    assert_eq!(
+        link("4242", &s.register_secret).await.unwrap().status(),
+        204
+    );
+    assert_eq!(
+        link("4242", &s.register_secret).await.unwrap().status(),
+        204
+    );
+    assert_eq!(
+        link("4243", &s.register_secret).await.unwrap().status(),
+        409
+    );
+    assert_eq!(
+        link("42; rm -rf", &s.register_secret)
+            .await
+            .unwrap()
+            .status(),
+        422
+    );
+    let (code, status) = proxy.status(&s.alias, "").await;
+    assert_eq!(code, 200);
+    assert_eq!(status["job_id"], "4242");
+    assert_eq!(status["state"], "pending");
+    assert_eq!(status["expires_at"], s.expires_at);
+    let (code, _) = proxy.status("amber-otter-lagoon", "").await;
+    assert_eq!(code, 404);
+}
+
+#[tokio::test]
+async fn long_poll_answers_the_moment_registration_lands() {
+    let proxy = Proxy::start(Options::default());
+    let backend = http_backend("one").await;
+    let s = proxy.create(&random_token(), 600).await;
+
+    // Timing out: answers pending after about timeout_s.
+    let started = Instant::now();
+    let (_, status) = proxy.status(&s.alias, "?wait=ready&timeout_s=1").await;
+    assert_eq!(status["state"], "pending");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+
+    let poll = {
+        let client = proxy.client.clone();
+        let url = proxy.api(&format!("/sessions/{}?wait=ready&timeout_s=30", s.alias));
+        tokio::spawn(async move {
+            let response = client.get(url).send().await.unwrap();
+            let answered = Instant::now();
+            (answered, response.json::<Value>().await.unwrap())
+        })
+    };
+    // Give the poll time to be parked before registering.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let registered = Instant::now();
+    let r = proxy
+        .register(&s.alias, backend.port(), &s.register_secret)
+        .await;
+    assert_eq!(r.status(), 200);
+    let (answered, body) = poll.await.unwrap();
+    assert_eq!(body["state"], "ready");
+    let lag = answered.saturating_duration_since(registered);
+    assert!(
+        lag < Duration::from_millis(500),
+        "long-poll answered {lag:?} after register"
+    );
+
+    // Already ready: no wait at all.
+    let started = Instant::now();
+    let (_, status) = proxy.status(&s.alias, "?wait=ready&timeout_s=30").await;
+    assert_eq!(status["state"], "ready");
+    assert!(started.elapsed() < Duration::from_secs(1));
+
+    let (code, _) = proxy.status(&s.alias, "?wait=forever").await;
+    assert_eq!(code, 422);
+}
+
+#[tokio::test]
+async fn api_addr_serves_the_api_only() {
+    let options = Options {
+        extra: "api_addr = \"127.0.0.1:0\"".into(),
+        ..Options::default()
+    };
+    let proxy = Proxy::start(options);
+    let api = proxy.api_addr.expect("no api line printed");
+    let url = format!(
+        "https://manage.jrps.localhost:{}/api/v1/sessions",
+        api.port()
+    );
+    let r = proxy
+        .client
+        .post(url)
+        .json(&json!({"user": "alice", "token_sha256": sha256_hex("t"), "ttl_seconds": 60}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let url = format!(
+        "https://some-alias-here.jrps.localhost:{}/healthz",
+        api.port()
+    );
+    assert_eq!(proxy.client.get(url).send().await.unwrap().status(), 200);
+}

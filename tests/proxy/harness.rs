@@ -1,0 +1,384 @@
+//! Test harness: a CA and wildcard certificate made at test time, `jrps
+//! serve` as a real child process on `127.0.0.1:0` (its address read from the
+//! `listening …` line it prints), HTTPS clients that resolve
+//! `*.jrps.localhost` to loopback and trust the test CA, and API helpers.
+
+use std::io::{BufRead, BufReader};
+use std::net::{IpAddr, SocketAddr};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+use jrps::api::SessionCreated;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use rustls::pki_types::{CertificateDer, ServerName};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+pub const DOMAIN: &str = "jrps.localhost";
+
+/// A private CA and a `*.jrps.localhost` certificate it signed.
+pub struct TestCa {
+    pub ca_der: CertificateDer<'static>,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl TestCa {
+    pub fn new() -> TestCa {
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "jrps test CA");
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let leaf_key = KeyPair::generate().unwrap();
+        let mut leaf_params =
+            CertificateParams::new(vec![format!("*.{DOMAIN}"), DOMAIN.to_owned()]).unwrap();
+        leaf_params
+            .distinguished_name
+            .push(DnType::CommonName, format!("*.{DOMAIN}"));
+        let issuer = Issuer::from_params(&ca_params, &ca_key);
+        let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
+        TestCa {
+            ca_der: ca_cert.der().clone(),
+            cert_pem: leaf.pem(),
+            key_pem: leaf_key.serialize_pem(),
+        }
+    }
+
+    pub fn client_config(&self) -> rustls::ClientConfig {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca_der.clone()).unwrap();
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+    }
+}
+
+/// Settings for one proxy run; `extra` is appended to proxy.toml.
+#[derive(Clone)]
+pub struct Options {
+    pub tls: bool,
+    pub extra: String,
+    pub allowed_backend_cidrs: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            tls: true,
+            extra: String::new(),
+            allowed_backend_cidrs: r#"["127.0.0.1/32"]"#.into(),
+        }
+    }
+}
+
+/// A running `jrps serve`, killed when dropped.
+pub struct Proxy {
+    pub dir: Arc<tempfile::TempDir>,
+    pub ca: Arc<TestCa>,
+    pub addr: SocketAddr,
+    pub api_addr: Option<SocketAddr>,
+    pub child: Child,
+    pub client: reqwest::Client,
+    pub scheme: &'static str,
+    pub options: Options,
+}
+
+/// Resolves every name to 127.0.0.1 (the port comes from the URL).
+struct Loopback;
+
+impl reqwest::dns::Resolve for Loopback {
+    fn resolve(&self, _name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        Box::pin(async {
+            let addrs: reqwest::dns::Addrs =
+                Box::new(std::iter::once(SocketAddr::from(([127, 0, 0, 1], 0))));
+            Ok(addrs)
+        })
+    }
+}
+
+pub fn jrps_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_jrps")
+}
+
+impl Proxy {
+    pub fn start(options: Options) -> Proxy {
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        let ca = Arc::new(TestCa::new());
+        Self::start_in(dir, ca, options)
+    }
+
+    /// Starts a proxy on an existing state directory (a restart).
+    pub fn start_in(dir: Arc<tempfile::TempDir>, ca: Arc<TestCa>, options: Options) -> Proxy {
+        std::fs::write(dir.path().join("cert.pem"), &ca.cert_pem).unwrap();
+        std::fs::write(dir.path().join("key.pem"), &ca.key_pem).unwrap();
+        let tls = if options.tls {
+            "tls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\n"
+        } else {
+            ""
+        };
+        let config = format!(
+            "domain = \"{DOMAIN}\"\nlisten = \"127.0.0.1:0\"\n{tls}state = \"state.sqlite\"\n\
+             allowed_client_cidrs = [\"127.0.0.1/32\"]\nallowed_backend_cidrs = {}\n{}\n",
+            options.allowed_backend_cidrs, options.extra
+        );
+        let config_path = dir.path().join("proxy.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join("proxy.log"))
+            .unwrap();
+        let mut child = Command::new(jrps_bin())
+            .args(["serve", "--config"])
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        // Keeps draining stdout for the proxy's whole life.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut addr = None;
+        let mut api_addr = None;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match rx.recv_timeout(left) {
+                Ok(line) => line,
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!(
+                        "proxy did not become ready; log:\n{}",
+                        std::fs::read_to_string(dir.path().join("proxy.log")).unwrap_or_default()
+                    );
+                }
+            };
+            let parse = |rest: &str| {
+                rest.rsplit("://")
+                    .next()
+                    .and_then(|a| a.parse::<SocketAddr>().ok())
+            };
+            if let Some(rest) = line.strip_prefix("listening ") {
+                addr = parse(rest);
+            } else if let Some(rest) = line.strip_prefix("api ") {
+                api_addr = parse(rest);
+            } else if line == "ready" {
+                break;
+            }
+        }
+        let client = client_for(&ca, None);
+        Proxy {
+            dir,
+            ca,
+            addr: addr.expect("proxy printed no listening address"),
+            api_addr,
+            child,
+            client,
+            scheme: if options.tls { "https" } else { "http" },
+            options,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("proxy.log")).unwrap_or_default()
+    }
+
+    /// `scheme://<sub>.jrps.localhost:port<path>`.
+    pub fn url(&self, sub: &str, path: &str) -> String {
+        format!(
+            "{}://{sub}.{DOMAIN}:{}{path}",
+            self.scheme,
+            self.addr.port()
+        )
+    }
+
+    pub fn api(&self, path: &str) -> String {
+        self.url("manage", &format!("/api/v1{path}"))
+    }
+
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit; returns its status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "proxy did not exit in {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub async fn create(&self, token: &str, ttl_seconds: u64) -> SessionCreated {
+        let response = self
+            .client
+            .post(self.api("/sessions"))
+            .json(&json!({"user": "alice", "token_sha256": sha256_hex(token), "ttl_seconds": ttl_seconds}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            201,
+            "create: {}",
+            response.text().await.unwrap()
+        );
+        response.json().await.unwrap()
+    }
+
+    /// Registers from 127.0.0.1 (the backend host is the caller's address).
+    pub async fn register(&self, alias: &str, port: u16, secret: &str) -> reqwest::Response {
+        self.client
+            .post(self.api(&format!("/sessions/{alias}/register")))
+            .json(&json!({"port": port, "secret": secret}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A session already routed to `port` on 127.0.0.1.
+    pub async fn ready_session(&self, token: &str, port: u16) -> SessionCreated {
+        let created = self.create(token, 3600).await;
+        let response = self
+            .register(&created.alias, port, &created.register_secret)
+            .await;
+        assert_eq!(
+            response.status(),
+            200,
+            "register: {}",
+            response.text().await.unwrap()
+        );
+        created
+    }
+
+    pub async fn status(&self, alias: &str, query: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .get(self.api(&format!("/sessions/{alias}{query}")))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn delete(&self, alias: &str, secret: &str) -> u16 {
+        self.client
+            .delete(self.api(&format!("/sessions/{alias}")))
+            .json(&json!({"secret": secret}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    /// A TLS (or plain) connection to the proxy for hand-written requests.
+    pub async fn raw(&self, request: &[u8]) -> String {
+        let tcp = TcpStream::connect(self.addr).await.unwrap();
+        let mut out = Vec::new();
+        if self.options.tls {
+            let mut tls = tls_connect(&self.ca, tcp, &format!("manage.{DOMAIN}")).await;
+            tls.write_all(request).await.unwrap();
+            let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut out)).await;
+        } else {
+            let mut tcp = tcp;
+            tcp.write_all(request).await.unwrap();
+            let _ = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut out)).await;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- proxy log ----\n{}", self.log());
+        }
+    }
+}
+
+pub async fn tls_connect(ca: &TestCa, tcp: TcpStream, name: &str) -> TlsStream<TcpStream> {
+    let mut config = ca.client_config();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from(name.to_owned()).unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+/// An HTTPS client trusting the test CA, resolving every name to loopback,
+/// optionally sending from `local` (another 127.0.0.0/8 address).
+pub fn client_for(ca: &TestCa, local: Option<IpAddr>) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder()
+        .tls_backend_preconfigured(ca.client_config())
+        .dns_resolver(Arc::new(Loopback))
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(60));
+    if let Some(local) = local {
+        builder = builder.local_address(local);
+    }
+    builder.build().unwrap()
+}
+
+pub fn sha256_hex(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 16];
+    rand::fill(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// Polls `check` until it returns true or `timeout` passes.
+pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

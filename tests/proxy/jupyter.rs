@@ -1,0 +1,312 @@
+//! A real JupyterLab behind the proxy, started the way the batch template
+//! starts it (origin checks on, no `allow_origin`): the REST API answers
+//! through the proxy and a kernel runs `1+1` over its WebSocket channel.
+//!
+//! Needs `JRPS_TEST_JUPYTER` = path of a `jupyter` executable with
+//! jupyterlab installed. Unset: the test fails when `CI` is set, else it is
+//! skipped with a notice.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use http::HeaderValue;
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use super::harness::{DOMAIN, Options, Proxy, random_token, tls_connect};
+
+fn jupyter_executable() -> Option<PathBuf> {
+    match std::env::var_os("JRPS_TEST_JUPYTER") {
+        Some(path) => Some(PathBuf::from(path)),
+        None if std::env::var_os("CI").is_some() => {
+            panic!("CI is set but JRPS_TEST_JUPYTER is not: the Jupyter tests must run in CI")
+        }
+        None => {
+            eprintln!(
+                "notice: JRPS_TEST_JUPYTER is unset; skipping the real-Jupyter test \
+                 (python3 -m venv V && V/bin/pip install jupyterlab, then \
+                 JRPS_TEST_JUPYTER=V/bin/jupyter)"
+            );
+            None
+        }
+    }
+}
+
+/// A Jupyter server, stopped with SIGTERM (so it shuts its kernels down)
+/// when dropped.
+struct Jupyter {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Jupyter {
+    fn start(jupyter: &Path, dir: &Path, token: &str) -> Jupyter {
+        let runtime = dir.join("runtime");
+        std::fs::create_dir_all(&runtime).unwrap();
+        let log = dir.join("jupyter.log");
+        // The settings the launcher's batch template passes; the token comes
+        // from the environment, never the command line.
+        let mut command = Command::new(jupyter);
+        command.arg("lab");
+        // Containers often run tests as root, which Jupyter refuses without
+        // this flag; on a cluster it runs as the user and never needs it.
+        if is_root() {
+            command.arg("--allow-root");
+        }
+        let child = command
+            .args([
+                "--no-browser",
+                "--port=0",
+                "--ip=127.0.0.1",
+                "--ServerApp.allow_remote_access=True",
+                "--ServerApp.trust_xheaders=True",
+            ])
+            .arg(format!("--ServerApp.root_dir={}", dir.display()))
+            .env("JUPYTER_TOKEN", token)
+            .env("JUPYTER_RUNTIME_DIR", &runtime)
+            .env("JUPYTER_CONFIG_DIR", dir.join("config"))
+            .env("JUPYTER_DATA_DIR", dir.join("data"))
+            .env("IPYTHONDIR", dir.join("ipython"))
+            .env("HOME", dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut jupyter = Jupyter {
+            child,
+            port: 0,
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while jupyter.port == 0 {
+            // The server's runtime file names its real port (jpserver-<pid>.json).
+            let found = std::fs::read_dir(&runtime).unwrap().flatten().find(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.starts_with("jpserver-") && name.ends_with(".json")
+            });
+            if let Some(entry) = found
+                && let Ok(text) = std::fs::read_to_string(entry.path())
+                && let Ok(info) = serde_json::from_str::<Value>(&text)
+                && let Some(port) = info["port"].as_u64()
+            {
+                jupyter.port = port as u16;
+                break;
+            }
+            if let Ok(Some(status)) = jupyter.child.try_wait() {
+                panic!("jupyter exited ({status}):\n{}", jupyter.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "jupyter wrote no runtime file in time:\n{}",
+                jupyter.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        jupyter
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Jupyter {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+fn execute_request(msg_id: &str, code: &str) -> String {
+    json!({
+        "header": {
+            "msg_id": msg_id,
+            "username": "jrps-test",
+            "session": "jrps-test-session",
+            "msg_type": "execute_request",
+            "version": "5.3",
+            "date": "2026-11-27T00:00:00.000Z"
+        },
+        "parent_header": {},
+        "metadata": {},
+        "content": {
+            "code": code,
+            "silent": false,
+            "store_history": false,
+            "user_expressions": {},
+            "allow_stdin": false,
+            "stop_on_error": true
+        },
+        "buffers": [],
+        "channel": "shell"
+    })
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jupyterlab_through_the_proxy_runs_a_kernel() {
+    let Some(jupyter_bin) = jupyter_executable() else {
+        return;
+    };
+    let proxy = Proxy::start(Options::default());
+    let token = random_token();
+    let jupyter_dir = tempfile::tempdir().unwrap();
+    let jupyter = {
+        let (bin, dir, token) = (
+            jupyter_bin.clone(),
+            jupyter_dir.path().to_owned(),
+            token.clone(),
+        );
+        tokio::task::spawn_blocking(move || Jupyter::start(&bin, &dir, &token))
+            .await
+            .unwrap()
+    };
+    let s = proxy.ready_session(&token, jupyter.port).await;
+    let origin = format!("https://{}.{DOMAIN}:{}", s.alias, proxy.addr.port());
+
+    // REST through the proxy, token in the query (what the printed URL does).
+    let r = proxy
+        .client
+        .get(proxy.url(&s.alias, &format!("/api/status?token={token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", jupyter.log());
+    let status: Value = r.json().await.unwrap();
+    assert!(status.get("started").is_some(), "{status}");
+
+    // The JupyterLab page, as a browser first opens it: both the proxy and
+    // Jupyter answer the token with their cookies, which carry the rest.
+    let r = proxy
+        .client
+        .get(proxy.url(&s.alias, &format!("/lab?token={token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cookies: Vec<String> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        cookies.iter().any(|c| c.starts_with("jrps_session=")),
+        "{cookies:?}"
+    );
+    assert!(
+        cookies.len() >= 2,
+        "Jupyter set no login cookie: {cookies:?}"
+    );
+    let cookie_header = cookies.join("; ");
+
+    // Start a kernel: a POST with an Origin, like the browser's fetch.
+    let r = proxy
+        .client
+        .post(proxy.url(&s.alias, "/api/kernels"))
+        .header("authorization", format!("token {token}"))
+        .header("origin", &origin)
+        .json(&json!({"name": "python3"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", jupyter.log());
+    let kernel: Value = r.json().await.unwrap();
+    let kernel_id = kernel["id"].as_str().unwrap().to_owned();
+
+    // The kernel channel as the browser opens it: no token in the URL,
+    // cookies only, and an Origin. A foreign Origin is refused by Jupyter
+    // itself (origin checks are on), the page's own is accepted.
+    let url = format!(
+        "wss://{}.{DOMAIN}:{}/api/kernels/{kernel_id}/channels",
+        s.alias,
+        proxy.addr.port()
+    );
+    let connect = |origin: String| {
+        let mut request = url.as_str().into_client_request().unwrap();
+        let headers = request.headers_mut();
+        headers.insert("origin", HeaderValue::from_str(&origin).unwrap());
+        headers.insert("cookie", HeaderValue::from_str(&cookie_header).unwrap());
+        let (ca, addr, name) = (
+            proxy.ca.clone(),
+            proxy.addr,
+            format!("{}.{DOMAIN}", s.alias),
+        );
+        async move {
+            let tcp = TcpStream::connect(addr).await.unwrap();
+            let tls = tls_connect(&ca, tcp, &name).await;
+            tokio_tungstenite::client_async(request, tls).await
+        }
+    };
+    match connect("https://evil.example".into()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403)
+        }
+        Err(other) => panic!("foreign Origin: unexpected error {other}"),
+        Ok(_) => panic!("Jupyter accepted a WebSocket from a foreign Origin"),
+    }
+    let (mut ws, response) = connect(origin.clone())
+        .await
+        .unwrap_or_else(|e| panic!("kernel WebSocket refused: {e}\n{}", jupyter.log()));
+    assert_eq!(response.status(), 101);
+    ws.send(Message::text(execute_request("jrps-1", "1+1")))
+        .await
+        .unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(90), async {
+        while let Some(message) = ws.next().await {
+            let Ok(Message::Text(text)) = message else {
+                continue;
+            };
+            let Ok(msg) = serde_json::from_str::<Value>(text.as_str()) else {
+                continue;
+            };
+            if msg["msg_type"] == "execute_result" && msg["parent_header"]["msg_id"] == "jrps-1" {
+                return msg["content"]["data"]["text/plain"]
+                    .as_str()
+                    .map(str::to_owned);
+            }
+            if msg["msg_type"] == "error" {
+                panic!("kernel error: {msg}");
+            }
+        }
+        None
+    })
+    .await;
+    let value = result.unwrap_or_else(|_| panic!("no execute_result in time\n{}", jupyter.log()));
+    assert_eq!(value.as_deref(), Some("2"));
+    let _ = ws.close(None).await;
+
+    // Shut the kernel down through the proxy as well.
+    let r = proxy
+        .client
+        .delete(proxy.url(&s.alias, &format!("/api/kernels/{kernel_id}")))
+        .header("authorization", format!("token {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    drop(jupyter);
+}

@@ -1,0 +1,311 @@
+//! Sessions over time and the proxy process itself: durability across
+//! SIGKILL, expiry, delete, health check, SIGTERM, SIGHUP, config errors.
+
+use std::time::Duration;
+
+use assert_cmd::Command;
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::backends::{http_backend, websocket_backend};
+use super::harness::{
+    DOMAIN, Options, Proxy, TestCa, eventually, jrps_bin, random_token, tls_connect,
+};
+
+async fn get(proxy: &Proxy, alias: &str, token: &str) -> u16 {
+    proxy
+        .client
+        .get(proxy.url(alias, &format!("/?token={token}")))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Reads until the server's Close frame; its code, or None if the stream
+/// ended without one (an unclean close) or nothing came within 5 s.
+async fn close_code<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>) -> Option<u16>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let wait = async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), wait)
+        .await
+        .ok()
+        .flatten()
+}
+
+#[tokio::test]
+async fn sigkill_and_restart_still_serves_the_same_alias() {
+    let mut proxy = Proxy::start(Options::default());
+    let backend = http_backend("one").await;
+    let token = random_token();
+    let ready = proxy.ready_session(&token, backend.port()).await;
+    let pending_token = random_token();
+    let pending = proxy.create(&pending_token, 600).await;
+    let first = proxy
+        .client
+        .get(proxy.url(&ready.alias, &format!("/?token={token}")))
+        .send()
+        .await
+        .unwrap();
+    let cookie = first.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+
+    proxy.signal("KILL");
+    let status = proxy.wait_exit(Duration::from_secs(10));
+    assert!(!status.success());
+    let (dir, ca, options) = (proxy.dir.clone(), proxy.ca.clone(), proxy.options.clone());
+    drop(proxy);
+
+    let proxy = Proxy::start_in(dir, ca, options);
+    assert_eq!(get(&proxy, &ready.alias, &token).await, 200);
+    // The edge cookie survives too.
+    let r = proxy
+        .client
+        .get(proxy.url(&ready.alias, "/"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The pending session can still register (its secret was kept as a hash).
+    let r = proxy
+        .register(&pending.alias, backend.port(), &pending.register_secret)
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(get(&proxy, &pending.alias, &pending_token).await, 200);
+}
+
+#[tokio::test]
+async fn expiry_removes_the_route() {
+    let proxy = Proxy::start(Options::default());
+    let backend = http_backend("one").await;
+    let token = random_token();
+    let s = proxy.create(&token, 2).await;
+    let r = proxy
+        .register(&s.alias, backend.port(), &s.register_secret)
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(get(&proxy, &s.alias, &token).await, 200);
+    assert!(
+        eventually(Duration::from_secs(6), || async {
+            get(&proxy, &s.alias, &token).await == 410
+        })
+        .await,
+        "route still served after its TTL"
+    );
+    let (_, status) = proxy.status(&s.alias, "?wait=ready").await;
+    assert_eq!(status["state"], "ended");
+}
+
+#[tokio::test]
+async fn delete_removes_the_route_at_once() {
+    let proxy = Proxy::start(Options::default());
+    let backend = http_backend("one").await;
+    let ws_backend = websocket_backend().await;
+    let token = random_token();
+    let s = proxy.ready_session(&token, backend.port()).await;
+    let ws_token = random_token();
+    let ws_session = proxy.ready_session(&ws_token, ws_backend.port()).await;
+    assert_eq!(get(&proxy, &s.alias, &token).await, 200);
+
+    // A WebSocket open on the deleted session is closed too.
+    let url = format!(
+        "wss://{}.{DOMAIN}:{}/ws?token={ws_token}",
+        ws_session.alias,
+        proxy.addr.port()
+    );
+    let tcp = TcpStream::connect(proxy.addr).await.unwrap();
+    let tls = tls_connect(&proxy.ca, tcp, &format!("{}.{DOMAIN}", ws_session.alias)).await;
+    let (mut ws, _) = tokio_tungstenite::client_async(url, tls).await.unwrap();
+    ws.send(Message::text("hi")).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("hi"));
+
+    assert_eq!(proxy.delete(&s.alias, "wrong").await, 403);
+    assert_eq!(get(&proxy, &s.alias, &token).await, 200);
+    assert_eq!(proxy.delete(&s.alias, &s.register_secret).await, 204);
+    assert_eq!(get(&proxy, &s.alias, &token).await, 410);
+    assert_eq!(
+        proxy.delete(&s.alias, &s.register_secret).await,
+        204,
+        "delete is idempotent"
+    );
+    let (_, status) = proxy.status(&s.alias, "").await;
+    assert_eq!(status["state"], "ended");
+
+    assert_eq!(
+        proxy
+            .delete(&ws_session.alias, &ws_session.register_secret)
+            .await,
+        204
+    );
+    assert_eq!(
+        close_code(&mut ws).await,
+        Some(1001),
+        "WebSocket kept running after delete"
+    );
+}
+
+#[tokio::test]
+async fn health_check_ends_sessions_whose_backend_stopped() {
+    let options = Options {
+        extra: "health_check_interval_s = 1\nhealth_check_failures = 2".into(),
+        ..Options::default()
+    };
+    let proxy = Proxy::start(options);
+    let doomed = http_backend("doomed").await;
+    let healthy = http_backend("healthy").await;
+    let s1 = proxy.ready_session(&random_token(), doomed.port()).await;
+    let s2 = proxy.ready_session(&random_token(), healthy.port()).await;
+    doomed.kill();
+    let ended = eventually(Duration::from_secs(10), || async {
+        proxy.status(&s1.alias, "").await.1["state"] == "ended"
+    })
+    .await;
+    assert!(ended, "dead backend's session not ended");
+    let (_, status) = proxy.status(&s2.alias, "").await;
+    assert_eq!(status["state"], "ready");
+}
+
+#[tokio::test]
+async fn sigterm_finishes_requests_in_flight_and_exits_cleanly() {
+    let mut proxy = Proxy::start(Options::default());
+    let backend = http_backend("one").await;
+    let ws_backend = websocket_backend().await;
+    let token = random_token();
+    let s = proxy.ready_session(&token, backend.port()).await;
+    let ws_token = random_token();
+    let ws_session = proxy.ready_session(&ws_token, ws_backend.port()).await;
+
+    let url = format!(
+        "wss://{}.{DOMAIN}:{}/ws?token={ws_token}",
+        ws_session.alias,
+        proxy.addr.port()
+    );
+    let tcp = TcpStream::connect(proxy.addr).await.unwrap();
+    let tls = tls_connect(&proxy.ca, tcp, &format!("{}.{DOMAIN}", ws_session.alias)).await;
+    let (mut ws, _) = tokio_tungstenite::client_async(url, tls).await.unwrap();
+
+    let slow = {
+        let client = proxy.client.clone();
+        let url = proxy.url(&s.alias, &format!("/slow?token={token}"));
+        tokio::spawn(async move {
+            let r = client.get(url).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    proxy.signal("TERM");
+    let (status, body) = slow.await.unwrap();
+    assert_eq!((status, body.as_str()), (200, "one slow done"));
+
+    assert_eq!(
+        close_code(&mut ws).await,
+        Some(1001),
+        "WebSocket not closed cleanly on shutdown"
+    );
+    let exit = proxy.wait_exit(Duration::from_secs(10));
+    assert!(exit.success(), "{exit:?}");
+    assert!(
+        TcpStream::connect(proxy.addr).await.is_err(),
+        "still accepting"
+    );
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_certificate() {
+    let proxy = Proxy::start(Options::default());
+    let new_ca = TestCa::new();
+    std::fs::write(proxy.dir.path().join("cert.pem"), &new_ca.cert_pem).unwrap();
+    std::fs::write(proxy.dir.path().join("key.pem"), &new_ca.key_pem).unwrap();
+    proxy.signal("HUP");
+    let new_client = super::harness::client_for(&new_ca, None);
+    let url = proxy.url("manage", "/healthz");
+    let switched = eventually(Duration::from_secs(5), || async {
+        new_client
+            .get(&url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    assert!(switched, "new certificate not served after SIGHUP");
+    // A broken file on the next SIGHUP keeps the current certificate.
+    std::fs::write(proxy.dir.path().join("cert.pem"), "garbage").unwrap();
+    proxy.signal("HUP");
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            proxy.log().contains("not reloaded")
+        })
+        .await
+    );
+    assert_eq!(new_client.get(&url).send().await.unwrap().status(), 200);
+}
+
+#[test]
+fn config_errors_exit_2_naming_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("proxy.toml");
+    std::fs::write(
+        &path,
+        "domain = \"jrps.localhost\"\nlisten = \"127.0.0.1:0\"\nstate = \"s.sqlite\"\n\
+         allowed_client_cidrs = []\nallowed_backend_cidrs = []\nlisen = 1\n",
+    )
+    .unwrap();
+    let output = Command::new(jrps_bin())
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("proxy.toml:6:1") && stderr.contains("lisen"),
+        "{stderr}"
+    );
+
+    std::fs::write(
+        &path,
+        "domain = \"jrps.localhost\"\nlisten = \"127.0.0.1:0\"\nstate = \"s.sqlite\"\n\
+         allowed_client_cidrs = [\"10.0.0.0/33\"]\nallowed_backend_cidrs = []\n",
+    )
+    .unwrap();
+    let output = Command::new(jrps_bin())
+        .args(["serve", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("proxy.toml:4:"));
+
+    std::fs::write(
+        &path,
+        "domain = \"jrps.localhost\"\nlisten = \"127.0.0.1:0\"\nstate = \"s.sqlite\"\n\
+         tls_cert = \"missing.pem\"\ntls_key = \"missing.key\"\n\
+         allowed_client_cidrs = []\nallowed_backend_cidrs = []\n",
+    )
+    .unwrap();
+    let output = Command::new(jrps_bin())
+        .args(["serve", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("missing.pem"));
+}

@@ -1,0 +1,245 @@
+//! Abuse limits and hostile input: each gets a 4xx or a closed connection,
+//! never a crash or a stuck task; plain-HTTP mode; metrics.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::backends::http_backend;
+use super::harness::{DOMAIN, Options, Proxy, random_token, tls_connect};
+
+fn with(extra: &str) -> Options {
+    Options {
+        extra: extra.into(),
+        ..Options::default()
+    }
+}
+
+#[tokio::test]
+async fn hostile_requests_get_4xx_and_the_proxy_lives_on() {
+    let proxy = Proxy::start(Options::default());
+    let huge = "a".repeat(40_000);
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (b"GARBAGE\r\n\r\n".to_vec(), "HTTP/1.1 400"),
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n".to_vec(),
+            "HTTP/1.1 400",
+        ),
+        (
+            format!("GET / HTTP/1.1\r\nHost: manage.{DOMAIN}\r\nX-Big: {huge}\r\n\r\n")
+                .into_bytes(),
+            "HTTP/1.1 431",
+        ),
+        (
+            format!("GET /{huge} HTTP/1.1\r\nHost: manage.{DOMAIN}\r\n\r\n").into_bytes(),
+            "HTTP/1.1 4",
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: \xff\xfe\r\nConnection: close\r\n\r\n".to_vec(),
+            "HTTP/1.1 4",
+        ),
+        (
+            b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n".to_vec(),
+            "HTTP/1.1 400",
+        ),
+        (
+            format!(
+                "GET / HTTP/1.1\r\nHost: {}.{DOMAIN}\r\nConnection: close\r\n\r\n",
+                "x".repeat(100)
+            )
+            .into_bytes(),
+            "HTTP/1.1 404",
+        ),
+    ];
+    for (request, expected) in cases {
+        let answer = proxy.raw(&request).await;
+        assert!(
+            answer.starts_with(expected),
+            "{:?} -> {answer:?}",
+            String::from_utf8_lossy(&request[..request.len().min(80)])
+        );
+    }
+    let r = proxy
+        .client
+        .get(proxy.url("manage", "/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn slow_headers_and_idle_connections_are_closed() {
+    let proxy = Proxy::start(with(
+        "[limits]\nheader_read_timeout_s = 1\nidle_timeout_s = 2\n",
+    ));
+    // A client that starts a request and never finishes its headers.
+    let tcp = TcpStream::connect(proxy.addr).await.unwrap();
+    let mut tls = tls_connect(&proxy.ca, tcp, &format!("manage.{DOMAIN}")).await;
+    tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: manage.jrps.localhost\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "slow-header connection left open");
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // A client that sends nothing at all after the handshake.
+    let tcp = TcpStream::connect(proxy.addr).await.unwrap();
+    let mut tls = tls_connect(&proxy.ca, tcp, &format!("manage.{DOMAIN}")).await;
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "idle connection left open");
+
+    // A keep-alive connection that goes quiet after one request.
+    let tcp = TcpStream::connect(proxy.addr).await.unwrap();
+    let mut tls = tls_connect(&proxy.ca, tcp, &format!("manage.{DOMAIN}")).await;
+    tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: manage.jrps.localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "quiet keep-alive connection left open");
+    assert!(String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 200"));
+
+    // A TCP client that never even starts TLS.
+    let mut tcp = TcpStream::connect(proxy.addr).await.unwrap();
+    let read =
+        tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut Vec::new())).await;
+    assert!(read.is_ok(), "handshake-less connection left open");
+}
+
+#[tokio::test]
+async fn connection_cap_holds_new_connections_back() {
+    let proxy = Proxy::start(with("[limits]\nmax_connections = 2\n"));
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let tcp = TcpStream::connect(proxy.addr).await.unwrap();
+        held.push(tls_connect(&proxy.ca, tcp, &format!("manage.{DOMAIN}")).await);
+    }
+    // The third connection is accepted by the kernel but not served.
+    let third = {
+        let ca = proxy.ca.clone();
+        let addr = proxy.addr;
+        tokio::spawn(async move {
+            let tcp = TcpStream::connect(addr).await.unwrap();
+            let mut tls = tls_connect(&ca, tcp, &format!("manage.{DOMAIN}")).await;
+            tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: manage.jrps.localhost\r\nConnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            let mut buf = Vec::new();
+            let _ = tls.read_to_end(&mut buf).await;
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !third.is_finished(),
+        "a third connection was served past the cap"
+    );
+    drop(held.pop());
+    let answer = tokio::time::timeout(Duration::from_secs(10), third)
+        .await
+        .expect("third connection never served after a slot freed")
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+#[tokio::test]
+async fn plain_http_listener_behind_a_tls_terminator() {
+    let behind = Proxy::start(Options {
+        tls: false,
+        extra: "behind_tls = true".into(),
+        ..Options::default()
+    });
+    let backend = http_backend("one").await;
+    let token = random_token();
+    let s = behind.ready_session(&token, backend.port()).await;
+    assert!(s.url.starts_with("https://"), "{}", s.url);
+    let r = behind
+        .client
+        .get(behind.url(&s.alias, &format!("/headers?token={token}")))
+        .header("x-forwarded-for", "10.9.8.7")
+        .send()
+        .await
+        .unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    let headers: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(headers["x-forwarded-proto"], "https");
+    assert_eq!(headers["x-forwarded-for"], "10.9.8.7, 127.0.0.1");
+
+    let bare = Proxy::start(Options {
+        tls: false,
+        ..Options::default()
+    });
+    let s = bare.ready_session(&token, backend.port()).await;
+    let r = bare
+        .client
+        .get(bare.url(&s.alias, &format!("/headers?token={token}")))
+        .send()
+        .await
+        .unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(!cookie.contains("Secure"), "{cookie}");
+    let headers: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(headers["x-forwarded-proto"], "http");
+}
+
+#[tokio::test]
+async fn metrics_count_what_happened() {
+    let proxy = Proxy::start(Options::default());
+    let backend = http_backend("one").await;
+    let token = random_token();
+    let s = proxy.ready_session(&token, backend.port()).await;
+    let _pending = proxy.create(&random_token(), 600).await;
+    proxy
+        .client
+        .get(proxy.url(&s.alias, "/"))
+        .send()
+        .await
+        .unwrap();
+    proxy
+        .client
+        .get(proxy.url(&s.alias, &format!("/?token={token}")))
+        .send()
+        .await
+        .unwrap();
+    let text = proxy
+        .client
+        .get(proxy.url("manage", "/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "jrps_sessions{state=\"pending\"} 1",
+        "jrps_sessions{state=\"ready\"} 1",
+        "jrps_requests_total{class=\"4xx\"} 1",
+        "jrps_upstream_errors_total 0",
+        "jrps_open_websockets 0",
+        "jrps_activation_seconds_count 1",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+    assert!(text.contains("jrps_requests_total{class=\"2xx\"}"));
+
+    // Only from allowed_client_cidrs.
+    let outsider = super::harness::client_for(&proxy.ca, Some([127, 0, 0, 2].into()));
+    let r = outsider
+        .get(proxy.url("manage", "/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = outsider
+        .get(proxy.url("manage", "/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
