@@ -22,6 +22,9 @@ use std::process::ExitCode;
 /// Parses the command line, runs the command and renders any error once.
 pub fn run() -> ExitCode {
     let arguments = <cli::Arguments as clap::Parser>::parse();
+    // Every TLS client and server in jrps uses ring; installing it as the
+    // process default also covers clients built without an explicit config.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match arguments.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -48,8 +48,8 @@ pub enum LaunchError {
         log: PathBuf,
         tail: String,
     },
-    #[error("the proxy ended session {alias} before it was ready")]
-    SessionEnded { alias: String },
+    #[error("session {alias} ended before Jupyter was ready\n{tail}")]
+    SessionEnded { alias: String, tail: String },
     #[error("interrupted: job {job_id} cancelled and session {alias} deleted")]
     Interrupted { alias: String, job_id: String },
     #[error("the job was not submitted; session {alias} released")]
@@ -332,7 +332,10 @@ impl Launch {
                             return Ok(());
                         }
                         SessionState::Ended => {
-                            return Err(LaunchError::SessionEnded { alias: alias.clone() });
+                            return Err(LaunchError::SessionEnded {
+                                alias: alias.clone(),
+                                tail: log_tail(log, LOG_TAIL_LINES),
+                            });
                         }
                         SessionState::Pending => {
                             ready.set(self.client.status(alias, Some(LONG_POLL)));

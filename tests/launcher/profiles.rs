@@ -182,10 +182,11 @@ fn up_dry_run_prints_what_would_be_submitted() {
 }
 
 #[test]
-fn up_without_dry_run_is_not_available_yet() {
+fn up_without_a_proxy_is_a_configuration_error() {
     Test::new()
         .args(&["up", "-I"])
         .run()
-        .failure(1)
-        .stderr_has("not available yet");
+        .failure(2)
+        .stderr_has("no proxy is configured: site.toml has no `proxy_url`")
+        .stderr_has("hint: set `proxy_url`");
 }

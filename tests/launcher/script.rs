@@ -114,9 +114,16 @@ fn script_starts_jupyter_registers_and_deregisters_in_order() {
         .iter()
         .find(|l| l.starts_with("jupyter "))
         .expect("jupyter ran");
-    assert!(jupyter.starts_with(
-        "jupyter lab --no-browser --port=0 --ip=10.9.8.7 --ServerApp.allow_remote_access=True --ServerApp.trust_xheaders=True cwd=[TMP]/home/work dir token=tok-123 runtime_mode=700"
-    ), "{jupyter}");
+    // Jupyter refuses root without --allow-root; the script adds it only then.
+    let root_flag = if rustix::process::geteuid().is_root() {
+        " --allow-root"
+    } else {
+        ""
+    };
+    let expected = format!(
+        "jupyter lab --no-browser --port=0 --ip=10.9.8.7 --ServerApp.allow_remote_access=True --ServerApp.trust_xheaders=True{root_flag} cwd=[TMP]/home/work dir token=tok-123 runtime_mode=700"
+    );
+    assert!(jupyter.starts_with(&expected), "{jupyter}");
     let register = lines
         .iter()
         .find(|l| l.starts_with("jrps register --runtime-dir"))
