@@ -151,11 +151,7 @@ async fn launch(
         .into();
 
     let token = random_hex::<32>();
-    let user = env
-        .get("USER")
-        .or_else(|| env.get("LOGNAME"))
-        .unwrap_or("unknown")
-        .to_owned();
+    let user = user_name(env);
     let ttl = Duration::from_secs(spec.time.seconds()) + GRACE + QUEUE_ALLOWANCE;
     let created = client
         .create_session(&CreateSession {
@@ -480,6 +476,24 @@ fn log_tail(path: &std::path::Path, lines: usize) -> String {
         }
         Err(_) => "(the job wrote no log)".to_owned(),
     }
+}
+
+/// `$USER`, `$LOGNAME`, else the passwd entry of this uid (batch shells and
+/// CI often set neither variable).
+fn user_name(env: &Environment) -> String {
+    if let Some(name) = env.get("USER").or_else(|| env.get("LOGNAME")) {
+        return name.to_owned();
+    }
+    let uid = rustix::process::getuid().as_raw().to_string();
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|passwd| {
+            passwd.lines().find_map(|line| {
+                let fields: Vec<&str> = line.split(':').collect();
+                (fields.get(2) == Some(&uid.as_str())).then(|| fields[0].to_owned())
+            })
+        })
+        .unwrap_or(uid)
 }
 
 /// `N` random bytes from the thread CSPRNG, as lower-case hex.
