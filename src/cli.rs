@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use serde::Serialize;
 
 use crate::Error;
 
@@ -43,52 +42,40 @@ pub enum Command {
 }
 
 /// The flags of the original `start-jupyter`, kept with long names. Every field
-/// is optional so that an absent flag never overrides a lower config layer;
-/// serialised into the last figment layer.
-#[derive(Debug, Default, Clone, Args, Serialize)]
+/// is optional so that an absent flag never overrides a lower config layer.
+#[derive(Debug, Default, Clone, Args)]
 pub struct LaunchArgs {
     /// Profile name (see `jrps profiles`); `default` when omitted.
-    #[serde(skip)]
     pub profile: Option<String>,
     /// Slurm partition, e.g. debug, compute, gpu-shared.
     #[arg(short = 'p', long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub partition: Option<String>,
     /// Directory Jupyter starts in.
     #[arg(short = 'd', long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub dir: Option<PathBuf>,
     /// Project allocation to charge.
     #[arg(short = 'A', long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
     /// Batch template name from a batch folder (not a path).
     #[arg(short = 'b', long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub batch: Option<String>,
     /// Wall time in a Slurm format: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S.
     #[arg(short = 't', long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub time: Option<String>,
     /// Number of GPUs (GPU partitions only).
     #[arg(short = 'g', long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub gpus: Option<u32>,
     /// Singularity/Apptainer image to run Jupyter in.
     #[arg(short = 'i', long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
     /// Jupyter server: lab or notebook (jupyterlab accepted for lab).
     #[arg(short = 's', long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
     /// CPUs per task (`#SBATCH --cpus-per-task`).
     #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub cpus: Option<u32>,
     /// Memory per node in Slurm's units, e.g. 16G (`#SBATCH --mem`).
     #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub memory: Option<String>,
 }
 

@@ -71,7 +71,7 @@ fn flags_beat_env() {
 
 #[test]
 fn absent_flags_do_not_wipe_lower_layers() {
-    // figment's trap: an unset flag must not override the env or a file.
+    // The classic layering trap: an unset flag must not override the env or a file.
     let t = Test::new().env("JRPS_TIME", "55");
     assert_eq!(
         time_row(t, &["-p", "compute"]),
