@@ -21,21 +21,59 @@ pub struct Arguments {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Launch a Jupyter session on a compute node and print its URL.
+    #[command(after_help = "Examples:
+  jrps up                               the default profile
+  jrps up gpu-tensorflow -t 60          a profile, one flag changed
+  jrps up -p debug -d ~/project -t 20   no profile named: the default one
+  jrps up -p gpu-shared -g 1 -i IMAGE   one GPU, Jupyter inside an image
+  jrps up --no-wait --json              submit, print one JSON object, return")]
     Up(UpArgs),
     /// Print the batch script that `up` would submit.
+    #[command(after_help = "Examples:
+  jrps render gpu-tensorflow -t 90      the script for a profile and a flag
+  jrps render -p debug -t 45            refused: over debug's 30-minute limit")]
     Render(LaunchArgs),
     /// List, explain and check profiles.
+    #[command(after_help = "Examples:
+  jrps profiles                         name, layer and description of each
+  jrps profiles show gpu-pytorch -t 60  every value and where it came from
+  jrps profiles check                   validate and render all (for site CI)")]
     Profiles(ProfilesArgs),
     /// List your sessions.
+    #[command(after_help = "Examples:
+  jrps ls
+  jrps ls --json")]
     Ls(LsArgs),
     /// Print a session's URL (with its token).
+    #[command(after_help = "Examples:
+  jrps url amber-otter-lagoon
+  jrps url 4711                         by job id")]
     Url(UrlArgs),
     /// Print a session's job log.
+    #[command(after_help = "Examples:
+  jrps logs amber-otter-lagoon
+  jrps logs 4711 -f                     follow until the job ends")]
     Logs(LogsArgs),
     /// End sessions: cancel the job and remove the route.
+    #[command(after_help = "Examples:
+  jrps down amber-otter-lagoon
+  jrps down --all")]
     Down(DownArgs),
     /// Run the proxy.
+    #[command(after_help = "Examples:
+  jrps serve --config /etc/jrps/proxy.toml
+  kill -HUP PID                         reload the TLS certificate
+  kill -TERM PID                        finish requests in flight, then stop")]
     Serve(ServeArgs),
+    /// Print a shell completion script.
+    #[command(after_help = "Examples:
+  jrps completions bash > /etc/bash_completion.d/jrps
+  jrps completions zsh > ~/.zfunc/_jrps")]
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff).
+    #[command(after_help = "Examples:
+  jrps man > /usr/local/share/man/man1/jrps.1")]
+    Man,
     /// (Inside a job) tell the proxy where this job's Jupyter listens.
     #[command(hide = true)]
     Register(RegisterArgs),
@@ -189,6 +227,24 @@ impl Arguments {
             Command::Down(args) => crate::launcher::session_commands::down(args),
             Command::Serve(args) => crate::proxy::serve(args),
             Command::Register(args) => crate::job_helper::register(args),
+            Command::Completions { shell } => {
+                let mut command = <Arguments as clap::CommandFactory>::command();
+                let mut script = Vec::new();
+                clap_complete::generate(shell, &mut command, "jrps", &mut script);
+                Ok(crate::launcher::print_stdout(&String::from_utf8_lossy(
+                    &script,
+                ))?)
+            }
+            Command::Man => {
+                let command = <Arguments as clap::CommandFactory>::command();
+                let mut page = Vec::new();
+                clap_mangen::Man::new(command)
+                    .render(&mut page)
+                    .map_err(crate::launcher::LauncherError::Output)?;
+                Ok(crate::launcher::print_stdout(&String::from_utf8_lossy(
+                    &page,
+                ))?)
+            }
         }
     }
 }

@@ -117,8 +117,9 @@ pub fn up(args: UpArgs) -> Result<(), Error> {
     let script = script(&spec)?;
     if args.dry_run {
         let summary = dry_run_summary(&spec);
-        print!("{summary}--- batch script ---\n{script}");
-        return Ok(());
+        return Ok(super::print_stdout(&format!(
+            "{summary}--- batch script ---\n{script}"
+        ))?);
     }
     let endpoint = ProxyEndpoint {
         url: spec.site.proxy_url.clone().ok_or(LaunchError::NoProxy {
@@ -184,7 +185,7 @@ async fn launch(
     {
         Ok(result) => {
             progress.finish();
-            print_result(args, &result);
+            super::print_stdout(&result_text(args, &result))?;
             Ok(())
         }
         Err(error) => {
@@ -411,35 +412,37 @@ impl Launch {
     }
 }
 
-fn print_result(args: &UpArgs, result: &LaunchResult) {
+fn result_text(args: &UpArgs, result: &LaunchResult) -> String {
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string(result).expect("a launch result always serialises")
-        );
-        return;
+        let json = serde_json::to_string(result).expect("a launch result always serialises");
+        return format!("{json}\n");
     }
+    let mut text = String::new();
     if args.info {
         let account = result.account.as_deref().unwrap_or("(scheduler default)");
-        println!("user:      {}", result.user);
-        println!("cluster:   {}", result.cluster);
-        println!("account:   {account}");
-        println!("partition: {}", result.partition);
-        println!("script:    {}", result.script.display());
-        println!("time:      {}", result.time);
-        println!("gpus:      {}", result.gpus);
-        println!("job id:    {}", result.job_id);
-        println!("log:       {}", result.log.display());
+        text.push_str(&format!(
+            "user:      {}\ncluster:   {}\naccount:   {account}\npartition: {}\n\
+             script:    {}\ntime:      {}\ngpus:      {}\njob id:    {}\nlog:       {}\n",
+            result.user,
+            result.cluster,
+            result.partition,
+            result.script.display(),
+            result.time,
+            result.gpus,
+            result.job_id,
+            result.log.display(),
+        ));
     }
     if result.ready {
-        println!("Your notebook is here:");
+        text.push_str("Your notebook is here:\n");
     } else {
-        println!(
-            "Job {} submitted; your notebook will be here:",
+        text.push_str(&format!(
+            "Job {} submitted; your notebook will be here:\n",
             result.job_id
-        );
+        ));
     }
-    println!("{}", result.url);
+    text.push_str(&format!("{}\n", result.url));
+    text
 }
 
 /// Slurm's cluster name when the scheduler is Slurm, else this host's name.

@@ -63,12 +63,16 @@ pub fn up(args: UpArgs) -> Result<(), Error> {
 pub fn render(args: LaunchArgs) -> Result<(), Error> {
     let env = Environment::capture();
     let (_, spec) = resolve(&env, &args)?;
-    let script = script(&spec)?;
-    std::io::stdout()
-        .lock()
-        .write_all(script.as_bytes())
-        .map_err(LauncherError::Output)?;
-    Ok(())
+    Ok(print_stdout(&script(&spec)?)?)
+}
+
+/// Writes a command's result to stdout; a closed pipe is an error to report,
+/// not a panic as with `print!`.
+pub fn print_stdout(text: &str) -> Result<(), LauncherError> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(LauncherError::Output)
 }
 
 pub fn profiles(args: ProfilesArgs) -> Result<(), Error> {

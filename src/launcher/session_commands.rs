@@ -159,8 +159,10 @@ pub fn ls(args: LsArgs) -> Result<(), Error> {
 pub fn url(args: UrlArgs) -> Result<(), Error> {
     let session = find(&args.session)?;
     let token = session.dir.read_secret(TOKEN_FILE)?;
-    println!("{}?token={token}", session.record.url);
-    Ok(())
+    Ok(super::print_stdout(&format!(
+        "{}?token={token}\n",
+        session.record.url
+    ))?)
 }
 
 pub fn logs(args: LogsArgs) -> Result<(), Error> {
