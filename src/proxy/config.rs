@@ -59,6 +59,7 @@ struct RawConfig {
     allowed_backend_cidrs: Vec<Spanned<String>>,
     backend_ports: Option<Spanned<String>>,
     behind_tls: Option<bool>,
+    access_log: Option<bool>,
     max_ttl_seconds: Option<u64>,
     health_check_interval_s: Option<u64>,
     health_check_failures: Option<u32>,
@@ -94,6 +95,8 @@ pub struct ProxyConfig {
     /// The plain listener sits behind a TLS terminator: cookies get `Secure`
     /// and `X-Forwarded-Proto` says `https`.
     pub behind_tls: bool,
+    /// One log line per request (alias, method, path, status; never the query).
+    pub access_log: bool,
     pub max_ttl: Duration,
     pub health_check_interval: Duration,
     pub health_check_failures: u32,
@@ -313,6 +316,7 @@ impl ProxyConfig {
             allowed_backend_cidrs,
             backend_ports,
             behind_tls: raw.behind_tls.unwrap_or(false),
+            access_log: raw.access_log.unwrap_or(true),
             max_ttl: secs(raw.max_ttl_seconds, Duration::from_secs(14 * 24 * 3600)),
             health_check_interval: secs(raw.health_check_interval_s, Duration::from_secs(30))
                 .max(Duration::from_secs(1)),

@@ -58,18 +58,38 @@ pub async fn handle(
     // The URI is reference-counted, so keeping it for the log line costs no
     // copy; only its path is logged, never the query (it carries the token).
     let uri = req.uri().clone();
-    let (response, alias) = route(&shared, conn, req).await;
+    // The alias is lower-cased into this buffer: routing allocates nothing.
+    let mut buf = [0u8; 64];
+    let target = if conn.api_only {
+        Target::Api
+    } else {
+        match request_host(&req) {
+            Some(host) => classify(&shared.config.domain, host, &mut buf),
+            None => Target::NoHost,
+        }
+    };
+    let (response, alias) = match target {
+        Target::Api => (super::api::handle(&shared, conn, req).await, "-"),
+        Target::Alias(alias) => (session_request(&shared, conn, alias, req).await, alias),
+        Target::Other => {
+            let host = request_host(&req).unwrap_or("").to_owned();
+            (full(pages::page(Failure::UnknownAlias, &host)), "-")
+        }
+        Target::NoHost => (full(pages::page(Failure::BadRequest, "(no host)")), "-"),
+    };
     let status = response.status().as_u16();
     shared.metrics.request(status);
-    tracing::info!(
-        peer = %conn.peer.ip(),
-        alias = alias.as_deref().unwrap_or("-"),
-        %method,
-        path = uri.path(),
-        status,
-        ms = started.elapsed().as_millis() as u64,
-        "request"
-    );
+    if shared.config.access_log {
+        tracing::info!(
+            peer = %conn.peer.ip(),
+            alias,
+            %method,
+            path = uri.path(),
+            status,
+            ms = started.elapsed().as_millis() as u64,
+            "request"
+        );
+    }
     Ok(response)
 }
 
@@ -78,32 +98,7 @@ enum Target<'a> {
     Api,
     Alias(&'a str),
     Other,
-}
-
-async fn route(
-    shared: &Arc<Shared>,
-    conn: ConnInfo,
-    req: Request<Incoming>,
-) -> (Response<ProxyBody>, Option<String>) {
-    if conn.api_only {
-        return (super::api::handle(shared, conn, req).await, None);
-    }
-    let Some(host) = request_host(&req) else {
-        return (full(pages::page(Failure::BadRequest, "(no host)")), None);
-    };
-    let mut buf = [0u8; 64];
-    match classify(&shared.config.domain, host, &mut buf) {
-        Target::Api => (super::api::handle(shared, conn, req).await, None),
-        Target::Other => {
-            let shown = host.to_owned();
-            (full(pages::page(Failure::UnknownAlias, &shown)), None)
-        }
-        Target::Alias(alias) => {
-            let alias = alias.to_owned();
-            let response = session_request(shared, conn, &alias, req).await;
-            (response, Some(alias))
-        }
-    }
+    NoHost,
 }
 
 /// The Host of a request: the `Host` header (HTTP/1.1) or the URI authority
@@ -358,7 +353,7 @@ mod tests {
         match classify("jrps.localhost", host, &mut buf) {
             Target::Alias(a) => Some(a.to_owned()),
             Target::Api => Some("<api>".into()),
-            Target::Other => None,
+            Target::Other | Target::NoHost => None,
         }
     }
 

@@ -71,7 +71,7 @@ impl ServeError {
 }
 
 /// Everything a request may need, shared by all connections.
-pub struct Shared {
+pub(crate) struct Shared {
     pub config: ProxyConfig,
     store: store::Store,
     metrics: metrics::Metrics,
