@@ -285,7 +285,7 @@ impl ProxyConfig {
                 "`limits.max_connections` must be at least 1".into(),
             ));
         }
-        let limits = Limits {
+        let mut limits = Limits {
             max_header_bytes: raw_limits
                 .max_header_bytes
                 .map_or(defaults.max_header_bytes, Spanned::into_inner),
@@ -305,6 +305,12 @@ impl ProxyConfig {
             long_poll_max: secs(raw_limits.long_poll_max_s, defaults.long_poll_max),
             shutdown_grace: secs(raw_limits.shutdown_grace_s, defaults.shutdown_grace),
         };
+
+        // A long-poll moves no bytes while it waits: keep it inside the idle
+        // timeout, or the connection would be cut before the answer.
+        limits.long_poll_max = limits
+            .long_poll_max
+            .min(limits.idle_timeout.saturating_sub(Duration::from_secs(1)));
 
         Ok(ProxyConfig {
             domain,
