@@ -191,7 +191,8 @@ enum Auth {
 }
 
 /// Checks the cookie first (the common case after the first request), then
-/// `?token=`, then `Authorization: token …` (Jupyter's API clients). All
+/// `?token=`, then `Authorization: token …` or `Bearer …` (the two forms
+/// Jupyter's API accepts). All
 /// comparisons are constant time.
 fn edge_auth(session: &Session, req: &Request<Incoming>) -> Auth {
     for value in req.headers().get_all(COOKIE) {
@@ -219,7 +220,7 @@ fn edge_auth(session: &Session, req: &Request<Incoming>) -> Auth {
     {
         let mut words = value.split_whitespace();
         if let (Some(kind), Some(token)) = (words.next(), words.next())
-            && kind.eq_ignore_ascii_case("token")
+            && (kind.eq_ignore_ascii_case("token") || kind.eq_ignore_ascii_case("bearer"))
             && sha_eq(token.as_bytes(), &session.token_sha256)
         {
             return Auth::Token;
