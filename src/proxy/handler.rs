@@ -318,6 +318,18 @@ fn prepare_request(
         req.headers_mut().insert(HOST, v);
     }
     let headers = req.headers_mut();
+    // HTTP/2 clients may split cookies over several fields; an HTTP/1.1
+    // server expects one (RFC 9113 §8.2.3), and Tornado would misread many.
+    if headers.get_all(COOKIE).iter().nth(1).is_some() {
+        let joined: Vec<&str> = headers
+            .get_all(COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        if let Ok(v) = HeaderValue::from_str(&joined.join("; ")) {
+            headers.insert(COOKIE, v);
+        }
+    }
     let ip = conn.peer.ip().to_string();
     let xff = HeaderName::from_static("x-forwarded-for");
     // At the edge, the client's own X-Forwarded-For is a claim, not a fact:

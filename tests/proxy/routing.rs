@@ -354,6 +354,8 @@ async fn http2_clients_are_served_too() {
             "https://{name}:{}{path}?token={token}",
             proxy.addr.port()
         ))
+        .header("cookie", "a=1")
+        .header("cookie", "b=2")
         .body(Empty::<bytes::Bytes>::new())
         .unwrap();
         let response = sender.send_request(request).await.unwrap();
@@ -366,6 +368,10 @@ async fn http2_clients_are_served_too() {
             assert_eq!(
                 headers["host"],
                 format!("{name}:{}", proxy.addr.port()).as_str()
+            );
+            assert_eq!(
+                headers["cookie"], "a=1; b=2",
+                "split cookies are joined for HTTP/1.1"
             );
         }
     }
