@@ -127,6 +127,9 @@ fn classify<'b>(domain: &str, host: &str, buf: &'b mut [u8; 64]) -> Target<'b> {
         return Target::Other;
     }
     let split = host.len() - domain.len();
+    if !host.is_char_boundary(split) {
+        return Target::Other;
+    }
     let (label, rest) = host.split_at(split);
     if !rest.eq_ignore_ascii_case(domain) || !label.ends_with('.') {
         return Target::Other;
@@ -397,6 +400,8 @@ mod tests {
             "evil.com",
             "[::1]:80",
             "amber.jrps.localhost.evil.com",
+            "ééé.jrps.localhost",
+            "xxéjrps.localhost",
         ] {
             assert_eq!(alias_of(host), None, "{host}");
         }
