@@ -135,7 +135,12 @@ fn classify<'b>(domain: &str, host: &str, buf: &'b mut [u8; 64]) -> Target<'b> {
         return Target::Other;
     }
     let label = &label[..label.len() - 1];
-    if label.is_empty() || label.len() > buf.len() || label.contains('.') {
+    if label.is_empty()
+        || label.len() > buf.len()
+        || !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
         return Target::Other;
     }
     if label.eq_ignore_ascii_case(crate::api::MANAGE_SUBDOMAIN) {
