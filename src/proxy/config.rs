@@ -59,6 +59,7 @@ struct RawConfig {
     allowed_backend_cidrs: Vec<Spanned<String>>,
     backend_ports: Option<Spanned<String>>,
     behind_tls: Option<bool>,
+    access_log: Option<bool>,
     max_ttl_seconds: Option<u64>,
     health_check_interval_s: Option<u64>,
     health_check_failures: Option<u32>,
@@ -94,6 +95,8 @@ pub struct ProxyConfig {
     /// The plain listener sits behind a TLS terminator: cookies get `Secure`
     /// and `X-Forwarded-Proto` says `https`.
     pub behind_tls: bool,
+    /// One log line per request (alias, method, path, status; never the query).
+    pub access_log: bool,
     pub max_ttl: Duration,
     pub health_check_interval: Duration,
     pub health_check_failures: u32,
@@ -282,7 +285,7 @@ impl ProxyConfig {
                 "`limits.max_connections` must be at least 1".into(),
             ));
         }
-        let limits = Limits {
+        let mut limits = Limits {
             max_header_bytes: raw_limits
                 .max_header_bytes
                 .map_or(defaults.max_header_bytes, Spanned::into_inner),
@@ -303,6 +306,12 @@ impl ProxyConfig {
             shutdown_grace: secs(raw_limits.shutdown_grace_s, defaults.shutdown_grace),
         };
 
+        // A long-poll moves no bytes while it waits: keep it inside the idle
+        // timeout, or the connection would be cut before the answer.
+        limits.long_poll_max = limits
+            .long_poll_max
+            .min(limits.idle_timeout.saturating_sub(Duration::from_secs(1)));
+
         Ok(ProxyConfig {
             domain,
             listen,
@@ -313,6 +322,7 @@ impl ProxyConfig {
             allowed_backend_cidrs,
             backend_ports,
             behind_tls: raw.behind_tls.unwrap_or(false),
+            access_log: raw.access_log.unwrap_or(true),
             max_ttl: secs(raw.max_ttl_seconds, Duration::from_secs(14 * 24 * 3600)),
             health_check_interval: secs(raw.health_check_interval_s, Duration::from_secs(30))
                 .max(Duration::from_secs(1)),

@@ -16,6 +16,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::api::SessionState;
 
@@ -71,6 +72,14 @@ impl Forwarder {
             Ok(uri) => *req.uri_mut() = uri,
             Err(_) => return full(pages::page(Failure::BadRequest, &session.alias)),
         }
+        // A tunnel outlives its HTTP connection, so it needs a slot of its own.
+        let tunnel_slot = match upgrade {
+            Some(_) => match shared.slots.clone().try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => return full(pages::page(Failure::Unavailable, &session.alias)),
+            },
+            None => None,
+        };
         let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
 
         let mut response = match self.client.request(req).await {
@@ -95,6 +104,7 @@ impl Forwarder {
                         session.alias.clone(),
                         client_side,
                         backend_side,
+                        tunnel_slot,
                     ));
                 }
                 // A 101 we did not ask for, or to something other than a
@@ -138,7 +148,13 @@ impl Drop for TunnelGuard {
     }
 }
 
-async fn tunnel(shared: Arc<Shared>, alias: Box<str>, client: OnUpgrade, backend: OnUpgrade) {
+async fn tunnel(
+    shared: Arc<Shared>,
+    alias: Box<str>,
+    client: OnUpgrade,
+    backend: OnUpgrade,
+    _slot: Option<OwnedSemaphorePermit>,
+) {
     let (client, backend) = match tokio::try_join!(client, backend) {
         Ok(pair) => pair,
         Err(error) => {

@@ -58,18 +58,38 @@ pub async fn handle(
     // The URI is reference-counted, so keeping it for the log line costs no
     // copy; only its path is logged, never the query (it carries the token).
     let uri = req.uri().clone();
-    let (response, alias) = route(&shared, conn, req).await;
+    // The alias is lower-cased into this buffer: routing allocates nothing.
+    let mut buf = [0u8; 64];
+    let target = if conn.api_only {
+        Target::Api
+    } else {
+        match request_host(&req) {
+            Some(host) => classify(&shared.config.domain, host, &mut buf),
+            None => Target::NoHost,
+        }
+    };
+    let (response, alias) = match target {
+        Target::Api => (super::api::handle(&shared, conn, req).await, "-"),
+        Target::Alias(alias) => (session_request(&shared, conn, alias, req).await, alias),
+        Target::Other => {
+            let host = request_host(&req).unwrap_or("").to_owned();
+            (full(pages::page(Failure::UnknownAlias, &host)), "-")
+        }
+        Target::NoHost => (full(pages::page(Failure::BadRequest, "(no host)")), "-"),
+    };
     let status = response.status().as_u16();
     shared.metrics.request(status);
-    tracing::info!(
-        peer = %conn.peer.ip(),
-        alias = alias.as_deref().unwrap_or("-"),
-        %method,
-        path = uri.path(),
-        status,
-        ms = started.elapsed().as_millis() as u64,
-        "request"
-    );
+    if shared.config.access_log {
+        tracing::info!(
+            peer = %conn.peer.ip(),
+            alias,
+            %method,
+            path = uri.path(),
+            status,
+            ms = started.elapsed().as_millis() as u64,
+            "request"
+        );
+    }
     Ok(response)
 }
 
@@ -78,32 +98,7 @@ enum Target<'a> {
     Api,
     Alias(&'a str),
     Other,
-}
-
-async fn route(
-    shared: &Arc<Shared>,
-    conn: ConnInfo,
-    req: Request<Incoming>,
-) -> (Response<ProxyBody>, Option<String>) {
-    if conn.api_only {
-        return (super::api::handle(shared, conn, req).await, None);
-    }
-    let Some(host) = request_host(&req) else {
-        return (full(pages::page(Failure::BadRequest, "(no host)")), None);
-    };
-    let mut buf = [0u8; 64];
-    match classify(&shared.config.domain, host, &mut buf) {
-        Target::Api => (super::api::handle(shared, conn, req).await, None),
-        Target::Other => {
-            let shown = host.to_owned();
-            (full(pages::page(Failure::UnknownAlias, &shown)), None)
-        }
-        Target::Alias(alias) => {
-            let alias = alias.to_owned();
-            let response = session_request(shared, conn, &alias, req).await;
-            (response, Some(alias))
-        }
-    }
+    NoHost,
 }
 
 /// The Host of a request: the `Host` header (HTTP/1.1) or the URI authority
@@ -132,12 +127,20 @@ fn classify<'b>(domain: &str, host: &str, buf: &'b mut [u8; 64]) -> Target<'b> {
         return Target::Other;
     }
     let split = host.len() - domain.len();
+    if !host.is_char_boundary(split) {
+        return Target::Other;
+    }
     let (label, rest) = host.split_at(split);
     if !rest.eq_ignore_ascii_case(domain) || !label.ends_with('.') {
         return Target::Other;
     }
     let label = &label[..label.len() - 1];
-    if label.is_empty() || label.len() > buf.len() || label.contains('.') {
+    if label.is_empty()
+        || label.len() > buf.len()
+        || !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
         return Target::Other;
     }
     if label.eq_ignore_ascii_case(crate::api::MANAGE_SUBDOMAIN) {
@@ -196,7 +199,8 @@ enum Auth {
 }
 
 /// Checks the cookie first (the common case after the first request), then
-/// `?token=`, then `Authorization: token …` (Jupyter's API clients). All
+/// `?token=`, then `Authorization: token …` or `Bearer …` (the two forms
+/// Jupyter's API accepts). All
 /// comparisons are constant time.
 fn edge_auth(session: &Session, req: &Request<Incoming>) -> Auth {
     for value in req.headers().get_all(COOKIE) {
@@ -224,7 +228,7 @@ fn edge_auth(session: &Session, req: &Request<Incoming>) -> Auth {
     {
         let mut words = value.split_whitespace();
         if let (Some(kind), Some(token)) = (words.next(), words.next())
-            && kind.eq_ignore_ascii_case("token")
+            && (kind.eq_ignore_ascii_case("token") || kind.eq_ignore_ascii_case("bearer"))
             && sha_eq(token.as_bytes(), &session.token_sha256)
         {
             return Auth::Token;
@@ -322,6 +326,18 @@ fn prepare_request(
         req.headers_mut().insert(HOST, v);
     }
     let headers = req.headers_mut();
+    // HTTP/2 clients may split cookies over several fields; an HTTP/1.1
+    // server expects one (RFC 9113 §8.2.3), and Tornado would misread many.
+    if headers.get_all(COOKIE).iter().nth(1).is_some() {
+        let joined: Vec<&str> = headers
+            .get_all(COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        if let Ok(v) = HeaderValue::from_str(&joined.join("; ")) {
+            headers.insert(COOKIE, v);
+        }
+    }
     let ip = conn.peer.ip().to_string();
     let xff = HeaderName::from_static("x-forwarded-for");
     // At the edge, the client's own X-Forwarded-For is a claim, not a fact:
@@ -358,7 +374,7 @@ mod tests {
         match classify("jrps.localhost", host, &mut buf) {
             Target::Alias(a) => Some(a.to_owned()),
             Target::Api => Some("<api>".into()),
-            Target::Other => None,
+            Target::Other | Target::NoHost => None,
         }
     }
 
@@ -389,6 +405,8 @@ mod tests {
             "evil.com",
             "[::1]:80",
             "amber.jrps.localhost.evil.com",
+            "ééé.jrps.localhost",
+            "xxéjrps.localhost",
         ] {
             assert_eq!(alias_of(host), None, "{host}");
         }

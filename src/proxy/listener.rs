@@ -20,7 +20,6 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 use super::Shared;
@@ -108,18 +107,17 @@ pub fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
 }
 
 /// Accepts connections until the future is dropped. At most
-/// `max_connections` HTTP connections are open at once; beyond that, new
-/// ones wait in the kernel's backlog.
+/// `max_connections` connections (HTTP connections plus WebSocket tunnels)
+/// are open at once; beyond that, new ones wait in the kernel's backlog.
 pub async fn accept_loop(
     shared: &Arc<Shared>,
     listener: &TcpListener,
     tls: Option<&Arc<Tls>>,
     api_only: bool,
     graceful: &GracefulShutdown,
-    slots: &Arc<Semaphore>,
 ) {
     loop {
-        let Ok(permit) = slots.clone().acquire_owned().await else {
+        let Ok(permit) = shared.slots.clone().acquire_owned().await else {
             return;
         };
         let (stream, peer) = match listener.accept().await {

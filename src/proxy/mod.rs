@@ -71,7 +71,7 @@ impl ServeError {
 }
 
 /// Everything a request may need, shared by all connections.
-pub struct Shared {
+pub(crate) struct Shared {
     pub config: ProxyConfig,
     store: store::Store,
     metrics: metrics::Metrics,
@@ -81,6 +81,9 @@ pub struct Shared {
     shutdown: watch::Receiver<bool>,
     /// Open WebSocket tunnels, so shutdown can wait for them to close.
     tunnels: watch::Sender<usize>,
+    /// `max_connections` permits, held by each client connection and each
+    /// WebSocket tunnel (which outlives its HTTP connection).
+    slots: Arc<Semaphore>,
     /// `https://` or `http://`, and `:port` unless it is the scheme's default.
     url_scheme: &'static str,
     url_port: String,
@@ -159,6 +162,7 @@ async fn run_async(config: ProxyConfig) -> Result<(), ServeError> {
         forwarder: forwarder::Forwarder::new(),
         shutdown: shutdown_rx,
         tunnels,
+        slots: Arc::new(Semaphore::new(config.limits.max_connections)),
         config,
     });
 
@@ -189,21 +193,12 @@ async fn run_async(config: ProxyConfig) -> Result<(), ServeError> {
     ];
 
     let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(shared.config.limits.max_connections));
     {
-        let main_loop = listener::accept_loop(
-            &shared,
-            &main_listener,
-            tls.as_ref(),
-            false,
-            &graceful,
-            &slots,
-        );
+        let main_loop =
+            listener::accept_loop(&shared, &main_listener, tls.as_ref(), false, &graceful);
         let api_loop = async {
             match &api_listener {
-                Some(l) => {
-                    listener::accept_loop(&shared, l, tls.as_ref(), true, &graceful, &slots).await
-                }
+                Some(l) => listener::accept_loop(&shared, l, tls.as_ref(), true, &graceful).await,
                 None => std::future::pending().await,
             }
         };

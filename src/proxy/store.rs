@@ -9,8 +9,8 @@
 //! matters and "a restart loses nothing" holds for every kind of restart.
 //!
 //! Concurrency: mutations are serialised by one async lock (the API is not a
-//! hot path); the request path takes only a read lock on the table and clones
-//! an `Arc`, never touches SQLite.
+//! hot path); the request path takes only a read lock on one shard of the
+//! table and clones an `Arc`, never touches SQLite.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -76,9 +76,46 @@ struct Entry {
 
 pub struct Store {
     db: Arc<Mutex<Connection>>,
-    table: RwLock<HashMap<Box<str>, Entry>>,
+    table: Table,
     /// Serialises read-modify-write of sessions across API calls.
     writer: tokio::sync::Mutex<()>,
+}
+
+type Shard = HashMap<Box<str>, Entry>;
+
+/// The in-memory sessions, split into shards by alias so that readers on
+/// many cores do not all bounce one lock's cache line. Writers (API calls,
+/// sweeps) take one shard's write lock for one `HashMap` operation.
+struct Table {
+    shards: Box<[RwLock<Shard>]>,
+}
+
+const SHARDS: usize = 64;
+
+impl Table {
+    fn new() -> Table {
+        Table {
+            shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+        }
+    }
+
+    /// FNV-1a: cheap, and the key only picks a shard (the map hashes again
+    /// with its own keyed hasher), so it needs no resistance to collisions.
+    fn shard(&self, alias: &str) -> &RwLock<Shard> {
+        let mut hash: u32 = 0x811c_9dc5;
+        for byte in alias.bytes() {
+            hash = (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193);
+        }
+        &self.shards[hash as usize % SHARDS]
+    }
+
+    fn read(&self, alias: &str) -> std::sync::RwLockReadGuard<'_, Shard> {
+        self.shard(alias).read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self, alias: &str) -> std::sync::RwLockWriteGuard<'_, Shard> {
+        self.shard(alias).write().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 const SCHEMA: &str = "
@@ -141,7 +178,7 @@ impl Store {
             .map_err(open_err)?;
         conn.execute_batch(SCHEMA).map_err(open_err)?;
 
-        let mut table = HashMap::new();
+        let table = Table::new();
         {
             let mut stmt = conn.prepare(
                 "SELECT alias, user, token_sha256, secret_sha256, cookie, job_id, backend,
@@ -175,7 +212,7 @@ impl Store {
             for session in rows {
                 let session = session?;
                 let (state_tx, _) = watch::channel(session.state);
-                table.insert(
+                table.write(&session.alias).insert(
                     session.alias.clone(),
                     Entry {
                         session: Arc::new(session),
@@ -186,34 +223,36 @@ impl Store {
         }
         Ok(Store {
             db: Arc::new(Mutex::new(conn)),
-            table: RwLock::new(table),
+            table,
             writer: tokio::sync::Mutex::new(()),
         })
     }
 
     /// The request path's lookup: a read lock and an `Arc` clone.
     pub fn get(&self, alias: &str) -> Option<Arc<Session>> {
-        let table = self.table.read().unwrap_or_else(|e| e.into_inner());
-        table.get(alias).map(|e| e.session.clone())
+        self.table.read(alias).get(alias).map(|e| e.session.clone())
     }
 
     /// The session and a receiver that sees every later state change.
     pub fn subscribe(&self, alias: &str) -> Option<(Arc<Session>, watch::Receiver<SessionState>)> {
-        let table = self.table.read().unwrap_or_else(|e| e.into_inner());
-        table
+        self.table
+            .read(alias)
             .get(alias)
             .map(|e| (e.session.clone(), e.state_tx.subscribe()))
     }
 
     pub fn contains(&self, alias: &str) -> bool {
-        let table = self.table.read().unwrap_or_else(|e| e.into_inner());
-        table.contains_key(alias)
+        self.table.read(alias).contains_key(alias)
     }
 
     /// A snapshot of every session (metrics, sweeps, health checks).
     pub fn all(&self) -> Vec<Arc<Session>> {
-        let table = self.table.read().unwrap_or_else(|e| e.into_inner());
-        table.values().map(|e| e.session.clone()).collect()
+        let mut all = Vec::new();
+        for shard in self.table.shards.iter() {
+            let shard = shard.read().unwrap_or_else(|e| e.into_inner());
+            all.extend(shard.values().map(|e| e.session.clone()));
+        }
+        all
     }
 
     /// Runs SQL on the connection off the async threads.
@@ -266,8 +305,7 @@ impl Store {
         }
         let session = Arc::new(session);
         let (state_tx, _) = watch::channel(session.state);
-        let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
-        table.insert(
+        self.table.write(&session.alias).insert(
             session.alias.clone(),
             Entry {
                 session: session.clone(),
@@ -309,8 +347,7 @@ impl Store {
         })
         .await?;
         let new = Arc::new(new);
-        let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(entry) = table.get_mut(alias) {
+        if let Some(entry) = self.table.write(alias).get_mut(alias) {
             entry.session = new.clone();
             entry.state_tx.send_if_modified(|state| {
                 let changed = *state != new.state;
@@ -345,8 +382,7 @@ impl Store {
         let a = alias.to_owned();
         self.with_db(move |conn| conn.execute("DELETE FROM sessions WHERE alias = ?1", [a]))
             .await?;
-        let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
-        table.remove(alias);
+        self.table.write(alias).remove(alias);
         Ok(())
     }
 }

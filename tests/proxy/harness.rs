@@ -28,6 +28,12 @@ pub struct TestCa {
     pub key_pem: String,
 }
 
+impl Default for TestCa {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl TestCa {
     pub fn new() -> TestCa {
         let ca_key = KeyPair::generate().unwrap();

@@ -210,8 +210,29 @@ async fn sigterm_finishes_requests_in_flight_and_exits_cleanly() {
             (r.status().as_u16(), r.text().await.unwrap())
         })
     };
+    let pending = proxy.create(&random_token(), 600).await;
+    let long_poll = {
+        let client = proxy.client.clone();
+        let url = proxy.api(&format!(
+            "/sessions/{}?wait=ready&timeout_s=60",
+            pending.alias
+        ));
+        tokio::spawn(async move {
+            let r = client.get(url).send().await.unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<serde_json::Value>().await.unwrap(),
+            )
+        })
+    };
     tokio::time::sleep(Duration::from_millis(300)).await;
     proxy.signal("TERM");
+    // A parked long-poll answers at once with the current state.
+    let (status, body) = tokio::time::timeout(Duration::from_secs(5), long_poll)
+        .await
+        .expect("long-poll kept waiting through shutdown")
+        .unwrap();
+    assert_eq!((status, body["state"].as_str()), (200, Some("pending")));
     let (status, body) = slow.await.unwrap();
     assert_eq!((status, body.as_str()), (200, "one slow done"));
 

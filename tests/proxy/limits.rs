@@ -243,3 +243,60 @@ async fn metrics_count_what_happened() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test]
+async fn websocket_tunnels_count_against_the_connection_cap() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let proxy = Proxy::start(with("[limits]\nmax_connections = 5\n"));
+    let backend = super::backends::websocket_backend().await;
+    let token = random_token();
+    let s = proxy.ready_session(&token, backend.port()).await;
+    let open = || {
+        let url = format!(
+            "wss://{}.{DOMAIN}:{}/ws?token={token}",
+            s.alias,
+            proxy.addr.port()
+        );
+        let (ca, addr, name) = (
+            proxy.ca.clone(),
+            proxy.addr,
+            format!("{}.{DOMAIN}", s.alias),
+        );
+        async move {
+            let tcp = TcpStream::connect(addr).await.unwrap();
+            let tls = tls_connect(&ca, tcp, &name).await;
+            tokio_tungstenite::client_async(url, tls).await
+        }
+    };
+    // Slots: the accept loop holds one for the next connection, the API
+    // client keeps one pooled connection, and while a tunnel opens it holds
+    // its HTTP connection's slot and its own: a cap of 5 fits two tunnels.
+    let (mut first, _) = open().await.unwrap();
+    // The first tunnel's HTTP connection gives its slot back just after the
+    // 101; allow that moment to pass.
+    let mut second = None;
+    for _ in 0..50 {
+        if let Ok((ws, _)) = open().await {
+            second = Some(ws);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(second.is_some(), "second tunnel refused under the cap");
+    match open().await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 503)
+        }
+        other => panic!(
+            "third tunnel past the cap: {:?}",
+            other.map(|(_, r)| r.status())
+        ),
+    }
+    first.send(Message::Close(None)).await.unwrap();
+    drop(first);
+    let reopened =
+        super::harness::eventually(Duration::from_secs(5), || async { open().await.is_ok() }).await;
+    assert!(reopened, "slot not freed when a tunnel closed");
+}

@@ -1,8 +1,8 @@
 //! Proxy tests: real sockets on loopback, TLS, WebSocket, Jupyter.
 
 mod api;
-mod backends;
-mod harness;
+pub mod backends;
+pub mod harness;
 mod jupyter;
 mod lifecycle;
 mod limits;

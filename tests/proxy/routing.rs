@@ -354,6 +354,8 @@ async fn http2_clients_are_served_too() {
             "https://{name}:{}{path}?token={token}",
             proxy.addr.port()
         ))
+        .header("cookie", "a=1")
+        .header("cookie", "b=2")
         .body(Empty::<bytes::Bytes>::new())
         .unwrap();
         let response = sender.send_request(request).await.unwrap();
@@ -366,6 +368,10 @@ async fn http2_clients_are_served_too() {
             assert_eq!(
                 headers["host"],
                 format!("{name}:{}", proxy.addr.port()).as_str()
+            );
+            assert_eq!(
+                headers["cookie"], "a=1; b=2",
+                "split cookies are joined for HTTP/1.1"
             );
         }
     }
@@ -396,5 +402,39 @@ async fn backend_connections_are_reused() {
         peers.len(),
         1,
         "backend saw several proxy connections: {peers:?}"
+    );
+}
+
+/// Peak resident memory of a process, from /proc (Linux).
+fn peak_rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+#[tokio::test]
+async fn bodies_stream_without_being_buffered() {
+    const BIG: usize = 96 * 1024 * 1024;
+    let proxy = Proxy::start(Options::default());
+    let backend = http_backend("one").await;
+    let token = random_token();
+    let s = proxy.ready_session(&token, backend.port()).await;
+    let before = peak_rss_bytes(proxy.child.id());
+    let mut response = proxy
+        .client
+        .get(proxy.url(&s.alias, &format!("/big?n={BIG}&token={token}")))
+        .send()
+        .await
+        .unwrap();
+    let mut total = 0;
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        total += chunk.len();
+    }
+    assert_eq!(total, BIG);
+    let grew = peak_rss_bytes(proxy.child.id()).saturating_sub(before);
+    assert!(
+        grew < 32 * 1024 * 1024,
+        "proxy grew by {grew} bytes for a {BIG}-byte body"
     );
 }
