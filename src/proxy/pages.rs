@@ -1,5 +1,5 @@
 //! Every HTML page the proxy shows a browser itself: starting, 403, 404,
-//! 410 (ended), 502, and the generic 400/503. Plain, self-contained (no
+//! 404 (ended), 502, and the generic 400/503. Plain, self-contained (no
 //! external assets, a CSP that forbids everything but inline style), each
 //! naming the alias and saying what to do next. Status codes come from
 //! [`Failure::status`], never from here.

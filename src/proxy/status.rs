@@ -37,9 +37,11 @@ impl Failure {
     pub fn status(self) -> StatusCode {
         use Failure::*;
         match self {
-            UnknownAlias | NotFound => StatusCode::NOT_FOUND,
+            // An ended session's route is gone like any unknown one (the
+            // contract: after `jrps down` the URL answers 404); its page
+            // still says it ended, which is what the user needs to know.
+            UnknownAlias | NotFound | Ended => StatusCode::NOT_FOUND,
             Starting | Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Ended => StatusCode::GONE,
             NoCredentials | Forbidden => StatusCode::FORBIDDEN,
             BackendUnreachable => StatusCode::BAD_GATEWAY,
             BadRequest | MalformedJson => StatusCode::BAD_REQUEST,
