@@ -2,8 +2,8 @@
 
 mod api;
 mod backends;
-mod harness;
-mod jupyter;
+pub(crate) mod harness;
+pub(crate) mod jupyter;
 mod lifecycle;
 mod limits;
 mod routing;

@@ -1,0 +1,168 @@
+//! `jrps` on the real single-node Slurm: the main flow, a submission Slurm
+//! refuses, a Jupyter that fails in the job, Ctrl-C while queued, walltime.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::flow::{ENDED, up_use_down};
+use super::site::{Site, squeue_active, wait_job_gone};
+use crate::proxy::jupyter::jupyter_executable;
+use crate::scheduler::slurm::cluster;
+
+/// The cluster and a real Jupyter, or `None` (skip, with a notice) outside CI.
+fn slurm_and_jupyter() -> Option<PathBuf> {
+    cluster()?;
+    jupyter_executable()
+}
+
+/// An executable script standing in for `jupyter`.
+fn fake_jupyter(dir: &Path, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("jupyter");
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// Asserts a failed `up` left nothing: no session in `jrps ls`, no session
+/// dir, no live session at the proxy.
+async fn assert_nothing_left(site: &Site, alias: &str) {
+    assert_eq!(site.ls_json().await, Vec::<serde_json::Value>::new());
+    assert!(!site.session_dir(alias).exists(), "session dir left behind");
+    assert_eq!(site.session_dirs(), Vec::<String>::new());
+    site.assert_no_live_session(alias).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slurm_up_serves_jupyter_then_down_ends_everything() {
+    let Some(jupyter) = slurm_and_jupyter() else {
+        return;
+    };
+    let site = Site::new("slurm", &jupyter, "");
+    up_use_down(&site, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slurm_refused_submission_quotes_slurm_and_leaves_nothing() {
+    if cluster().is_none() {
+        return;
+    }
+    // A partition the site lists but this cluster does not have.
+    let site = Site::new(
+        "slurm",
+        Path::new("/bin/false"),
+        "[partitions.bigmem]\ndefault = true\nmax_time = \"1:00:00\"\n",
+    );
+    let out = site.up(&[]).await;
+    assert_eq!(out.code, Some(1), "{}", out.describe());
+    assert!(
+        out.stderr.contains("the job was not submitted")
+            && out.stderr.contains("Invalid partition name"),
+        "Slurm's own words are quoted:\n{}",
+        out.describe()
+    );
+    assert!(out.stdout.is_empty(), "{}", out.describe());
+    let alias = out.reserved_alias().expect("an alias was reserved");
+    assert_nothing_left(&site, &alias).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slurm_jupyter_that_fails_to_start_fails_up_with_the_log() {
+    if cluster().is_none() {
+        return;
+    }
+    let bin = tempfile::tempdir().unwrap();
+    let jupyter = fake_jupyter(
+        bin.path(),
+        "echo 'jrps-e2e: this jupyter refuses to start' >&2\nexit 3",
+    );
+    let site = Site::new("slurm", &jupyter, "");
+    let out = site.up(&[]).await;
+    assert_eq!(out.code, Some(1), "{}", out.describe());
+    assert!(
+        out.stderr.contains("ended before Jupyter was ready")
+            && out.stderr.contains("--- last lines of the job log ---")
+            && out
+                .stderr
+                .contains("jrps-e2e: this jupyter refuses to start"),
+        "the job log's tail is shown:\n{}",
+        out.describe()
+    );
+    assert!(out.stdout.is_empty(), "{}", out.describe());
+    let alias = out.reserved_alias().expect("an alias was reserved");
+    assert_nothing_left(&site, &alias).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slurm_sigint_while_queued_cancels_the_job_and_deletes_the_session() {
+    if cluster().is_none() {
+        return;
+    }
+    let site = Site::new("slurm", Path::new("/bin/false"), "");
+    site.user_profile("held", "sbatch_options = [\"--begin=now+1hour\"]\n");
+    let mut up = site.spawn_up(&["held"]);
+    let job_id = up
+        .wait_for_stderr(Duration::from_secs(60), "the queued phase", |line| {
+            let rest = line.split_once("queued as job ")?.1;
+            let (id, reason) = rest.split_once(' ')?;
+            reason.starts_with("(BeginTime)").then(|| id.to_owned())
+        })
+        .await;
+    let alias = super::site::reserved_alias(&up.stderr()).expect("an alias was reserved");
+    assert_eq!(squeue_active(&job_id).as_deref(), Some("PENDING"));
+
+    let pid = rustix::process::Pid::from_raw(up.child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let out = up.finish(Duration::from_secs(60)).await;
+    assert_eq!(out.code, Some(130), "{}", out.describe());
+    assert!(
+        out.stderr.contains(&format!(
+            "interrupted: job {job_id} cancelled and session {alias} deleted"
+        )),
+        "{}",
+        out.describe()
+    );
+    assert!(out.stdout.is_empty(), "{}", out.describe());
+    // scancel is done when `up` exits: the job is no longer pending.
+    assert_eq!(squeue_active(&job_id), None);
+    assert_nothing_left(&site, &alias).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slurm_walltime_expiry_ends_the_route() {
+    let Some(jupyter) = slurm_and_jupyter() else {
+        return;
+    };
+    let site = Site::new("slurm", &jupyter, "");
+    let (launched, out) = site.up_ok(&["-t", "1"]).await;
+    let up_at = Instant::now();
+    eprintln!("{}", out.stderr);
+    let job_id = site.ls_json().await[0]["job_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let status_url = launched.url.replacen("/?token=", "/api/status?token=", 1);
+    assert_eq!(site.get(&status_url).await.0, 200, "{}", site.logs());
+
+    // Slurm checks time limits periodically, so the job ends somewhat after
+    // its minute; the route must end with it.
+    let (status, body) = site
+        .wait_for_status(&status_url, ENDED, Duration::from_secs(150))
+        .await;
+    assert_eq!(
+        status,
+        ENDED,
+        "the URL still answers {status} {body} {:?} after `up`\n{}",
+        up_at.elapsed(),
+        site.logs()
+    );
+    eprintln!(
+        "the route ended {:.1}s after `up` returned",
+        up_at.elapsed().as_secs_f64()
+    );
+    wait_job_gone(&job_id, Duration::from_secs(30)).await;
+    let (state, body) = site.proxy_session(&launched.alias).await;
+    assert_eq!((state, &body["state"]), (200, &serde_json::json!("ended")));
+    let listed = site.ls_json().await;
+    assert_eq!(listed[0]["state"], "ended", "{listed:?}");
+}
