@@ -23,6 +23,12 @@ pub async fn up_use_down(site: &Site, slurm: bool) {
         out.stderr
     );
     let alias = launched.alias.as_str();
+    // Shown with --no-capture: how the wait splits inside the job.
+    eprintln!(
+        "--- job log ---\n{}--- proxy log ---\n{}",
+        site.job_log(alias),
+        site.proxy.log()
+    );
     assert!(
         out.stderr.contains("] ready"),
         "the last phase is ready:\n{}",

@@ -385,6 +385,12 @@ impl Site {
         }
     }
 
+    /// The job log of a session (`$XDG_STATE_HOME/jrps/logs/ALIAS.log`).
+    pub fn job_log(&self, alias: &str) -> String {
+        std::fs::read_to_string(self.state_home().join(format!("logs/{alias}.log")))
+            .unwrap_or_default()
+    }
+
     /// The proxy's log and every job log, for failure messages.
     pub fn logs(&self) -> String {
         let mut text = format!("--- proxy log ---\n{}", self.proxy.log());

@@ -161,8 +161,26 @@ async fn slurm_walltime_expiry_ends_the_route() {
         up_at.elapsed().as_secs_f64()
     );
     wait_job_gone(&job_id, Duration::from_secs(30)).await;
+    // Slurm ended it for its time limit, and the job's exit trap ended the
+    // session: not `down`, not the proxy's TTL.
+    let log = site.job_log(&launched.alias);
+    assert!(
+        log.contains("DUE TO TIME LIMIT"),
+        "Slurm's time-limit notice in the job log:\n{log}"
+    );
+    assert!(
+        log.contains(&format!("session {} ended; its route is gone", launched.alias)),
+        "the job deregistered on its way out:\n{log}"
+    );
     let (state, body) = site.proxy_session(&launched.alias).await;
     assert_eq!((state, &body["state"]), (200, &serde_json::json!("ended")));
     let listed = site.ls_json().await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0]["state"], "ended", "{listed:?}");
+
+    // Cleaning up an ended session works and leaves nothing.
+    let down = site.run(&["down", &launched.alias]).await;
+    assert_eq!(down.code, Some(0), "{}", down.describe());
+    assert_eq!(site.ls_json().await, Vec::<serde_json::Value>::new());
+    assert!(!site.session_dir(&launched.alias).exists());
 }
