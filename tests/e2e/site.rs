@@ -22,6 +22,8 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(180);
 pub struct Site {
     pub proxy: Proxy,
     root: TempDir,
+    /// Searched before the inherited `PATH` (stand-ins for cluster commands).
+    path_first: Option<PathBuf>,
 }
 
 /// A finished `jrps` run.
@@ -215,7 +217,16 @@ impl Site {
             jrps = jrps_bin(),
         );
         std::fs::write(root.path().join("site/site.toml"), site_toml).unwrap();
-        Site { proxy, root }
+        Site {
+            proxy,
+            root,
+            path_first: None,
+        }
+    }
+
+    /// Puts `dir` first on the `PATH` that `jrps` sees.
+    pub fn path_first(&mut self, dir: &Path) {
+        self.path_first = Some(dir.to_owned());
     }
 
     /// Writes a user profile (`$XDG_CONFIG_HOME/jrps/profiles/NAME.toml`).
@@ -256,11 +267,19 @@ impl Site {
     /// `jrps ARGS` in the hermetic environment.
     pub fn command(&self, args: &[&str]) -> Command {
         let root = self.root.path();
+        let inherited = std::env::var_os("PATH").unwrap_or_default();
+        let path = match &self.path_first {
+            Some(first) => std::env::join_paths(
+                std::iter::once(first.clone()).chain(std::env::split_paths(&inherited)),
+            )
+            .unwrap(),
+            None => inherited,
+        };
         let mut command = Command::new(jrps_bin());
         command
             .args(args)
             .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("PATH", path)
             .env("HOME", root.join("home"))
             .env("USER", "tester")
             .env("XDG_CONFIG_HOME", root.join("config"))

@@ -2,6 +2,7 @@
 //! refuses, a Jupyter that fails in the job, Ctrl-C while queued, walltime.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::flow::{ENDED, up_use_down};
@@ -124,6 +125,69 @@ async fn slurm_sigint_while_queued_cancels_the_job_and_deletes_the_session() {
     );
     assert!(out.stdout.is_empty(), "{}", out.describe());
     // scancel is done when `up` exits: the job is no longer pending.
+    assert_eq!(squeue_active(&job_id), None);
+    assert_nothing_left(&site, &alias).await;
+}
+
+/// Regression: `up` caught signals only once it waited for the job, so a
+/// Ctrl-C while sbatch ran killed it outright, leaving the job queued, the
+/// session reserved at the proxy and its session dir on disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slurm_sigint_during_sbatch_still_cancels_the_job_and_deletes_the_session() {
+    if cluster().is_none() {
+        return;
+    }
+    // An sbatch that says it started, waits for the test's go, then runs
+    // the real one: the signal lands while `up` is inside sbatch.
+    let bin = tempfile::tempdir().unwrap();
+    let real = Command::new("sh")
+        .args(["-c", "command -v sbatch"])
+        .output()
+        .unwrap();
+    let real = String::from_utf8(real.stdout).unwrap().trim().to_owned();
+    assert!(!real.is_empty(), "sbatch is on PATH");
+    let (started, go) = (bin.path().join("started"), bin.path().join("go"));
+    let script = format!(
+        "#!/bin/sh\n: > '{started}'\ni=0\nwhile [ ! -e '{go}' ]; do\n  \
+         i=$((i + 1)); [ $i -gt 600 ] && exit 99\n  sleep 0.05\ndone\nexec '{real}' \"$@\"\n",
+        started = started.display(),
+        go = go.display(),
+    );
+    let wrapper = bin.path().join("sbatch");
+    std::fs::write(&wrapper, script).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut site = Site::new("slurm", Path::new("/bin/false"), "");
+    site.path_first(bin.path());
+    site.user_profile("held", "sbatch_options = [\"--begin=now+1hour\"]\n");
+
+    let up = site.spawn_up(&["held"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !started.exists() {
+        assert!(Instant::now() < deadline, "sbatch never ran:\n{}", up.stderr());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pid = rustix::process::Pid::from_raw(up.child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    std::fs::write(&go, "").unwrap();
+    let out = up.finish(Duration::from_secs(60)).await;
+    eprintln!("{}", out.describe());
+    assert_eq!(out.code, Some(130), "{}", out.describe());
+    let alias = out.reserved_alias().expect("an alias was reserved");
+    let job_id = out
+        .stderr
+        .lines()
+        .find_map(|l| Some(l.split_once("submitted job ")?.1.trim().to_owned()))
+        .unwrap_or_else(|| panic!("the job was submitted:\n{}", out.describe()));
+    assert!(
+        out.stderr.contains(&format!(
+            "interrupted: job {job_id} cancelled and session {alias} deleted"
+        )),
+        "{}",
+        out.describe()
+    );
     assert_eq!(squeue_active(&job_id), None);
     assert_nothing_left(&site, &alias).await;
 }
