@@ -40,7 +40,10 @@ pub async fn up_use_down(site: &Site, slurm: bool) {
     let (status, body) = site.get(&status_url).await;
     assert_eq!(status, 200, "{body}\n{}", site.logs());
     let body: Value = serde_json::from_str(&body).unwrap();
-    assert!(body.get("started").is_some(), "Jupyter's /api/status: {body}");
+    assert!(
+        body.get("started").is_some(),
+        "Jupyter's /api/status: {body}"
+    );
 
     // A kernel runs code over its WebSocket, as in a browser.
     let value = run_code(&site.proxy, alias, &launched.token, "1+1")

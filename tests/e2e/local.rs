@@ -35,7 +35,12 @@ async fn local_up_no_wait_json_then_url_and_logs() {
 
     let out = site.up(&["--no-wait", "--json"]).await;
     assert_eq!(out.code, Some(0), "{}", out.describe());
-    assert_eq!(out.stdout.lines().count(), 1, "one line: {}", out.describe());
+    assert_eq!(
+        out.stdout.lines().count(),
+        1,
+        "one line: {}",
+        out.describe()
+    );
     let result: Value = serde_json::from_str(out.stdout.trim())
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", out.describe()));
     assert!(result.is_object(), "{result}");
@@ -57,7 +62,10 @@ async fn local_up_no_wait_json_then_url_and_logs() {
 
     // `jrps logs` shows the job's lines as the job writes them.
     let deadline = Instant::now() + Duration::from_secs(30);
-    let wanted = format!("jrps-e2e: fake jupyter lab in {}", site.work_dir().display());
+    let wanted = format!(
+        "jrps-e2e: fake jupyter lab in {}",
+        site.work_dir().display()
+    );
     loop {
         let logs = site.run(&["logs", &alias]).await;
         assert_eq!(logs.code, Some(0), "{}", logs.describe());

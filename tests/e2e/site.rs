@@ -170,7 +170,10 @@ impl Drop for Running {
     }
 }
 
-fn collect(mut pipe: impl Read + Send + 'static, into: Arc<Mutex<String>>) -> std::thread::JoinHandle<()> {
+fn collect(
+    mut pipe: impl Read + Send + 'static,
+    into: Arc<Mutex<String>>,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut buffer = [0u8; 4096];
         loop {
@@ -329,7 +332,13 @@ impl Site {
     /// `jrps up` that must succeed; returns the printed URL, checked.
     pub async fn up_ok(&self, args: &[&str]) -> (Launched, Output) {
         let out = self.up(args).await;
-        assert_eq!(out.code, Some(0), "jrps up failed:\n{}\n{}", out.describe(), self.logs());
+        assert_eq!(
+            out.code,
+            Some(0),
+            "jrps up failed:\n{}\n{}",
+            out.describe(),
+            self.logs()
+        );
         let mut lines = out.stdout.lines();
         assert_eq!(
             lines.next(),
@@ -337,10 +346,20 @@ impl Site {
             "{}",
             out.describe()
         );
-        let url = lines.next().unwrap_or_else(|| panic!("no URL:\n{}", out.describe()));
-        assert_eq!(lines.next(), None, "stdout is the URL only:\n{}", out.describe());
+        let url = lines
+            .next()
+            .unwrap_or_else(|| panic!("no URL:\n{}", out.describe()));
+        assert_eq!(
+            lines.next(),
+            None,
+            "stdout is the URL only:\n{}",
+            out.describe()
+        );
         let launched = Launched::parse(url, &self.proxy);
-        assert_eq!(out.reserved_alias().as_deref(), Some(launched.alias.as_str()));
+        assert_eq!(
+            out.reserved_alias().as_deref(),
+            Some(launched.alias.as_str())
+        );
         (launched, out)
     }
 
@@ -360,7 +379,12 @@ impl Site {
     }
 
     /// Waits until GET `url` answers `status`; returns the last answer.
-    pub async fn wait_for_status(&self, url: &str, status: u16, timeout: Duration) -> (u16, String) {
+    pub async fn wait_for_status(
+        &self,
+        url: &str,
+        status: u16,
+        timeout: Duration,
+    ) -> (u16, String) {
         let deadline = Instant::now() + timeout;
         loop {
             let answer = self.get(url).await;
@@ -395,12 +419,12 @@ impl Site {
             .await
             .unwrap();
         for state in ["pending", "ready"] {
+            let gauge = format!("jrps_sessions{{state=\"{state}\"}} ");
             let line = metrics
                 .lines()
-                .find(|l| l.starts_with("jrps_sessions{") && l.contains(&format!("state=\"{state}\"")));
-            if let Some(line) = line {
-                assert!(line.ends_with(" 0"), "a {state} session is left: {line}");
-            }
+                .find(|l| l.starts_with(&gauge))
+                .unwrap_or_else(|| panic!("no {gauge} in /metrics:\n{metrics}"));
+            assert_eq!(line, format!("{gauge}0"), "a {state} session is left");
         }
     }
 

@@ -55,6 +55,7 @@ async fn slurm_refused_submission_quotes_slurm_and_leaves_nothing() {
         "[partitions.bigmem]\ndefault = true\nmax_time = \"1:00:00\"\n",
     );
     let out = site.up(&[]).await;
+    eprintln!("{}", out.describe());
     assert_eq!(out.code, Some(1), "{}", out.describe());
     assert!(
         out.stderr.contains("the job was not submitted")
@@ -79,6 +80,7 @@ async fn slurm_jupyter_that_fails_to_start_fails_up_with_the_log() {
     );
     let site = Site::new("slurm", &jupyter, "");
     let out = site.up(&[]).await;
+    eprintln!("{}", out.describe());
     assert_eq!(out.code, Some(1), "{}", out.describe());
     assert!(
         out.stderr.contains("ended before Jupyter was ready")
@@ -115,6 +117,7 @@ async fn slurm_sigint_while_queued_cancels_the_job_and_deletes_the_session() {
     let pid = rustix::process::Pid::from_raw(up.child.id() as i32).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
     let out = up.finish(Duration::from_secs(60)).await;
+    eprintln!("{}", out.describe());
     assert_eq!(out.code, Some(130), "{}", out.describe());
     assert!(
         out.stderr.contains(&format!(
@@ -166,7 +169,11 @@ async fn slurm_sigint_during_sbatch_still_cancels_the_job_and_deletes_the_sessio
     let up = site.spawn_up(&["held"]);
     let deadline = Instant::now() + Duration::from_secs(30);
     while !started.exists() {
-        assert!(Instant::now() < deadline, "sbatch never ran:\n{}", up.stderr());
+        assert!(
+            Instant::now() < deadline,
+            "sbatch never ran:\n{}",
+            up.stderr()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let pid = rustix::process::Pid::from_raw(up.child.id() as i32).unwrap();
@@ -233,7 +240,10 @@ async fn slurm_walltime_expiry_ends_the_route() {
         "Slurm's time-limit notice in the job log:\n{log}"
     );
     assert!(
-        log.contains(&format!("session {} ended; its route is gone", launched.alias)),
+        log.contains(&format!(
+            "session {} ended; its route is gone",
+            launched.alias
+        )),
         "the job deregistered on its way out:\n{log}"
     );
     let (state, body) = site.proxy_session(&launched.alias).await;

@@ -177,7 +177,11 @@ pub(crate) fn origin(proxy: &Proxy, alias: &str) -> String {
 
 /// Opens `/lab?token=` as a browser first does and returns the cookies set
 /// (`name=value`): the proxy's and Jupyter's login cookie.
-pub(crate) async fn lab_cookies(proxy: &Proxy, alias: &str, token: &str) -> Result<Vec<String>, String> {
+pub(crate) async fn lab_cookies(
+    proxy: &Proxy,
+    alias: &str,
+    token: &str,
+) -> Result<Vec<String>, String> {
     let r = proxy
         .client
         .get(proxy.url(alias, &format!("/lab?token={token}")))
@@ -198,7 +202,11 @@ pub(crate) async fn lab_cookies(proxy: &Proxy, alias: &str, token: &str) -> Resu
 
 /// Starts a kernel with a POST carrying an Origin, like the browser's fetch;
 /// returns its id.
-pub(crate) async fn start_kernel(proxy: &Proxy, alias: &str, token: &str) -> Result<String, String> {
+pub(crate) async fn start_kernel(
+    proxy: &Proxy,
+    alias: &str,
+    token: &str,
+) -> Result<String, String> {
     let r = proxy
         .client
         .post(proxy.url(alias, "/api/kernels"))
@@ -281,15 +289,28 @@ pub(crate) async fn delete_kernel(proxy: &Proxy, alias: &str, token: &str, kerne
 /// The whole browser path in one call: open the lab page with the token,
 /// start a kernel, run `code` over its WebSocket, shut the kernel down.
 /// Returns the result's `text/plain`, or what went wrong.
-pub(crate) async fn run_code(proxy: &Proxy, alias: &str, token: &str, code: &str) -> Result<String, String> {
+pub(crate) async fn run_code(
+    proxy: &Proxy,
+    alias: &str,
+    token: &str,
+    code: &str,
+) -> Result<String, String> {
     let cookies = lab_cookies(proxy, alias, token).await?;
     if !cookies.iter().any(|c| c.starts_with("jrps_session=")) || cookies.len() < 2 {
-        return Err(format!("expected the proxy's and Jupyter's cookies, got {cookies:?}"));
+        return Err(format!(
+            "expected the proxy's and Jupyter's cookies, got {cookies:?}"
+        ));
     }
     let kernel_id = start_kernel(proxy, alias, token).await?;
-    let (mut ws, _) = connect_channels(proxy, alias, &kernel_id, &origin(proxy, alias), &cookies.join("; "))
-        .await
-        .map_err(|e| format!("kernel WebSocket refused: {e}"))?;
+    let (mut ws, _) = connect_channels(
+        proxy,
+        alias,
+        &kernel_id,
+        &origin(proxy, alias),
+        &cookies.join("; "),
+    )
+    .await
+    .map_err(|e| format!("kernel WebSocket refused: {e}"))?;
     let value = tokio::time::timeout(Duration::from_secs(90), execute(&mut ws, "jrps-e2e", code))
         .await
         .map_err(|_| "no execute_result in 90 s".to_owned())?
@@ -352,23 +373,36 @@ async fn jupyterlab_through_the_proxy_runs_a_kernel() {
 
     // A foreign Origin is refused by Jupyter itself (origin checks are on),
     // the page's own is accepted.
-    match connect_channels(&proxy, &s.alias, &kernel_id, "https://evil.example", &cookie_header).await {
+    match connect_channels(
+        &proxy,
+        &s.alias,
+        &kernel_id,
+        "https://evil.example",
+        &cookie_header,
+    )
+    .await
+    {
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
             assert_eq!(response.status(), 403)
         }
         Err(other) => panic!("foreign Origin: unexpected error {other}"),
         Ok(_) => panic!("Jupyter accepted a WebSocket from a foreign Origin"),
     }
-    let (mut ws, response) = connect_channels(&proxy, &s.alias, &kernel_id, &origin, &cookie_header)
-        .await
-        .unwrap_or_else(|e| panic!("kernel WebSocket refused: {e}\n{}", jupyter.log()));
+    let (mut ws, response) =
+        connect_channels(&proxy, &s.alias, &kernel_id, &origin, &cookie_header)
+            .await
+            .unwrap_or_else(|e| panic!("kernel WebSocket refused: {e}\n{}", jupyter.log()));
     assert_eq!(response.status(), 101);
-    let result = tokio::time::timeout(Duration::from_secs(90), execute(&mut ws, "jrps-1", "1+1")).await;
+    let result =
+        tokio::time::timeout(Duration::from_secs(90), execute(&mut ws, "jrps-1", "1+1")).await;
     let value = result.unwrap_or_else(|_| panic!("no execute_result in time\n{}", jupyter.log()));
     assert_eq!(value.as_deref(), Some("2"));
     let _ = ws.close(None).await;
 
     // Shut the kernel down through the proxy as well.
-    assert_eq!(delete_kernel(&proxy, &s.alias, &token, &kernel_id).await, 204);
+    assert_eq!(
+        delete_kernel(&proxy, &s.alias, &token, &kernel_id).await,
+        204
+    );
     drop(jupyter);
 }
