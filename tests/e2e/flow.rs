@@ -80,6 +80,18 @@ pub async fn up_use_down(site: &Site, slurm: bool) {
         "{line}"
     );
 
+    // The token is a secret: not in the job log, the proxy's log or the
+    // submitted script (DESIGN.md, security model).
+    let script = std::fs::read_to_string(site.session_dir(alias).join("job.sh")).unwrap();
+    for (name, text) in [
+        ("job log", site.job_log(alias)),
+        ("proxy log", site.proxy.log()),
+        ("batch script", script),
+    ] {
+        assert!(!text.is_empty(), "{name} is empty");
+        assert!(!text.contains(&launched.token), "the token is in the {name}");
+    }
+
     // `jrps down` ends it all.
     let down = site.run(&["down", alias]).await;
     assert_eq!(down.code, Some(0), "{}", down.describe());
