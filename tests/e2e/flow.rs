@@ -89,7 +89,10 @@ pub async fn up_use_down(site: &Site, slurm: bool) {
         ("batch script", script),
     ] {
         assert!(!text.is_empty(), "{name} is empty");
-        assert!(!text.contains(&launched.token), "the token is in the {name}");
+        assert!(
+            !text.contains(&launched.token),
+            "the token is in the {name}"
+        );
     }
 
     // `jrps down` ends it all.

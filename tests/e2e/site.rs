@@ -5,6 +5,7 @@
 //! `SLURM_CONF` and `USER` pass through. Every wait has a deadline.
 
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -99,6 +100,13 @@ pub struct Running {
 }
 
 impl Running {
+    /// SIGINT to the process group, as Ctrl-C in a terminal sends it: to
+    /// `jrps` and to whatever it runs in that group at the moment.
+    pub fn ctrl_c(&self) {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
+        rustix::process::kill_process_group(pid, rustix::process::Signal::INT).unwrap();
+    }
+
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
@@ -290,7 +298,10 @@ impl Site {
             .env("JRPS_SITE_DIR", root.join("site"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stderr(Stdio::piped())
+            // Its own process group, as a shell gives each command: tests
+            // signal that group (a terminal's Ctrl-C), never the test runner's.
+            .process_group(0);
         if let Some(conf) = std::env::var_os("SLURM_CONF") {
             command.env("SLURM_CONF", conf);
         }

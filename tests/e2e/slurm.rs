@@ -114,8 +114,7 @@ async fn slurm_sigint_while_queued_cancels_the_job_and_deletes_the_session() {
     let alias = super::site::reserved_alias(&up.stderr()).expect("an alias was reserved");
     assert_eq!(squeue_active(&job_id).as_deref(), Some("PENDING"));
 
-    let pid = rustix::process::Pid::from_raw(up.child.id() as i32).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    up.ctrl_c();
     let out = up.finish(Duration::from_secs(60)).await;
     eprintln!("{}", out.describe());
     assert_eq!(out.code, Some(130), "{}", out.describe());
@@ -134,7 +133,9 @@ async fn slurm_sigint_while_queued_cancels_the_job_and_deletes_the_session() {
 
 /// Regression: `up` caught signals only once it waited for the job, so a
 /// Ctrl-C while sbatch ran killed it outright, leaving the job queued, the
-/// session reserved at the proxy and its session dir on disk.
+/// session reserved at the proxy and its session dir on disk. And sbatch ran
+/// in jrps's process group, so the same Ctrl-C killed sbatch too, possibly
+/// after it had submitted the job but before jrps learnt its id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slurm_sigint_during_sbatch_still_cancels_the_job_and_deletes_the_session() {
     if cluster().is_none() {
@@ -176,8 +177,7 @@ async fn slurm_sigint_during_sbatch_still_cancels_the_job_and_deletes_the_sessio
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let pid = rustix::process::Pid::from_raw(up.child.id() as i32).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    up.ctrl_c();
     std::fs::write(&go, "").unwrap();
     let out = up.finish(Duration::from_secs(60)).await;
     eprintln!("{}", out.describe());
