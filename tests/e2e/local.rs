@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::flow::{ENDED, up_use_down};
-use super::site::Site;
+use super::site::{Site, executable};
 use crate::proxy::jupyter::jupyter_executable;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -20,17 +20,14 @@ async fn local_up_serves_jupyter_then_down_ends_everything() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_up_no_wait_json_then_url_and_logs() {
-    use std::os::unix::fs::PermissionsExt;
     // A stand-in Jupyter that says hello and never writes a port: the job
     // stays up (its helper waits), which is all `--no-wait` needs.
     let bin = tempfile::tempdir().unwrap();
-    let jupyter = bin.path().join("jupyter");
-    std::fs::write(
-        &jupyter,
-        "#!/bin/sh\necho \"jrps-e2e: fake jupyter $1 in $PWD\"\nexec sleep 120\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&jupyter, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let jupyter = executable(
+        bin.path(),
+        "jupyter",
+        "echo \"jrps-e2e: fake jupyter $1 in $PWD\"\nexec sleep 120",
+    );
     let site = Site::new("local", &jupyter, "");
 
     let out = site.up(&["--no-wait", "--json"]).await;

@@ -487,6 +487,16 @@ impl Drop for Site {
     }
 }
 
+/// Writes an executable `dir/name` (`#!/bin/sh` and `body`): a stand-in
+/// for a program `jrps` runs.
+pub fn executable(dir: &Path, name: &str, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
 /// `squeue`'s view of a job among the pending and running ones: its state
 /// (`PENDING`, `RUNNING`), or `None` when it is neither.
 pub fn squeue_active(job_id: &str) -> Option<String> {

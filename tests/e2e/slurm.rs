@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::flow::{ENDED, up_use_down};
-use super::site::{Site, squeue_active, wait_job_gone};
+use super::site::{Site, executable, squeue_active, wait_job_gone};
 use crate::proxy::jupyter::jupyter_executable;
 use crate::scheduler::slurm::cluster;
 
@@ -14,15 +14,6 @@ use crate::scheduler::slurm::cluster;
 fn slurm_and_jupyter() -> Option<PathBuf> {
     cluster()?;
     jupyter_executable()
-}
-
-/// An executable script standing in for `jupyter`.
-fn fake_jupyter(dir: &Path, body: &str) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let path = dir.join("jupyter");
-    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    path
 }
 
 /// Asserts a failed `up` left nothing: no session in `jrps ls`, no session
@@ -74,8 +65,9 @@ async fn slurm_jupyter_that_fails_to_start_fails_up_with_the_log() {
         return;
     }
     let bin = tempfile::tempdir().unwrap();
-    let jupyter = fake_jupyter(
+    let jupyter = executable(
         bin.path(),
+        "jupyter",
         "echo 'jrps-e2e: this jupyter refuses to start' >&2\nexit 3",
     );
     let site = Site::new("slurm", &jupyter, "");
@@ -151,18 +143,13 @@ async fn slurm_sigint_during_sbatch_still_cancels_the_job_and_deletes_the_sessio
     let real = String::from_utf8(real.stdout).unwrap().trim().to_owned();
     assert!(!real.is_empty(), "sbatch is on PATH");
     let (started, go) = (bin.path().join("started"), bin.path().join("go"));
-    let script = format!(
-        "#!/bin/sh\n: > '{started}'\ni=0\nwhile [ ! -e '{go}' ]; do\n  \
-         i=$((i + 1)); [ $i -gt 600 ] && exit 99\n  sleep 0.05\ndone\nexec '{real}' \"$@\"\n",
+    let body = format!(
+        ": > '{started}'\ni=0\nwhile [ ! -e '{go}' ]; do\n  \
+         i=$((i + 1)); [ $i -gt 600 ] && exit 99\n  sleep 0.05\ndone\nexec '{real}' \"$@\"",
         started = started.display(),
         go = go.display(),
     );
-    let wrapper = bin.path().join("sbatch");
-    std::fs::write(&wrapper, script).unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    executable(bin.path(), "sbatch", &body);
     let mut site = Site::new("slurm", Path::new("/bin/false"), "");
     site.path_first(bin.path());
     site.user_profile("held", "sbatch_options = [\"--begin=now+1hour\"]\n");
