@@ -35,6 +35,11 @@ const GRACE: Duration = Duration::from_secs(10 * 60);
 const LONG_POLL: Duration = Duration::from_secs(25);
 /// How often the scheduler is asked where the job is: it has no push channel.
 const SCHEDULER_POLL: Duration = Duration::from_secs(1);
+/// Scheduler queries that may fail in a row before `up` gives up. A busy
+/// slurmctld times out now and then ("Socket timed out on send/recv
+/// operation"); one such answer must not cancel a job that is fine. Readiness
+/// comes from the proxy, so the wait loses nothing while the scheduler is mute.
+const SCHEDULER_FAILURES: u32 = 10;
 /// Log lines shown when a job dies before Jupyter is ready.
 const LOG_TAIL_LINES: usize = 25;
 
@@ -333,6 +338,7 @@ impl Launch {
         };
         let mut ready = pin!(self.client.status(alias, Some(LONG_POLL)));
         let mut ticker = tokio::time::interval(SCHEDULER_POLL);
+        let mut failures = 0;
         loop {
             tokio::select! {
                 status = &mut ready => {
@@ -357,7 +363,21 @@ impl Launch {
                     let id = job_id.clone();
                     let status = tokio::task::spawn_blocking(move || scheduler.status(&id))
                         .await
-                        .expect("the status task does not panic")?;
+                        .expect("the status task does not panic");
+                    let status = match status {
+                        Ok(status) => {
+                            failures = 0;
+                            status
+                        }
+                        Err(error) => {
+                            failures += 1;
+                            if failures >= SCHEDULER_FAILURES {
+                                return Err(error.into());
+                            }
+                            progress.phase(&format!("job {job_id}: {error}; asking again"));
+                            continue;
+                        }
+                    };
                     match status {
                         JobStatus::Pending { reason, expected_start } => {
                             let mut text = format!("queued as job {job_id}");

@@ -186,6 +186,46 @@ async fn slurm_sigint_during_sbatch_still_cancels_the_job_and_deletes_the_sessio
     assert_nothing_left(&site, &alias).await;
 }
 
+/// Regression: one failed `squeue` (a busy slurmctld times out now and
+/// then) made `up` give up and cancel a job that was fine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slurm_one_failed_squeue_does_not_abort_up() {
+    let Some(jupyter) = slurm_and_jupyter() else {
+        return;
+    };
+    // An squeue whose first answer is a timeout; later ones are the real one's.
+    let bin = tempfile::tempdir().unwrap();
+    let real = Command::new("sh")
+        .args(["-c", "command -v squeue"])
+        .output()
+        .unwrap();
+    let real = String::from_utf8(real.stdout).unwrap().trim().to_owned();
+    assert!(!real.is_empty(), "squeue is on PATH");
+    let failed = bin.path().join("failed");
+    let body = format!(
+        "if [ ! -e '{failed}' ]; then\n  : > '{failed}'\n  \
+         echo 'slurm_load_jobs error: Socket timed out on send/recv operation' >&2\n  \
+         exit 1\nfi\nexec '{real}' \"$@\"",
+        failed = failed.display(),
+    );
+    executable(bin.path(), "squeue", &body);
+    let mut site = Site::new("slurm", &jupyter, "");
+    site.path_first(bin.path());
+
+    let (launched, out) = site.up_ok(&[]).await;
+    assert!(failed.exists(), "the failing squeue was asked");
+    assert!(
+        out.stderr
+            .contains("Socket timed out on send/recv operation; asking again"),
+        "the failure is shown, and the wait goes on:\n{}",
+        out.stderr
+    );
+    let status_url = launched.url.replacen("/?token=", "/api/status?token=", 1);
+    assert_eq!(site.get(&status_url).await.0, 200, "{}", site.logs());
+    let down = site.run(&["down", &launched.alias]).await;
+    assert_eq!(down.code, Some(0), "{}", down.describe());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slurm_walltime_expiry_ends_the_route() {
     let Some(jupyter) = slurm_and_jupyter() else {
