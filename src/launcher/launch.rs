@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::api::{CreateSession, DeleteSession, LinkJob, SessionCreated, SessionState};
 use crate::cli::UpArgs;
@@ -35,6 +35,11 @@ const GRACE: Duration = Duration::from_secs(10 * 60);
 const LONG_POLL: Duration = Duration::from_secs(25);
 /// How often the scheduler is asked where the job is: it has no push channel.
 const SCHEDULER_POLL: Duration = Duration::from_secs(1);
+/// Scheduler queries that may fail in a row before `up` gives up. A busy
+/// slurmctld times out now and then ("Socket timed out on send/recv
+/// operation"); one such answer must not cancel a job that is fine. Readiness
+/// comes from the proxy, so the wait loses nothing while the scheduler is mute.
+const SCHEDULER_FAILURES: u32 = 10;
 /// Log lines shown when a job dies before Jupyter is ready.
 const LOG_TAIL_LINES: usize = 25;
 
@@ -151,6 +156,9 @@ async fn launch(
         .build(state_home.join("local-jobs"))
         .into();
 
+    // Before anything is reserved: from here on an interrupt is kept and
+    // acted on, never a default action that kills jrps between two steps.
+    let mut interrupts = Interrupts::install();
     let token = random_hex::<32>();
     let user = user_name(env);
     let ttl = Duration::from_secs(spec.time.seconds()) + GRACE + QUEUE_ALLOWANCE;
@@ -180,6 +188,7 @@ async fn launch(
             &user,
             &state_home,
             &mut progress,
+            &mut interrupts,
         )
         .await
     {
@@ -216,6 +225,7 @@ impl Launch {
         user: &str,
         state_home: &std::path::Path,
         progress: &mut Progress,
+        interrupts: &mut Interrupts,
     ) -> Result<LaunchResult, LaunchError> {
         let alias = self.created.alias.clone();
         let secret = self.created.register_secret.clone();
@@ -274,9 +284,17 @@ impl Launch {
             .await?;
 
         let ready = if args.no_wait {
+            // An interrupt while submitting still undoes the launch.
+            if interrupts.arrived().await {
+                return Err(LaunchError::Interrupted {
+                    alias,
+                    job_id: job_id.to_string(),
+                });
+            }
             false
         } else {
-            self.wait_until_ready(&job_id, &log, progress).await?;
+            self.wait_until_ready(&job_id, &log, progress, interrupts)
+                .await?;
             true
         };
         Ok(LaunchResult {
@@ -308,18 +326,16 @@ impl Launch {
         job_id: &JobId,
         log: &std::path::Path,
         progress: &mut Progress,
+        interrupts: &mut Interrupts,
     ) -> Result<(), LaunchError> {
         let alias = &self.created.alias;
         let interrupted = || LaunchError::Interrupted {
             alias: alias.clone(),
             job_id: job_id.to_string(),
         };
-        // Installed before waiting so a signal is never missed between polls.
-        let mut sigint = signal(SignalKind::interrupt()).map_err(|_| interrupted())?;
-        let mut sigterm = signal(SignalKind::terminate()).map_err(|_| interrupted())?;
-        let mut sighup = signal(SignalKind::hangup()).map_err(|_| interrupted())?;
         let mut ready = pin!(self.client.status(alias, Some(LONG_POLL)));
         let mut ticker = tokio::time::interval(SCHEDULER_POLL);
+        let mut failures = 0;
         loop {
             tokio::select! {
                 status = &mut ready => {
@@ -344,7 +360,21 @@ impl Launch {
                     let id = job_id.clone();
                     let status = tokio::task::spawn_blocking(move || scheduler.status(&id))
                         .await
-                        .expect("the status task does not panic")?;
+                        .expect("the status task does not panic");
+                    let status = match status {
+                        Ok(status) => {
+                            failures = 0;
+                            status
+                        }
+                        Err(error) => {
+                            failures += 1;
+                            if failures >= SCHEDULER_FAILURES {
+                                return Err(error.into());
+                            }
+                            progress.phase(&format!("job {job_id}: {error}; asking again"));
+                            continue;
+                        }
+                    };
                     match status {
                         JobStatus::Pending { reason, expected_start } => {
                             let mut text = format!("queued as job {job_id}");
@@ -374,9 +404,8 @@ impl Launch {
                         }
                     }
                 }
-                _ = sigint.recv() => return Err(interrupted()),
-                _ = sigterm.recv() => return Err(interrupted()),
-                _ = sighup.recv() => return Err(interrupted()),
+                // Also one that came while reserving or submitting.
+                _ = interrupts.recv() => return Err(interrupted()),
             }
         }
     }
@@ -408,6 +437,54 @@ impl Launch {
             && let Err(error) = dir.remove()
         {
             eprintln!("warning: {error}");
+        }
+    }
+}
+
+/// SIGINT, SIGTERM and SIGHUP, caught from before the reservation to the
+/// end of `up`. Each stream keeps a signal that arrives while jrps is busy
+/// (reserving, running sbatch), so it is acted on at the next await instead
+/// of killing jrps with a session reserved and a job queued. A signal whose
+/// handler cannot be installed keeps its default action.
+struct Interrupts {
+    int: Option<Signal>,
+    term: Option<Signal>,
+    hup: Option<Signal>,
+}
+
+impl Interrupts {
+    fn install() -> Interrupts {
+        Interrupts {
+            int: signal(SignalKind::interrupt()).ok(),
+            term: signal(SignalKind::terminate()).ok(),
+            hup: signal(SignalKind::hangup()).ok(),
+        }
+    }
+
+    /// Resolves when any of the signals has arrived (at once for one that
+    /// arrived earlier).
+    async fn recv(&mut self) {
+        async fn one(stream: &mut Option<Signal>) {
+            match stream {
+                Some(stream) => {
+                    stream.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            _ = one(&mut self.int) => {}
+            _ = one(&mut self.term) => {}
+            _ = one(&mut self.hup) => {}
+        }
+    }
+
+    /// Whether a signal has arrived, without waiting for one.
+    async fn arrived(&mut self) -> bool {
+        tokio::select! {
+            biased;
+            _ = self.recv() => true,
+            _ = std::future::ready(()) => false,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! its number.
 
 use std::io::Write;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -121,7 +122,13 @@ fn run(
             Stdio::null()
         })
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stderr(Stdio::piped())
+        // Out of jrps's process group, so a Ctrl-C in the terminal reaches
+        // jrps alone: jrps decides what an interrupt undoes. In the group,
+        // sbatch died with it, maybe after submitting but before printing the
+        // job id, and the job was left queued with nobody knowing its id.
+        // No terminal I/O is lost: stdin, stdout and stderr are pipes.
+        .process_group(0);
     let mut child = command.spawn().map_err(spawn_error)?;
     if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
         // A broken pipe means the command quit before reading: its stderr says why.

@@ -24,6 +24,8 @@ pub const DOMAIN: &str = "jrps.localhost";
 /// A private CA and a `*.jrps.localhost` certificate it signed.
 pub struct TestCa {
     pub ca_der: CertificateDer<'static>,
+    /// The CA certificate as PEM, for clients configured by file (`proxy_ca`).
+    pub ca_pem: String,
     pub cert_pem: String,
     pub key_pem: String,
 }
@@ -53,6 +55,7 @@ impl TestCa {
         let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
         TestCa {
             ca_der: ca_cert.der().clone(),
+            ca_pem: ca_cert.pem(),
             cert_pem: leaf.pem(),
             key_pem: leaf_key.serialize_pem(),
         }

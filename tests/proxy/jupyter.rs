@@ -17,9 +17,15 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+use tokio_rustls::client::TlsStream;
+use tokio_tungstenite::WebSocketStream;
+
 use super::harness::{DOMAIN, Options, Proxy, random_token, tls_connect};
 
-fn jupyter_executable() -> Option<PathBuf> {
+/// A kernel's channels WebSocket through the proxy.
+pub(crate) type Channels = WebSocketStream<TlsStream<TcpStream>>;
+
+pub(crate) fn jupyter_executable() -> Option<PathBuf> {
     match std::env::var_os("JRPS_TEST_JUPYTER") {
         Some(path) => Some(PathBuf::from(path)),
         None if std::env::var_os("CI").is_some() => {
@@ -133,7 +139,7 @@ impl Drop for Jupyter {
     }
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
@@ -164,6 +170,158 @@ fn execute_request(msg_id: &str, code: &str) -> String {
     .to_string()
 }
 
+/// The Origin a browser sends from the session's own page.
+pub(crate) fn origin(proxy: &Proxy, alias: &str) -> String {
+    format!("https://{alias}.{DOMAIN}:{}", proxy.addr.port())
+}
+
+/// Opens `/lab?token=` as a browser first does and returns the cookies set
+/// (`name=value`): the proxy's and Jupyter's login cookie.
+pub(crate) async fn lab_cookies(
+    proxy: &Proxy,
+    alias: &str,
+    token: &str,
+) -> Result<Vec<String>, String> {
+    let r = proxy
+        .client
+        .get(proxy.url(alias, &format!("/lab?token={token}")))
+        .send()
+        .await
+        .map_err(|e| format!("GET /lab: {e}"))?;
+    if r.status() != 200 {
+        return Err(format!("GET /lab answered {}", r.status()));
+    }
+    Ok(r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .map(str::to_owned)
+        .collect())
+}
+
+/// Starts a kernel with a POST carrying an Origin, like the browser's fetch;
+/// returns its id.
+pub(crate) async fn start_kernel(
+    proxy: &Proxy,
+    alias: &str,
+    token: &str,
+) -> Result<String, String> {
+    let r = proxy
+        .client
+        .post(proxy.url(alias, "/api/kernels"))
+        .header("authorization", format!("token {token}"))
+        .header("origin", origin(proxy, alias))
+        .json(&json!({"name": "python3"}))
+        .send()
+        .await
+        .map_err(|e| format!("POST /api/kernels: {e}"))?;
+    if r.status() != 201 {
+        return Err(format!("POST /api/kernels answered {}", r.status()));
+    }
+    let kernel: Value = r.json().await.map_err(|e| format!("kernel JSON: {e}"))?;
+    kernel["id"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("no kernel id in {kernel}"))
+}
+
+/// Opens a kernel's channels as the browser does: no token in the URL,
+/// cookies only, and the given Origin.
+pub(crate) async fn connect_channels(
+    proxy: &Proxy,
+    alias: &str,
+    kernel_id: &str,
+    origin: &str,
+    cookie_header: &str,
+) -> Result<(Channels, http::Response<Option<Vec<u8>>>), tokio_tungstenite::tungstenite::Error> {
+    let url = format!(
+        "wss://{alias}.{DOMAIN}:{}/api/kernels/{kernel_id}/channels",
+        proxy.addr.port()
+    );
+    let mut request = url.as_str().into_client_request().unwrap();
+    let headers = request.headers_mut();
+    headers.insert("origin", HeaderValue::from_str(origin).unwrap());
+    headers.insert("cookie", HeaderValue::from_str(cookie_header).unwrap());
+    let tcp = TcpStream::connect(proxy.addr).await.unwrap();
+    let tls = tls_connect(&proxy.ca, tcp, &format!("{alias}.{DOMAIN}")).await;
+    tokio_tungstenite::client_async(request, tls).await
+}
+
+/// Sends `code` for execution and returns the `text/plain` of its result;
+/// `None` when the channel closed without one. A kernel error panics.
+pub(crate) async fn execute(ws: &mut Channels, msg_id: &str, code: &str) -> Option<String> {
+    ws.send(Message::text(execute_request(msg_id, code)))
+        .await
+        .unwrap();
+    while let Some(message) = ws.next().await {
+        let Ok(Message::Text(text)) = message else {
+            continue;
+        };
+        let Ok(msg) = serde_json::from_str::<Value>(text.as_str()) else {
+            continue;
+        };
+        if msg["msg_type"] == "execute_result" && msg["parent_header"]["msg_id"] == msg_id {
+            return msg["content"]["data"]["text/plain"]
+                .as_str()
+                .map(str::to_owned);
+        }
+        if msg["msg_type"] == "error" {
+            panic!("kernel error: {msg}");
+        }
+    }
+    None
+}
+
+/// Shuts a kernel down through the proxy; returns the status.
+pub(crate) async fn delete_kernel(proxy: &Proxy, alias: &str, token: &str, kernel_id: &str) -> u16 {
+    proxy
+        .client
+        .delete(proxy.url(alias, &format!("/api/kernels/{kernel_id}")))
+        .header("authorization", format!("token {token}"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// The whole browser path in one call: open the lab page with the token,
+/// start a kernel, run `code` over its WebSocket, shut the kernel down.
+/// Returns the result's `text/plain`, or what went wrong.
+pub(crate) async fn run_code(
+    proxy: &Proxy,
+    alias: &str,
+    token: &str,
+    code: &str,
+) -> Result<String, String> {
+    let cookies = lab_cookies(proxy, alias, token).await?;
+    if !cookies.iter().any(|c| c.starts_with("jrps_session=")) || cookies.len() < 2 {
+        return Err(format!(
+            "expected the proxy's and Jupyter's cookies, got {cookies:?}"
+        ));
+    }
+    let kernel_id = start_kernel(proxy, alias, token).await?;
+    let (mut ws, _) = connect_channels(
+        proxy,
+        alias,
+        &kernel_id,
+        &origin(proxy, alias),
+        &cookies.join("; "),
+    )
+    .await
+    .map_err(|e| format!("kernel WebSocket refused: {e}"))?;
+    let value = tokio::time::timeout(Duration::from_secs(90), execute(&mut ws, "jrps-e2e", code))
+        .await
+        .map_err(|_| "no execute_result in 90 s".to_owned())?
+        .ok_or_else(|| "the kernel channel closed without a result".to_owned())?;
+    let _ = ws.close(None).await;
+    match delete_kernel(proxy, alias, token, &kernel_id).await {
+        204 => Ok(value),
+        status => Err(format!("DELETE kernel answered {status}")),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jupyterlab_through_the_proxy_runs_a_kernel() {
     let Some(jupyter_bin) = jupyter_executable() else {
@@ -183,7 +341,7 @@ async fn jupyterlab_through_the_proxy_runs_a_kernel() {
             .unwrap()
     };
     let s = proxy.ready_session(&token, jupyter.port).await;
-    let origin = format!("https://{}.{DOMAIN}:{}", s.alias, proxy.addr.port());
+    let origin = origin(&proxy, &s.alias);
 
     // REST through the proxy, token in the query (what the printed URL does).
     let r = proxy
@@ -198,21 +356,7 @@ async fn jupyterlab_through_the_proxy_runs_a_kernel() {
 
     // The JupyterLab page, as a browser first opens it: both the proxy and
     // Jupyter answer the token with their cookies, which carry the rest.
-    let r = proxy
-        .client
-        .get(proxy.url(&s.alias, &format!("/lab?token={token}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let cookies: Vec<String> = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter_map(|v| v.split(';').next())
-        .map(str::to_owned)
-        .collect();
+    let cookies = lab_cookies(&proxy, &s.alias, &token).await.unwrap();
     assert!(
         cookies.iter().any(|c| c.starts_with("jrps_session=")),
         "{cookies:?}"
@@ -223,90 +367,42 @@ async fn jupyterlab_through_the_proxy_runs_a_kernel() {
     );
     let cookie_header = cookies.join("; ");
 
-    // Start a kernel: a POST with an Origin, like the browser's fetch.
-    let r = proxy
-        .client
-        .post(proxy.url(&s.alias, "/api/kernels"))
-        .header("authorization", format!("token {token}"))
-        .header("origin", &origin)
-        .json(&json!({"name": "python3"}))
-        .send()
+    let kernel_id = start_kernel(&proxy, &s.alias, &token)
         .await
-        .unwrap();
-    assert_eq!(r.status(), 201, "{}", jupyter.log());
-    let kernel: Value = r.json().await.unwrap();
-    let kernel_id = kernel["id"].as_str().unwrap().to_owned();
+        .unwrap_or_else(|e| panic!("{e}\n{}", jupyter.log()));
 
-    // The kernel channel as the browser opens it: no token in the URL,
-    // cookies only, and an Origin. A foreign Origin is refused by Jupyter
-    // itself (origin checks are on), the page's own is accepted.
-    let url = format!(
-        "wss://{}.{DOMAIN}:{}/api/kernels/{kernel_id}/channels",
-        s.alias,
-        proxy.addr.port()
-    );
-    let connect = |origin: String| {
-        let mut request = url.as_str().into_client_request().unwrap();
-        let headers = request.headers_mut();
-        headers.insert("origin", HeaderValue::from_str(&origin).unwrap());
-        headers.insert("cookie", HeaderValue::from_str(&cookie_header).unwrap());
-        let (ca, addr, name) = (
-            proxy.ca.clone(),
-            proxy.addr,
-            format!("{}.{DOMAIN}", s.alias),
-        );
-        async move {
-            let tcp = TcpStream::connect(addr).await.unwrap();
-            let tls = tls_connect(&ca, tcp, &name).await;
-            tokio_tungstenite::client_async(request, tls).await
-        }
-    };
-    match connect("https://evil.example".into()).await {
+    // A foreign Origin is refused by Jupyter itself (origin checks are on),
+    // the page's own is accepted.
+    match connect_channels(
+        &proxy,
+        &s.alias,
+        &kernel_id,
+        "https://evil.example",
+        &cookie_header,
+    )
+    .await
+    {
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
             assert_eq!(response.status(), 403)
         }
         Err(other) => panic!("foreign Origin: unexpected error {other}"),
         Ok(_) => panic!("Jupyter accepted a WebSocket from a foreign Origin"),
     }
-    let (mut ws, response) = connect(origin.clone())
-        .await
-        .unwrap_or_else(|e| panic!("kernel WebSocket refused: {e}\n{}", jupyter.log()));
+    let (mut ws, response) =
+        connect_channels(&proxy, &s.alias, &kernel_id, &origin, &cookie_header)
+            .await
+            .unwrap_or_else(|e| panic!("kernel WebSocket refused: {e}\n{}", jupyter.log()));
     assert_eq!(response.status(), 101);
-    ws.send(Message::text(execute_request("jrps-1", "1+1")))
-        .await
-        .unwrap();
-    let result = tokio::time::timeout(Duration::from_secs(90), async {
-        while let Some(message) = ws.next().await {
-            let Ok(Message::Text(text)) = message else {
-                continue;
-            };
-            let Ok(msg) = serde_json::from_str::<Value>(text.as_str()) else {
-                continue;
-            };
-            if msg["msg_type"] == "execute_result" && msg["parent_header"]["msg_id"] == "jrps-1" {
-                return msg["content"]["data"]["text/plain"]
-                    .as_str()
-                    .map(str::to_owned);
-            }
-            if msg["msg_type"] == "error" {
-                panic!("kernel error: {msg}");
-            }
-        }
-        None
-    })
-    .await;
+    let result =
+        tokio::time::timeout(Duration::from_secs(90), execute(&mut ws, "jrps-1", "1+1")).await;
     let value = result.unwrap_or_else(|_| panic!("no execute_result in time\n{}", jupyter.log()));
     assert_eq!(value.as_deref(), Some("2"));
     let _ = ws.close(None).await;
 
     // Shut the kernel down through the proxy as well.
-    let r = proxy
-        .client
-        .delete(proxy.url(&s.alias, &format!("/api/kernels/{kernel_id}")))
-        .header("authorization", format!("token {token}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
+    assert_eq!(
+        delete_kernel(&proxy, &s.alias, &token, &kernel_id).await,
+        204
+    );
     drop(jupyter);
 }

@@ -1,9 +1,9 @@
 //! Proxy tests: real sockets on loopback, TLS, WebSocket, Jupyter.
 
 mod api;
-pub mod backends;
-pub mod harness;
-mod jupyter;
+pub(crate) mod backends;
+pub(crate) mod harness;
+pub(crate) mod jupyter;
 mod lifecycle;
 mod limits;
 mod routing;

@@ -2,7 +2,7 @@
 //! `scripts/slurm up` starts (found through `SLURM_CONF`) and local processes.
 
 mod local;
-mod slurm;
+pub(crate) mod slurm;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -9,7 +9,7 @@ use super::{submission, wait_for, wait_for_log};
 
 /// The cluster `scripts/test` started, or `None` (with a notice) outside CI.
 /// Under CI a missing cluster is a failure: a green run must mean these ran.
-fn cluster() -> Option<Slurm> {
+pub(crate) fn cluster() -> Option<Slurm> {
     if std::env::var_os("SLURM_CONF").is_some() {
         return Some(Slurm::new());
     }

@@ -1,0 +1,12 @@
+//! End-to-end tests (issue 4): the real `jrps` binary as the user runs it,
+//! against a real proxy over TLS (`jrps serve`), real JupyterLab, and the real
+//! single-node Slurm from `scripts/slurm up` (or the Local scheduler).
+//!
+//! Needs `SLURM_CONF` (Slurm tests) and `JRPS_TEST_JUPYTER` (all but the fast
+//! `--no-wait` test). Unset: a failure when `CI` is set, else the test is
+//! skipped with a notice, as in tests/scheduler and tests/proxy/jupyter.rs.
+
+mod flow;
+mod local;
+mod site;
+mod slurm;
