@@ -419,16 +419,7 @@ impl Site {
             status == 404 || (status == 200 && body["state"] == "ended"),
             "the proxy still holds {alias}: {status} {body}"
         );
-        let metrics = self
-            .proxy
-            .client
-            .get(self.proxy.url("manage", "/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = self.proxy.metrics().await;
         for state in ["pending", "ready"] {
             let gauge = format!("jrps_sessions{{state=\"{state}\"}} ");
             let line = metrics

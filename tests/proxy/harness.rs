@@ -277,6 +277,18 @@ impl Proxy {
     }
 
     /// A session already routed to `port` on 127.0.0.1.
+    /// The Prometheus text of `/metrics`, asked from an allowed client.
+    pub async fn metrics(&self) -> String {
+        let response = self
+            .client
+            .get(self.url("manage", "/metrics"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "GET /metrics");
+        response.text().await.unwrap()
+    }
+
     pub async fn ready_session(&self, token: &str, port: u16) -> SessionCreated {
         let created = self.create(token, 3600).await;
         let response = self

@@ -207,15 +207,7 @@ async fn metrics_count_what_happened() {
         .send()
         .await
         .unwrap();
-    let text = proxy
-        .client
-        .get(proxy.url("manage", "/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = proxy.metrics().await;
     for line in [
         "jrps_sessions{state=\"pending\"} 1",
         "jrps_sessions{state=\"ready\"} 1",

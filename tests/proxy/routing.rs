@@ -121,15 +121,7 @@ async fn websocket_echo_both_ways() {
     ws.close(None).await.unwrap();
     while let Some(Ok(_)) = ws.next().await {}
 
-    let metrics = proxy
-        .client
-        .get(proxy.url("manage", "/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = proxy.metrics().await;
     assert!(metrics.contains("jrps_open_websockets"), "{metrics}");
 }
 
