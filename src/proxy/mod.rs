@@ -6,7 +6,7 @@
 //! (one request: Host, edge auth, headers), `forwarder` (to the backend),
 //! `tunnel` (WebSocket byte copy with clean close), `api` (API v1), `store` (SQLite + in-memory table),
 //! `health` (expiry and backend checks), `aliases`, `pages`, `status`,
-//! `metrics`. This file wires them together and owns start-up and shutdown.
+//! `metrics`, `phases` (the launcher's reports for the starting page). This file wires them together and owns start-up and shutdown.
 
 mod aliases;
 mod api;
@@ -17,6 +17,7 @@ mod health;
 mod listener;
 mod metrics;
 mod pages;
+mod phases;
 mod status;
 mod store;
 mod tunnel;
@@ -75,6 +76,8 @@ pub(crate) struct Shared {
     pub config: ProxyConfig,
     store: store::Store,
     metrics: metrics::Metrics,
+    /// The launcher's last phase report per pending session (memory only).
+    phases: phases::Phases,
     forwarder: forwarder::Forwarder,
     http: auto::Builder<TokioExecutor>,
     /// Becomes `true` when shutdown starts: long-polls answer, tunnels close.
@@ -159,6 +162,7 @@ async fn run_async(config: ProxyConfig) -> Result<(), ServeError> {
         url_port,
         store,
         metrics: metrics::Metrics::default(),
+        phases: phases::Phases::default(),
         forwarder: forwarder::Forwarder::new(),
         shutdown: shutdown_rx,
         tunnels,
