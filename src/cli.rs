@@ -133,7 +133,7 @@ pub struct UpArgs {
     /// Print the result as one JSON object.
     #[arg(long)]
     pub json: bool,
-    /// No waiting screen; only the result.
+    /// No waiting screen; print only the URL (as `start-jupyter -q` did).
     #[arg(short = 'q', long)]
     pub quiet: bool,
 }

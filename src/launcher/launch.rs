@@ -461,7 +461,9 @@ fn result_text(args: &UpArgs, result: &LaunchResult) -> String {
             result.log.display(),
         ));
     }
-    if result.ready {
+    if args.quiet {
+        // Like the original `start-jupyter -q`: the URL alone, for scripts.
+    } else if result.ready {
         text.push_str("Your notebook is here:\n");
     } else {
         text.push_str(&format!(

@@ -31,9 +31,9 @@ use crate::api::{
 
 use super::Shared;
 use super::aliases;
-use super::phases::Reported;
 use super::config::{canonical_ip, cidrs_contain};
 use super::handler::{ConnInfo, ProxyBody, full};
+use super::phases::Reported;
 use super::status::Failure;
 use super::store::{Session, StoreError, authority_of, now_unix};
 

@@ -106,7 +106,7 @@ pub fn serve(args: ServeArgs) -> Result<(), Error> {
     let config = ProxyConfig::load(&args.config).map_err(ServeError::from)?;
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(crate::error::stderr_colour())
         .with_target(false)
         .try_init();
     run(config)?;

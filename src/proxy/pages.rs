@@ -104,7 +104,11 @@ fn steps(reported: Option<&Reported>) -> String {
         }) => format!("Running on <code>{detail}</code>: Jupyter is starting"),
         _ => "Running: Jupyter is starting".to_owned(),
     };
-    let items = [queued, running, "Ready: this page becomes JupyterLab".to_owned()];
+    let items = [
+        queued,
+        running,
+        "Ready: this page becomes JupyterLab".to_owned(),
+    ];
     let mut html = String::from("<ol class=\"steps\">");
     for (i, item) in items.iter().enumerate() {
         let class = match i.cmp(&current) {
@@ -271,6 +275,9 @@ mod tests {
             detail: Some("<b>node042</b>".into()),
         };
         let html = text(starting("amber-otter-lagoon", Some(&running)));
-        assert!(html.contains("Running on <code>&lt;b&gt;node042&lt;/b&gt;</code>"), "{html}");
+        assert!(
+            html.contains("Running on <code>&lt;b&gt;node042&lt;/b&gt;</code>"),
+            "{html}"
+        );
     }
 }

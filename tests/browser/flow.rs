@@ -38,7 +38,12 @@ async fn jupyterlab_through_the_proxy_runs_a_cell_and_pages_say_what_happened() 
     let work = site.work_dir().display().to_string();
     let up = site.run(&["up", "-d", &work, "-t", "15"]).await;
     assert_eq!(up.code, Some(0), "jrps up:\n{}{}", up.stdout, up.stderr);
-    let url = up.stdout.lines().last().expect("jrps up printed the URL").to_owned();
+    let url = up
+        .stdout
+        .lines()
+        .last()
+        .expect("jrps up printed the URL")
+        .to_owned();
     let (base, alias, token) = split_url(&url);
     let browser = Browser::start(&tools, &site.spki_pin()).await;
     let client = &browser.client;
@@ -46,7 +51,9 @@ async fn jupyterlab_through_the_proxy_runs_a_cell_and_pages_say_what_happened() 
     // Without its token the session is private: 403, and the page says
     // which link to use.
     client.goto(&base).await.unwrap();
-    let text = browser.wait_for_text("This session is private", PAGE_TIMEOUT).await;
+    let text = browser
+        .wait_for_text("This session is private", PAGE_TIMEOUT)
+        .await;
     assert!(text.contains(&alias), "{text}");
     assert!(text.contains(&format!("jrps url {alias}")), "{text}");
     assert_no_internals(&text);
@@ -142,7 +149,8 @@ async fn starting_page_shows_the_queued_job_and_turns_into_jupyterlab_by_itself(
     let mut up = site.spawn(&["up", "later", "-d", &work, "-t", "15"]);
     let alias = up
         .wait_for_stderr(Duration::from_secs(60), |line| {
-            line.split_once("reserved ").map(|(_, a)| a.trim().to_owned())
+            line.split_once("reserved ")
+                .map(|(_, a)| a.trim().to_owned())
         })
         .await;
     up.wait_for_stderr(Duration::from_secs(60), |line| {

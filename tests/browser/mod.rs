@@ -17,4 +17,4 @@
 //! an NSS database (certutil), another package for the same proof.
 
 mod flow;
-mod site;
+pub mod site;

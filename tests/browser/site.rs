@@ -29,7 +29,9 @@ fn required(var: &str, hint: &str) -> Option<PathBuf> {
     match std::env::var_os(var) {
         Some(path) if Path::new(&path).exists() => Some(PathBuf::from(path)),
         _ if std::env::var_os("CI").is_some() => {
-            panic!("CI is set but {var} is unset or missing: the browser tests must run in CI ({hint})")
+            panic!(
+                "CI is set but {var} is unset or missing: the browser tests must run in CI ({hint})"
+            )
         }
         _ => {
             eprintln!("notice: {var} is unset or missing; skipping the browser test ({hint})");
@@ -52,7 +54,10 @@ impl Tools {
 
 /// Slurm's config, or `None` (skip, with a notice) outside CI.
 pub fn slurm_conf() -> Option<PathBuf> {
-    required("SLURM_CONF", "scripts/slurm up; eval \"$(scripts/slurm env)\"")
+    required(
+        "SLURM_CONF",
+        "scripts/slurm up; eval \"$(scripts/slurm env)\"",
+    )
 }
 
 /// Where screenshots go: `$JRPS_SCREENSHOTS` (relative to the crate), if set.
@@ -192,7 +197,10 @@ impl Site {
     }
 
     pub fn user_profile(&self, name: &str, text: &str) {
-        let path = self.root.path().join(format!("config/jrps/profiles/{name}.toml"));
+        let path = self
+            .root
+            .path()
+            .join(format!("config/jrps/profiles/{name}.toml"));
         std::fs::write(path, text).unwrap();
     }
 
@@ -288,7 +296,10 @@ impl Browser {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not listen in 30 s");
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not listen in 30 s"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let profile = tempfile::Builder::new()
@@ -403,7 +414,14 @@ impl Drop for DriverGuard {
 /// The status code of `url` as the proxy answers it (the browser does not
 /// tell; the test's HTTPS client does).
 pub async fn status_of(proxy: &Proxy, url: &str) -> u16 {
-    proxy.client.get(url).send().await.unwrap().status().as_u16()
+    proxy
+        .client
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
 }
 
 /// A notebook with one empty code cell and the python3 kernel, made through
@@ -427,7 +445,11 @@ pub async fn make_notebook(proxy: &Proxy, base: &str, token: &str, name: &str) {
         .await
         .unwrap();
     let status = response.status();
-    assert!(status.is_success(), "PUT notebook: {status} {}", response.text().await.unwrap());
+    assert!(
+        status.is_success(),
+        "PUT notebook: {status} {}",
+        response.text().await.unwrap()
+    );
 }
 
 impl Drop for Site {
