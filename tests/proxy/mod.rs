@@ -6,4 +6,5 @@ pub mod harness;
 mod jupyter;
 mod lifecycle;
 mod limits;
+mod phase;
 mod routing;
