@@ -70,10 +70,21 @@ async fn jupyterlab_through_the_proxy_runs_a_cell_and_pages_say_what_happened() 
         .goto(&format!("{base}lab/tree/six-times-seven.ipynb"))
         .await
         .unwrap();
-    let editor = browser
-        .wait_for(".jp-Notebook .jp-Cell .cm-content", LAB_TIMEOUT)
-        .await;
-    editor.click().await.unwrap();
+    // The editor may exist before it takes clicks (layout, a kernel dialog
+    // on a slow start): retry the click until it lands.
+    let cell = ".jp-Notebook .jp-Cell .cm-content";
+    let deadline = std::time::Instant::now() + LAB_TIMEOUT;
+    let editor = loop {
+        let editor = browser.wait_for(cell, LAB_TIMEOUT).await;
+        match editor.click().await {
+            Ok(()) => break editor,
+            Err(error) => assert!(
+                std::time::Instant::now() < deadline,
+                "the cell never took a click: {error}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     editor.send_keys("print(6*7)").await.unwrap();
     // Shift down, Enter, all modifiers up (WebDriver key codes).
     editor.send_keys("\u{E008}\u{E007}\u{E000}").await.unwrap();

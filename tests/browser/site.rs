@@ -181,6 +181,16 @@ impl Site {
         for dir in ["site", "config/jrps/profiles", "state", "home", "work"] {
             std::fs::create_dir_all(root.path().join(dir)).unwrap();
         }
+        // The user's own JupyterLab setting: no "news?" pop-up in screenshots.
+        let settings = root
+            .path()
+            .join("home/.jupyter/lab/user-settings/@jupyterlab/apputils-extension");
+        std::fs::create_dir_all(&settings).unwrap();
+        std::fs::write(
+            settings.join("notification.jupyterlab-settings"),
+            r#"{"fetchNews": "false"}"#,
+        )
+        .unwrap();
         let ca = root.path().join("site/ca.pem");
         std::fs::write(&ca, pem("CERTIFICATE", &proxy.ca.ca_der)).unwrap();
         let port = proxy.addr.port();

@@ -49,7 +49,10 @@ async fn reported_phase_shows_on_the_starting_page() {
     let running = json!({"secret": secret, "phase": "running", "detail": "node<042>"});
     assert_eq!(report(&proxy, alias, running).await, 204);
     let (_, html) = starting_page(&proxy, alias, &token).await;
-    assert!(html.contains("Running on <code>node&lt;042&gt;</code>"), "{html}");
+    assert!(
+        html.contains("Running on <code>node&lt;042&gt;</code>"),
+        "{html}"
+    );
     assert!(!html.contains("node<042>"), "HTML-escaped: {html}");
 }
 
@@ -88,7 +91,12 @@ async fn phase_reports_are_checked() {
         .unwrap();
     assert_eq!(get.status(), 405);
     assert_eq!(
-        report(&proxy, "amber-otter-nowhere", json!({"secret": secret, "phase": "queued"})).await,
+        report(
+            &proxy,
+            "amber-otter-nowhere",
+            json!({"secret": secret, "phase": "queued"})
+        )
+        .await,
         404
     );
 
