@@ -403,7 +403,12 @@ impl Launch {
         let request = ReportPhase {
             secret: self.created.register_secret.clone(),
             phase,
-            detail: detail.filter(|d| !d.is_empty() && d.len() <= crate::api::PHASE_DETAIL_MAX),
+            // A node known only by its address stays unnamed: pages never show one.
+            detail: detail.filter(|d| {
+                !d.is_empty()
+                    && d.len() <= crate::api::PHASE_DETAIL_MAX
+                    && d.parse::<std::net::IpAddr>().is_err()
+            }),
         };
         let call = self.client.report_phase(&self.created.alias, &request);
         let _ = tokio::time::timeout(Duration::from_secs(2), call).await;

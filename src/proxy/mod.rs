@@ -6,7 +6,8 @@
 //! (one request: Host, edge auth, headers), `forwarder` (to the backend),
 //! `tunnel` (WebSocket byte copy with clean close), `api` (API v1), `store` (SQLite + in-memory table),
 //! `health` (expiry and backend checks), `aliases`, `pages`, `status`,
-//! `metrics`, `phases` (the launcher's reports for the starting page). This file wires them together and owns start-up and shutdown.
+//! `metrics`, `phases` (the launcher's reports for the starting page). This
+//! file wires them together and owns start-up and shutdown.
 
 mod aliases;
 mod api;
