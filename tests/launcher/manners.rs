@@ -57,6 +57,33 @@ fn man_page_is_roff() {
         .stdout(predicate::str::contains(".TH jrps 1"));
 }
 
+#[test]
+fn every_subcommand_help_has_examples() {
+    for command in [
+        "up",
+        "render",
+        "profiles",
+        "profiles show",
+        "profiles check",
+        "ls",
+        "url",
+        "logs",
+        "down",
+        "serve",
+        "completions",
+        "man",
+        "register",
+    ] {
+        let mut args: Vec<&str> = command.split(' ').collect();
+        args.push("--help");
+        jrps()
+            .args(&args)
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("Examples"));
+    }
+}
+
 /// `jrps ARGS` on a pseudo-terminal; what it printed (stdout and stderr).
 fn on_terminal(args: &str, no_color: Option<&str>) -> String {
     let bin = Command::cargo_bin("jrps").unwrap();
