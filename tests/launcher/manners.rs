@@ -175,7 +175,7 @@ fn errors_have_one_style_and_results_stay_off_stdout() {
 }
 
 #[tokio::test]
-async fn quiet_up_prints_only_the_url() {
+async fn quiet_and_json_keep_stdout_for_results() {
     // A real proxy; the job never needs to run (`--no-wait`).
     let site = crate::browser::site::Site::new("local", std::path::Path::new("/bin/false"));
     let out = site
@@ -198,4 +198,24 @@ async fn quiet_up_prints_only_the_url() {
     assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
     assert!(out.stderr.contains("reserved "), "{}", out.stderr);
     assert!(!out.stdout.contains("reserved "), "{}", out.stdout);
+    // --json: one JSON object on stdout, nothing else there.
+    let out = site
+        .spawn(&["up", "--json", "--no-wait", "-t", "5"])
+        .finish(Duration::from_secs(60))
+        .await;
+    assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
+    let result: serde_json::Value = serde_json::from_str(&out.stdout).expect("one JSON object");
+    assert!(
+        result["url"].as_str().unwrap().contains("/?token="),
+        "{result}"
+    );
+    assert_eq!(result["ready"], false, "{result}");
+    // `ls --json`: the three launches, as one array.
+    let out = site
+        .spawn(&["ls", "--json"])
+        .finish(Duration::from_secs(60))
+        .await;
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let sessions: serde_json::Value = serde_json::from_str(&out.stdout).expect("a JSON array");
+    assert_eq!(sessions.as_array().map(Vec::len), Some(3), "{sessions}");
 }
