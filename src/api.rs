@@ -57,6 +57,36 @@ pub struct DeleteSession {
     pub secret: String,
 }
 
+/// Where a pending session's job is, as the launcher sees it from the
+/// scheduler. Shown on the proxy's "starting" page only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Waiting in the scheduler's queue; `detail` is the reason (`Priority`).
+    Queued,
+    /// The job runs; `detail` is the node. Jupyter is starting there.
+    Running,
+    /// Jupyter is starting (the job runs; the node may be unknown).
+    Starting,
+}
+
+/// The longest `detail` of a [`ReportPhase`], in characters.
+pub const PHASE_DETAIL_MAX: usize = 64;
+
+/// `POST /api/v1/sessions/{alias}/phase`, from the launcher while it waits
+/// (a contract addition to DESIGN.md's table). Answer: 204. Kept in the
+/// proxy's memory only, for the "starting" page; best effort on both sides.
+/// `detail` is at most [`PHASE_DETAIL_MAX`] printable ASCII characters and
+/// never an address (the proxy refuses both with 422).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportPhase {
+    pub secret: String,
+    pub phase: Phase,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SessionState {

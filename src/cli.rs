@@ -26,7 +26,8 @@ pub enum Command {
   jrps up gpu-tensorflow -t 60          a profile, one flag changed
   jrps up -p debug -d ~/project -t 20   no profile named: the default one
   jrps up -p gpu-shared -g 1 -i IMAGE   one GPU, Jupyter inside an image
-  jrps up --no-wait --json              submit, print one JSON object, return")]
+  jrps up --no-wait --json              submit, print one JSON object, return
+  url=$(jrps up -q)                     the URL alone, for scripts")]
     Up(UpArgs),
     /// Print the batch script that `up` would submit.
     #[command(after_help = "Examples:
@@ -75,7 +76,12 @@ pub enum Command {
   jrps man > /usr/local/share/man/man1/jrps.1")]
     Man,
     /// (Inside a job) tell the proxy where this job's Jupyter listens.
-    #[command(hide = true)]
+    #[command(
+        hide = true,
+        after_help = "Examples (the batch template's own calls):
+  jrps register --runtime-dir \"$JUPYTER_RUNTIME_DIR\" --pid \"$jupyter_pid\"
+  jrps register --deregister"
+    )]
     Register(RegisterArgs),
 }
 
@@ -133,7 +139,7 @@ pub struct UpArgs {
     /// Print the result as one JSON object.
     #[arg(long)]
     pub json: bool,
-    /// No waiting screen; only the result.
+    /// No waiting screen; print only the URL (as `start-jupyter -q` did).
     #[arg(short = 'q', long)]
     pub quiet: bool,
 }
@@ -151,8 +157,14 @@ pub struct ProfilesArgs {
 pub enum ProfilesAction {
     /// Print every resolved field of a profile with where its value came from;
     /// takes the same flags as `render`, so their effect shows too.
+    #[command(after_help = "Examples:
+  jrps profiles show gpu-pytorch                 values and their sources
+  jrps profiles show gpu-pytorch -t 60 -A abc    with flags, as `up` would use them")]
     Show(Box<LaunchArgs>),
     /// Parse, validate and render every visible profile; non-zero on any problem.
+    #[command(after_help = "Examples:
+  jrps profiles check
+  JRPS_SITE_DIR=. JRPS_ACCOUNT=ci-test jrps profiles check   a site repo's CI")]
     Check,
 }
 

@@ -2,7 +2,7 @@
 //! into this; it is rendered once (`error:` / `caused by:` / `hint:`) and the
 //! process exit code comes from it: 2 for usage and configuration, 1 at run time.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -49,17 +49,30 @@ impl Error {
         }
     }
 
-    /// Writes the error to stderr in the one house style.
+    /// Writes the error to stderr in the one house style; the labels are
+    /// coloured like clap's own errors, only when [`stderr_colour`] says so.
     pub fn report(&self) {
+        let (error, cause, hint, reset) = if stderr_colour() {
+            ("\x1b[1;31m", "\x1b[1m", "\x1b[1;32m", "\x1b[0m")
+        } else {
+            ("", "", "", "")
+        };
         let mut stderr = std::io::stderr().lock();
-        let _ = writeln!(stderr, "error: {self}");
+        let _ = writeln!(stderr, "{error}error:{reset} {self}");
         let mut source = std::error::Error::source(self);
-        while let Some(cause) = source {
-            let _ = writeln!(stderr, "caused by: {cause}");
-            source = cause.source();
+        while let Some(source_error) = source {
+            let _ = writeln!(stderr, "{cause}caused by:{reset} {source_error}");
+            source = source_error.source();
         }
-        if let Some(hint) = self.hint() {
-            let _ = writeln!(stderr, "hint: {hint}");
+        if let Some(text) = self.hint() {
+            let _ = writeln!(stderr, "{hint}hint:{reset} {text}");
         }
     }
+}
+
+/// Colour on stderr only on a terminal, and never when `NO_COLOR` is set to
+/// anything but the empty string (no-color.org). clap's help and errors
+/// follow the same rule on their own.
+pub fn stderr_colour() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }

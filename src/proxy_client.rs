@@ -18,7 +18,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::{
-    self, ApiError, CreateSession, DeleteSession, LinkJob, Register, SessionCreated, SessionStatus,
+    self, ApiError, CreateSession, DeleteSession, LinkJob, Register, ReportPhase, SessionCreated,
+    SessionStatus,
 };
 
 /// How long a call may take before the launcher gives up and says so; the
@@ -165,6 +166,22 @@ impl ProxyClient {
         let extra = wait_ready.unwrap_or_default();
         self.call::<(), _>("session status", Method::GET, &path, None, Some(extra))
             .await
+    }
+
+    /// Tells the proxy where the job is, for its "starting" page. Callers
+    /// treat this as best effort: a launch never fails because of it.
+    pub async fn report_phase(
+        &self,
+        alias: &str,
+        request: &ReportPhase,
+    ) -> Result<(), ProxyClientError> {
+        self.call_no_answer(
+            "report phase",
+            Method::POST,
+            &format!("sessions/{alias}/phase"),
+            request,
+        )
+        .await
     }
 
     pub async fn delete(

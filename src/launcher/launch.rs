@@ -15,7 +15,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
-use crate::api::{CreateSession, DeleteSession, LinkJob, SessionCreated, SessionState};
+use crate::api::{
+    CreateSession, DeleteSession, LinkJob, Phase, ReportPhase, SessionCreated, SessionState,
+};
 use crate::cli::UpArgs;
 use crate::launcher::progress::Progress;
 use crate::launcher::{Environment, LaunchSpec, LauncherError, dry_run_summary, resolve, script};
@@ -336,6 +338,7 @@ impl Launch {
         let mut ready = pin!(self.client.status(alias, Some(LONG_POLL)));
         let mut ticker = tokio::time::interval(SCHEDULER_POLL);
         let mut failures = 0;
+        let mut reported = None;
         loop {
             tokio::select! {
                 status = &mut ready => {
@@ -378,16 +381,18 @@ impl Launch {
                     match status {
                         JobStatus::Pending { reason, expected_start } => {
                             let mut text = format!("queued as job {job_id}");
-                            if let Some(reason) = reason {
+                            if let Some(reason) = &reason {
                                 text.push_str(&format!(" ({reason})"));
                             }
                             if let Some(start) = expected_start {
                                 text.push_str(&format!(", expected start {start}"));
                             }
                             progress.phase(&text);
+                            self.report_phase(&mut reported, Phase::Queued, reason).await;
                         }
                         JobStatus::Running { node } => {
                             progress.phase(&format!("running on {node}: Jupyter starting"));
+                            self.report_phase(&mut reported, Phase::Running, Some(node)).await;
                         }
                         JobStatus::Ended => {
                             // It may have become ready just before it ended.
@@ -408,6 +413,34 @@ impl Launch {
                 _ = interrupts.recv() => return Err(interrupted()),
             }
         }
+    }
+
+    /// Tells the proxy's starting page where the job is, when that changed.
+    /// Best effort and brief: a proxy that does not take it (an older one,
+    /// a detail it refuses) changes nothing about the launch.
+    async fn report_phase(
+        &self,
+        last: &mut Option<(Phase, Option<String>)>,
+        phase: Phase,
+        detail: Option<String>,
+    ) {
+        let now = Some((phase, detail.clone()));
+        if *last == now {
+            return;
+        }
+        *last = now;
+        let request = ReportPhase {
+            secret: self.created.register_secret.clone(),
+            phase,
+            // A node known only by its address stays unnamed: pages never show one.
+            detail: detail.filter(|d| {
+                !d.is_empty()
+                    && d.len() <= crate::api::PHASE_DETAIL_MAX
+                    && d.parse::<std::net::IpAddr>().is_err()
+            }),
+        };
+        let call = self.client.report_phase(&self.created.alias, &request);
+        let _ = tokio::time::timeout(Duration::from_secs(2), call).await;
     }
 
     /// Undoes whatever was made: cancels the job, deletes the proxy session,
@@ -510,7 +543,9 @@ fn result_text(args: &UpArgs, result: &LaunchResult) -> String {
             result.log.display(),
         ));
     }
-    if result.ready {
+    if args.quiet {
+        // Like the original `start-jupyter -q`: the URL alone, for scripts.
+    } else if result.ready {
         text.push_str("Your notebook is here:\n");
     } else {
         text.push_str(&format!(

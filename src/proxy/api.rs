@@ -6,7 +6,9 @@
 //! Guards: create, status and `/metrics` from `allowed_client_cidrs`
 //! (`/healthz` from anywhere); link and delete
 //! need the session's secret (delete also from the registered backend host);
-//! register needs the secret and a peer inside `allowed_backend_cidrs`.
+//! register needs the secret and a peer inside `allowed_backend_cidrs`;
+//! phase (the launcher's report for the starting page) needs the secret and
+//! changes nothing durable.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,14 +25,15 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::api::{
-    ApiError, CreateSession, DeleteSession, LinkJob, PREFIX, Register, SessionCreated,
-    SessionState, SessionStatus,
+    ApiError, CreateSession, DeleteSession, LinkJob, PHASE_DETAIL_MAX, PREFIX, Register,
+    ReportPhase, SessionCreated, SessionState, SessionStatus,
 };
 
 use super::Shared;
 use super::aliases;
 use super::config::{canonical_ip, cidrs_contain};
 use super::handler::{ConnInfo, ProxyBody, full};
+use super::phases::Reported;
 use super::status::Failure;
 use super::store::{Session, StoreError, authority_of, now_unix};
 
@@ -103,6 +106,10 @@ async fn dispatch(shared: &Arc<Shared>, conn: ConnInfo, req: Request<Incoming>) 
             let alias = known_alias(alias)?;
             link_job(shared, &alias, req).await
         }
+        (["sessions", alias, "phase"], &Method::POST) => {
+            let alias = known_alias(alias)?;
+            report_phase(shared, &alias, req).await
+        }
         (["sessions", alias, "register"], &Method::POST) => {
             let alias = known_alias(alias)?;
             register(shared, conn, &alias, req).await
@@ -115,7 +122,7 @@ async fn dispatch(shared: &Arc<Shared>, conn: ConnInfo, req: Request<Incoming>) 
             let alias = known_alias(alias)?;
             delete(shared, conn, &alias, req).await
         }
-        (["sessions"] | ["sessions", _] | ["sessions", _, "job" | "register"], _) => {
+        (["sessions"] | ["sessions", _] | ["sessions", _, "job" | "register" | "phase"], _) => {
             Err(Refusal::new(
                 Failure::MethodNotAllowed,
                 format!("{method} is not allowed here"),
@@ -366,6 +373,59 @@ async fn link_job(shared: &Arc<Shared>, alias: &str, req: Request<Incoming>) -> 
     Ok(no_content())
 }
 
+/// Printable ASCII, at most [`PHASE_DETAIL_MAX`] characters, and no word of
+/// it an IP address (with or without a port): the page shows it to anyone
+/// who has the URL, and backend addresses are never shown.
+fn phase_detail_ok(detail: &str) -> bool {
+    !detail.is_empty()
+        && detail.len() <= PHASE_DETAIL_MAX
+        && detail.bytes().all(|b| (b' '..=b'~').contains(&b))
+        && !detail
+            .split(|c: char| c.is_whitespace() || ",;()[]".contains(c))
+            .any(|word| {
+                word.parse::<std::net::IpAddr>().is_ok() || word.parse::<SocketAddr>().is_ok()
+            })
+}
+
+async fn report_phase(shared: &Arc<Shared>, alias: &str, req: Request<Incoming>) -> ApiResult {
+    let request: ReportPhase = body(shared, req).await?;
+    if let Some(detail) = &request.detail
+        && !phase_detail_ok(detail)
+    {
+        return Err(Refusal::new(
+            Failure::InvalidField,
+            format!(
+                "detail must be 1-{PHASE_DETAIL_MAX} printable ASCII characters and no address"
+            ),
+        ));
+    }
+    let session = shared
+        .store
+        .get(alias)
+        .ok_or_else(|| Refusal::new(Failure::NotFound, "no such session"))?;
+    if !secret_ok(&session, &request.secret) {
+        return Err(bad_secret());
+    }
+    match status_of(&session).state {
+        SessionState::Ended => Err(Refusal::new(Failure::Conflict, "the session has ended")),
+        // Ready already: the page is no longer shown, nothing to keep.
+        SessionState::Ready => Ok(no_content()),
+        SessionState::Pending => {
+            let reported = Reported {
+                phase: request.phase,
+                detail: request.detail,
+            };
+            shared.phases.set(alias, reported, |other| {
+                shared
+                    .store
+                    .get(other)
+                    .is_some_and(|s| s.state == SessionState::Pending)
+            });
+            Ok(no_content())
+        }
+    }
+}
+
 async fn register(
     shared: &Arc<Shared>,
     conn: ConnInfo,
@@ -413,6 +473,7 @@ async fn register(
             })
         })
         .await??;
+    shared.phases.forget(alias);
     shared.metrics.activation(arrived.elapsed());
     tracing::info!(alias, %backend, "session registered");
     Ok(json(StatusCode::OK, &status_of(&session)))
@@ -488,6 +549,7 @@ async fn delete(
     if !secret_ok(&session, &request.secret) {
         return Err(bad_secret());
     }
+    shared.phases.forget(alias);
     if shared.store.end(alias).await? {
         tracing::info!(alias, "session deleted");
     }

@@ -181,7 +181,7 @@ async fn session_request(
                 .forward(shared, &session, backend.clone(), req, upgrade)
                 .await
         }
-        _ => full(pages::page(Failure::Starting, alias)),
+        _ => full(pages::starting(alias, shared.phases.get(alias).as_ref())),
     };
     if let Some(cookie) = set_cookie {
         response.headers_mut().append(SET_COOKIE, cookie);

@@ -6,7 +6,8 @@
 //! (one request: Host, edge auth, headers), `forwarder` (to the backend),
 //! `tunnel` (WebSocket byte copy with clean close), `api` (API v1), `store` (SQLite + in-memory table),
 //! `health` (expiry and backend checks), `aliases`, `pages`, `status`,
-//! `metrics`. This file wires them together and owns start-up and shutdown.
+//! `metrics`, `phases` (the launcher's reports for the starting page). This
+//! file wires them together and owns start-up and shutdown.
 
 mod aliases;
 mod api;
@@ -17,6 +18,7 @@ mod health;
 mod listener;
 mod metrics;
 mod pages;
+mod phases;
 mod status;
 mod store;
 mod tunnel;
@@ -75,6 +77,8 @@ pub(crate) struct Shared {
     pub config: ProxyConfig,
     store: store::Store,
     metrics: metrics::Metrics,
+    /// The launcher's last phase report per pending session (memory only).
+    phases: phases::Phases,
     forwarder: forwarder::Forwarder,
     http: auto::Builder<TokioExecutor>,
     /// Becomes `true` when shutdown starts: long-polls answer, tunnels close.
@@ -103,7 +107,7 @@ pub fn serve(args: ServeArgs) -> Result<(), Error> {
     let config = ProxyConfig::load(&args.config).map_err(ServeError::from)?;
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(crate::error::stderr_colour())
         .with_target(false)
         .try_init();
     run(config)?;
@@ -159,6 +163,7 @@ async fn run_async(config: ProxyConfig) -> Result<(), ServeError> {
         url_port,
         store,
         metrics: metrics::Metrics::default(),
+        phases: phases::Phases::default(),
         forwarder: forwarder::Forwarder::new(),
         shutdown: shutdown_rx,
         tunnels,

@@ -9,10 +9,30 @@ use http::Response;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http_body_util::Full;
 
+use super::phases::Reported;
 use super::status::Failure;
+use crate::api::Phase;
 
 /// How often the "starting" page reloads itself, in seconds.
 pub const STARTING_REFRESH_S: u32 = 2;
+
+/// The one look of every page: a white card on a light background, one
+/// accent colour, the system font. No external resources.
+const STYLE: &str = "\
+body{margin:0;background:#f3f5f8;color:#1f2328;font:16px/1.55 system-ui,-apple-system,\
+'Segoe UI','DejaVu Sans',sans-serif}\
+main{max-width:36em;margin:3em auto;padding:1.5em 2em;background:#fff;border:1px solid #d8dee4;\
+border-radius:8px}\
+.brand{margin:0;font-weight:700;letter-spacing:.05em;color:#0b6bcb}\
+h1{font-size:1.5em;margin:.3em 0 .6em}\
+code{font:.92em ui-monospace,'DejaVu Sans Mono',monospace;background:#eef1f4;padding:.1em .3em;\
+border-radius:4px}\
+.next{border-left:3px solid #0b6bcb;padding-left:.8em}\
+.foot{color:#6e7781;font-size:.85em;margin-top:2em}\
+small{color:#6e7781}\
+.steps{padding-left:1.4em}.steps li{margin:.3em 0}\
+.steps .done{color:#6e7781}.steps .now{font-weight:600}.steps .later{color:#8c959f}\
+.steps .now::marker{color:#0b6bcb}";
 
 fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -32,26 +52,103 @@ fn escape(s: &str) -> String {
 
 /// The page for `failure` about `name` (an alias, or the Host as sent).
 pub fn page(failure: Failure, name: &str) -> Response<Full<Bytes>> {
+    render(failure, name, None)
+}
+
+/// The "starting" page, with what the launcher last reported about the job.
+pub fn starting(alias: &str, reported: Option<&Reported>) -> Response<Full<Bytes>> {
+    render(Failure::Starting, alias, reported)
+}
+
+/// Slurm's common pending reasons in words; others are shown as they are.
+fn reason_words(reason: &str) -> Option<&'static str> {
+    Some(match reason {
+        "Priority" => "other jobs are ahead of it",
+        "Resources" => "it waits for a free node",
+        "BeginTime" => "its start time has not come yet",
+        "Dependency" => "it waits for another job",
+        "JobHeldUser" | "JobHeldAdmin" => "it is held",
+        "ReqNodeNotAvail" => "the nodes it needs are not available",
+        "QOSMaxJobsPerUserLimit" | "AssocMaxJobsLimit" => "you have reached your job limit",
+        "None" => return None,
+        _ => return None,
+    })
+}
+
+/// The steps of a launch as a list, the current one marked.
+fn steps(reported: Option<&Reported>) -> String {
+    let detail = reported
+        .and_then(|r| r.detail.as_deref())
+        .map(escape)
+        .unwrap_or_default();
+    let current = match reported.map(|r| r.phase) {
+        Some(Phase::Queued) => 0,
+        Some(Phase::Running) | Some(Phase::Starting) => 1,
+        None => 1,
+    };
+    let queued = match reported {
+        Some(Reported {
+            phase: Phase::Queued,
+            detail: Some(reason),
+        }) => match reason_words(reason) {
+            Some(words) => format!("Queued: {words} <small>({detail})</small>"),
+            None if reason == "None" => "Queued".to_owned(),
+            None => format!("Queued <small>({detail})</small>"),
+        },
+        _ => "Queued".to_owned(),
+    };
+    let running = match reported {
+        Some(Reported {
+            phase: Phase::Running,
+            detail: Some(_),
+        }) => format!("Running on <code>{detail}</code>: Jupyter is starting"),
+        _ => "Running: Jupyter is starting".to_owned(),
+    };
+    let items = [
+        queued,
+        running,
+        "Ready: this page becomes JupyterLab".to_owned(),
+    ];
+    let mut html = String::from("<ol class=\"steps\">");
+    for (i, item) in items.iter().enumerate() {
+        let class = match i.cmp(&current) {
+            std::cmp::Ordering::Less => "done",
+            std::cmp::Ordering::Equal => "now",
+            std::cmp::Ordering::Greater => "later",
+        };
+        html.push_str(&format!("<li class=\"{class}\">{item}</li>"));
+    }
+    html.push_str("</ol>");
+    html
+}
+
+fn render(failure: Failure, name: &str, reported: Option<&Reported>) -> Response<Full<Bytes>> {
     let name = escape(name);
     let (title, body, refresh) = match failure {
         Failure::Starting => (
-            "Jupyter is starting",
+            match reported.map(|r| r.phase) {
+                Some(Phase::Queued) => "Waiting for a compute node",
+                _ => "Jupyter is starting",
+            },
             format!(
-                "<p>The session <code>{name}</code> exists, but its Jupyter server has not \
-                 reported in yet. This usually takes a few seconds after the job starts; \
-                 if the job is still queued it can take longer.</p>\
-                 <p>This page reloads itself every {STARTING_REFRESH_S} seconds. \
-                 On the login node, <code>jrps ls</code> shows the job's state.</p>"
+                "<p>Your session <code>{name}</code> is on its way.</p>{}\
+                 <p>This page checks again every {STARTING_REFRESH_S} seconds and opens \
+                 JupyterLab by itself once it is ready: keep it open.</p>\
+                 <p class=\"next\">Changed your mind? <code>jrps down {name}</code> on the \
+                 login node cancels the job.</p>",
+                steps(reported)
             ),
             true,
         ),
         Failure::NoCredentials => (
-            "Access needs the session link",
+            "This session is private",
             format!(
-                "<p>The session <code>{name}</code> is private. Open the full link that \
-                 <code>jrps up</code> printed (it ends in <code>?token=…</code>) once; this \
-                 browser is then remembered for the session.</p>\
-                 <p>Lost the link? Run <code>jrps url</code> on the login node.</p>"
+                "<p>The session <code>{name}</code> opens only with the full link that \
+                 <code>jrps up</code> printed, the one ending in <code>?token=…</code>. \
+                 Open that link once; this browser is then let in for the rest of the \
+                 session.</p>\
+                 <p class=\"next\">Lost the link? <code>jrps url {name}</code> on the login node \
+                 prints it again.</p>"
             ),
             false,
         ),
@@ -59,9 +156,9 @@ pub fn page(failure: Failure, name: &str) -> Response<Full<Bytes>> {
             "No such session",
             format!(
                 "<p>There is no session called <code>{name}</code> here. Check the address \
-                 for typos; a session that ended long ago is forgotten.</p>\
-                 <p><code>jrps ls</code> on the login node lists your sessions; \
-                 <code>jrps up</code> starts a new one.</p>"
+                 for typos; a session that ended a while ago is forgotten.</p>\
+                 <p class=\"next\"><code>jrps ls</code> on the login node lists your \
+                 sessions; <code>jrps up</code> starts a new one.</p>"
             ),
             false,
         ),
@@ -69,8 +166,9 @@ pub fn page(failure: Failure, name: &str) -> Response<Full<Bytes>> {
             "Session ended",
             format!(
                 "<p>The session <code>{name}</code> has ended: its job finished, reached its \
-                 time limit, was stopped, or its Jupyter server stopped answering.</p>\
-                 <p>Start a new one with <code>jrps up</code>; \
+                 time limit, was stopped, or its Jupyter server stopped answering. Files \
+                 you saved are still in your folder on the cluster.</p>\
+                 <p class=\"next\">Start a new one with <code>jrps up</code>; \
                  <code>jrps logs</code> shows what the last one printed.</p>"
             ),
             false,
@@ -78,21 +176,29 @@ pub fn page(failure: Failure, name: &str) -> Response<Full<Bytes>> {
         Failure::BackendUnreachable => (
             "Jupyter is not answering",
             format!(
-                "<p>The proxy could not reach the Jupyter server of <code>{name}</code> on its \
-                 compute node. It may be busy, restarting, or its job may have stopped.</p>\
-                 <p>Reload in a moment. If this persists, check the job with \
-                 <code>jrps ls</code> and <code>jrps logs</code>.</p>"
+                "<p>The session <code>{name}</code> exists, but its Jupyter server on the \
+                 compute node did not answer. It may be busy or restarting, or its job may \
+                 have stopped.</p>\
+                 <p class=\"next\">Reload in a moment. If this goes on, \
+                 <code>jrps ls</code> shows whether the job still runs and \
+                 <code>jrps logs</code> what it printed.</p>"
             ),
             false,
         ),
         Failure::Unavailable => (
-            "Proxy unavailable",
-            "<p>The proxy is restarting or overloaded. Reload in a moment.</p>".to_owned(),
+            "Proxy busy",
+            "<p>The proxy is restarting or has too much to do right now.</p>\
+             <p class=\"next\">Reload in a moment.</p>"
+                .to_owned(),
             false,
         ),
         _ => (
             "Bad request",
-            format!("<p>The proxy could not understand this request for <code>{name}</code>.</p>"),
+            format!(
+                "<p>The proxy could not understand this request for <code>{name}</code>.</p>\
+                 <p class=\"next\">Check the address, or open the link <code>jrps up</code> \
+                 printed.</p>"
+            ),
             false,
         ),
     };
@@ -106,10 +212,9 @@ pub fn page(failure: Failure, name: &str) -> Response<Full<Bytes>> {
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">{refresh}\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{title} · jrps</title>\
-         <style>body{{font-family:system-ui,sans-serif;max-width:40em;margin:4em auto;\
-         padding:0 1em;line-height:1.5;color:#222}}code{{background:#eee;padding:0 .2em}}\
-         small{{color:#666}}</style></head>\
-         <body><h1>{title}</h1>{body}<p><small>{} {} · jrps proxy</small></p></body></html>\n",
+         <style>{STYLE}</style></head>\
+         <body><main><p class=\"brand\">jrps</p><h1>{title}</h1>{body}\
+         <p class=\"foot\">{} {}</p></main></body></html>\n",
         status.as_u16(),
         status.canonical_reason().unwrap_or(""),
     );
@@ -143,5 +248,36 @@ mod tests {
     fn pages_escape_the_name() {
         let r = page(Failure::UnknownAlias, "<script>");
         assert_eq!(r.status(), 404);
+    }
+
+    fn text(r: Response<Full<Bytes>>) -> String {
+        use http_body_util::BodyExt;
+        let collected = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(r.into_body().collect())
+            .unwrap();
+        String::from_utf8(collected.to_bytes().to_vec()).unwrap()
+    }
+
+    #[test]
+    fn starting_page_shows_the_reported_phase_escaped() {
+        let queued = Reported {
+            phase: Phase::Queued,
+            detail: Some("Priority".into()),
+        };
+        let html = text(starting("amber-otter-lagoon", Some(&queued)));
+        assert!(html.contains("Waiting for a compute node"), "{html}");
+        assert!(html.contains("other jobs are ahead of it"), "{html}");
+        assert!(html.contains("http-equiv=\"refresh\""), "{html}");
+        let running = Reported {
+            phase: Phase::Running,
+            detail: Some("<b>node042</b>".into()),
+        };
+        let html = text(starting("amber-otter-lagoon", Some(&running)));
+        assert!(
+            html.contains("Running on <code>&lt;b&gt;node042&lt;/b&gt;</code>"),
+            "{html}"
+        );
     }
 }

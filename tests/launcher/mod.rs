@@ -1,5 +1,6 @@
 //! Launcher tests: the real `jrps` binary in a hermetic environment (see `test.rs`).
 
+mod manners;
 mod precedence;
 mod profiles;
 mod render;

@@ -6,4 +6,5 @@ pub(crate) mod harness;
 pub(crate) mod jupyter;
 mod lifecycle;
 mod limits;
+mod phase;
 mod routing;
