@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use fantoccini::Locator;
 
-use super::site::{Browser, Site, Tools, free_port, make_notebook, slurm_conf, status_of};
+use super::site::{
+    Browser, Tools, browser_site, free_port, make_notebook, slurm_conf, spki_pin, status_of,
+};
 use crate::proxy::harness::{DOMAIN, random_token};
 
 /// Where JupyterLab's main area is: the UI has loaded.
@@ -52,7 +54,7 @@ fn assert_no_internals(text: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jupyterlab_through_the_proxy_runs_a_cell_and_pages_say_what_happened() {
     let Some(tools) = Tools::find() else { return };
-    let site = Site::new("local", &tools.jupyter);
+    let site = browser_site("local", &tools.jupyter);
     let work = site.work_dir().display().to_string();
     let up = site.run(&["up", "-d", &work, "-t", "15"]).await;
     assert_eq!(up.code, Some(0), "jrps up:\n{}{}", up.stdout, up.stderr);
@@ -63,7 +65,7 @@ async fn jupyterlab_through_the_proxy_runs_a_cell_and_pages_say_what_happened() 
         .expect("jrps up printed the URL")
         .to_owned();
     let (base, alias, token) = split_url(&url);
-    let browser = Browser::start(&tools, &site.spki_pin()).await;
+    let browser = Browser::start(&tools, &spki_pin(&site.proxy)).await;
     let client = &browser.client;
 
     // Without its token the session is private: 403, and the page says
@@ -167,18 +169,18 @@ async fn starting_page_shows_the_queued_job_and_turns_into_jupyterlab_by_itself(
     if slurm_conf().is_none() {
         return;
     }
-    let site = Site::new("slurm", &tools.jupyter);
+    let site = browser_site("slurm", &tools.jupyter);
     // Slurm holds the job for 20 s: long enough to see the page while queued.
     site.user_profile("later", "sbatch_options = [\"--begin=now+20\"]\n");
     let work = site.work_dir().display().to_string();
     let mut up = site.spawn(&["up", "later", "-d", &work, "-t", "15"]);
     let alias = up
-        .wait_for_stderr(Duration::from_secs(60), |line| {
+        .wait_for_stderr(Duration::from_secs(60), "the reserved alias", |line| {
             line.split_once("reserved ")
                 .map(|(_, a)| a.trim().to_owned())
         })
         .await;
-    up.wait_for_stderr(Duration::from_secs(60), |line| {
+    up.wait_for_stderr(Duration::from_secs(60), "the queued phase", |line| {
         line.contains("queued as job").then_some(())
     })
     .await;
@@ -187,7 +189,7 @@ async fn starting_page_shows_the_queued_job_and_turns_into_jupyterlab_by_itself(
     assert_eq!(printed.code, Some(0), "jrps url:\n{}", printed.stderr);
     let url = printed.stdout.trim().to_owned();
 
-    let browser = Browser::start(&tools, &site.spki_pin()).await;
+    let browser = Browser::start(&tools, &spki_pin(&site.proxy)).await;
     browser.client.goto(&url).await.unwrap();
     let text = browser
         .wait_for_text("Waiting for a compute node", PAGE_TIMEOUT)

@@ -1,14 +1,12 @@
-//! One hermetic world per browser test: a proxy (`jrps serve` over TLS), a
-//! site whose `site.toml` points at it, fresh `HOME`/XDG dirs for `jrps`,
-//! chromedriver on a free loopback port, and a Chromium session. Every wait
-//! has a deadline; everything started is stopped on drop.
+//! What a browser test needs beyond the e2e tests' hermetic [`Site`]:
+//! the tools, chromedriver on a free loopback port with one Chromium
+//! session, and small helpers. Every wait has a deadline; everything
+//! started is stopped on drop.
 
-use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -17,7 +15,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
-use crate::proxy::harness::{DOMAIN, Options, Proxy, jrps_bin};
+pub use crate::e2e::site::Site;
+use crate::proxy::harness::Proxy;
 
 /// What the browser tests need from the machine.
 pub struct Tools {
@@ -69,212 +68,27 @@ pub fn screenshot_dir() -> Option<PathBuf> {
     Some(dir)
 }
 
-pub struct Site {
-    pub proxy: Proxy,
-    pub root: TempDir,
+/// A site for a browser test: the e2e one, plus the user's own JupyterLab
+/// setting that turns off the "news?" pop-up, which would cover screenshots.
+pub fn browser_site(scheduler: &str, jupyter: &Path) -> Site {
+    let site = Site::new(scheduler, jupyter, "");
+    let settings = site
+        .home()
+        .join(".jupyter/lab/user-settings/@jupyterlab/apputils-extension");
+    std::fs::create_dir_all(&settings).unwrap();
+    std::fs::write(
+        settings.join("notification.jupyterlab-settings"),
+        r#"{"fetchNews": "false"}"#,
+    )
+    .unwrap();
+    site
 }
 
-/// A finished `jrps` run.
-#[derive(Debug)]
-pub struct Output {
-    pub code: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-/// A `jrps` still running, its output collected as it comes.
-pub struct Running {
-    child: Child,
-    stdout: Arc<Mutex<String>>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Running {
-    pub fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// Waits until stderr has a line `wanted` picks.
-    pub async fn wait_for_stderr<T>(
-        &mut self,
-        timeout: Duration,
-        wanted: impl Fn(&str) -> Option<T>,
-    ) -> T {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(found) = self.stderr().lines().find_map(&wanted) {
-                return found;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                std::thread::sleep(Duration::from_millis(100));
-                if let Some(found) = self.stderr().lines().find_map(&wanted) {
-                    return found;
-                }
-                panic!("jrps exited ({status}):\n{}", self.stderr());
-            }
-            assert!(Instant::now() < deadline, "timed out:\n{}", self.stderr());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    pub async fn finish(mut self, timeout: Duration) -> Output {
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() >= deadline {
-                panic!("jrps did not exit in {timeout:?}:\n{}", self.stderr());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        // The readers end at EOF, right after the exit.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Arc::strong_count(&self.stdout) > 1 || Arc::strong_count(&self.stderr) > 1 {
-            if Instant::now() >= deadline {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Output {
-            code: status.code(),
-            stdout: self.stdout.lock().unwrap().clone(),
-            stderr: self.stderr(),
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn collect(mut pipe: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
-    std::thread::spawn(move || {
-        let mut buffer = [0u8; 4096];
-        loop {
-            match pipe.read(&mut buffer) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => into
-                    .lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buffer[..n])),
-            }
-        }
-        drop(into);
-    });
-}
-
-impl Site {
-    pub fn new(scheduler: &str, jupyter: &Path) -> Site {
-        let proxy = Proxy::start(Options {
-            allowed_backend_cidrs: r#"["127.0.0.0/8"]"#.into(),
-            ..Options::default()
-        });
-        let root = tempfile::Builder::new()
-            .prefix("jrps-browser")
-            .tempdir()
-            .unwrap();
-        for dir in ["site", "config/jrps/profiles", "state", "home", "work"] {
-            std::fs::create_dir_all(root.path().join(dir)).unwrap();
-        }
-        // The user's own JupyterLab setting: no "news?" pop-up in screenshots.
-        let settings = root
-            .path()
-            .join("home/.jupyter/lab/user-settings/@jupyterlab/apputils-extension");
-        std::fs::create_dir_all(&settings).unwrap();
-        std::fs::write(
-            settings.join("notification.jupyterlab-settings"),
-            r#"{"fetchNews": "false"}"#,
-        )
-        .unwrap();
-        let ca = root.path().join("site/ca.pem");
-        std::fs::write(&ca, pem("CERTIFICATE", &proxy.ca.ca_der)).unwrap();
-        let port = proxy.addr.port();
-        let site_toml = format!(
-            "proxy_url = \"https://manage.{DOMAIN}:{port}\"\nproxy_ca = {ca:?}\n\
-             proxy_address = \"{}\"\nscheduler = \"{scheduler}\"\njupyter = {:?}\njrps = {:?}\n",
-            proxy.addr,
-            jupyter.display().to_string(),
-            jrps_bin(),
-            ca = ca.display().to_string(),
-        );
-        std::fs::write(root.path().join("site/site.toml"), site_toml).unwrap();
-        Site { proxy, root }
-    }
-
-    pub fn user_profile(&self, name: &str, text: &str) {
-        let path = self
-            .root
-            .path()
-            .join(format!("config/jrps/profiles/{name}.toml"));
-        std::fs::write(path, text).unwrap();
-    }
-
-    pub fn work_dir(&self) -> PathBuf {
-        self.root.path().join("work")
-    }
-
-    /// `jrps ARGS` with a cleared environment (no inherited `JRPS_*`).
-    pub fn spawn(&self, args: &[&str]) -> Running {
-        let mut child = self.command(args).spawn().unwrap();
-        let stdout = Arc::new(Mutex::new(String::new()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        collect(child.stdout.take().unwrap(), stdout.clone());
-        collect(child.stderr.take().unwrap(), stderr.clone());
-        Running {
-            child,
-            stdout,
-            stderr,
-        }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let root = self.root.path();
-        let mut command = Command::new(jrps_bin());
-        command
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", root.join("home"))
-            .env("USER", "tester")
-            .env("XDG_CONFIG_HOME", root.join("config"))
-            .env("XDG_STATE_HOME", root.join("state"))
-            .env("JRPS_SITE_DIR", root.join("site"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if let Some(conf) = std::env::var_os("SLURM_CONF") {
-            command.env("SLURM_CONF", conf);
-        }
-        command
-    }
-
-    pub async fn run(&self, args: &[&str]) -> Output {
-        self.spawn(args).finish(Duration::from_secs(180)).await
-    }
-
-    /// The SPKI pin Chromium accepts for the proxy's certificate.
-    pub fn spki_pin(&self) -> String {
-        let key = rcgen::KeyPair::from_pem(&self.proxy.ca.key_pem).unwrap();
-        let digest = Sha256::digest(rcgen::PublicKeyData::subject_public_key_info(&key));
-        base64::engine::general_purpose::STANDARD.encode(digest)
-    }
-}
-
-fn pem(label: &str, der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(chunk).unwrap());
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
+/// The SPKI pin Chromium accepts for the proxy's certificate.
+pub fn spki_pin(proxy: &Proxy) -> String {
+    let key = rcgen::KeyPair::from_pem(&proxy.ca.key_pem).unwrap();
+    let digest = Sha256::digest(rcgen::PublicKeyData::subject_public_key_info(&key));
+    base64::engine::general_purpose::STANDARD.encode(digest)
 }
 
 /// A port nobody listens on right now (bound, then released).
@@ -472,28 +286,4 @@ pub async fn make_notebook(proxy: &Proxy, base: &str, token: &str, name: &str) {
         "PUT notebook: {status} {}",
         response.text().await.unwrap()
     );
-}
-
-impl Drop for Site {
-    /// Ends whatever a failed test left (jobs, sessions) while the proxy is
-    /// still up; the proxy and the directories go after this.
-    fn drop(&mut self) {
-        let Ok(mut child) = self
-            .command(&["down", "--all"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-        else {
-            return;
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while let Ok(None) = child.try_wait() {
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.wait();
-    }
 }

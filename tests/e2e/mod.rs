@@ -8,5 +8,5 @@
 
 mod flow;
 mod local;
-mod site;
+pub(crate) mod site;
 mod slurm;

@@ -251,6 +251,11 @@ impl Site {
         .unwrap();
     }
 
+    /// The `HOME` that `jrps` (and so Jupyter) sees.
+    pub fn home(&self) -> PathBuf {
+        self.root.path().join("home")
+    }
+
     /// The directory Jupyter is started in (`up -d`).
     pub fn work_dir(&self) -> PathBuf {
         self.root.path().join("work")

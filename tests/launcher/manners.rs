@@ -177,7 +177,7 @@ fn errors_have_one_style_and_results_stay_off_stdout() {
 #[tokio::test]
 async fn quiet_and_json_keep_stdout_for_results() {
     // A real proxy; the job never needs to run (`--no-wait`).
-    let site = crate::browser::site::Site::new("local", std::path::Path::new("/bin/false"));
+    let site = crate::e2e::site::Site::new("local", std::path::Path::new("/bin/false"), "");
     let out = site
         .spawn(&["up", "-q", "--no-wait", "-t", "5"])
         .finish(Duration::from_secs(60))
