@@ -176,6 +176,7 @@ async fn launch(
 
     let mut launch = Launch {
         client,
+        endpoint,
         scheduler,
         created,
         session_dir: None,
@@ -210,6 +211,8 @@ async fn launch(
 /// A reserved session and what has been made for it so far.
 struct Launch {
     client: ProxyClient,
+    /// Where the client reaches the proxy; the job helper reaches it the same way.
+    endpoint: ProxyEndpoint,
     scheduler: Arc<dyn Scheduler>,
     created: SessionCreated,
     session_dir: Option<SessionDir>,
@@ -240,9 +243,9 @@ impl Launch {
         let mut record = SessionRecord {
             alias: alias.clone(),
             url: self.created.url.clone(),
-            proxy_url: self.client_endpoint_url(spec),
-            proxy_ca: spec.site.proxy_ca.clone(),
-            proxy_connect_to: spec.site.proxy_address,
+            proxy_url: self.endpoint.url.clone(),
+            proxy_ca: self.endpoint.ca_file.clone(),
+            proxy_connect_to: self.endpoint.connect_to,
             scheduler: spec.site.scheduler.to_string(),
             job_id: None,
             profile: spec.profile.clone(),
@@ -315,10 +318,6 @@ impl Launch {
             log,
             ready,
         })
-    }
-
-    fn client_endpoint_url(&self, spec: &LaunchSpec) -> String {
-        spec.site.proxy_url.clone().unwrap_or_default()
     }
 
     /// Long-polls the proxy for readiness while asking the scheduler where the
