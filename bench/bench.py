@@ -208,6 +208,7 @@ http {{
 }}
 """)
     mods = "/usr/lib/apache2/modules"
+    STATE.mkdir(parents=True, exist_ok=True)
     proxy = f"""  ProxyPreserveHost On
   ProxyPass / http://127.0.0.1:{b}/ upgrade=websocket keepalive=On
   ProxyPassReverse / http://127.0.0.1:{b}/
@@ -261,7 +262,7 @@ SSLSessionCache shmcb:{WORK}/ssl_scache(512000)
 domain = "{DOMAIN}"
 listen = "127.0.0.1:{port}"
 {tls_lines}access_log = false
-state = "{WORK}/{state}"
+state = "{STATE}/{state}"
 allowed_client_cidrs = ["127.0.0.0/8"]
 allowed_backend_cidrs = ["127.0.0.1/32"]
 [limits]
@@ -499,6 +500,61 @@ def run(args):
     return res
 
 
+def ab(args):
+    """Two jrps binaries side by side on one backend: rounds of wrk c=50 and
+    c=1 alternating between them, CPU per request from /proc."""
+    a, b = args.ab.split(",")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    STATE.mkdir(parents=True, exist_ok=True)
+    for f in STATE.glob("jrps*.sqlite*"):
+        f.unlink()
+    write_configs()
+    try:
+        start("backend", [str(CLIENT), "backend", f"127.0.0.1:{P['backend']}"], wait_line="listening")
+        start("A", [a, "serve", "--config", str(WORK / "jrps.toml")], wait_line="ready")
+        out = client("jrps-routes", f"127.0.0.1:{P['jrps']}", DOMAIN, TOKEN, P["backend"], 1, 1)
+        info = dict(line.split(" ", 1) for line in out.strip().splitlines())
+        host, cookie = f"{info['alias']}.{DOMAIN}", info["cookie"]
+        start("B", [b, "serve", "--config", str(WORK / "jrps-100k.toml").replace("100k", "100k")],
+              wait_line="ready")
+        # B gets its own state: make the same session through its API.
+        out = client("jrps-routes", f"127.0.0.1:{P['jrps-100k']}", DOMAIN, TOKEN, P["backend"], 1, 1)
+        info = dict(line.split(" ", 1) for line in out.strip().splitlines())
+        hb, cb = f"{info['alias']}.{DOMAIN}", info["cookie"]
+        rows = {"A": [], "B": []}
+        for rnd in range(args.rounds):
+            for name, port, h, c in ([("A", P["jrps"], host, cookie), ("B", P["jrps-100k"], hb, cb)]
+                                     [:: -1 if rnd % 2 else 1]):
+                for conns in (50, 1):
+                    r = wrk(name, pid_of(name), f"http://127.0.0.1:{port}/", h, c, conns, args.duration)
+                    rows[name].append((conns, r))
+                    log(f"  {name} c={conns:<2} rps {r['rps']:>9,.0f}  p50 {r['p50_us']:>7,.0f} µs  "
+                        f"p99 {r['p99_us']:>8,.0f} µs  cpu {r['cpu_us_per_req']:5.1f} µs/req  load {r['load']}")
+            for name, port, h, c in [("A", P["jrps"], host, cookie), ("B", P["jrps-100k"], hb, cb)]:
+                out = client("ws-rtt", f"127.0.0.1:{port}", h, c, args.ws_msgs)
+                log(f"  {name} ws rtt p50/p99 {out.strip()} µs")
+        for name in ("A", "B"):
+            for conns in (50, 1):
+                rs = [r for c, r in rows[name] if c == conns]
+                print(f"{name} c={conns}: rps {median([r['rps'] for r in rs]):,.0f}  "
+                      f"cpu {median([r['cpu_us_per_req'] for r in rs]):.1f} µs/req  "
+                      f"p99 {median([r['p99_us'] for r in rs]):,.0f} µs")
+        for name, port, h, c in [("A", P["jrps"], host, cookie), ("B", P["jrps-100k"], hb, cb)]:
+            pid = pid_of(name)
+            before = pss_kib(pid)
+            p = subprocess.Popen([str(CLIENT), "ws-hold", f"127.0.0.1:{port}", h, c, "2000"],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            held = int(p.stdout.readline().split()[1])
+            time.sleep(2)
+            after = pss_kib(pid)
+            p.stdin.close()
+            p.wait(60)
+            print(f"{name}: {(after - before) * 1024 / max(held, 1):,.0f} bytes per idle WebSocket ({held} held)")
+    finally:
+        stop_all()
+
+
 # ---------------------------------------------------------------- report
 
 def summarize(res):
@@ -623,7 +679,7 @@ def versions():
 
 
 def main():
-    global WORK, JRPS, CLIENT, CHP, ARGS
+    global WORK, JRPS, CLIENT, CHP, ARGS, STATE
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", default="/tmp/jrps-bench")
     ap.add_argument("--duration", type=int, default=5)
@@ -632,23 +688,32 @@ def main():
     ap.add_argument("--ws-hold", type=lambda s: [int(x) for x in s.split(",")], default=[1000, 10000])
     ap.add_argument("--routes", type=int, default=100000)
     ap.add_argument("--activations", type=int, default=200)
+    ap.add_argument("--state-dir", default="/dev/shm/jrps-bench")
+    ap.add_argument("--ab", help="A/B two jrps binaries: A,B (interleaved c=50 runs, CPU per request)")
     ap.add_argument("--no-write", action="store_true", help="do not rewrite BENCHMARKS.md")
     ap.add_argument("--report-only", help="re-render from a results.json")
     ARGS = args = ap.parse_args()
     WORK = Path(args.work)
     WORK.mkdir(parents=True, exist_ok=True)
+    # jrps's SQLite state on tmpfs: every API change is fsynced before it
+    # answers, and 200,000 fsyncs on a shared disk would make the 100,000-route
+    # set-up take minutes. The request path never touches SQLite.
+    STATE = Path(args.state_dir)
     JRPS = REPO / "target/release/jrps"
     CLIENT = REPO / "target/release/examples/bench_client"
     CHP = WORK / "chp/node_modules/.bin/configurable-http-proxy"
+    if args.ab:
+        return ab(args)
     if args.report_only:
         res = json.loads(Path(args.report_only).read_text())
         args.ws_hold = res["meta"]["args"]["ws_hold"]
     else:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        STATE.mkdir(parents=True, exist_ok=True)
         for f in ("jrps.sqlite", "jrps.sqlite-wal", "jrps.sqlite-shm", "jrps-100k.sqlite",
                   "jrps-100k.sqlite-wal", "jrps-100k.sqlite-shm"):
-            (WORK / f).unlink(missing_ok=True)
+            (STATE / f).unlink(missing_ok=True)
         write_configs()
         load_start = uptime()
         started = time.time()

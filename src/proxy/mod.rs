@@ -21,8 +21,10 @@ mod status;
 mod store;
 mod tunnel;
 
+use std::cell::Cell;
 use std::io::Write;
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
 use std::sync::Arc;
 
 use hyper_util::rt::TokioExecutor;
@@ -75,7 +77,10 @@ pub(crate) struct Shared {
     pub config: ProxyConfig,
     store: store::Store,
     metrics: metrics::Metrics,
-    forwarder: forwarder::Forwarder,
+    /// One backend pool per worker thread: a worker only ever takes
+    /// connections from its own pool, so the pool lock is never contended
+    /// and pooled connections stay on the thread that drives them.
+    forwarders: Box<[forwarder::Forwarder]>,
     http: auto::Builder<TokioExecutor>,
     /// Becomes `true` when shutdown starts: long-polls answer, tunnels close.
     shutdown: watch::Receiver<bool>,
@@ -89,7 +94,18 @@ pub(crate) struct Shared {
     url_port: String,
 }
 
+thread_local! {
+    /// Which worker (and so which backend pool) this thread is; 0 is the
+    /// main thread.
+    static WORKER: Cell<usize> = const { Cell::new(0) };
+}
+
 impl Shared {
+    /// The calling worker's backend pool.
+    pub fn forwarder(&self) -> &forwarder::Forwarder {
+        &self.forwarders[WORKER.with(Cell::get) % self.forwarders.len()]
+    }
+
     pub fn public_url(&self, alias: &str) -> String {
         format!(
             "{}://{alias}.{}{}/",
@@ -115,11 +131,56 @@ pub fn serve(args: ServeArgs) -> Result<(), Error> {
 /// Start-up prints one line per listener on stdout, then `ready`:
 /// `listening https://127.0.0.1:8443`, `api http://10.0.0.1:8080`. With
 /// `listen = "…:0"` this is how a caller (the tests) learns the port.
+///
+/// Threads: `workers` single-threaded runtimes, like nginx's worker
+/// processes. The main thread's runtime also runs the API listener, the
+/// background duties and signal handling; every worker accepts from the
+/// same public socket and keeps each connection (and its backend pool) on
+/// its own thread. Measured against one multi-threaded runtime, this costs
+/// less CPU per request (no work stealing, no cross-core wake-ups, no shared
+/// pool lock): see BENCHMARKS.md.
 pub fn run(config: ProxyConfig) -> Result<(), ServeError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(run_async(config))
+}
+
+/// One extra worker thread: accepts on its copy of the public socket until
+/// shutdown starts, drains its connections, reports, and keeps its runtime
+/// (and the WebSocket tunnels on it) alive until the main thread is done.
+fn spawn_worker(
+    index: usize,
+    shared: Arc<Shared>,
+    socket: std::net::TcpListener,
+    tls: Option<Arc<listener::Tls>>,
+    drained: tokio::sync::oneshot::Sender<()>,
+    mut finished: watch::Receiver<bool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name(format!("jrps-worker-{index}"))
+        .spawn(move || {
+            WORKER.with(|w| w.set(index));
+            runtime.block_on(async move {
+                let graceful = GracefulShutdown::new();
+                let mut shutdown = shared.shutdown.clone();
+                match TcpListener::from_std(socket) {
+                    Ok(listener) => {
+                        tokio::select! {
+                            _ = listener::accept_loop(&shared, &listener, tls.as_ref(), false, &graceful) => {}
+                            _ = shutdown.wait_for(|s| *s) => {}
+                        }
+                    }
+                    Err(error) => tracing::error!(%error, "worker {index} cannot listen"),
+                }
+                graceful.shutdown().await;
+                let _ = drained.send(());
+                let _ = finished.wait_for(|f| *f).await;
+            });
+        })
 }
 
 async fn run_async(config: ProxyConfig) -> Result<(), ServeError> {
@@ -159,7 +220,9 @@ async fn run_async(config: ProxyConfig) -> Result<(), ServeError> {
         url_port,
         store,
         metrics: metrics::Metrics::default(),
-        forwarder: forwarder::Forwarder::new(),
+        forwarders: (0..config.workers.max(1))
+            .map(|_| forwarder::Forwarder::new())
+            .collect(),
         shutdown: shutdown_rx,
         tunnels,
         slots: Arc::new(Semaphore::new(config.limits.max_connections)),
@@ -186,6 +249,26 @@ async fn run_async(config: ProxyConfig) -> Result<(), ServeError> {
         sessions = shared.store.all().len(),
         "proxy started"
     );
+
+    // Workers 1..n share the public socket (a duplicated descriptor) and
+    // accept from it alongside the main thread.
+    let (finished_tx, finished_rx) = watch::channel(false);
+    let mut workers = Vec::new();
+    let mut drained = Vec::new();
+    for index in 1..shared.config.workers.max(1) {
+        let socket = std::net::TcpListener::from(main_listener.as_fd().try_clone_to_owned()?);
+        socket.set_nonblocking(true)?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        workers.push(spawn_worker(
+            index,
+            shared.clone(),
+            socket,
+            tls.clone(),
+            tx,
+            finished_rx.clone(),
+        )?);
+        drained.push(rx);
+    }
 
     let background = [
         tokio::spawn(health::sweep(shared.clone())),
@@ -227,6 +310,9 @@ async fn run_async(config: ProxyConfig) -> Result<(), ServeError> {
     let mut tunnels = shared.tunnels.subscribe();
     let drain = async {
         graceful.shutdown().await;
+        for worker in drained {
+            let _ = worker.await;
+        }
         let _ = tunnels.wait_for(|n| *n == 0).await;
     };
     if tokio::time::timeout(shared.config.limits.shutdown_grace, drain)
@@ -237,6 +323,10 @@ async fn run_async(config: ProxyConfig) -> Result<(), ServeError> {
     }
     for task in background {
         task.abort();
+    }
+    let _ = finished_tx.send(true);
+    for worker in workers {
+        let _ = worker.join();
     }
     tracing::info!("proxy stopped");
     Ok(())
