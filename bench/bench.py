@@ -413,10 +413,12 @@ def run(args):
             tls_order.reverse()
         for name, (url, pid) in tls_order:
             rec("https-c50", name, wrk(name, pid, url, host, cookie, 50, secs), round=rnd)
-        for name, port in ws_targets().items():
-            out = client("ws-rtt", f"127.0.0.1:{port}", host, cookie, args.ws_msgs)
-            p50, p99 = map(int, out.split())
-            rec("ws-rtt", name, {"p50_us": p50, "p99_us": p99, "load": uptime()}, round=rnd)
+        for rep in range(3):
+            for name, port in ws_targets().items():
+                out = client("ws-rtt", f"127.0.0.1:{port}", host, cookie, args.ws_msgs)
+                p50, p99 = map(int, out.split())
+                rec("ws-rtt", name, {"p50_us": p50, "p99_us": p99, "load": uptime()},
+                    round=rnd, rep=rep)
 
     # Idle WebSockets held through each proxy. A proxy process needs two
     # descriptors per WebSocket; the hard RLIMIT_NOFILE may not allow 10,000.
@@ -510,18 +512,31 @@ def ab(args):
     for f in STATE.glob("jrps*.sqlite*"):
         f.unlink()
     write_configs()
+    if args.ab_b_extra:
+        conf = WORK / "jrps-100k.toml"
+        text = conf.read_text()
+        conf.write_text(text.replace("[limits]", args.ab_b_extra.replace("\\n", "\n") + "\n[limits]"))
     try:
         start("backend", [str(CLIENT), "backend", f"127.0.0.1:{P['backend']}"], wait_line="listening")
         start("A", [a, "serve", "--config", str(WORK / "jrps.toml")], wait_line="ready")
-        out = client("jrps-routes", f"127.0.0.1:{P['jrps']}", DOMAIN, TOKEN, P["backend"], 1, 1)
+        out = client("jrps-routes", f"127.0.0.1:{P['jrps']}", DOMAIN, TOKEN, P["backend"],
+                     args.ab_routes, 32)
         info = dict(line.split(" ", 1) for line in out.strip().splitlines())
         host, cookie = f"{info['alias']}.{DOMAIN}", info["cookie"]
         start("B", [b, "serve", "--config", str(WORK / "jrps-100k.toml").replace("100k", "100k")],
               wait_line="ready")
         # B gets its own state: make the same session through its API.
-        out = client("jrps-routes", f"127.0.0.1:{P['jrps-100k']}", DOMAIN, TOKEN, P["backend"], 1, 1)
+        out = client("jrps-routes", f"127.0.0.1:{P['jrps-100k']}", DOMAIN, TOKEN, P["backend"],
+                     args.ab_routes, 32)
         info = dict(line.split(" ", 1) for line in out.strip().splitlines())
         hb, cb = f"{info['alias']}.{DOMAIN}", info["cookie"]
+        if args.ab_idle:
+            ticks = {name: cpu_ticks(pid_of(name)) for name in ("A", "B")}
+            time.sleep(args.ab_idle)
+            for name in ("A", "B"):
+                pct = (cpu_ticks(pid_of(name)) - ticks[name]) / CLK_TCK / args.ab_idle * 100
+                print(f"{name}: idle CPU {pct:.2f} % of one core over {args.ab_idle} s "
+                      f"with {args.ab_routes:,} sessions")
         rows = {"A": [], "B": []}
         for rnd in range(args.rounds):
             for name, port, h, c in ([("A", P["jrps"], host, cookie), ("B", P["jrps-100k"], hb, cb)]
@@ -584,8 +599,18 @@ def summarize(res):
         row["https_cpu"] = pick("https-c50", t, "cpu_us_per_req")
         row["ws_p50"] = pick("ws-rtt", t, "p50_us")
         row["ws_p99"] = pick("ws-rtt", t, "p99_us")
-        row["ws_added"] = row["ws_p50"] - direct_ws if row["ws_p50"] is not None else None
-        row["ws_added99"] = row["ws_p99"] - direct_ws99 if row["ws_p99"] is not None else None
+        # Added latency: against the direct measurement of the same round
+        # (taken just before), median over rounds.
+        added, added99 = [], []
+        for r in runs:
+            if r["kind"] == "ws-rtt" and r["target"] == t:
+                d = [x for x in runs if x["kind"] == "ws-rtt" and x["target"] == "direct"
+                     and x.get("round") == r.get("round") and x.get("rep") == r.get("rep")]
+                if d:
+                    added.append(r["p50_us"] - d[0]["p50_us"])
+                    added99.append(r["p99_us"] - d[0]["p99_us"])
+        row["ws_added"] = median(added)
+        row["ws_added99"] = median(added99)
         for r in runs:
             if r["kind"] == "ws-idle" and r["target"] == t:
                 row[f"ws_idle_{r['n']}"] = r["bytes_per_ws"]
@@ -690,6 +715,9 @@ def main():
     ap.add_argument("--activations", type=int, default=200)
     ap.add_argument("--state-dir", default="/dev/shm/jrps-bench")
     ap.add_argument("--ab", help="A/B two jrps binaries: A,B (interleaved c=50 runs, CPU per request)")
+    ap.add_argument("--ab-routes", type=int, default=1, help="sessions in each A/B instance")
+    ap.add_argument("--ab-idle", type=int, default=0, help="seconds of idle CPU to measure in A/B")
+    ap.add_argument("--ab-b-extra", help="top-level proxy.toml lines for B, e.g. 'workers = 1'")
     ap.add_argument("--no-write", action="store_true", help="do not rewrite BENCHMARKS.md")
     ap.add_argument("--report-only", help="re-render from a results.json")
     ARGS = args = ap.parse_args()
@@ -706,7 +734,9 @@ def main():
         return ab(args)
     if args.report_only:
         res = json.loads(Path(args.report_only).read_text())
-        args.ws_hold = res["meta"]["args"]["ws_hold"]
+        for k, val in res["meta"]["args"].items():
+            if k not in ("report_only", "no_write"):
+                setattr(args, k, val)
     else:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -739,7 +769,7 @@ def main():
     print(f"raw results: {WORK}/results.json")
     if not args.no_write:
         import report
-        report.write(REPO / "BENCHMARKS.md", res, text)
+        report.write(REPO / "BENCHMARKS.md", res, text, rows, args)
 
 
 if __name__ == "__main__":

@@ -47,11 +47,18 @@ fn main() -> Result<(), Err> {
     let cmd = args.first().map(String::as_str).unwrap_or("");
     let a = |i: usize| -> String { args.get(i).cloned().unwrap_or_default() };
     let n = |i: usize| -> usize { a(i).parse().unwrap_or(0) };
-    let workers = if cmd == "backend" { 2 } else { 2 };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()?;
+    // Latency probes run on one thread (no cross-thread wake-ups in what
+    // they time); the backend and the bulk helpers on two.
+    let rt = if matches!(cmd, "ws-rtt" | "jrps-activate" | "chp-activate") {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?
+    };
     rt.block_on(async {
         match cmd {
             "backend" => backend(a(1).parse()?).await,
@@ -224,7 +231,11 @@ async fn ws_hold(addr: SocketAddr, host: &str, cookie: &str, n: usize) -> Result
     // Hold until the script closes our stdin.
     let _ = tokio::task::spawn_blocking(|| {
         let mut s = String::new();
-        while std::io::stdin().read_line(&mut s).map(|n| n > 0).unwrap_or(false) {
+        while std::io::stdin()
+            .read_line(&mut s)
+            .map(|n| n > 0)
+            .unwrap_or(false)
+        {
             s.clear();
         }
     })
@@ -235,7 +246,10 @@ async fn ws_hold(addr: SocketAddr, host: &str, cookie: &str, n: usize) -> Result
 
 // ---------------------------------------------------------------- HTTP helpers
 
-async fn conn_from(addr: SocketAddr, from: Option<SocketAddr>) -> Result<SendRequest<Full<Bytes>>, Err> {
+async fn conn_from(
+    addr: SocketAddr,
+    from: Option<SocketAddr>,
+) -> Result<SendRequest<Full<Bytes>>, Err> {
     let stream = match from {
         Some(local) => {
             let socket = TcpSocket::new_v4()?;
@@ -265,7 +279,10 @@ async fn call(
     body: Option<String>,
 ) -> Result<Answer, Err> {
     send.ready().await?;
-    let mut req = Request::builder().method(method).uri(path).header("host", host);
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", host);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
@@ -300,7 +317,11 @@ struct Created {
     secret: String,
 }
 
-async fn create(send: &mut SendRequest<Full<Bytes>>, domain: &str, token: &str) -> Result<Created, Err> {
+async fn create(
+    send: &mut SendRequest<Full<Bytes>>,
+    domain: &str,
+    token: &str,
+) -> Result<Created, Err> {
     let body = serde_json::json!({"user": "bench", "token_sha256": token_sha(token), "ttl_seconds": 86400});
     let a = call(
         send,
@@ -338,7 +359,12 @@ async fn register(
     )
     .await?;
     if a.status != StatusCode::OK {
-        return Err(format!("register: {} {}", a.status, String::from_utf8_lossy(&a.body)).into());
+        return Err(format!(
+            "register: {} {}",
+            a.status,
+            String::from_utf8_lossy(&a.body)
+        )
+        .into());
     }
     Ok(())
 }
@@ -384,7 +410,10 @@ async fn jrps_routes(
         t.await??;
     }
     let alias = first.unwrap_or_default();
-    eprintln!("{n} sessions created and registered in {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "{n} sessions created and registered in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let mut client = conn_from(api, None).await?;
     let a = call(
         &mut client,
@@ -495,7 +524,10 @@ async fn chp_routes(
     for t in tasks {
         t.await??;
     }
-    eprintln!("{n} chp routes added in {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "{n} chp routes added in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
