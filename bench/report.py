@@ -9,8 +9,52 @@ def _row(rows, name):
     return next(r for r in rows if r["target"] == name)
 
 
+class _Safe(dict):
+    """Missing or None figures format as '–' instead of failing the report."""
+
+    def __getitem__(self, k):
+        v = dict.get(self, k)
+        return _Num(v)
+
+    def get(self, k, default=None):
+        return _Num(dict.get(self, k, default))
+
+
+class _Num:
+    def __init__(self, v):
+        self.v = v
+
+    def __format__(self, spec):
+        return "–" if self.v is None else format(self.v, spec)
+
+    def __getattr__(self, name):
+        return getattr(self.v, name)
+
+    def _o(self, other):
+        return other.v if isinstance(other, _Num) else other
+
+    def __ge__(self, o):
+        return self.v >= self._o(o)
+
+    def __le__(self, o):
+        return self.v <= self._o(o)
+
+    def __mul__(self, o):
+        return self.v * self._o(o)
+
+    def __rmul__(self, o):
+        return self._o(o) * self.v
+
+    def __truediv__(self, o):
+        o = self._o(o)
+        return _Num(None if self.v is None or not o else self.v / o)
+
+    def __bool__(self):
+        return self.v is not None
+
+
 def verdicts(rows, routes_n):
-    j, n = _row(rows, "jrps"), _row(rows, "nginx")
+    j, n = _Safe(_row(rows, "jrps")), _Safe(_row(rows, "nginx"))
     out = []
 
     def check(label, ok, detail):
@@ -18,7 +62,7 @@ def verdicts(rows, routes_n):
         out.append(f"| {label} | {detail} | {mark} |")
 
     def both(a, b):
-        return a is not None and b is not None
+        return bool(a) and bool(b)
 
     check("throughput ratio at c=50 ≥ nginx's",
           j["ratio_c50"] >= n["ratio_c50"] if both(j["ratio_c50"], n["ratio_c50"]) else None,
@@ -34,16 +78,16 @@ def verdicts(rows, routes_n):
           j["ws_added"] <= n["ws_added"] if both(j["ws_added"], n["ws_added"]) else None,
           f"jrps +{j['ws_added']:.0f} µs, nginx +{n['ws_added']:.0f} µs "
           f"(p99: +{j['ws_added99']:.0f} / +{n['ws_added99']:.0f} µs)")
-    idle = [(k, v) for k, v in j.items() if k.startswith("ws_idle_") and v is not None]
+    idle = [(k, v) for k, v in dict.items(j) if k.startswith("ws_idle_") and v is not None]
     check("≤ 16 kB per idle WebSocket",
           all(v <= 16_000 for _, v in idle) if idle else None,
           ", ".join(f"{v:,.0f} B at {int(k[8:]):,}" for k, v in idle))
     check(f"{routes_n:,} routes within 5 % of one route",
-          j.get("routes_ratio") >= 0.95 if j.get("routes_ratio") else None,
+          j["routes_ratio"] >= 0.95 if j["routes_ratio"] else None,
           f"throughput {j.get('routes_ratio', 0):.3f}× one route; CPU "
           f"{j.get('routes_cpu_n', 0):.1f} vs {j.get('routes_cpu_1', 0):.1f} µs/req")
     check("activation ≤ 10 ms at p99",
-          j.get("act_p99") <= 10_000 if j.get("act_p99") is not None else None,
+          j["act_p99"] <= 10_000 if j["act_p99"] else None,
           f"p50 {j.get('act_p50', 0):,} µs, p99 {j.get('act_p99', 0):,} µs")
     return "\n".join(["| target | measured | |", "|---|---|---|", *out])
 
