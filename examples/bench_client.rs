@@ -195,14 +195,33 @@ async fn ws_rtt(addr: SocketAddr, host: &str, cookie: &str, n: usize) -> Result<
 }
 
 async fn ws_hold(addr: SocketAddr, host: &str, cookie: &str, n: usize) -> Result<(), Err> {
+    // A proxy that cannot take more (a thread per connection, say) leaves
+    // connections hanging: each gets 5 s, and the first failure stops
+    // further attempts.
     let sem = Arc::new(tokio::sync::Semaphore::new(64));
+    let failed_flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut tasks = Vec::with_capacity(n);
     for _ in 0..n {
         let permit = sem.clone().acquire_owned().await?;
+        if failed_flag.load(std::sync::atomic::Ordering::Relaxed) {
+            break;
+        }
         let host = host.to_owned();
         let cookie = cookie.to_owned();
+        let flag = failed_flag.clone();
         tasks.push(tokio::spawn(async move {
-            let r = ws_connect(addr, &host, &cookie).await;
+            let r = match tokio::time::timeout(
+                Duration::from_secs(5),
+                ws_connect(addr, &host, &cookie),
+            )
+            .await
+            {
+                Ok(r) => r,
+                Err(_) => Err("timed out after 5 s".into()),
+            };
+            if r.is_err() {
+                flag.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
             drop(permit);
             r
         }));
