@@ -345,7 +345,7 @@ def wrk(target, pid, url, host, cookie, conns, secs):
     out = subprocess.run(cmd, text=True, capture_output=True, check=True).stdout
     after = cpu_ticks(pid) if pid else 0
     r = parse_wrk(out)
-    r["cpu_us_per_req"] = ((after - before) / CLK_TCK * 1e6 / r["requests"]) if pid else None
+    r["cpu_us_per_req"] = ((after - before) / CLK_TCK * 1e6 / r["requests"]) if pid and r["requests"] else None
     r["load"] = uptime()
     if r["non2xx"] or r["sock_errors"]:
         log(f"  WARNING {target}: non-2xx {r['non2xx']} socket errors {r['sock_errors']}")
@@ -545,7 +545,8 @@ def ab(args):
                     r = wrk(name, pid_of(name), f"http://127.0.0.1:{port}/", h, c, conns, args.duration)
                     rows[name].append((conns, r))
                     log(f"  {name} c={conns:<2} rps {r['rps']:>9,.0f}  p50 {r['p50_us']:>7,.0f} µs  "
-                        f"p99 {r['p99_us']:>8,.0f} µs  cpu {r['cpu_us_per_req']:5.1f} µs/req  load {r['load']}")
+                        f"p99 {r['p99_us'] or 0:>8,.0f} µs  cpu {r['cpu_us_per_req'] or 0:5.1f} µs/req  "
+                        f"errors {r['sock_errors'] or '-'}  load {r['load']}")
             for name, port, h, c in [("A", P["jrps"], host, cookie), ("B", P["jrps-100k"], hb, cb)]:
                 out = client("ws-rtt", f"127.0.0.1:{port}", h, c, args.ws_msgs)
                 log(f"  {name} ws rtt p50/p99 {out.strip()} µs")
@@ -553,8 +554,8 @@ def ab(args):
             for conns in (50, 1):
                 rs = [r for c, r in rows[name] if c == conns]
                 print(f"{name} c={conns}: rps {median([r['rps'] for r in rs]):,.0f}  "
-                      f"cpu {median([r['cpu_us_per_req'] for r in rs]):.1f} µs/req  "
-                      f"p99 {median([r['p99_us'] for r in rs]):,.0f} µs")
+                      f"cpu {median([r['cpu_us_per_req'] for r in rs]) or 0:.1f} µs/req  "
+                      f"p99 {median([r['p99_us'] for r in rs]) or 0:,.0f} µs")
         for name, port, h, c in [("A", P["jrps"], host, cookie), ("B", P["jrps-100k"], hb, cb)]:
             pid = pid_of(name)
             before = pss_kib(pid)
