@@ -194,6 +194,6 @@ As root on a Debian machine: the script installs nginx, apache2, wrk and
 openssl with apt and configurable-http-proxy with npm (into
 `$JRPS_BENCH_DIR`, default `/tmp/jrps-bench`), builds jrps and the bench
 client in release mode, and stops everything it started when it ends.
-Raw figures of the last run: `$JRPS_BENCH_DIR/results.json`.
+Raw figures of the last run: `$JRPS_BENCH_DIR/results.json` (the run above: `bench/results-2026-11-27.json`).
 """
     Path(path).write_text(text)
