@@ -64,6 +64,7 @@ struct RawConfig {
     health_check_interval_s: Option<u64>,
     health_check_failures: Option<u32>,
     ended_retention_s: Option<u64>,
+    workers: Option<usize>,
     limits: Option<RawLimits>,
 }
 
@@ -103,6 +104,9 @@ pub struct ProxyConfig {
     /// How long an ended session stays answerable (`state: ended`) before it
     /// is forgotten and its alias can be drawn again.
     pub ended_retention: Duration,
+    /// Threads serving connections, each with its own single-threaded
+    /// runtime and backend connection pool (default: one per CPU).
+    pub workers: usize,
     pub limits: Limits,
 }
 
@@ -328,6 +332,10 @@ impl ProxyConfig {
                 .max(Duration::from_secs(1)),
             health_check_failures: raw.health_check_failures.unwrap_or(3).max(1),
             ended_retention: secs(raw.ended_retention_s, Duration::from_secs(24 * 3600)),
+            workers: raw
+                .workers
+                .filter(|&n| n > 0)
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
             limits,
         })
     }

@@ -177,7 +177,7 @@ async fn session_request(
         (SessionState::Ready, Some(backend)) => {
             let upgrade = prepare_request(shared, conn, &mut req);
             shared
-                .forwarder
+                .forwarder()
                 .forward(shared, &session, backend.clone(), req, upgrade)
                 .await
         }

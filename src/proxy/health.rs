@@ -5,6 +5,7 @@
 //! long-polls and WebSocket tunnels.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +18,11 @@ use crate::api::SessionState;
 use super::Shared;
 use super::store::now_unix;
 
+/// Once a second, ends sessions past their TTL and forgets ended sessions
+/// past their retention. The table is scanned only when something can be
+/// due: the store keeps the earliest `expires_at` and `ended_at` it has seen
+/// since the last scan, so with 100,000 live sessions an idle second costs
+/// two atomic loads, not a walk over every session.
 pub async fn sweep(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -24,6 +30,9 @@ pub async fn sweep(shared: Arc<Shared>) {
     loop {
         tick.tick().await;
         let now = now_unix();
+        if !shared.store.maybe_due(now, retention) {
+            continue;
+        }
         for session in shared.store.all() {
             let result = if session.state != SessionState::Ended && now >= session.expires_at {
                 tracing::info!(alias = %session.alias, "session expired");
@@ -34,9 +43,11 @@ pub async fn sweep(shared: Arc<Shared>) {
                 tracing::info!(alias = %session.alias, "ended session forgotten");
                 shared.store.forget(&session.alias).await
             } else {
+                shared.store.keep_due(&session);
                 Ok(())
             };
             if let Err(error) = result {
+                shared.store.keep_due(&session);
                 tracing::error!(alias = %session.alias, %error, "sweep");
             }
         }
@@ -45,6 +56,9 @@ pub async fn sweep(shared: Arc<Shared>) {
 
 /// Every `health_check_interval`, opens a TCP connection to each ready
 /// backend; `health_check_failures` failures in a row end the session.
+/// Sessions on the same backend address share one probe per interval
+/// (a node serving many sessions, or a benchmark's 100,000 routes to one
+/// backend, is connected to once, not once per session).
 pub async fn check_backends(shared: Arc<Shared>) {
     let interval = shared.config.health_check_interval;
     let limit = shared.config.health_check_failures;
@@ -54,20 +68,31 @@ pub async fn check_backends(shared: Arc<Shared>) {
     let mut failures: HashMap<Box<str>, u32> = HashMap::new();
     loop {
         tick.tick().await;
-        let mut probes = JoinSet::new();
+        let mut by_backend: HashMap<SocketAddr, Vec<Box<str>>> = HashMap::new();
         for session in shared.store.all() {
             if let (SessionState::Ready, Some(backend)) = (session.state, session.backend) {
-                probes.spawn(async move {
-                    let ok = matches!(
-                        tokio::time::timeout(probe_timeout, TcpStream::connect(backend)).await,
-                        Ok(Ok(_))
-                    );
-                    (session.alias.clone(), ok)
-                });
+                by_backend
+                    .entry(backend)
+                    .or_default()
+                    .push(session.alias.clone());
             }
         }
+        let mut probes = JoinSet::new();
+        for (backend, aliases) in by_backend {
+            probes.spawn(async move {
+                let ok = matches!(
+                    tokio::time::timeout(probe_timeout, TcpStream::connect(backend)).await,
+                    Ok(Ok(_))
+                );
+                (aliases, ok)
+            });
+        }
+        let mut results = Vec::new();
+        while let Some(Ok((aliases, ok))) = probes.join_next().await {
+            results.extend(aliases.into_iter().map(|alias| (alias, ok)));
+        }
         let mut seen = HashMap::new();
-        while let Some(Ok((alias, ok))) = probes.join_next().await {
+        for (alias, ok) in results {
             let count = if ok {
                 0
             } else {

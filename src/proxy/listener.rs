@@ -4,6 +4,7 @@
 //! graceful shutdown. What a request means is the handler's business.
 
 use std::io;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -20,6 +21,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_rustls::TlsAcceptor;
 
 use super::Shared;
@@ -106,9 +108,21 @@ pub fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     builder
 }
 
+/// A connection accepted by the main thread for a worker to serve.
+pub struct Accepted {
+    stream: std::net::TcpStream,
+    peer: SocketAddr,
+    permit: OwnedSemaphorePermit,
+}
+
 /// Accepts connections until the future is dropped. At most
 /// `max_connections` connections (HTTP connections plus WebSocket tunnels)
 /// are open at once; beyond that, new ones wait in the kernel's backlog.
+///
+/// Only the main thread accepts. Each public connection goes to the first
+/// worker not much busier than the least loaded one (`Shared::pick_worker`):
+/// light load stays on the first worker (one backend pool, no cross-thread
+/// hand-off), heavy load spreads evenly.
 pub async fn accept_loop(
     shared: &Arc<Shared>,
     listener: &TcpListener,
@@ -131,29 +145,92 @@ pub async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        let watcher = graceful.watcher();
-        let shared = shared.clone();
-        let tls = tls.cloned();
-        tokio::spawn(async move {
-            let _permit = permit;
-            shared.metrics.connection_opened();
-            let conn = ConnInfo { peer, api_only };
-            match tls {
-                Some(tls) => {
-                    let handshake = tls.acceptor().accept(stream);
-                    match tokio::time::timeout(shared.config.limits.header_read_timeout, handshake)
-                        .await
+        let worker = if api_only { 0 } else { shared.pick_worker() };
+        if worker != 0 {
+            match stream.into_std() {
+                Ok(stream) => {
+                    shared.workers[worker].load.fetch_add(1, Relaxed);
+                    let accepted = Accepted {
+                        stream,
+                        peer,
+                        permit,
+                    };
+                    if let Some(handoff) = &shared.workers[worker].handoff
+                        && handoff.send(accepted).is_err()
                     {
-                        Ok(Ok(stream)) => serve_connection(&shared, conn, stream, watcher).await,
-                        Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                        shared.workers[worker].load.fetch_sub(1, Relaxed);
                     }
                 }
-                None => serve_connection(&shared, conn, stream, watcher).await,
+                Err(error) => tracing::debug!(%peer, %error, "cannot hand over a connection"),
             }
-            shared.metrics.connection_closed();
-        });
+            continue;
+        }
+        shared.workers[0].load.fetch_add(1, Relaxed);
+        spawn_connection(shared, 0, stream, peer, permit, tls, api_only, graceful);
     }
+}
+
+/// A worker's side of [`accept_loop`]: serves the connections handed to it
+/// until the main thread stops sending.
+pub async fn serve_handed_over(
+    shared: &Arc<Shared>,
+    index: usize,
+    mut handoff: tokio::sync::mpsc::UnboundedReceiver<Accepted>,
+    tls: Option<&Arc<Tls>>,
+    graceful: &GracefulShutdown,
+) {
+    while let Some(Accepted {
+        stream,
+        peer,
+        permit,
+    }) = handoff.recv().await
+    {
+        match tokio::net::TcpStream::from_std(stream) {
+            Ok(stream) => {
+                spawn_connection(shared, index, stream, peer, permit, tls, false, graceful)
+            }
+            Err(error) => {
+                shared.workers[index].load.fetch_sub(1, Relaxed);
+                tracing::debug!(%peer, %error, "cannot take over a connection");
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn spawn_connection(
+    shared: &Arc<Shared>,
+    worker: usize,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    permit: OwnedSemaphorePermit,
+    tls: Option<&Arc<Tls>>,
+    api_only: bool,
+    graceful: &GracefulShutdown,
+) {
+    let watcher = graceful.watcher();
+    let shared = shared.clone();
+    let tls = tls.cloned();
+    tokio::spawn(async move {
+        let _permit = permit;
+        shared.metrics.connection_opened();
+        let conn = ConnInfo { peer, api_only };
+        match tls {
+            Some(tls) => {
+                let handshake = tls.acceptor().accept(stream);
+                match tokio::time::timeout(shared.config.limits.header_read_timeout, handshake)
+                    .await
+                {
+                    Ok(Ok(stream)) => serve_connection(&shared, conn, stream, watcher).await,
+                    Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                }
+            }
+            None => serve_connection(&shared, conn, stream, watcher).await,
+        }
+        shared.metrics.connection_closed();
+        shared.workers[worker].load.fetch_sub(1, Relaxed);
+    });
 }
 
 async fn serve_connection<S>(

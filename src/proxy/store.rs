@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -79,6 +80,11 @@ pub struct Store {
     table: Table,
     /// Serialises read-modify-write of sessions across API calls.
     writer: tokio::sync::Mutex<()>,
+    /// Lower bounds for the sweep: the earliest `expires_at` of a session
+    /// not ended, and the earliest `ended_at`, seen since the last scan
+    /// (`u64::MAX`: none). Only ever lowered, except by [`Store::maybe_due`].
+    earliest_expiry: AtomicU64,
+    earliest_ended: AtomicU64,
 }
 
 type Shard = HashMap<Box<str>, Entry>;
@@ -225,7 +231,44 @@ impl Store {
             db: Arc::new(Mutex::new(conn)),
             table,
             writer: tokio::sync::Mutex::new(()),
+            // The first sweep scans everything loaded from disk.
+            earliest_expiry: AtomicU64::new(0),
+            earliest_ended: AtomicU64::new(0),
         })
+    }
+
+    /// Lowers the sweep's bounds for one session's new state.
+    fn note_due(&self, session: &Session) {
+        match (session.state, session.ended_at) {
+            (SessionState::Ended, ended_at) => {
+                self.earliest_ended
+                    .fetch_min(ended_at.unwrap_or(0), Ordering::AcqRel);
+            }
+            _ => {
+                self.earliest_expiry
+                    .fetch_min(session.expires_at, Ordering::AcqRel);
+            }
+        }
+    }
+
+    /// Whether a sweep at `now` may find a session to expire or forget.
+    /// When it may, the bounds are reset: the scan that follows must call
+    /// [`Store::keep_due`] for every session it leaves as it is (changes it
+    /// makes lower the bounds themselves).
+    pub fn maybe_due(&self, now: u64, retention: u64) -> bool {
+        let expiry = self.earliest_expiry.load(Ordering::Acquire);
+        let ended = self.earliest_ended.load(Ordering::Acquire);
+        if now < expiry && ended.saturating_add(retention) > now {
+            return false;
+        }
+        self.earliest_expiry.store(u64::MAX, Ordering::Release);
+        self.earliest_ended.store(u64::MAX, Ordering::Release);
+        true
+    }
+
+    /// See [`Store::maybe_due`].
+    pub fn keep_due(&self, session: &Session) {
+        self.note_due(session);
     }
 
     /// The request path's lookup: a read lock and an `Arc` clone.
@@ -304,6 +347,7 @@ impl Store {
             return Err(StoreError::AliasTaken);
         }
         let session = Arc::new(session);
+        self.note_due(&session);
         let (state_tx, _) = watch::channel(session.state);
         self.table.write(&session.alias).insert(
             session.alias.clone(),
@@ -347,6 +391,7 @@ impl Store {
         })
         .await?;
         let new = Arc::new(new);
+        self.note_due(&new);
         if let Some(entry) = self.table.write(alias).get_mut(alias) {
             entry.session = new.clone();
             entry.state_tx.send_if_modified(|state| {

@@ -5,10 +5,52 @@
 //! finish the frame in flight and send each side a proper Close frame
 //! (1001, "going away") instead of cutting the connection mid-frame.
 
+use std::cell::RefCell;
+use std::io;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
+
+/// Largest read per step.
+const READ_MAX: usize = 16 * 1024;
+
+thread_local! {
+    /// One read buffer per thread, shared by every tunnel on it: an idle
+    /// tunnel holds no buffer at all, only what it read and has not yet
+    /// written (see [`read_some`]). With thousands of idle WebSockets open
+    /// (each Jupyter tab keeps a few), this is most of a tunnel's memory.
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; READ_MAX].into_boxed_slice());
+}
+
+/// Reads at most `limit` bytes (`limit` > 0) into a new `Vec` of exactly
+/// the size read; empty at EOF.
+async fn read_some<R: AsyncRead + Unpin>(from: &mut R, limit: usize) -> io::Result<Vec<u8>> {
+    std::future::poll_fn(|cx| {
+        SCRATCH.with(|scratch| {
+            let mut own;
+            let mut borrowed = scratch.try_borrow_mut();
+            let buf: &mut [u8] = match &mut borrowed {
+                Ok(b) => &mut b[..],
+                // Only if a read re-entered on this thread: use a private buffer.
+                Err(_) => {
+                    own = vec![0u8; READ_MAX];
+                    &mut own[..]
+                }
+            };
+            let limit = limit.min(buf.len());
+            let mut read = ReadBuf::new(&mut buf[..limit]);
+            match Pin::new(&mut *from).poll_read(cx, &mut read) {
+                Poll::Ready(Ok(())) => Poll::Ready(Ok(read.filled().to_vec())),
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+    })
+    .await
+}
 
 /// Close frame from the proxy (as server) to the client: unmasked, 1001.
 const CLOSE_TO_CLIENT: [u8; 4] = [0x88, 0x02, 0x03, 0xE9];
@@ -121,7 +163,6 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut buf = vec![0u8; 16 * 1024];
     let mut frames = Frames::START;
     let mut stopping = false;
     loop {
@@ -132,21 +173,21 @@ where
             return;
         }
         let limit = if stopping {
-            frames.bytes_to_boundary().min(buf.len())
+            frames.bytes_to_boundary().min(READ_MAX)
         } else {
-            buf.len()
+            READ_MAX
         };
         tokio::select! {
-            read = from.read(&mut buf[..limit]) => match read {
-                Ok(0) | Err(_) => {
-                    let _ = to.shutdown().await;
-                    return;
-                }
-                Ok(n) => {
-                    frames.advance(&buf[..n]);
-                    if to.write_all(&buf[..n]).await.is_err() {
+            read = read_some(&mut from, limit) => match read {
+                Ok(data) if !data.is_empty() => {
+                    frames.advance(&data);
+                    if to.write_all(&data).await.is_err() {
                         return;
                     }
+                }
+                _ => {
+                    let _ = to.shutdown().await;
+                    return;
                 }
             },
             _ = stopped(&mut stop), if !stopping => stopping = true,
