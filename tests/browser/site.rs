@@ -250,14 +250,7 @@ impl Drop for DriverGuard {
 /// The status code of `url` as the proxy answers it (the browser does not
 /// tell; the test's HTTPS client does).
 pub async fn status_of(proxy: &Proxy, url: &str) -> u16 {
-    proxy
-        .client
-        .get(url)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    proxy.get(url).await.status().as_u16()
 }
 
 /// A notebook with one empty code cell and the python3 kernel, made through

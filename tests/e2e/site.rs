@@ -389,7 +389,7 @@ impl Site {
 
     /// GET a session URL through the proxy (no cookies); status and body.
     pub async fn get(&self, url: &str) -> (u16, String) {
-        let response = self.proxy.client.get(url).send().await.unwrap();
+        let response = self.proxy.get(url).await;
         let status = response.status().as_u16();
         (status, response.text().await.unwrap_or_default())
     }

@@ -71,11 +71,8 @@ async fn second_registration_is_409_and_backend_is_the_caller() {
     assert_eq!(wrong.status(), 403);
     // The route is still the first registration's.
     let r = proxy
-        .client
         .get(proxy.url(&s.alias, &format!("/?token={token}")))
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(r.text().await.unwrap(), "hello from one path=/");
 }
 
@@ -178,12 +175,7 @@ async fn malformed_and_oversized_bodies_are_4xx() {
         .unwrap();
     assert_eq!(r.status(), 405);
     // Still alive and well.
-    let r = proxy
-        .client
-        .get(proxy.url("manage", "/healthz"))
-        .send()
-        .await
-        .unwrap();
+    let r = proxy.get(proxy.url("manage", "/healthz")).await;
     assert_eq!(r.status(), 200);
 }
 
@@ -297,5 +289,5 @@ async fn api_addr_serves_the_api_only() {
         "https://some-alias-here.jrps.localhost:{}/healthz",
         api.port()
     );
-    assert_eq!(proxy.client.get(url).send().await.unwrap().status(), 200);
+    assert_eq!(proxy.get(url).await.status(), 200);
 }

@@ -277,14 +277,15 @@ impl Proxy {
     }
 
     /// A session already routed to `port` on 127.0.0.1.
+    /// `GET url` from the test client (which trusts the test CA and resolves
+    /// every name to loopback).
+    pub async fn get(&self, url: impl reqwest::IntoUrl) -> reqwest::Response {
+        self.client.get(url).send().await.unwrap()
+    }
+
     /// The Prometheus text of `/metrics`, asked from an allowed client.
     pub async fn metrics(&self) -> String {
-        let response = self
-            .client
-            .get(self.url("manage", "/metrics"))
-            .send()
-            .await
-            .unwrap();
+        let response = self.get(self.url("manage", "/metrics")).await;
         assert_eq!(response.status(), 200, "GET /metrics");
         response.text().await.unwrap()
     }

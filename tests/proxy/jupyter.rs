@@ -345,11 +345,8 @@ async fn jupyterlab_through_the_proxy_runs_a_kernel() {
 
     // REST through the proxy, token in the query (what the printed URL does).
     let r = proxy
-        .client
         .get(proxy.url(&s.alias, &format!("/api/status?token={token}")))
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(r.status(), 200, "{}", jupyter.log());
     let status: Value = r.json().await.unwrap();
     assert!(status.get("started").is_some(), "{status}");

@@ -60,12 +60,7 @@ async fn hostile_requests_get_4xx_and_the_proxy_lives_on() {
             String::from_utf8_lossy(&request[..request.len().min(80)])
         );
     }
-    let r = proxy
-        .client
-        .get(proxy.url("manage", "/healthz"))
-        .send()
-        .await
-        .unwrap();
+    let r = proxy.get(proxy.url("manage", "/healthz")).await;
     assert_eq!(r.status(), 200);
 }
 
@@ -195,18 +190,10 @@ async fn metrics_count_what_happened() {
     let token = random_token();
     let s = proxy.ready_session(&token, backend.port()).await;
     let _pending = proxy.create(&random_token(), 600).await;
+    proxy.get(proxy.url(&s.alias, "/")).await;
     proxy
-        .client
-        .get(proxy.url(&s.alias, "/"))
-        .send()
-        .await
-        .unwrap();
-    proxy
-        .client
         .get(proxy.url(&s.alias, &format!("/?token={token}")))
-        .send()
-        .await
-        .unwrap();
+        .await;
     let text = proxy.metrics().await;
     for line in [
         "jrps_sessions{state=\"pending\"} 1",

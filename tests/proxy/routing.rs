@@ -22,11 +22,8 @@ async fn get_and_post_stream_several_mib() {
 
     // Download: the backend makes the body 64 KiB at a time.
     let response = proxy
-        .client
         .get(proxy.url(&s.alias, &format!("/big?n={SIZE}&token={token}")))
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(response.status(), 200);
     let body = response.bytes().await.unwrap();
     assert_eq!(body.len(), SIZE);
@@ -132,12 +129,7 @@ async fn no_token_and_no_cookie_is_403() {
     let token = random_token();
     let s = proxy.ready_session(&token, backend.port()).await;
     for path in ["/", "/?token=wrong", "/?tokenx=1"] {
-        let response = proxy
-            .client
-            .get(proxy.url(&s.alias, path))
-            .send()
-            .await
-            .unwrap();
+        let response = proxy.get(proxy.url(&s.alias, path)).await;
         assert_eq!(response.status(), 403, "{path}");
         let page = response.text().await.unwrap();
         assert!(
@@ -165,11 +157,8 @@ async fn cookie_flow() {
     let other = proxy.ready_session(&random_token(), backend.port()).await;
 
     let first = proxy
-        .client
         .get(proxy.url(&s.alias, &format!("/tree?token={token}")))
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(first.status(), 200);
     let cookie = first
         .headers()
@@ -220,12 +209,7 @@ async fn pages_for_unknown_starting_and_foreign_hosts() {
     let proxy = Proxy::start(Options::default());
     let token = random_token();
 
-    let response = proxy
-        .client
-        .get(proxy.url("amber-otter-lagoon", "/"))
-        .send()
-        .await
-        .unwrap();
+    let response = proxy.get(proxy.url("amber-otter-lagoon", "/")).await;
     assert_eq!(response.status(), 404);
     assert!(
         response
@@ -237,11 +221,8 @@ async fn pages_for_unknown_starting_and_foreign_hosts() {
 
     let s = proxy.create(&token, 600).await;
     let response = proxy
-        .client
         .get(proxy.url(&s.alias, &format!("/?token={token}")))
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(response.status(), 503);
     let page = response.text().await.unwrap();
     assert!(
@@ -278,11 +259,8 @@ async fn dead_backend_gives_502_and_other_routes_keep_serving() {
     let s2 = proxy.ready_session(&t2, healthy.port()).await;
     for (s, t) in [(&s1, &t1), (&s2, &t2)] {
         let r = proxy
-            .client
             .get(proxy.url(&s.alias, &format!("/?token={t}")))
-            .send()
-            .await
-            .unwrap();
+            .await;
         assert_eq!(r.status(), 200);
     }
     doomed.kill();
@@ -291,11 +269,8 @@ async fn dead_backend_gives_502_and_other_routes_keep_serving() {
     let mut last = 0;
     for _ in 0..3 {
         let r = proxy
-            .client
             .get(proxy.url(&s1.alias, &format!("/?token={t1}")))
-            .send()
-            .await
-            .unwrap();
+            .await;
         last = r.status().as_u16();
         if last == 502 {
             let page = r.text().await.unwrap();
@@ -305,11 +280,8 @@ async fn dead_backend_gives_502_and_other_routes_keep_serving() {
     }
     assert_eq!(last, 502);
     let r = proxy
-        .client
         .get(proxy.url(&s2.alias, &format!("/?token={t2}")))
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), "hello from healthy path=/");
 }
@@ -414,11 +386,8 @@ async fn bodies_stream_without_being_buffered() {
     let s = proxy.ready_session(&token, backend.port()).await;
     let before = peak_rss_bytes(proxy.child.id());
     let mut response = proxy
-        .client
         .get(proxy.url(&s.alias, &format!("/big?n={BIG}&token={token}")))
-        .send()
-        .await
-        .unwrap();
+        .await;
     let mut total = 0;
     while let Some(chunk) = response.chunk().await.unwrap() {
         total += chunk.len();
