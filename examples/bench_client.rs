@@ -467,17 +467,34 @@ async fn jrps_activate(
         let t = Instant::now();
         let host = format!("{}.{domain}", c.alias);
         let path = format!("/?token={token}");
-        loop {
-            let a = call(&mut browser, "GET", &host, &path, &[], None).await?;
-            if a.status == StatusCode::OK {
-                break;
-            }
-            if t.elapsed() > Duration::from_secs(10) {
-                return Err(format!("no 200 after 10 s: {}", a.status).into());
-            }
-        }
+        first_200(&mut browser, &host, &path).await?;
         samples.push(t.elapsed().as_micros() as u64);
     }
+    print_percentiles(samples);
+    Ok(())
+}
+
+/// Asks `host` for `path` until it answers 200 (at most 10 s): the moment a
+/// new route starts to work.
+async fn first_200(
+    browser: &mut SendRequest<Full<Bytes>>,
+    host: &str,
+    path: &str,
+) -> Result<(), Err> {
+    let t = Instant::now();
+    loop {
+        let a = call(browser, "GET", host, path, &[], None).await?;
+        if a.status == StatusCode::OK {
+            return Ok(());
+        }
+        if t.elapsed() > Duration::from_secs(10) {
+            return Err(format!("no 200 after 10 s: {}", a.status).into());
+        }
+    }
+}
+
+/// Prints p50, p99 and max of activation samples (µs) on one line.
+fn print_percentiles(mut samples: Vec<u64>) {
     samples.sort_unstable();
     println!(
         "{} {} {}",
@@ -485,7 +502,6 @@ async fn jrps_activate(
         percentile(&samples, 0.99),
         samples.last().copied().unwrap_or(0)
     );
-    Ok(())
 }
 
 // ---------------------------------------------------------------- chp routes
@@ -560,23 +576,9 @@ async fn chp_activate(
         let host = format!("act{i}.{domain}");
         chp_add(&mut send, auth, &host, target).await?;
         let t = Instant::now();
-        loop {
-            let a = call(&mut browser, "GET", &host, "/", &[], None).await?;
-            if a.status == StatusCode::OK {
-                break;
-            }
-            if t.elapsed() > Duration::from_secs(10) {
-                return Err(format!("no 200 after 10 s: {}", a.status).into());
-            }
-        }
+        first_200(&mut browser, &host, "/").await?;
         samples.push(t.elapsed().as_micros() as u64);
     }
-    samples.sort_unstable();
-    println!(
-        "{} {} {}",
-        percentile(&samples, 0.5),
-        percentile(&samples, 0.99),
-        samples.last().copied().unwrap_or(0)
-    );
+    print_percentiles(samples);
     Ok(())
 }

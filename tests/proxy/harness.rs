@@ -283,6 +283,19 @@ impl Proxy {
         self.client.get(url).send().await.unwrap()
     }
 
+    /// A WebSocket to `/ws?token=TOKEN` of `alias`, through the proxy over TLS.
+    pub async fn websocket(
+        &self,
+        alias: &str,
+        token: &str,
+    ) -> tokio_tungstenite::WebSocketStream<TlsStream<TcpStream>> {
+        let host = format!("{alias}.{DOMAIN}");
+        let url = format!("wss://{host}:{}/ws?token={token}", self.addr.port());
+        let tcp = TcpStream::connect(self.addr).await.unwrap();
+        let tls = tls_connect(&self.ca, tcp, &host).await;
+        tokio_tungstenite::client_async(url, tls).await.unwrap().0
+    }
+
     /// The Prometheus text of `/metrics`, asked from an allowed client.
     pub async fn metrics(&self) -> String {
         let response = self.get(self.url("manage", "/metrics")).await;

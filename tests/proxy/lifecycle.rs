@@ -9,9 +9,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::backends::{http_backend, websocket_backend};
-use super::harness::{
-    DOMAIN, Options, Proxy, TestCa, eventually, jrps_bin, random_token, tls_connect,
-};
+use super::harness::{Options, Proxy, TestCa, eventually, jrps_bin, random_token};
 
 async fn get(proxy: &Proxy, alias: &str, token: &str) -> u16 {
     proxy
@@ -120,14 +118,7 @@ async fn delete_removes_the_route_at_once() {
     assert_eq!(get(&proxy, &s.alias, &token).await, 200);
 
     // A WebSocket open on the deleted session is closed too.
-    let url = format!(
-        "wss://{}.{DOMAIN}:{}/ws?token={ws_token}",
-        ws_session.alias,
-        proxy.addr.port()
-    );
-    let tcp = TcpStream::connect(proxy.addr).await.unwrap();
-    let tls = tls_connect(&proxy.ca, tcp, &format!("{}.{DOMAIN}", ws_session.alias)).await;
-    let (mut ws, _) = tokio_tungstenite::client_async(url, tls).await.unwrap();
+    let mut ws = proxy.websocket(&ws_session.alias, &ws_token).await;
     ws.send(Message::text("hi")).await.unwrap();
     assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("hi"));
 
@@ -187,14 +178,7 @@ async fn sigterm_finishes_requests_in_flight_and_exits_cleanly() {
     let ws_token = random_token();
     let ws_session = proxy.ready_session(&ws_token, ws_backend.port()).await;
 
-    let url = format!(
-        "wss://{}.{DOMAIN}:{}/ws?token={ws_token}",
-        ws_session.alias,
-        proxy.addr.port()
-    );
-    let tcp = TcpStream::connect(proxy.addr).await.unwrap();
-    let tls = tls_connect(&proxy.ca, tcp, &format!("{}.{DOMAIN}", ws_session.alias)).await;
-    let (mut ws, _) = tokio_tungstenite::client_async(url, tls).await.unwrap();
+    let mut ws = proxy.websocket(&ws_session.alias, &ws_token).await;
 
     let slow = {
         let client = proxy.client.clone();
