@@ -2,6 +2,7 @@
 
 mod api;
 pub(crate) mod backends;
+mod framing;
 pub(crate) mod harness;
 pub(crate) mod jupyter;
 mod lifecycle;

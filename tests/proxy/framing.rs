@@ -1,0 +1,964 @@
+//! HTTP/1.1 framing through the proxy, pinned with hand-written bytes on both
+//! sides: a raw TCP backend that answers with scripted responses, and a raw
+//! TLS client that writes requests and parses answers itself. Nothing here
+//! depends on how the proxy is built, only on what goes over the wire.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio::time::timeout;
+use tokio_rustls::client::TlsStream;
+
+use super::backends::pattern_byte;
+use super::harness::{DOMAIN, Options, Proxy, random_token, tls_connect};
+
+/// How long any single step may take before the test calls it a hang.
+const WAIT: Duration = Duration::from_secs(5);
+
+/// A message head: the request or status line and the header fields
+/// (names lower-cased, values trimmed).
+#[derive(Debug, Clone)]
+struct Head {
+    line: String,
+    headers: Vec<(String, String)>,
+}
+
+impl Head {
+    fn status(&self) -> u16 {
+        self.line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    }
+
+    fn method(&self) -> &str {
+        self.line.split(' ').next().unwrap_or("")
+    }
+
+    /// The request path without the query (which carries the token).
+    fn path(&self) -> &str {
+        let target = self.line.split(' ').nth(1).unwrap_or("");
+        target.split('?').next().unwrap_or("")
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// Whether any `Connection` field lists `token`.
+    fn connection_lists(&self, token: &str) -> bool {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == "connection")
+            .flat_map(|(_, v)| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    }
+
+    fn chunked(&self) -> bool {
+        self.get("transfer-encoding")
+            .is_some_and(|te| te.to_ascii_lowercase().contains("chunked"))
+    }
+}
+
+#[derive(Debug)]
+struct Answer {
+    head: Head,
+    body: Vec<u8>,
+    /// Interim (1xx) statuses seen before the final one.
+    interim: Vec<u16>,
+}
+
+impl Answer {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// One end of an HTTP/1.1 connection with its read buffer.
+struct Wire<S> {
+    io: S,
+    buf: Vec<u8>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
+    fn new(io: S) -> Self {
+        Wire {
+            io,
+            buf: Vec::new(),
+        }
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        self.io.write_all(bytes).await.unwrap();
+        self.io.flush().await.unwrap();
+    }
+
+    /// Reads more bytes; false at EOF (a reset or missing close_notify
+    /// counts as EOF too).
+    async fn fill(&mut self) -> bool {
+        let mut chunk = [0u8; 16 * 1024];
+        match self.io.read(&mut chunk).await {
+            Ok(0) | Err(_) => false,
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                true
+            }
+        }
+    }
+
+    /// The next head, or None if the peer closes first.
+    async fn head(&mut self) -> Option<Head> {
+        loop {
+            if let Some(end) = find(&self.buf, b"\r\n\r\n") {
+                let text = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+                self.buf.drain(..end + 4);
+                let mut lines = text.split("\r\n");
+                let line = lines.next().unwrap_or("").to_owned();
+                let headers = lines
+                    .map(|l| {
+                        let (n, v) = l
+                            .split_once(':')
+                            .unwrap_or_else(|| panic!("bad field {l:?}"));
+                        (n.trim().to_ascii_lowercase(), v.trim().to_owned())
+                    })
+                    .collect();
+                return Some(Head { line, headers });
+            }
+            if !self.fill().await {
+                return None;
+            }
+        }
+    }
+
+    async fn exact(&mut self, n: usize) -> Vec<u8> {
+        while self.buf.len() < n {
+            assert!(
+                self.fill().await,
+                "EOF after {} of {n} bytes",
+                self.buf.len()
+            );
+        }
+        self.buf.drain(..n).collect()
+    }
+
+    async fn line(&mut self) -> String {
+        loop {
+            if let Some(i) = find(&self.buf, b"\r\n") {
+                let line = String::from_utf8_lossy(&self.buf[..i]).into_owned();
+                self.buf.drain(..i + 2);
+                return line;
+            }
+            assert!(self.fill().await, "EOF inside chunked framing");
+        }
+    }
+
+    /// The body `head` frames (chunked is decoded, trailers skipped); with
+    /// neither Content-Length nor chunked, everything up to EOF if `to_eof`
+    /// (responses), else nothing (requests).
+    async fn body(&mut self, head: &Head, to_eof: bool) -> Vec<u8> {
+        if head.chunked() {
+            let mut body = Vec::new();
+            loop {
+                let line = self.line().await;
+                let size = line.split(';').next().unwrap_or("").trim();
+                let size = usize::from_str_radix(size, 16)
+                    .unwrap_or_else(|_| panic!("bad chunk size line {line:?}"));
+                if size == 0 {
+                    while !self.line().await.is_empty() {}
+                    return body;
+                }
+                body.extend(self.exact(size).await);
+                assert_eq!(self.line().await, "", "chunk data not followed by CRLF");
+            }
+        }
+        if let Some(len) = head.get("content-length") {
+            return self.exact(len.parse().unwrap()).await;
+        }
+        if to_eof {
+            while self.fill().await {}
+            return std::mem::take(&mut self.buf);
+        }
+        Vec::new()
+    }
+
+    /// The final response (1xx skipped and recorded), within [`WAIT`]; no
+    /// body for HEAD, 204 and 304.
+    async fn answer(&mut self, head_request: bool) -> Answer {
+        self.try_answer(head_request)
+            .await
+            .expect("connection closed before a response")
+    }
+
+    /// Like [`Wire::answer`], but None if the proxy closes first.
+    async fn try_answer(&mut self, head_request: bool) -> Option<Answer> {
+        let mut interim = Vec::new();
+        loop {
+            let head = timeout(WAIT, self.head())
+                .await
+                .expect("no response in time")?;
+            let status = head.status();
+            if (100..200).contains(&status) && status != 101 {
+                interim.push(status);
+                continue;
+            }
+            let body = if head_request || status == 204 || status == 304 {
+                Vec::new()
+            } else {
+                timeout(WAIT, self.body(&head, true))
+                    .await
+                    .expect("body not finished in time")
+            };
+            return Some(Answer {
+                head,
+                body,
+                interim,
+            });
+        }
+    }
+
+    /// Whether the peer closes within [`WAIT`] without sending anything more.
+    async fn closes(&mut self) -> bool {
+        timeout(WAIT, async { while self.fill().await {} })
+            .await
+            .is_ok()
+            && self.buf.is_empty()
+    }
+}
+
+/// What the raw backend received: the head as it arrived and the decoded
+/// body.
+#[derive(Debug, Clone)]
+struct Seen {
+    head: Head,
+    body: Vec<u8>,
+}
+
+/// What the raw backend writes back.
+struct Reply {
+    bytes: Vec<u8>,
+    /// Close the connection after writing (without saying so).
+    close: bool,
+    delay: Duration,
+}
+
+fn reply(bytes: impl Into<Vec<u8>>) -> Reply {
+    Reply {
+        bytes: bytes.into(),
+        close: false,
+        delay: Duration::ZERO,
+    }
+}
+
+/// `200 OK` with a Content-Length body.
+fn ok(body: impl AsRef<[u8]>) -> Reply {
+    let body = body.as_ref();
+    let mut bytes =
+        format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+    bytes.extend_from_slice(body);
+    reply(bytes)
+}
+
+/// A backend on 127.0.0.1:0 speaking HTTP/1.1 by hand: it reads each
+/// request (answering `Expect: 100-continue` first), records it, and writes
+/// what `answer` says, byte for byte.
+struct RawBackend {
+    port: u16,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    task: JoinHandle<()>,
+}
+
+impl RawBackend {
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for RawBackend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn raw_backend<F>(answer: F) -> RawBackend
+where
+    F: Fn(&Seen) -> Reply + Send + Sync + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let answer = Arc::new(answer);
+    let log = seen.clone();
+    let task = tokio::spawn(async move {
+        let mut connections = tokio::task::JoinSet::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            let (answer, log) = (answer.clone(), log.clone());
+            connections.spawn(async move {
+                let mut wire = Wire::new(stream);
+                while let Some(head) = wire.head().await {
+                    if head
+                        .get("expect")
+                        .is_some_and(|e| e.eq_ignore_ascii_case("100-continue"))
+                    {
+                        wire.send(b"HTTP/1.1 100 Continue\r\n\r\n").await;
+                    }
+                    let body = wire.body(&head, false).await;
+                    let seen = Seen { head, body };
+                    log.lock().unwrap().push(seen.clone());
+                    let reply = answer(&seen);
+                    tokio::time::sleep(reply.delay).await;
+                    if wire.io.write_all(&reply.bytes).await.is_err() || reply.close {
+                        let _ = wire.io.shutdown().await;
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    RawBackend { port, seen, task }
+}
+
+/// A ready session and its token, for writing requests by hand.
+struct Site {
+    alias: String,
+    token: String,
+}
+
+impl Site {
+    async fn new(proxy: &Proxy, port: u16) -> Site {
+        let token = random_token();
+        let created = proxy.ready_session(&token, port).await;
+        Site {
+            alias: created.alias,
+            token,
+        }
+    }
+
+    fn host(&self) -> String {
+        format!("{}.{DOMAIN}", self.alias)
+    }
+
+    /// `METHOD path?token=… HTTP/1.1`, Host, `headers` (each ending in
+    /// CRLF), then `body` as given.
+    fn request(&self, method: &str, path: &str, headers: &str, body: &[u8]) -> Vec<u8> {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let mut bytes = format!(
+            "{method} {path}{sep}token={} HTTP/1.1\r\nHost: {}\r\n{headers}\r\n",
+            self.token,
+            self.host()
+        )
+        .into_bytes();
+        bytes.extend_from_slice(body);
+        bytes
+    }
+
+    fn get(&self, path: &str) -> Vec<u8> {
+        self.request("GET", path, "", b"")
+    }
+
+    /// A fresh TLS connection to the proxy for this site.
+    async fn connect(&self, proxy: &Proxy) -> Wire<TlsStream<TcpStream>> {
+        let tcp = TcpStream::connect(proxy.addr).await.unwrap();
+        Wire::new(tls_connect(&proxy.ca, tcp, &self.host()).await)
+    }
+
+    /// GET `path` on `wire`; asserts a 200 whose body is `path`.
+    async fn expect_echo(&self, wire: &mut Wire<TlsStream<TcpStream>>, path: &str) {
+        wire.send(&self.get(path)).await;
+        let answer = wire.answer(false).await;
+        assert_eq!(answer.head.status(), 200, "{path}: {answer:?}");
+        assert_eq!(answer.text(), path);
+    }
+}
+
+/// Answers `200` with the request path as the body.
+fn echo_path(seen: &Seen) -> Reply {
+    ok(seen.head.path())
+}
+
+fn digest(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(pattern_byte).collect()
+}
+
+#[tokio::test]
+async fn framing_chunked_response_with_trailers_is_decoded() {
+    let proxy = Proxy::start(Options::default());
+    let big = pattern(70_000);
+    let chunked = {
+        let mut b = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n\
+                      5\r\nhello\r\n1;ext=1\r\n \r\n"
+            .to_vec();
+        b.extend(format!("{:x}\r\n", big.len()).bytes());
+        b.extend(&big);
+        b.extend(b"\r\n0\r\nX-Sum: 42\r\nX-Other: 1\r\n\r\n");
+        b
+    };
+    let backend = raw_backend(move |seen| match seen.head.path() {
+        "/chunked" => reply(chunked.clone()),
+        _ => echo_path(seen),
+    })
+    .await;
+    let site = Site::new(&proxy, backend.port).await;
+    let mut wire = site.connect(&proxy).await;
+    let mut expected = b"hello ".to_vec();
+    expected.extend(&big);
+    for _ in 0..2 {
+        wire.send(&site.get("/chunked")).await;
+        let answer = wire.answer(false).await;
+        assert_eq!(answer.head.status(), 200);
+        assert_eq!(answer.body.len(), expected.len());
+        assert!(answer.body == expected, "chunked body corrupted");
+        site.expect_echo(&mut wire, "/after").await;
+    }
+}
+
+#[tokio::test]
+async fn framing_close_delimited_response_arrives_whole() {
+    let proxy = Proxy::start(Options::default());
+    let body = pattern(200_000);
+    let response = {
+        let mut b = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n".to_vec();
+        b.extend(&body);
+        b
+    };
+    let backend = raw_backend(move |seen| match seen.head.path() {
+        "/eof" => Reply {
+            close: true,
+            ..reply(response.clone())
+        },
+        _ => echo_path(seen),
+    })
+    .await;
+    let site = Site::new(&proxy, backend.port).await;
+    let mut wire = site.connect(&proxy).await;
+    wire.send(&site.get("/eof")).await;
+    let answer = wire.answer(false).await;
+    assert_eq!(answer.head.status(), 200);
+    assert_eq!(answer.body.len(), body.len());
+    assert!(answer.body == body, "close-delimited body corrupted");
+    let framed = answer.head.chunked() || answer.head.has("content-length");
+    if framed && !answer.head.connection_lists("close") {
+        // Re-framed for the client: the connection goes on.
+        site.expect_echo(&mut wire, "/after").await;
+    } else {
+        assert!(
+            wire.closes().await,
+            "unframed response but the connection stays open"
+        );
+    }
+}
+
+#[tokio::test]
+async fn framing_head_response_has_no_body() {
+    let proxy = Proxy::start(Options::default());
+    let backend = raw_backend(|seen| match seen.head.method() {
+        "HEAD" => {
+            reply("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nContent-Type: text/plain\r\n\r\n")
+        }
+        _ => echo_path(seen),
+    })
+    .await;
+    let site = Site::new(&proxy, backend.port).await;
+    let mut wire = site.connect(&proxy).await;
+    for _ in 0..2 {
+        wire.send(&site.request("HEAD", "/doc", "", b"")).await;
+        let answer = wire.answer(true).await;
+        assert_eq!(answer.head.status(), 200, "{answer:?}");
+        assert_eq!(
+            answer.head.get("content-length"),
+            Some("1000"),
+            "HEAD keeps the GET length"
+        );
+        site.expect_echo(&mut wire, "/after-head").await;
+    }
+}
+
+#[tokio::test]
+async fn framing_204_and_304_have_no_body() {
+    let proxy = Proxy::start(Options::default());
+    let backend = raw_backend(|seen| match seen.head.path() {
+        "/204" => reply("HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n"),
+        // Content-Length on a 304 describes the representation, not a body.
+        "/304" => reply("HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nContent-Length: 5\r\n\r\n"),
+        _ => echo_path(seen),
+    })
+    .await;
+    let site = Site::new(&proxy, backend.port).await;
+    let mut wire = site.connect(&proxy).await;
+    for (path, status) in [("/204", 204), ("/304", 304), ("/204", 204)] {
+        wire.send(&site.request("GET", path, "If-None-Match: \"v1\"\r\n", b""))
+            .await;
+        let answer = wire.answer(false).await;
+        assert_eq!(answer.head.status(), status, "{answer:?}");
+        assert!(!answer.head.chunked(), "{status} framed as chunked");
+        site.expect_echo(&mut wire, "/after").await;
+    }
+}
+
+#[tokio::test]
+async fn framing_pipelined_requests_answered_in_order() {
+    let proxy = Proxy::start(Options::default());
+    let backend = raw_backend(|seen| {
+        let mut r = ok(format!("{} {}", seen.head.path(), seen.body.len()));
+        if seen.head.path() == "/first" {
+            // The first answer is the slowest: order must still hold.
+            r.delay = Duration::from_millis(300);
+        }
+        r
+    })
+    .await;
+    let site = Site::new(&proxy, backend.port).await;
+    let mut wire = site.connect(&proxy).await;
+    let mut batch = site.get("/first");
+    batch.extend(site.request("POST", "/second", "Content-Length: 5\r\n", b"hello"));
+    batch.extend(site.get("/third"));
+    wire.send(&batch).await;
+    for expected in ["/first 0", "/second 5", "/third 0"] {
+        let answer = wire.answer(false).await;
+        assert_eq!(answer.head.status(), 200);
+        assert_eq!(answer.text(), expected);
+    }
+}
+
+#[tokio::test]
+async fn framing_backend_closing_after_each_response_is_survived() {
+    let proxy = Proxy::start(Options::default());
+    let backend = raw_backend(|seen| Reply {
+        close: true,
+        ..echo_path(seen)
+    })
+    .await;
+    let site = Site::new(&proxy, backend.port).await;
+    let mut wire = site.connect(&proxy).await;
+    for i in 0..5 {
+        site.expect_echo(&mut wire, &format!("/n{i}")).await;
+    }
+    assert_eq!(backend.seen().len(), 5);
+}
+
+#[tokio::test]
+async fn framing_content_length_uploads_arrive_exactly() {
+    let proxy = Proxy::start(Options::default());
+    let backend = raw_backend(|seen| match seen.head.path() {
+        "/up" => ok(format!("{} {}", seen.body.len(), digest(&seen.body))),
+        _ => echo_path(seen),
+    })
+    .await;
+    let site = Site::new(&proxy, backend.port).await;
+    let mut wire = site.connect(&proxy).await;
+    for size in [10 * 1024, 1024 * 1024] {
+        let body: Vec<u8> = (0..size).map(|i| pattern_byte(i * 3)).collect();
+        let headers = format!("Content-Length: {size}\r\n");
+        wire.send(&site.request("POST", "/up", &headers, &body))
+            .await;
+        let answer = wire.answer(false).await;
+        assert_eq!(answer.head.status(), 200);
+        assert_eq!(answer.text(), format!("{size} {}", digest(&body)));
+    }
+    site.expect_echo(&mut wire, "/after").await;
+}
+
+#[tokio::test]
+async fn framing_chunked_upload_is_decoded() {
+    let proxy = Proxy::start(Options::default());
+    let backend = raw_backend(|seen| match seen.head.path() {
+        "/up" => ok(format!("{} {}", seen.body.len(), digest(&seen.body))),
+        _ => echo_path(seen),
+    })
+    .await;
+    let site = Site::new(&proxy, backend.port).await;
+    let big = pattern(100_000);
+    let mut body = b"4;name=val\r\nWiki\r\n5\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n".to_vec();
+    body.extend(format!("{:X}\r\n", big.len()).bytes());
+    body.extend(&big);
+    body.extend(b"\r\n0\r\nX-Trailer: 1\r\n\r\n");
+    let mut expected = b"Wikipedia in\r\n\r\nchunks.".to_vec();
+    expected.extend(&big);
+
+    let mut wire = site.connect(&proxy).await;
+    wire.send(&site.request("POST", "/up", "Transfer-Encoding: chunked\r\n", &body))
+        .await;
+    let answer = wire.answer(false).await;
+    assert_eq!(answer.head.status(), 200);
+    assert_eq!(
+        answer.text(),
+        format!("{} {}", expected.len(), digest(&expected))
+    );
+    site.expect_echo(&mut wire, "/after").await;
+    let up = backend
+        .seen()
+        .into_iter()
+        .find(|s| s.head.path() == "/up")
+        .unwrap();
+    assert!(
+        !(up.head.chunked() && up.head.has("content-length")),
+        "both framings forwarded: {:?}",
+        up.head
+    );
+}
+
+#[tokio::test]
+async fn framing_ambiguous_request_framing_is_not_smuggled() {
+    let proxy = Proxy::start(Options::default());
+    let backend = raw_backend(echo_path).await;
+    let site = Site::new(&proxy, backend.port).await;
+    let smuggled = site.get("/smuggled");
+    let mut te_body = b"0\r\n\r\n".to_vec();
+    te_body.extend(&smuggled);
+    let cl = format!("Content-Length: {}\r\n", te_body.len());
+    let te = "Transfer-Encoding: chunked\r\n";
+    // (what, request, may the proxy forward it by Transfer-Encoding alone)
+    let cases = [
+        (
+            "CL then TE",
+            site.request("POST", "/a", &format!("{cl}{te}"), &te_body),
+            true,
+        ),
+        (
+            "TE then CL",
+            site.request("POST", "/b", &format!("{te}{cl}"), &te_body),
+            true,
+        ),
+        (
+            "two Content-Lengths",
+            site.request(
+                "POST",
+                "/c",
+                &format!("Content-Length: 0\r\n{cl}"),
+                &te_body,
+            ),
+            false,
+        ),
+        (
+            "chunked not last",
+            site.request(
+                "POST",
+                "/d",
+                "Transfer-Encoding: chunked, identity\r\n",
+                &te_body,
+            ),
+            false,
+        ),
+    ];
+    for (what, request, may_forward) in cases {
+        let mut wire = site.connect(&proxy).await;
+        wire.send(&request).await;
+        if let Some(answer) = wire.try_answer(false).await {
+            let status = answer.head.status();
+            assert!(
+                status == 400 || (may_forward && status == 200),
+                "{what}: {answer:?}"
+            );
+        }
+        // RFC 9112 §6.1/§6.3: close after answering such a request.
+        assert!(wire.closes().await, "{what}: connection kept open");
+    }
+    let seen = backend.seen();
+    assert!(
+        seen.iter().all(|s| s.head.path() != "/smuggled"),
+        "smuggled request reached the backend: {seen:?}"
+    );
+    for s in &seen {
+        assert!(
+            !(s.head.chunked() && s.head.has("content-length")),
+            "both framings forwarded: {:?}",
+            s.head
+        );
+        assert!(s.body.is_empty(), "{:?}", s);
+    }
+}
+
+#[tokio::test]
+async fn framing_hop_by_hop_headers_stay_on_their_hop() {
+    let proxy = Proxy::start(Options::default());
+    let backend = raw_backend(|_| {
+        reply(
+            "HTTP/1.1 200 OK\r\nConnection: x-bar\r\nX-Bar: 1\r\nKeep-Alive: timeout=5\r\n\
+             X-Stays: 1\r\nContent-Length: 2\r\n\r\nok",
+        )
+    })
+    .await;
+    let site = Site::new(&proxy, backend.port).await;
+    let mut wire = site.connect(&proxy).await;
+    wire.send(&site.request(
+        "GET",
+        "/hop",
+        "Connection: close, X-Foo\r\nX-Foo: 1\r\nKeep-Alive: 5\r\nTE: trailers\r\n\
+         Proxy-Connection: keep-alive\r\nX-Keep: yes\r\n",
+        b"",
+    ))
+    .await;
+    let answer = wire.answer(false).await;
+    assert_eq!(answer.head.status(), 200);
+    assert_eq!(answer.text(), "ok");
+    for gone in ["x-bar", "keep-alive"] {
+        assert!(
+            !answer.head.has(gone),
+            "{gone} reached the client: {answer:?}"
+        );
+    }
+    assert!(!answer.head.connection_lists("x-bar"), "{answer:?}");
+    assert_eq!(answer.head.get("x-stays"), Some("1"));
+    assert!(wire.closes().await, "Connection: close did not close");
+
+    let seen = backend.seen();
+    assert_eq!(seen.len(), 1);
+    let head = &seen[0].head;
+    for gone in ["x-foo", "keep-alive", "te", "proxy-connection"] {
+        assert!(!head.has(gone), "{gone} reached the backend: {head:?}");
+    }
+    assert!(!head.connection_lists("x-foo"), "{head:?}");
+    assert_eq!(head.get("x-keep"), Some("yes"));
+    assert_eq!(head.get("host"), Some(site.host().as_str()));
+    assert_eq!(head.get("x-forwarded-host"), Some(site.host().as_str()));
+    assert_eq!(head.get("x-forwarded-for"), Some("127.0.0.1"));
+    assert_eq!(head.get("x-forwarded-proto"), Some("https"));
+}
+
+#[tokio::test]
+async fn framing_broken_backends_give_502_and_others_go_on() {
+    let proxy = Proxy::start(Options::default());
+    let garbage = raw_backend(|_| Reply {
+        close: true,
+        ..reply("HELLO\r\n\r\n")
+    })
+    .await;
+    let refused = {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let healthy = raw_backend(echo_path).await;
+    let garbage_site = Site::new(&proxy, garbage.port).await;
+    let refused_site = Site::new(&proxy, refused).await;
+    let healthy_site = Site::new(&proxy, healthy.port).await;
+
+    for site in [&garbage_site, &refused_site] {
+        let mut wire = site.connect(&proxy).await;
+        // Twice on one connection: a 502 does not end the client's connection.
+        for _ in 0..2 {
+            wire.send(&site.get("/x")).await;
+            let answer = wire.answer(false).await;
+            assert_eq!(answer.head.status(), 502, "{answer:?}");
+            assert!(answer.text().contains(&site.alias), "{}", answer.text());
+        }
+    }
+    let mut wire = healthy_site.connect(&proxy).await;
+    healthy_site.expect_echo(&mut wire, "/fine").await;
+}
+
+#[tokio::test]
+async fn framing_truncated_backend_body_is_not_passed_off_as_complete() {
+    let proxy = Proxy::start(Options::default());
+    let backend = raw_backend(|_| Reply {
+        close: true,
+        ..reply("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\nonly ten b")
+    })
+    .await;
+    let site = Site::new(&proxy, backend.port).await;
+    let mut wire = site.connect(&proxy).await;
+    wire.send(&site.get("/short")).await;
+    let head = timeout(WAIT, wire.head())
+        .await
+        .expect("no response in time");
+    let Some(head) = head else { return };
+    if head.status() == 502 {
+        return;
+    }
+    assert_eq!(head.status(), 200, "{head:?}");
+    // The client must see the connection end short of the promised body.
+    let ended = timeout(WAIT, async { while wire.fill().await {} }).await;
+    assert!(ended.is_ok(), "truncated body left the client hanging");
+    let promised = head
+        .get("content-length")
+        .map(|l| l.parse::<usize>().unwrap());
+    if head.chunked() {
+        assert!(
+            !wire.buf.ends_with(b"0\r\n\r\n"),
+            "truncated body was terminated as if complete"
+        );
+    } else {
+        assert!(
+            promised.is_some_and(|p| wire.buf.len() < p),
+            "truncated body looks complete: {head:?}, {} bytes",
+            wire.buf.len()
+        );
+    }
+}
+
+#[tokio::test]
+async fn framing_early_hints_then_final_response() {
+    let proxy = Proxy::start(Options::default());
+    let backend = raw_backend(|seen| match seen.head.path() {
+        "/hints" => reply(
+            "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n\
+             HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal",
+        ),
+        _ => echo_path(seen),
+    })
+    .await;
+    let site = Site::new(&proxy, backend.port).await;
+    let mut wire = site.connect(&proxy).await;
+    wire.send(&site.get("/hints")).await;
+    let answer = wire.answer(false).await;
+    assert_eq!(answer.head.status(), 200, "{answer:?}");
+    assert_eq!(answer.text(), "final");
+    assert!(answer.interim.iter().all(|s| *s == 103), "{answer:?}");
+    site.expect_echo(&mut wire, "/after").await;
+}
+
+#[tokio::test]
+async fn framing_expect_100_continue_upload() {
+    let proxy = Proxy::start(Options::default());
+    let backend =
+        raw_backend(|seen| ok(format!("{} {}", seen.body.len(), digest(&seen.body)))).await;
+    let site = Site::new(&proxy, backend.port).await;
+    let body = pattern(50_000);
+    let mut wire = site.connect(&proxy).await;
+    let headers = format!("Content-Length: {}\r\nExpect: 100-continue\r\n", body.len());
+    wire.send(&site.request("POST", "/up", &headers, b"")).await;
+    // The backend needs the body to answer, so the client must be told
+    // to go on.
+    let interim = timeout(WAIT, wire.head())
+        .await
+        .expect("no 100 Continue in time")
+        .expect("closed instead of 100 Continue");
+    assert_eq!(interim.status(), 100, "{interim:?}");
+    wire.send(&body).await;
+    let answer = wire.answer(false).await;
+    assert_eq!(answer.head.status(), 200);
+    assert_eq!(answer.text(), format!("{} {}", body.len(), digest(&body)));
+}
+
+#[tokio::test]
+async fn framing_http10_client_gets_a_closed_connection() {
+    let proxy = Proxy::start(Options::default());
+    // Chunked from the backend, which an HTTP/1.0 client cannot read.
+    let backend = raw_backend(|_| {
+        reply("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nold\r\n5\r\n-time\r\n0\r\n\r\n")
+    })
+    .await;
+    let site = Site::new(&proxy, backend.port).await;
+    let mut wire = site.connect(&proxy).await;
+    let mut request = site.get("/old");
+    let at = find(&request, b"HTTP/1.1").unwrap();
+    request[at..at + 8].copy_from_slice(b"HTTP/1.0");
+    wire.send(&request).await;
+    let answer = wire.answer(false).await;
+    assert_eq!(answer.head.status(), 200, "{answer:?}");
+    assert!(
+        !answer.head.chunked(),
+        "chunked sent to HTTP/1.0: {answer:?}"
+    );
+    assert_eq!(answer.text(), "old-time");
+    assert!(wire.closes().await, "HTTP/1.0 connection kept open");
+}
+
+#[tokio::test]
+async fn framing_huge_response_heads_are_answered() {
+    let proxy = Proxy::start(Options::default());
+    let backend = raw_backend(|seen| {
+        let (count, size) = match seen.head.path() {
+            "/wide" => (60, 1000),
+            "/many" => (1500, 30),
+            _ => (0, 0),
+        };
+        let mut head = String::from("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n");
+        for i in 0..count {
+            head.push_str(&format!("X-H{i}: {}\r\n", "v".repeat(size)));
+        }
+        head.push_str("\r\nfat");
+        reply(head)
+    })
+    .await;
+    let site = Site::new(&proxy, backend.port).await;
+    for path in ["/wide", "/many"] {
+        let mut wire = site.connect(&proxy).await;
+        wire.send(&site.get(path)).await;
+        let answer = wire.answer(false).await;
+        match answer.head.status() {
+            200 => assert_eq!(answer.text(), "fat"),
+            502 => {}
+            other => panic!("{path}: {other}"),
+        }
+    }
+    let mut wire = site.connect(&proxy).await;
+    wire.send(&site.get("/small")).await;
+    let answer = wire.answer(false).await;
+    assert_eq!(answer.head.status(), 200);
+    assert_eq!(answer.text(), "fat");
+}
+
+#[tokio::test]
+async fn framing_slow_request_head_is_served() {
+    let proxy = Proxy::start(Options::default());
+    let backend = raw_backend(echo_path).await;
+    let site = Site::new(&proxy, backend.port).await;
+    let mut wire = site.connect(&proxy).await;
+    let request = site.get("/slowly");
+    let pause = Duration::from_millis(1000 / request.len() as u64);
+    for byte in &request {
+        wire.send(std::slice::from_ref(byte)).await;
+        tokio::time::sleep(pause).await;
+    }
+    let answer = wire.answer(false).await;
+    assert_eq!(answer.head.status(), 200);
+    assert_eq!(answer.text(), "/slowly");
+    site.expect_echo(&mut wire, "/then-fast").await;
+}
+
+#[tokio::test]
+async fn framing_request_head_size_limit() {
+    const LIMIT: usize = 16 * 1024;
+    let proxy = Proxy::start(Options {
+        extra: format!("[limits]\nmax_header_bytes = {LIMIT}\n"),
+        ..Options::default()
+    });
+    let backend =
+        raw_backend(|seen| ok(seen.head.get("x-pad").map_or(0, str::len).to_string())).await;
+    let site = Site::new(&proxy, backend.port).await;
+    let head_with_pad = |total: usize| {
+        let base = site.request("GET", "/pad", "X-Pad: \r\n", b"").len();
+        let pad = "p".repeat(total - base);
+        (
+            site.request("GET", "/pad", &format!("X-Pad: {pad}\r\n"), b""),
+            pad.len(),
+        )
+    };
+
+    let (request, pad) = head_with_pad(LIMIT - 1024);
+    let mut wire = site.connect(&proxy).await;
+    wire.send(&request).await;
+    let answer = wire.answer(false).await;
+    assert_eq!(answer.head.status(), 200, "{answer:?}");
+    assert_eq!(answer.text(), pad.to_string());
+
+    let (request, _) = head_with_pad(LIMIT + 1024);
+    let mut wire = site.connect(&proxy).await;
+    wire.send(&request).await;
+    let answer = wire.answer(false).await;
+    assert!([431, 400].contains(&answer.head.status()), "{answer:?}");
+    assert_eq!(
+        backend.seen().len(),
+        1,
+        "oversized head reached the backend"
+    );
+}
