@@ -94,7 +94,7 @@ pub async fn handle(
 }
 
 /// Which part of the proxy a Host belongs to.
-enum Target<'a> {
+pub(super) enum Target<'a> {
     Api,
     Alias(&'a str),
     Other,
@@ -113,7 +113,7 @@ fn request_host(req: &Request<Incoming>) -> Option<&str> {
 /// Classifies `host` (any case, optional port, optional trailing dot) against
 /// `domain` (lower case). The alias is lower-cased into `buf`, so the lookup
 /// allocates nothing.
-fn classify<'b>(domain: &str, host: &str, buf: &'b mut [u8; 64]) -> Target<'b> {
+pub(super) fn classify<'b>(domain: &str, host: &str, buf: &'b mut [u8; 64]) -> Target<'b> {
     let host = if host.starts_with('[') {
         return Target::Other;
     } else {
@@ -242,7 +242,7 @@ fn sha_eq(token: &[u8], expected: &[u8; 32]) -> bool {
     bool::from(digest.as_slice().ct_eq(expected))
 }
 
-fn hex_eq(text: &str, expected: &[u8; 32]) -> bool {
+pub(super) fn hex_eq(text: &str, expected: &[u8; 32]) -> bool {
     let mut decoded = [0u8; 32];
     if hex::decode_to_slice(text.trim(), &mut decoded).is_err() {
         return false;

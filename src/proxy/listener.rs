@@ -12,6 +12,7 @@ use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use bytes::{Bytes, BytesMut};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -26,6 +27,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::Shared;
 use super::config::{Limits, TlsFiles};
+use super::fastpath::{self, Outcome};
 use super::handler::{self, ConnInfo};
 
 /// The server certificate, swappable while connections are running: each
@@ -221,30 +223,68 @@ fn spawn_connection(
                 match tokio::time::timeout(shared.config.limits.header_read_timeout, handshake)
                     .await
                 {
-                    Ok(Ok(stream)) => serve_connection(&shared, conn, stream, watcher).await,
+                    Ok(Ok(stream)) => {
+                        let fast = !api_only && stream.get_ref().1.alpn_protocol() != Some(b"h2");
+                        serve_connection(&shared, conn, stream, watcher, fast).await
+                    }
                     Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
                     Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                 }
             }
-            None => serve_connection(&shared, conn, stream, watcher).await,
+            None => serve_connection(&shared, conn, stream, watcher, !api_only).await,
         }
         shared.metrics.connection_closed();
         shared.workers[worker].load.fetch_sub(1, Relaxed);
     });
 }
 
+/// Serves one client connection: first on the [`fastpath`], then, from the
+/// first request it leaves alone, with hyper (HTTP/2 goes straight to
+/// hyper). Ends when the client closes, on the idle timeout, or at
+/// shutdown once the request in flight is answered.
 async fn serve_connection<S>(
     shared: &Arc<Shared>,
     conn: ConnInfo,
     stream: S,
     watcher: hyper_util::server::graceful::Watcher,
+    fast: bool,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let activity = Activity::new();
-    let io = TokioIo::new(IdleIo {
+    let mut io = IdleIo {
         inner: stream,
         activity: activity.clone(),
+    };
+    let mut already_read = Bytes::new();
+    if fast {
+        let flags = fastpath::Flags::default();
+        let mut inbuf = BytesMut::new();
+        let outcome = {
+            let serving = fastpath::serve(shared, conn, &mut io, &mut inbuf, &flags);
+            tokio::pin!(serving);
+            let mut shutdown = shared.shutdown.clone();
+            tokio::select! {
+                outcome = &mut serving => outcome,
+                _ = activity.idle_for(shared.config.limits.idle_timeout) => Outcome::Closed,
+                _ = async { drop(shutdown.wait_for(|s| *s).await) } => {
+                    if flags.idle.load(Relaxed) {
+                        Outcome::Closed
+                    } else {
+                        flags.stopping.store(true, Relaxed);
+                        serving.await
+                    }
+                }
+            }
+        };
+        match outcome {
+            Outcome::Closed => return,
+            Outcome::Fallback => already_read = inbuf.split().freeze(),
+        }
+    }
+    let io = TokioIo::new(Prefixed {
+        prefix: already_read,
+        inner: io,
     });
     let service_shared = shared.clone();
     let service = service_fn(move |req| handler::handle(service_shared.clone(), conn, req));
@@ -262,6 +302,61 @@ async fn serve_connection<S>(
         _ = activity.idle_for(shared.config.limits.idle_timeout) => {
             tracing::debug!(peer = %conn.peer, "idle connection closed");
         }
+    }
+}
+
+/// A stream that first yields bytes already read from it.
+struct Prefixed<S> {
+    prefix: Bytes,
+    inner: S,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.prefix.is_empty() {
+            return Pin::new(&mut self.inner).poll_read(cx, buf);
+        }
+        let n = self.prefix.len().min(buf.remaining());
+        buf.put_slice(&self.prefix.split_to(n));
+        if self.prefix.is_empty() {
+            // Let go of the fast path's read buffer it points into.
+            self.prefix = Bytes::new();
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

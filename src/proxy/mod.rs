@@ -12,7 +12,9 @@
 mod aliases;
 mod api;
 pub mod config;
+mod fastpath;
 mod forwarder;
+mod framing;
 mod handler;
 mod health;
 mod listener;
@@ -22,6 +24,7 @@ mod phases;
 mod status;
 mod store;
 mod tunnel;
+mod upstream;
 
 use std::cell::Cell;
 use std::io::Write;
