@@ -127,7 +127,7 @@ where
                 return Outcome::Closed;
             }
         }
-        let started = Instant::now();
+        let started = shared.config.access_log.then(Instant::now);
         let Some(request) = prepare(shared, &ip, inbuf, &mut outgoing) else {
             return Outcome::Fallback;
         };
@@ -139,7 +139,7 @@ where
         };
         inbuf.advance(request.consumed);
         shared.metrics.request(status);
-        if let Some((method, path)) = &request.log {
+        if let (Some((method, path)), Some(started)) = (&request.log, started) {
             tracing::info!(
                 peer = %conn.peer.ip(),
                 alias = &*request.session.alias,

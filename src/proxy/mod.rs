@@ -4,6 +4,8 @@
 //! Organised by role (see STYLE.md, rust-rpxy): `config` (proxy.toml →
 //! [`ProxyConfig`]), `listener` (sockets, TLS, limits, shutdown), `handler`
 //! (one request: Host, edge auth, headers), `forwarder` (to the backend),
+//! `fastpath` (the common HTTP/1.1 request without hyper, with `framing`
+//! for where bodies end and `upstream` for its backend pool),
 //! `tunnel` (WebSocket byte copy with clean close), `api` (API v1), `store` (SQLite + in-memory table),
 //! `health` (expiry and backend checks), `aliases`, `pages`, `status`,
 //! `metrics`, `phases` (the launcher's reports for the starting page). This
