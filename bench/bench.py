@@ -710,7 +710,7 @@ def main():
     ap.add_argument("--work", default="/tmp/jrps-bench")
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--ws-msgs", type=int, default=2000)
+    ap.add_argument("--ws-msgs", type=int, default=10000)
     ap.add_argument("--ws-hold", type=lambda s: [int(x) for x in s.split(",")], default=[1000, 10000])
     ap.add_argument("--routes", type=int, default=100000)
     ap.add_argument("--activations", type=int, default=200)

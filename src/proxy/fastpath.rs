@@ -54,7 +54,10 @@ pub struct Flags {
 }
 
 const MAX_HEADERS: usize = 64;
-const READ_CHUNK: usize = 8 * 1024;
+/// Room for one read of a request head (and a small body with it); a head
+/// that does not fit goes to hyper. A browser's requests to Jupyter are
+/// 0.5 to 2 KiB.
+const READ_CHUNK: usize = 4 * 1024;
 /// A backend's response head larger than this is answered with 502.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
@@ -112,8 +115,10 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let ip = conn.peer.ip().to_string();
-    let mut outgoing = Vec::with_capacity(1024);
-    let mut scratch = Vec::with_capacity(1024);
+    // Allocated at the first request served here, not for connections
+    // that go straight to hyper (WebSocket upgrades, `?token=`).
+    let mut outgoing = Vec::new();
+    let mut scratch = Vec::new();
     loop {
         if inbuf.is_empty() {
             if flags.stopping.load(Relaxed) {
@@ -234,6 +239,7 @@ fn prepare(shared: &Shared, ip: &str, inbuf: &[u8], out: &mut Vec<u8>) -> Option
 
     let behind_tls = shared.config.behind_tls;
     out.clear();
+    out.reserve(head_len + body_len + 256);
     out.extend_from_slice(method.as_bytes());
     out.push(b' ');
     out.extend_from_slice(path.as_bytes());
@@ -476,6 +482,7 @@ fn parse_head(buf: &[u8], request_is_head: bool, out: &mut Vec<u8>) -> Head {
         }
     }
     out.clear();
+    out.reserve(len + 64);
     out.extend_from_slice(b"HTTP/1.1 ");
     // httparse accepts exactly three digits.
     out.extend_from_slice(&[

@@ -8,7 +8,7 @@
 use std::cell::RefCell;
 use std::io;
 use std::pin::Pin;
-use std::task::Poll;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -20,36 +20,55 @@ const READ_MAX: usize = 16 * 1024;
 thread_local! {
     /// One read buffer per thread, shared by every tunnel on it: an idle
     /// tunnel holds no buffer at all, only what it read and has not yet
-    /// written (see [`read_some`]). With thousands of idle WebSockets open
+    /// written (see [`poll_copy`]). With thousands of idle WebSockets open
     /// (each Jupyter tab keeps a few), this is most of a tunnel's memory.
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; READ_MAX].into_boxed_slice());
 }
 
-/// Reads at most `limit` bytes (`limit` > 0) into a new `Vec` of exactly
-/// the size read; empty at EOF.
-async fn read_some<R: AsyncRead + Unpin>(from: &mut R, limit: usize) -> io::Result<Vec<u8>> {
-    std::future::poll_fn(|cx| {
-        SCRATCH.with(|scratch| {
-            let mut own;
-            let mut borrowed = scratch.try_borrow_mut();
-            let buf: &mut [u8] = match &mut borrowed {
-                Ok(b) => &mut b[..],
-                // Only if a read re-entered on this thread: use a private buffer.
-                Err(_) => {
-                    own = vec![0u8; READ_MAX];
-                    &mut own[..]
-                }
-            };
-            let limit = limit.min(buf.len());
-            let mut read = ReadBuf::new(&mut buf[..limit]);
-            match Pin::new(&mut *from).poll_read(cx, &mut read) {
-                Poll::Ready(Ok(())) => Poll::Ready(Ok(read.filled().to_vec())),
-                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                Poll::Pending => Poll::Pending,
+/// Reads at most `limit` bytes (`limit` > 0) from `from` through the
+/// thread's buffer and writes them to `to` in the same poll, so a message
+/// costs no allocation; only what `to` cannot take at once is copied into
+/// `pending`, for the caller to write. `Ok(false)` at EOF.
+fn poll_copy<R, W>(
+    cx: &mut Context<'_>,
+    from: &mut R,
+    to: &mut W,
+    limit: usize,
+    frames: &mut Frames,
+    pending: &mut Vec<u8>,
+) -> Poll<io::Result<bool>>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    SCRATCH.with(|scratch| {
+        let mut own;
+        let mut borrowed = scratch.try_borrow_mut();
+        let buf: &mut [u8] = match &mut borrowed {
+            Ok(b) => &mut b[..],
+            // Only if a read re-entered on this thread: use a private buffer.
+            Err(_) => {
+                own = vec![0u8; READ_MAX];
+                &mut own[..]
             }
-        })
+        };
+        let limit = limit.min(buf.len());
+        let mut read = ReadBuf::new(&mut buf[..limit]);
+        ready!(Pin::new(&mut *from).poll_read(cx, &mut read))?;
+        let data = read.filled();
+        if data.is_empty() {
+            return Poll::Ready(Ok(false));
+        }
+        frames.advance(data);
+        let written = match Pin::new(&mut *to).poll_write(cx, data) {
+            Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+            Poll::Ready(Ok(n)) => n,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => 0,
+        };
+        pending.extend_from_slice(&data[written..]);
+        Poll::Ready(Ok(true))
     })
-    .await
 }
 
 /// Close frame from the proxy (as server) to the client: unmasked, 1001.
@@ -165,6 +184,11 @@ where
 {
     let mut frames = Frames::START;
     let mut stopping = false;
+    let mut pending = Vec::new();
+    // Made once: a new one per message would register with the channel
+    // again every time.
+    let stop_signal = stopped(&mut stop);
+    tokio::pin!(stop_signal);
     loop {
         if stopping && frames.at_boundary() {
             let _ = to.write_all(close).await;
@@ -177,11 +201,21 @@ where
         } else {
             READ_MAX
         };
+        let copy = std::future::poll_fn(|cx| {
+            poll_copy(cx, &mut from, &mut to, limit, &mut frames, &mut pending)
+        });
         tokio::select! {
-            read = read_some(&mut from, limit) => match read {
-                Ok(data) if !data.is_empty() => {
-                    frames.advance(&data);
-                    if to.write_all(&data).await.is_err() {
+            copied = copy => match copied {
+                Ok(true) => {
+                    if !pending.is_empty() {
+                        if to.write_all(&pending).await.is_err() {
+                            return;
+                        }
+                        // An idle tunnel keeps no buffer.
+                        pending = Vec::new();
+                    }
+                    // A TLS writer may hold back what it took until flushed.
+                    if to.flush().await.is_err() {
                         return;
                     }
                 }
@@ -190,7 +224,7 @@ where
                     return;
                 }
             },
-            _ = stopped(&mut stop), if !stopping => stopping = true,
+            _ = &mut stop_signal, if !stopping => stopping = true,
         }
     }
 }

@@ -107,7 +107,7 @@ pub async fn connect(backend: SocketAddr) -> io::Result<Upstream> {
     stream.set_nodelay(true)?;
     Ok(Upstream {
         stream,
-        buf: BytesMut::with_capacity(8 * 1024),
+        buf: BytesMut::new(),
         reused: false,
         idle_since: Instant::now(),
     })
