@@ -9,10 +9,11 @@
 //! share was the same for both. Everything this path does not handle goes
 //! to hyper, which then serves the rest of the connection, starting with
 //! the bytes already read: HTTP/2, a head that did not arrive in one read,
-//! HTTP/1.0, `Connection: close`, WebSocket upgrades, `Expect`, chunked or
-//! large request bodies, no valid edge cookie (`?token=`, the 403 page),
-//! sessions not ready (the starting page), the API, and a backend that
-//! cannot be reached before anything was sent (hyper's 502 page).
+//! HTTP/1.0, `Connection: close`, WebSocket upgrades, `Expect`, chunked
+//! request bodies or any larger than what came with the head, no valid edge
+//! cookie (`?token=`, the 403 page), sessions not ready (the starting page),
+//! and the API. A request the fast path took is answered by it, a backend
+//! it cannot reach with the same 502 page hyper's path shows.
 
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
@@ -31,6 +32,7 @@ use super::Shared;
 use super::framing::{self, Framing};
 use super::handler::{self, COOKIE_NAME, ConnInfo, Target};
 use super::pages;
+use super::scratch;
 use super::status::Failure;
 use super::store::{Session, now_unix};
 use super::upstream::{self, Upstream};
@@ -54,10 +56,8 @@ pub struct Flags {
 }
 
 const MAX_HEADERS: usize = 64;
-/// Room for one read of a request head (and a small body with it); a head
-/// that does not fit goes to hyper. A browser's requests to Jupyter are
-/// 0.5 to 2 KiB.
-const READ_CHUNK: usize = 4 * 1024;
+/// Largest read from a backend at a time.
+const READ_CHUNK: usize = 8 * 1024;
 /// A backend's response head larger than this is answered with 502.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
@@ -96,7 +96,7 @@ struct Prepared {
     /// May be sent again if a reused backend connection turns out closed.
     idempotent: bool,
     head: bool,
-    /// Bytes of the client's buffer this request used.
+    /// Bytes of the read this request used (head and body).
     consumed: usize,
     /// Method and path for the access log, when it is on.
     log: Option<(String, String)>,
@@ -118,31 +118,53 @@ where
     // Allocated at the first request served here, not for connections
     // that go straight to hyper (WebSocket upgrades, `?token=`).
     let mut outgoing = Vec::new();
-    let mut scratch = Vec::new();
+    let mut response_head = Vec::new();
     loop {
-        if inbuf.is_empty() {
+        let request = if inbuf.is_empty() {
             if flags.stopping.load(Relaxed) {
                 return Outcome::Closed;
             }
+            // Read through the thread's buffer: a connection between
+            // requests holds no read buffer. Only bytes past the request
+            // (pipelining) or a request left to hyper are kept.
             flags.idle.store(true, Relaxed);
-            inbuf.reserve(READ_CHUNK);
-            let read = client.read_buf(inbuf).await;
+            let next = std::future::poll_fn(|cx| {
+                scratch::poll_read_with(cx, client, scratch::SIZE, |_, data| {
+                    if data.is_empty() {
+                        return Next::Closed;
+                    }
+                    match prepare(shared, &ip, data, &mut outgoing) {
+                        Some(request) => {
+                            inbuf.extend_from_slice(&data[request.consumed..]);
+                            Next::Request(request)
+                        }
+                        None => {
+                            inbuf.extend_from_slice(data);
+                            Next::Fallback
+                        }
+                    }
+                })
+            })
+            .await;
             flags.idle.store(false, Relaxed);
-            if !matches!(read, Ok(n) if n > 0) {
-                return Outcome::Closed;
+            match next {
+                Ok(Next::Request(request)) => request,
+                Ok(Next::Fallback) => return Outcome::Fallback,
+                Ok(Next::Closed) | Err(_) => return Outcome::Closed,
             }
-        }
-        let started = shared.config.access_log.then(Instant::now);
-        let Some(request) = prepare(shared, &ip, inbuf, &mut outgoing) else {
-            return Outcome::Fallback;
+        } else {
+            let Some(request) = prepare(shared, &ip, inbuf, &mut outgoing) else {
+                return Outcome::Fallback;
+            };
+            inbuf.advance(request.consumed);
+            request
         };
-        let result = exchange(shared, client, &request, &outgoing, &mut scratch).await;
+        let started = shared.config.access_log.then(Instant::now);
+        let result = exchange(shared, client, &request, &outgoing, &mut response_head).await;
         let (status, keep_open) = match result {
             Exchange::Answered { status, keep_open } => (status, keep_open),
-            Exchange::Fallback => return Outcome::Fallback,
             Exchange::Broken => return Outcome::Closed,
         };
-        inbuf.advance(request.consumed);
         shared.metrics.request(status);
         if let (Some((method, path)), Some(started)) = (&request.log, started) {
             tracing::info!(
@@ -217,6 +239,10 @@ fn prepare(shared: &Shared, ip: &str, inbuf: &[u8], out: &mut Vec<u8>) -> Option
         } else if name.eq_ignore_ascii_case("x-forwarded-for") && forwarded_for.is_none() {
             forwarded_for = Some(header.value);
         }
+    }
+    // Over the limit: hyper answers 431.
+    if head_len > shared.config.limits.max_header_bytes {
+        return None;
     }
     let body_len = usize::try_from(length.unwrap_or(0)).ok()?;
     if body_len > inbuf.len() - head_len {
@@ -314,20 +340,26 @@ fn has_edge_cookie(header: &[u8], session: &Session) -> bool {
     })
 }
 
+/// What the first read on an idle connection brought.
+enum Next {
+    Request(Prepared),
+    /// A request for hyper; its bytes are in the connection's buffer.
+    Fallback,
+    Closed,
+}
+
 enum Exchange {
     Answered {
         status: u16,
         keep_open: bool,
     },
-    /// Nothing reached the client: hyper may serve this request afresh.
-    Fallback,
     /// The response broke off half-way: the client connection must close.
     Broken,
 }
 
 /// The backend's response head, in the form the client gets it.
 enum Head {
-    /// Head written into the scratch buffer; `len` bytes of the backend's
+    /// Head written into the outgoing buffer; `len` bytes of the backend's
     /// buffer were its head.
     Final {
         status: u16,
@@ -349,7 +381,7 @@ async fn exchange<S>(
     client: &mut S,
     request: &Prepared,
     outgoing: &[u8],
-    scratch: &mut Vec<u8>,
+    response_head: &mut Vec<u8>,
 ) -> Exchange
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -359,21 +391,23 @@ where
         attempts += 1;
         let mut up = match upstream::checkout(request.backend) {
             Some(up) => up,
-            // Not a byte sent yet: hyper's path makes (and logs) the 502.
             None => match upstream::connect(request.backend).await {
                 Ok(up) => up,
-                Err(_) => return Exchange::Fallback,
+                Err(error) => {
+                    return bad_gateway(shared, client, request, &format!("connect: {error}"))
+                        .await;
+                }
             },
         };
-        if up.stream.write_all(outgoing).await.is_err() {
+        if let Err(error) = up.stream.write_all(outgoing).await {
             // The backend did not take the whole request: safe to resend.
             if up.reused && attempts < 3 {
                 continue;
             }
-            return Exchange::Fallback;
+            return bad_gateway(shared, client, request, &format!("send: {error}")).await;
         }
         loop {
-            match parse_head(&up.buf, request.head, scratch) {
+            match parse_head(&up.buf, request.head, response_head) {
                 Head::Final {
                     status,
                     len,
@@ -417,11 +451,11 @@ where
     };
 
     // The head and whatever body bytes came with it, in one write.
-    let complete = match pass_body(&mut framing, &mut up, scratch) {
+    let complete = match pass_body(&mut framing, &mut up, response_head) {
         Ok(complete) => complete,
         Err(_) => return Exchange::Broken,
     };
-    if client.write_all(scratch).await.is_err() {
+    if client.write_all(response_head).await.is_err() {
         return Exchange::Broken;
     }
     if !complete && stream_body(client, &mut framing, &mut up).await.is_err() {
@@ -578,8 +612,8 @@ where
     }
 }
 
-/// Answers 502 with the proxy's page: the backend took the request but gave
-/// no usable answer, and it may not be sent again.
+/// Answers 502 with the proxy's page: the backend cannot be reached, or took
+/// the request and gave no usable answer (and it may not be sent again).
 async fn bad_gateway<S>(shared: &Shared, client: &mut S, request: &Prepared, why: &str) -> Exchange
 where
     S: AsyncWrite + Unpin,

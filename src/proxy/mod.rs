@@ -6,7 +6,8 @@
 //! (one request: Host, edge auth, headers), `forwarder` (to the backend),
 //! `fastpath` (the common HTTP/1.1 request without hyper, with `framing`
 //! for where bodies end and `upstream` for its backend pool),
-//! `tunnel` (WebSocket byte copy with clean close), `api` (API v1), `store` (SQLite + in-memory table),
+//! `tunnel` (WebSocket byte copy with clean close), `scratch` (the
+//! per-thread read buffer both of them read through), `api` (API v1), `store` (SQLite + in-memory table),
 //! `health` (expiry and backend checks), `aliases`, `pages`, `status`,
 //! `metrics`, `phases` (the launcher's reports for the starting page). This
 //! file wires them together and owns start-up and shutdown.
@@ -23,6 +24,7 @@ mod listener;
 mod metrics;
 mod pages;
 mod phases;
+mod scratch;
 mod status;
 mod store;
 mod tunnel;

@@ -5,30 +5,24 @@
 //! finish the frame in flight and send each side a proper Close frame
 //! (1001, "going away") instead of cutting the connection mid-frame.
 
-use std::cell::RefCell;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
-/// Largest read per step.
-const READ_MAX: usize = 16 * 1024;
+use super::scratch;
 
-thread_local! {
-    /// One read buffer per thread, shared by every tunnel on it: an idle
-    /// tunnel holds no buffer at all, only what it read and has not yet
-    /// written (see [`poll_copy`]). With thousands of idle WebSockets open
-    /// (each Jupyter tab keeps a few), this is most of a tunnel's memory.
-    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; READ_MAX].into_boxed_slice());
-}
+/// Largest read per step.
+const READ_MAX: usize = scratch::SIZE;
 
 /// Reads at most `limit` bytes (`limit` > 0) from `from` through the
-/// thread's buffer and writes them to `to` in the same poll, so a message
-/// costs no allocation; only what `to` cannot take at once is copied into
-/// `pending`, for the caller to write. `Ok(false)` at EOF.
+/// thread's buffer ([`scratch`]) and writes them to `to` in the same poll,
+/// so a message costs no allocation and an idle tunnel holds no buffer;
+/// only what `to` cannot take at once is copied into `pending`, for the
+/// caller to write. `Ok(false)` at EOF.
 fn poll_copy<R, W>(
     cx: &mut Context<'_>,
     from: &mut R,
@@ -41,34 +35,21 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    SCRATCH.with(|scratch| {
-        let mut own;
-        let mut borrowed = scratch.try_borrow_mut();
-        let buf: &mut [u8] = match &mut borrowed {
-            Ok(b) => &mut b[..],
-            // Only if a read re-entered on this thread: use a private buffer.
-            Err(_) => {
-                own = vec![0u8; READ_MAX];
-                &mut own[..]
-            }
-        };
-        let limit = limit.min(buf.len());
-        let mut read = ReadBuf::new(&mut buf[..limit]);
-        ready!(Pin::new(&mut *from).poll_read(cx, &mut read))?;
-        let data = read.filled();
+    let moved = ready!(scratch::poll_read_with(cx, from, limit, |cx, data| {
         if data.is_empty() {
-            return Poll::Ready(Ok(false));
+            return Ok(false);
         }
         frames.advance(data);
         let written = match Pin::new(&mut *to).poll_write(cx, data) {
-            Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+            Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
             Poll::Ready(Ok(n)) => n,
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Ready(Err(e)) => return Err(e),
             Poll::Pending => 0,
         };
         pending.extend_from_slice(&data[written..]);
-        Poll::Ready(Ok(true))
-    })
+        Ok(true)
+    }))?;
+    Poll::Ready(moved)
 }
 
 /// Close frame from the proxy (as server) to the client: unmasked, 1001.
