@@ -10,8 +10,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::watch;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::oneshot;
 
 use super::scratch;
 
@@ -156,96 +156,174 @@ impl Frames {
     }
 }
 
-/// Copies `from` → `to` until EOF, or until `stop` turns true; then
-/// finishes the current frame, writes `close`, and shuts `to` down.
-async fn pump<R, W>(mut from: R, mut to: W, mut stop: watch::Receiver<bool>, close: &[u8])
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut frames = Frames::START;
-    let mut stopping = false;
-    let mut pending = Vec::new();
-    // Made once: a new one per message would register with the channel
-    // again every time.
-    let stop_signal = stopped(&mut stop);
-    tokio::pin!(stop_signal);
-    loop {
-        if stopping && frames.at_boundary() {
-            let _ = to.write_all(close).await;
-            let _ = to.flush().await;
-            let _ = to.shutdown().await;
-            return;
-        }
-        let limit = if stopping {
-            frames.bytes_to_boundary().min(READ_MAX)
-        } else {
-            READ_MAX
-        };
-        let copy = std::future::poll_fn(|cx| {
-            poll_copy(cx, &mut from, &mut to, limit, &mut frames, &mut pending)
-        });
-        tokio::select! {
-            copied = copy => match copied {
-                Ok(true) => {
-                    if !pending.is_empty() {
-                        if to.write_all(&pending).await.is_err() {
-                            return;
-                        }
-                        // An idle tunnel keeps no buffer.
-                        pending = Vec::new();
-                    }
-                    // A TLS writer may hold back what it took until flushed.
-                    if to.flush().await.is_err() {
-                        return;
-                    }
-                }
-                _ => {
-                    let _ = to.shutdown().await;
-                    return;
-                }
-            },
-            _ = &mut stop_signal, if !stopping => stopping = true,
-        }
-    }
+/// One direction of the tunnel, driven by [`run`]'s poll: copies `from` →
+/// `to` until EOF; once told to stop, finishes the current frame, writes
+/// its Close frame, and shuts `to` down.
+struct Pump {
+    frames: Frames,
+    stopping: bool,
+    /// Read but not yet taken by `to` (empty, and unallocated, when idle).
+    pending: Vec<u8>,
+    written: usize,
+    needs_flush: bool,
+    close: [u8; 8],
+    close_len: usize,
+    state: PumpState,
 }
 
-/// Resolves once `stop` is true (the borrow of the value ends here, so the
-/// caller's future stays `Send`).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PumpState {
+    Copying,
+    /// Writing the Close frame; this much of it is out.
+    Closing(usize),
+    ShuttingDown,
+    Done,
+}
+
+impl Pump {
+    fn new(close: &[u8]) -> Pump {
+        let mut frame = [0u8; 8];
+        frame[..close.len()].copy_from_slice(close);
+        Pump {
+            frames: Frames::START,
+            stopping: false,
+            pending: Vec::new(),
+            written: 0,
+            needs_flush: false,
+            close: frame,
+            close_len: close.len(),
+            state: PumpState::Copying,
+        }
+    }
+
+    /// Moves what can be moved now; true once this direction is finished.
+    fn poll<R, W>(&mut self, cx: &mut Context<'_>, from: &mut R, to: &mut W) -> bool
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        loop {
+            match self.state {
+                PumpState::Done => return true,
+                PumpState::ShuttingDown => {
+                    if Pin::new(&mut *to).poll_shutdown(cx).is_pending() {
+                        return false;
+                    }
+                    self.state = PumpState::Done;
+                }
+                PumpState::Closing(done) if done < self.close_len => {
+                    match Pin::new(&mut *to).poll_write(cx, &self.close[done..self.close_len]) {
+                        Poll::Pending => return false,
+                        Poll::Ready(Ok(n)) if n > 0 => self.state = PumpState::Closing(done + n),
+                        // The peer is gone: nothing more to tell it.
+                        Poll::Ready(_) => self.state = PumpState::ShuttingDown,
+                    }
+                }
+                PumpState::Closing(_) => match Pin::new(&mut *to).poll_flush(cx) {
+                    Poll::Pending => return false,
+                    Poll::Ready(_) => self.state = PumpState::ShuttingDown,
+                },
+                PumpState::Copying => {
+                    while self.written < self.pending.len() {
+                        match Pin::new(&mut *to).poll_write(cx, &self.pending[self.written..]) {
+                            Poll::Pending => return false,
+                            Poll::Ready(Ok(n)) if n > 0 => self.written += n,
+                            Poll::Ready(_) => {
+                                self.state = PumpState::Done;
+                                return true;
+                            }
+                        }
+                    }
+                    if !self.pending.is_empty() {
+                        // An idle tunnel keeps no buffer.
+                        self.pending = Vec::new();
+                        self.written = 0;
+                    }
+                    // A TLS writer may hold back what it took until flushed.
+                    if self.needs_flush {
+                        match Pin::new(&mut *to).poll_flush(cx) {
+                            Poll::Pending => return false,
+                            Poll::Ready(Ok(())) => self.needs_flush = false,
+                            Poll::Ready(Err(_)) => {
+                                self.state = PumpState::Done;
+                                return true;
+                            }
+                        }
+                    }
+                    if self.stopping && self.frames.at_boundary() {
+                        self.state = PumpState::Closing(0);
+                        continue;
+                    }
+                    let limit = if self.stopping {
+                        self.frames.bytes_to_boundary().min(READ_MAX)
+                    } else {
+                        READ_MAX
+                    };
+                    match poll_copy(cx, from, to, limit, &mut self.frames, &mut self.pending) {
+                        Poll::Pending => return false,
+                        Poll::Ready(Ok(true)) => self.needs_flush = true,
+                        Poll::Ready(Ok(false) | Err(_)) => self.state = PumpState::ShuttingDown,
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Runs the tunnel until both directions end, or `stop` resolves (session
 /// ended, proxy shutting down). Returns why it ended.
+///
+/// Both directions are driven by one poll function on the tunnel's task:
+/// no split halves with their locks, no join, and the stop condition is
+/// watched by a task of its own that reports through a oneshot channel, so
+/// a message wakes nothing but the copy.
 pub async fn run<C, B>(
-    client: C,
-    backend: B,
-    stop: impl Future<Output = &'static str>,
+    mut client: C,
+    mut backend: B,
+    stop: impl Future<Output = &'static str> + Send + 'static,
 ) -> &'static str
 where
-    C: AsyncRead + AsyncWrite + Send + 'static,
-    B: AsyncRead + AsyncWrite + Send + 'static,
+    C: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
 {
-    let (client_read, client_write) = tokio::io::split(client);
-    let (backend_read, backend_write) = tokio::io::split(backend);
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let to_backend = close_to_backend();
-    let both = async {
-        tokio::join!(
-            pump(client_read, backend_write, stop_rx.clone(), &to_backend),
-            pump(backend_read, client_write, stop_rx, &CLOSE_TO_CLIENT),
-        )
-    };
-    tokio::pin!(both);
-    tokio::select! {
-        _ = &mut both => "closed",
-        reason = stop => {
-            let _ = stop_tx.send(true);
-            let _ = tokio::time::timeout(CLOSE_GRACE, &mut both).await;
-            reason
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let watcher = tokio::spawn(async move {
+        let _ = stop_tx.send(stop.await);
+    });
+    let mut stop_rx = Some(stop_rx);
+    let mut to_backend = Pump::new(&close_to_backend());
+    let mut to_client = Pump::new(&CLOSE_TO_CLIENT);
+    let mut reason = "closed";
+    let mut grace: Option<Pin<Box<tokio::time::Sleep>>> = None;
+    std::future::poll_fn(|cx| {
+        if let Some(rx) = &mut stop_rx
+            && let Poll::Ready(stopped) = Pin::new(rx).poll(cx)
+        {
+            stop_rx = None;
+            if let Ok(why) = stopped {
+                reason = why;
+                to_backend.stopping = true;
+                to_client.stopping = true;
+                grace = Some(Box::pin(tokio::time::sleep(CLOSE_GRACE)));
+            }
         }
-    }
+        let up_done = to_backend.poll(cx, &mut client, &mut backend);
+        let down_done = to_client.poll(cx, &mut backend, &mut client);
+        if up_done && down_done {
+            return Poll::Ready(());
+        }
+        let grace_over = grace
+            .as_mut()
+            .is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready());
+        if grace_over {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    watcher.abort();
+    reason
 }
 
 #[cfg(test)]
