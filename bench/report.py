@@ -143,7 +143,10 @@ proxy needs two descriptors per WebSocket, so the largest hold is capped at
     session is created with `POST /api/v1/sessions` and registered with
     `POST …/register` from 127.0.0.1 (the backend host is the register
     call's peer address); wrk sends the `jrps_session` cookie the first
-    `?token=` request got. Every peer gets the same `Host` and `Cookie`.
+    `?token=` request got, as a browser does after its first request, so
+    its requests take jrps's fast path (README, "Threads and
+    performance"); the WebSocket handshakes go through hyper. Every peer
+    gets the same `Host` and `Cookie`.
   - nginx (Debian): `worker_processes auto`, `upstream {{ keepalive 64; }}`,
     `proxy_http_version 1.1`, `Upgrade`/`Connection` map for WebSockets.
   - Apache httpd (Debian): event MPM, a Host-based `<VirtualHost>` with
