@@ -217,25 +217,34 @@ fn spawn_connection(
         let _permit = permit;
         shared.metrics.connection_opened();
         let conn = ConnInfo { peer, api_only };
+        // A task's memory is the largest state of its future, held for the
+        // connection's life: the TLS states live in a box of their own so
+        // that a plain connection does not carry their size.
         match tls {
-            Some(tls) => {
-                let handshake = tls.acceptor().accept(stream);
-                match tokio::time::timeout(shared.config.limits.header_read_timeout, handshake)
-                    .await
-                {
-                    Ok(Ok(stream)) => {
-                        let fast = !api_only && stream.get_ref().1.alpn_protocol() != Some(b"h2");
-                        serve_connection(&shared, conn, stream, watcher, fast).await
-                    }
-                    Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
-                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                }
-            }
+            Some(tls) => Box::pin(serve_tls(&shared, conn, stream, &tls, watcher)).await,
             None => serve_connection(&shared, conn, stream, watcher, !api_only).await,
         }
         shared.metrics.connection_closed();
         shared.workers[worker].load.fetch_sub(1, Relaxed);
     });
+}
+
+async fn serve_tls(
+    shared: &Arc<Shared>,
+    conn: ConnInfo,
+    stream: tokio::net::TcpStream,
+    tls: &Tls,
+    watcher: hyper_util::server::graceful::Watcher,
+) {
+    let handshake = tls.acceptor().accept(stream);
+    match tokio::time::timeout(shared.config.limits.header_read_timeout, handshake).await {
+        Ok(Ok(stream)) => {
+            let fast = !conn.api_only && stream.get_ref().1.alpn_protocol() != Some(b"h2");
+            serve_connection(shared, conn, stream, watcher, fast).await
+        }
+        Ok(Err(error)) => tracing::debug!(peer = %conn.peer, %error, "TLS handshake failed"),
+        Err(_) => tracing::debug!(peer = %conn.peer, "TLS handshake timed out"),
+    }
 }
 
 /// Serves one client connection: first on the [`fastpath`], then, from the
@@ -282,6 +291,30 @@ async fn serve_connection<S>(
             Outcome::Fallback => already_read = inbuf.split().freeze(),
         }
     }
+    // Boxed for the same reason as the TLS states: hyper's connection state
+    // is large, and most connections never need it.
+    Box::pin(serve_with_hyper(
+        shared,
+        conn,
+        io,
+        already_read,
+        &activity,
+        watcher,
+    ))
+    .await
+}
+
+/// Serves the rest of a connection with hyper, starting with `already_read`.
+async fn serve_with_hyper<S>(
+    shared: &Arc<Shared>,
+    conn: ConnInfo,
+    io: IdleIo<S>,
+    already_read: Bytes,
+    activity: &Activity,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let io = TokioIo::new(Prefixed {
         prefix: already_read,
         inner: io,
