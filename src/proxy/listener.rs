@@ -261,7 +261,8 @@ async fn serve_connection<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let activity = Activity::new();
-    let mut io = IdleIo {
+    let mut io = ClientIo {
+        prefix: Bytes::new(),
         inner: stream,
         activity: activity.clone(),
     };
@@ -308,17 +309,15 @@ async fn serve_connection<S>(
 async fn serve_with_hyper<S>(
     shared: &Arc<Shared>,
     conn: ConnInfo,
-    io: IdleIo<S>,
+    mut io: ClientIo<S>,
     already_read: Bytes,
     activity: &Activity,
     watcher: hyper_util::server::graceful::Watcher,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let io = TokioIo::new(Prefixed {
-        prefix: already_read,
-        inner: io,
-    });
+    io.prefix = already_read;
+    let io = TokioIo::new(io);
     let service_shared = shared.clone();
     let service = service_fn(move |req| handler::handle(service_shared.clone(), conn, req));
     let connection = shared
@@ -335,61 +334,6 @@ async fn serve_with_hyper<S>(
         _ = activity.idle_for(shared.config.limits.idle_timeout) => {
             tracing::debug!(peer = %conn.peer, "idle connection closed");
         }
-    }
-}
-
-/// A stream that first yields bytes already read from it.
-struct Prefixed<S> {
-    prefix: Bytes,
-    inner: S,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if self.prefix.is_empty() {
-            return Pin::new(&mut self.inner).poll_read(cx, buf);
-        }
-        let n = self.prefix.len().min(buf.remaining());
-        buf.put_slice(&self.prefix.split_to(n));
-        if self.prefix.is_empty() {
-            // Let go of the fast path's read buffer it points into.
-            self.prefix = Bytes::new();
-        }
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -427,18 +371,30 @@ impl Activity {
     }
 }
 
-/// A stream that records activity on every successful read or write.
-struct IdleIo<S> {
+/// A client connection's stream: yields `prefix` (bytes the fast path read
+/// and left to hyper) before reading on, and records activity on every
+/// successful read or write for the idle timeout.
+struct ClientIo<S> {
+    prefix: Bytes,
     inner: S,
     activity: Activity,
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for IdleIo<S> {
+impl<S: AsyncRead + Unpin> AsyncRead for ClientIo<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            buf.put_slice(&self.prefix.split_to(n));
+            if self.prefix.is_empty() {
+                // Let go of the fast path's buffer it points into.
+                self.prefix = Bytes::new();
+            }
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(poll, Poll::Ready(Ok(()))) && buf.filled().len() > before {
@@ -448,7 +404,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for IdleIo<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for IdleIo<S> {
+impl<S: AsyncWrite + Unpin> AsyncWrite for ClientIo<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -575,14 +575,20 @@ async fn framing_backend_closing_after_each_response_is_survived() {
     assert_eq!(backend.seen().len(), 5);
 }
 
-#[tokio::test]
-async fn framing_content_length_uploads_arrive_exactly() {
-    let proxy = Proxy::start(Options::default());
-    let backend = raw_backend(|seen| match seen.head.path() {
+/// Answers `/up` with the length and SHA-256 of the body it received, and
+/// echoes the path of anything else.
+async fn upload_backend() -> RawBackend {
+    raw_backend(|seen| match seen.head.path() {
         "/up" => ok(format!("{} {}", seen.body.len(), digest(&seen.body))),
         _ => echo_path(seen),
     })
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn framing_content_length_uploads_arrive_exactly() {
+    let proxy = Proxy::start(Options::default());
+    let backend = upload_backend().await;
     let site = Site::new(&proxy, backend.port).await;
     let mut wire = site.connect(&proxy).await;
     for size in [10 * 1024, 1024 * 1024] {
@@ -600,11 +606,7 @@ async fn framing_content_length_uploads_arrive_exactly() {
 #[tokio::test]
 async fn framing_chunked_upload_is_decoded() {
     let proxy = Proxy::start(Options::default());
-    let backend = raw_backend(|seen| match seen.head.path() {
-        "/up" => ok(format!("{} {}", seen.body.len(), digest(&seen.body))),
-        _ => echo_path(seen),
-    })
-    .await;
+    let backend = upload_backend().await;
     let site = Site::new(&proxy, backend.port).await;
     let big = pattern(100_000);
     let mut body = b"4;name=val\r\nWiki\r\n5\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n".to_vec();
