@@ -1,4 +1,4 @@
-//! The fast path: plain HTTP/1.1 requests to a ready session, proxied by
+//! The fast path: simple HTTP/1.1 requests to a ready session, proxied by
 //! hand on the connection's own task, the way nginx does it — read the
 //! head, rewrite it into one buffer, write it to a pooled backend
 //! connection, pass the answer back with its body bytes untouched.
@@ -453,7 +453,8 @@ where
     // The head and whatever body bytes came with it, in one write.
     let complete = match pass_body(&mut framing, &mut up, response_head) {
         Ok(complete) => complete,
-        Err(_) => return Exchange::Broken,
+        // Nothing has gone to the client yet: it gets the 502 page.
+        Err(_) => return bad_gateway(shared, client, request, "malformed chunked body").await,
     };
     if client.write_all(response_head).await.is_err() {
         return Exchange::Broken;
