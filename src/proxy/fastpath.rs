@@ -61,32 +61,16 @@ const READ_CHUNK: usize = 8 * 1024;
 /// A backend's response head larger than this is answered with 502.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
-/// Request headers the proxy sets itself or that describe only the hop from
-/// the client (RFC 9110 §7.6.1); `x-real-ip` is added where relevant.
-const REQUEST_DROPPED: [&str; 10] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "x-forwarded-host",
-];
+/// Request headers the proxy sets itself (besides the hop-by-hop ones);
+/// `x-real-ip` is replaced where relevant.
+const REQUEST_REPLACED: [&str; 3] = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
 
-/// Response headers that describe only the hop from the backend.
-const RESPONSE_DROPPED: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
+/// Whether `name` describes only one hop ([`handler::HOP_BY_HOP`]).
+fn is_hop_by_hop(name: &str) -> bool {
+    handler::HOP_BY_HOP
+        .iter()
+        .any(|h| name.eq_ignore_ascii_case(h.as_str()))
+}
 
 /// A request whose head (rewritten for the backend) and body are in the
 /// outgoing buffer.
@@ -272,7 +256,8 @@ fn prepare(shared: &Shared, ip: &str, inbuf: &[u8], out: &mut Vec<u8>) -> Option
     out.extend_from_slice(b" HTTP/1.1\r\n");
     for header in req.headers.iter() {
         let name = header.name;
-        if is_one_of(name, &REQUEST_DROPPED)
+        if is_hop_by_hop(name)
+            || is_one_of(name, &REQUEST_REPLACED)
             || (!behind_tls && name.eq_ignore_ascii_case("x-real-ip"))
             || named
                 .iter()
@@ -531,7 +516,8 @@ fn parse_head(buf: &[u8], request_is_head: bool, out: &mut Vec<u8>) -> Head {
     let chunked = matches!(framing, Framing::Chunked(_));
     for header in resp.headers.iter() {
         let name = header.name;
-        if is_one_of(name, &RESPONSE_DROPPED)
+        if is_hop_by_hop(name)
+            || name.eq_ignore_ascii_case("upgrade")
             || (chunked && name.eq_ignore_ascii_case("content-length"))
             || named
                 .iter()

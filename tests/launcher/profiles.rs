@@ -119,14 +119,18 @@ fn check_fails_on_any_problem_and_reports_all() {
     snapshot("profiles__check_failing", &output.layout());
 }
 
-/// The shipped example `site.toml` is valid and every profile works with it.
-#[test]
-fn check_passes_with_the_example_site_toml() {
-    let example = std::fs::read_to_string(concat!(
+fn example_site_toml() -> String {
+    std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/docs/site.example.toml"
     ))
-    .unwrap();
+    .unwrap()
+}
+
+/// The shipped example `site.toml` is valid and every profile works with it.
+#[test]
+fn check_passes_with_the_example_site_toml() {
+    let example = example_site_toml();
     let output = Test::new()
         .site_file("site.toml", &example)
         .env("JRPS_ACCOUNT", "ci-test")
@@ -143,11 +147,7 @@ fn check_passes_with_the_example_site_toml() {
 
 #[test]
 fn worked_example_renders_with_the_example_site_toml() {
-    let example = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/docs/site.example.toml"
-    ))
-    .unwrap();
+    let example = example_site_toml();
     let output = Test::new()
         .site_file("site.toml", &example)
         .args(&[

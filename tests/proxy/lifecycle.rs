@@ -257,21 +257,26 @@ async fn sighup_reloads_the_certificate() {
     assert_eq!(new_client.get(&url).send().await.unwrap().status(), 200);
 }
 
+/// `jrps serve FLAG path` with `config` written to `path`.
+fn serve_with(path: &std::path::Path, config: &str, flag: &str) -> std::process::Output {
+    std::fs::write(path, config).unwrap();
+    Command::new(jrps_bin())
+        .args(["serve", flag])
+        .arg(path)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn config_errors_exit_2_naming_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("proxy.toml");
-    std::fs::write(
+    let output = serve_with(
         &path,
         "domain = \"jrps.localhost\"\nlisten = \"127.0.0.1:0\"\nstate = \"s.sqlite\"\n\
          allowed_client_cidrs = []\nallowed_backend_cidrs = []\nlisen = 1\n",
-    )
-    .unwrap();
-    let output = Command::new(jrps_bin())
-        .args(["serve", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+        "--config",
+    );
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -279,32 +284,22 @@ fn config_errors_exit_2_naming_file_and_line() {
         "{stderr}"
     );
 
-    std::fs::write(
+    let output = serve_with(
         &path,
         "domain = \"jrps.localhost\"\nlisten = \"127.0.0.1:0\"\nstate = \"s.sqlite\"\n\
          allowed_client_cidrs = [\"10.0.0.0/33\"]\nallowed_backend_cidrs = []\n",
-    )
-    .unwrap();
-    let output = Command::new(jrps_bin())
-        .args(["serve", "-c"])
-        .arg(&path)
-        .output()
-        .unwrap();
+        "-c",
+    );
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("proxy.toml:4:"));
 
-    std::fs::write(
+    let output = serve_with(
         &path,
         "domain = \"jrps.localhost\"\nlisten = \"127.0.0.1:0\"\nstate = \"s.sqlite\"\n\
          tls_cert = \"missing.pem\"\ntls_key = \"missing.key\"\n\
          allowed_client_cidrs = []\nallowed_backend_cidrs = []\n",
-    )
-    .unwrap();
-    let output = Command::new(jrps_bin())
-        .args(["serve", "-c"])
-        .arg(&path)
-        .output()
-        .unwrap();
+        "-c",
+    );
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("missing.pem"));
 }
