@@ -42,6 +42,24 @@ pub(crate) fn jupyter_executable() -> Option<PathBuf> {
     }
 }
 
+/// Whether something accepts TCP connections on `127.0.0.1:port` before
+/// `timeout`. jupyter_server 2.x writes `jpserver-<pid>.json` before it binds:
+/// `start_app` writes the file, and the bind is a callback that runs once the
+/// event loop starts. So a port read from the file can refuse connections for
+/// a moment, which is why `jrps register` waits for `/api` to answer too.
+pub(crate) fn wait_until_listening(port: u16, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A Jupyter server, stopped with SIGTERM (so it shuts its kernels down)
 /// when dropped.
 struct Jupyter {
@@ -114,6 +132,15 @@ impl Jupyter {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+        assert!(
+            wait_until_listening(
+                jupyter.port,
+                deadline.saturating_duration_since(Instant::now())
+            ),
+            "jupyter named port {} but does not listen there:\n{}",
+            jupyter.port,
+            jupyter.log()
+        );
         jupyter
     }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 use jrps::scheduler::{JobStatus, Scheduler, SchedulerError, Slurm};
 
 use super::{submission, wait_for, wait_for_log};
+use crate::proxy::jupyter::wait_until_listening;
 
 /// The cluster `scripts/test` started, or `None` (with a notice) outside CI.
 /// Under CI a missing cluster is a failure: a green run must mean these ran.
@@ -203,6 +204,14 @@ fn jupyter_from_the_test_venv_runs_inside_a_slurm_job() {
         std::thread::sleep(Duration::from_millis(200));
     };
     assert_ne!(port, 0, "--port=0 resolves to a real port");
+    if !wait_until_listening(
+        port,
+        deadline.saturating_duration_since(std::time::Instant::now()),
+    ) {
+        let log = std::fs::read_to_string(&job.log_path).unwrap_or_default();
+        let _ = slurm.cancel(&id);
+        panic!("Jupyter named port {port} but does not listen there; job log:\n{log}");
+    }
 
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("Jupyter listens");
     stream
