@@ -84,6 +84,10 @@ impl Forwarder {
 
         let mut response = match self.client.request(req).await {
             Ok(response) => response,
+            Err(error) if request_was_at_fault(&error) => {
+                tracing::debug!(alias = %session.alias, error = %error_chain(&error), "client's request could not be forwarded");
+                return full(pages::page(Failure::BadRequest, &session.alias));
+            }
             Err(error) => {
                 shared.metrics.upstream_error();
                 tracing::warn!(alias = %session.alias, error = %error_chain(&error), "backend unreachable");
@@ -117,6 +121,16 @@ impl Forwarder {
         }
         response.map(Either::Left)
     }
+}
+
+/// Whether sending failed on the request itself rather than on the
+/// backend: hyper calls that a user error, and for a proxy the request body
+/// it streams is the client's (a malformed chunk, an upload cut off). The
+/// client gets 400, and the backend-error count operators watch stays clean.
+fn request_was_at_fault(error: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(error), |e| e.source())
+        .find_map(|e| e.downcast_ref::<hyper::Error>())
+        .is_some_and(hyper::Error::is_user)
 }
 
 fn error_chain(error: &dyn std::error::Error) -> String {

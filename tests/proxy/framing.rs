@@ -638,6 +638,38 @@ async fn framing_chunked_upload_is_decoded() {
     );
 }
 
+/// A chunked upload that breaks off into garbage is the client's fault: it
+/// gets 400, not the 502 of a backend failure, and the backend-error count
+/// that operators watch stays at zero.
+#[tokio::test]
+async fn framing_malformed_chunked_upload_is_a_400_not_a_backend_error() {
+    let proxy = Proxy::start(Options::default());
+    let backend = upload_backend().await;
+    let site = Site::new(&proxy, backend.port).await;
+    for body in [
+        &b"5\r\nhello\r\nzz\r\n"[..],
+        b"5\r\nhelloXX0\r\n\r\n",
+        b"fffffffffffffffffffff\r\n",
+    ] {
+        let mut wire = site.connect(&proxy).await;
+        wire.send(&site.request("POST", "/up", "Transfer-Encoding: chunked\r\n", body))
+            .await;
+        let answer = wire.answer(false).await;
+        assert_eq!(
+            answer.head.status(),
+            400,
+            "{}: {}",
+            String::from_utf8_lossy(body),
+            answer.text()
+        );
+    }
+    let metrics = proxy.metrics().await;
+    assert!(
+        metrics.contains("jrps_upstream_errors_total 0"),
+        "client garbage counted as backend errors:\n{metrics}"
+    );
+}
+
 #[tokio::test]
 async fn framing_ambiguous_request_framing_is_not_smuggled() {
     let proxy = Proxy::start(Options::default());
