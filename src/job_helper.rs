@@ -1,9 +1,9 @@
 //! The job-helper role (`jrps register`), run by the batch script on the
 //! compute node. It finds the port Jupyter chose (`--port=0`: the kernel
 //! picks a free one, not jrps), waits until Jupyter answers (jupyter_server
-//! writes its runtime file before it binds the port), and registers the session with
-//! the proxy from the address Jupyter listens on, because the proxy takes the
-//! backend host from the peer address of that call. With `--deregister` (the
+//! writes its runtime file before it binds the port), and registers the
+//! session with the proxy from the address Jupyter listens on, because the
+//! proxy takes the backend host from the peer address of that call. With `--deregister` (the
 //! script's exit trap) it ends the session so the route dies with the job.
 //!
 //! Every wait is bounded and announces what it waits for in the job log:
