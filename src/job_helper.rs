@@ -114,16 +114,30 @@ async fn wait_for_port(
     deadline: Instant,
     timeout: Duration,
 ) -> Result<u16, RegisterError> {
+    let mut saw_port_zero = false;
     loop {
         // Jupyter in a container has a pid of its own, so any server file in
         // this private runtime dir is ours.
-        if let Some(port) = read_server_port(runtime_dir) {
-            return Ok(port);
+        match read_server_port(runtime_dir) {
+            Some(0) => saw_port_zero = true,
+            Some(port) => return Ok(port),
+            None => {}
         }
         check_alive(pid, runtime_dir)?;
         if Instant::now() >= deadline {
+            let what = if saw_port_zero {
+                // Measured: 2.19 and older keep `"port": 0` in the file for good.
+                format!(
+                    "the port in {}/jpserver-*.json, which stayed 0: jupyter_server \
+                     before 2.20 does not write the port that --port=0 chose \
+                     (install jupyter_server>=2.20)",
+                    runtime_dir.display()
+                )
+            } else {
+                format!("a jpserver-*.json in {}", runtime_dir.display())
+            };
             return Err(RegisterError::TimedOut {
-                what: format!("a jpserver-*.json in {}", runtime_dir.display()),
+                what,
                 waited: timeout,
             });
         }
@@ -142,7 +156,7 @@ fn read_server_port(runtime_dir: &Path) -> Option<u16> {
         // A file caught half-written fails to parse and is read again next round.
         let info: JupyterServerInfo =
             serde_json::from_slice(&std::fs::read(entry.path()).ok()?).ok()?;
-        (info.port != 0).then_some(info.port)
+        Some(info.port)
     })
 }
 
@@ -191,4 +205,41 @@ fn check_alive(pid: Option<u32>, runtime_dir: &Path) -> Result<(), RegisterError
 
 fn log(message: &str) {
     eprintln!("jrps register: {message}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn wait_on(file: Option<&str>) -> Result<u16, RegisterError> {
+        let dir = tempfile::tempdir().unwrap();
+        if let Some(json) = file {
+            std::fs::write(dir.path().join("jpserver-1234.json"), json).unwrap();
+        }
+        let timeout = Duration::from_millis(300);
+        wait_for_port(dir.path(), None, Instant::now() + timeout, timeout).await
+    }
+
+    #[tokio::test]
+    async fn the_port_in_the_runtime_file_is_taken() {
+        let port = wait_on(Some(r#"{"port": 8123, "pid": 1234}"#)).await;
+        assert_eq!(port.unwrap(), 8123);
+    }
+
+    #[tokio::test]
+    async fn a_port_that_stays_zero_names_the_jupyter_server_version_to_install() {
+        let error = wait_on(Some(r#"{"port": 0, "pid": 1234}"#))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("stayed 0"), "{error}");
+        assert!(error.contains("jupyter_server>=2.20"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn no_runtime_file_says_what_was_awaited() {
+        let error = wait_on(None).await.unwrap_err().to_string();
+        assert!(error.contains("a jpserver-*.json in"), "{error}");
+        assert!(!error.contains("2.20"), "{error}");
+    }
 }

@@ -68,21 +68,43 @@ pub fn screenshot_dir() -> Option<PathBuf> {
     Some(dir)
 }
 
-/// A site for a browser test: the e2e one, plus the user's own JupyterLab
-/// setting that turns off the "news?" pop-up, which would cover screenshots.
+/// A site for a browser test: the e2e one, plus the user's own Jupyter
+/// settings: no "news?" pop-up, which would cover screenshots, and
+/// JupyterLab's application object on `window.jupyterapp`, so the test can
+/// read the kernel state the status indicator shows (its text and markup
+/// change between JupyterLab releases; `ISessionContext` does not).
 pub fn browser_site(scheduler: &str, jupyter: &Path) -> Site {
     let site = Site::new(scheduler, jupyter, "");
-    let settings = site
-        .home()
-        .join(".jupyter/lab/user-settings/@jupyterlab/apputils-extension");
+    let config = site.home().join(".jupyter");
+    let settings = config.join("lab/user-settings/@jupyterlab/apputils-extension");
     std::fs::create_dir_all(&settings).unwrap();
     std::fs::write(
         settings.join("notification.jupyterlab-settings"),
         r#"{"fetchNews": "false"}"#,
     )
     .unwrap();
+    std::fs::write(
+        config.join("jupyter_lab_config.json"),
+        r#"{"LabApp": {"expose_app_in_browser": true}}"#,
+    )
+    .unwrap();
     site
 }
+
+/// What JupyterLab's open notebook `path` shows of its kernel, as
+/// `connection/status` (e.g. `connected/idle`), or why there is none yet.
+const KERNEL_STATE_JS: &str = r#"
+const app = window.jupyterapp;
+if (!app) { return "no window.jupyterapp"; }
+let widget = null;
+for (const open of app.shell.widgets("main")) {
+    if (open.context && open.context.path === arguments[0]) { widget = open; }
+}
+if (!widget) { return "the notebook is not open"; }
+const kernel = widget.sessionContext.session && widget.sessionContext.session.kernel;
+if (!kernel) { return "no kernel yet"; }
+return kernel.connectionStatus + "/" + widget.sessionContext.kernelDisplayStatus;
+"#;
 
 /// The SPKI pin Chromium accepts for the proxy's certificate.
 pub fn spki_pin(proxy: &Proxy) -> String {
@@ -186,6 +208,34 @@ impl Browser {
             assert!(
                 Instant::now() < deadline,
                 "no {wanted:?} on the page after {timeout:?}; it shows:\n{text}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Polls until the notebook `path` is open and its kernel is
+    /// connected and idle: what the kernel indicator shows a person before
+    /// they run a cell. A run sent before the connection is up is lost.
+    pub async fn wait_for_idle_kernel(&self, path: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let state = match self
+                .client
+                .execute(KERNEL_STATE_JS, vec![json!(path)])
+                .await
+            {
+                Ok(Value::String(state)) => state,
+                Ok(other) => format!("unexpected {other}"),
+                Err(error) => format!("script failed: {error}"),
+            };
+            if state == "connected/idle" {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the kernel of {path} is not connected and idle after {timeout:?}: {state}; \
+                 the page shows:\n{}",
+                self.text().await
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

@@ -34,8 +34,7 @@ pub(crate) fn jupyter_executable() -> Option<PathBuf> {
         None => {
             eprintln!(
                 "notice: JRPS_TEST_JUPYTER is unset; skipping the real-Jupyter test \
-                 (python3 -m venv V && V/bin/pip install jupyterlab, then \
-                 JRPS_TEST_JUPYTER=V/bin/jupyter)"
+                 (JRPS_TEST_JUPYTER=$(scripts/jupyter-venv))"
             );
             None
         }
