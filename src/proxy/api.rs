@@ -32,8 +32,8 @@ use crate::api::{
 use super::Shared;
 use super::aliases;
 use super::config::{canonical_ip, cidrs_contain};
-use super::handler::{ConnInfo, ProxyBody, full};
 use super::phases::Reported;
+use super::plumbing::{ConnInfo, ProxyBody, full};
 use super::status::Failure;
 use super::store::{Session, StoreError, authority_of, now_unix};
 
@@ -96,10 +96,19 @@ async fn dispatch(shared: &Arc<Shared>, conn: ConnInfo, req: Request<Incoming>) 
             "text/plain; version=0.0.4",
         ));
     }
-    let Some(rest) = path.strip_prefix(PREFIX) else {
+    // Exactly `/api/v1/` and one `/` between segments: `/api/v1sessions`,
+    // `/api/v1//sessions` or a trailing `/` are nothing, not another
+    // spelling of a call.
+    let Some(rest) = path
+        .strip_prefix(PREFIX)
+        .and_then(|rest| rest.strip_prefix('/'))
+    else {
         return Err(Refusal::new(Failure::NotFound, format!("no API at {path}")));
     };
-    let segments: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
+    let segments: Vec<&str> = rest.split('/').collect();
+    if segments.iter().any(|segment| segment.is_empty()) {
+        return Err(Refusal::new(Failure::NotFound, format!("no API at {path}")));
+    }
     match (segments.as_slice(), &method) {
         (["sessions"], &Method::POST) => create(shared, conn, req).await,
         (["sessions", alias, "job"], &Method::POST) => {

@@ -15,11 +15,11 @@
 //! and the API. A request the fast path took is answered by it, a backend
 //! it cannot reach with the same 502 page hyper's path shows.
 
+use std::io::Write;
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::time::Instant;
 
 use bytes::{Buf, BytesMut};
 use http_body_util::BodyExt;
@@ -29,9 +29,13 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use crate::api::SessionState;
 
 use super::Shared;
+use super::access_log;
+use super::edge_auth;
+use super::forwarding::{self, ConnectionTokens, Forwarder, RequestHeader, ResponseHeader};
 use super::framing::{self, Framing};
-use super::handler::{self, COOKIE_NAME, ConnInfo, Target};
 use super::pages;
+use super::plumbing::ConnInfo;
+use super::routing::{self, Target};
 use super::scratch;
 use super::status::Failure;
 use super::store::{Session, now_unix};
@@ -60,17 +64,6 @@ const MAX_HEADERS: usize = 64;
 const READ_CHUNK: usize = 8 * 1024;
 /// A backend's response head larger than this is answered with 502.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
-
-/// Request headers the proxy sets itself (besides the hop-by-hop ones);
-/// `x-real-ip` is replaced where relevant.
-const REQUEST_REPLACED: [&str; 3] = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
-
-/// Whether `name` describes only one hop ([`handler::HOP_BY_HOP`]).
-fn is_hop_by_hop(name: &str) -> bool {
-    handler::HOP_BY_HOP
-        .iter()
-        .any(|h| name.eq_ignore_ascii_case(h.as_str()))
-}
 
 /// A request whose head (rewritten for the backend) and body are in the
 /// outgoing buffer.
@@ -143,24 +136,22 @@ where
             inbuf.advance(request.consumed);
             request
         };
-        let started = shared.config.access_log.then(Instant::now);
+        let started = access_log::start(shared);
         let result = exchange(shared, client, &request, &outgoing, &mut response_head).await;
         let (status, keep_open) = match result {
             Exchange::Answered { status, keep_open } => (status, keep_open),
             Exchange::Broken => return Outcome::Closed,
         };
-        shared.metrics.request(status);
-        if let (Some((method, path)), Some(started)) = (&request.log, started) {
-            tracing::info!(
-                peer = %conn.peer.ip(),
-                alias = &*request.session.alias,
-                %method,
-                path,
-                status,
-                ms = started.elapsed().as_millis() as u64,
-                "request"
-            );
-        }
+        let (method, path) = request.log.as_ref().map_or(("", ""), |(m, p)| (m, p));
+        access_log::answered(
+            shared,
+            conn.peer.ip(),
+            &request.session.alias,
+            method,
+            path,
+            status,
+            started,
+        );
         if !keep_open {
             let _ = client.shutdown().await;
             return Outcome::Closed;
@@ -191,7 +182,7 @@ fn prepare(shared: &Shared, ip: &str, inbuf: &[u8], out: &mut Vec<u8>) -> Option
     let mut length = None;
     let mut cookie = None;
     let mut forwarded_for = None;
-    let mut named: Vec<&[u8]> = Vec::new();
+    let mut tokens = ConnectionTokens::default();
     for header in req.headers.iter() {
         let name = header.name;
         if name.eq_ignore_ascii_case("host") {
@@ -210,19 +201,15 @@ fn prepare(shared: &Shared, ip: &str, inbuf: &[u8], out: &mut Vec<u8>) -> Option
             }
             cookie = Some(header.value);
         } else if name.eq_ignore_ascii_case("connection") {
-            for token in header.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-                if token.eq_ignore_ascii_case(b"close") || token.eq_ignore_ascii_case(b"upgrade") {
-                    return None;
-                }
-                if !token.is_empty() && !token.eq_ignore_ascii_case(b"keep-alive") {
-                    named.push(token);
-                }
-            }
+            tokens.add(header.value);
         } else if is_one_of(name, &["transfer-encoding", "upgrade", "expect"]) {
             return None;
         } else if name.eq_ignore_ascii_case("x-forwarded-for") && forwarded_for.is_none() {
             forwarded_for = Some(header.value);
         }
+    }
+    if tokens.close || tokens.upgrade {
+        return None;
     }
     // Over the limit: hyper answers 431.
     if head_len > shared.config.limits.max_header_bytes {
@@ -232,9 +219,10 @@ fn prepare(shared: &Shared, ip: &str, inbuf: &[u8], out: &mut Vec<u8>) -> Option
     if body_len > inbuf.len() - head_len {
         return None;
     }
+    let host = host?;
 
     let mut alias_buf = [0u8; 64];
-    let Target::Alias(alias) = handler::classify(&shared.config.domain, host?, &mut alias_buf)
+    let Target::Alias(alias) = routing::classify(&shared.config.domain, host, &mut alias_buf)
     else {
         return None;
     };
@@ -243,7 +231,7 @@ fn prepare(shared: &Shared, ip: &str, inbuf: &[u8], out: &mut Vec<u8>) -> Option
         return None;
     }
     let backend = session.backend?;
-    if !has_edge_cookie(cookie?, &session) {
+    if !edge_auth::has_edge_cookie(cookie?, &session) {
         return None;
     }
 
@@ -255,37 +243,41 @@ fn prepare(shared: &Shared, ip: &str, inbuf: &[u8], out: &mut Vec<u8>) -> Option
     out.extend_from_slice(path.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     for header in req.headers.iter() {
-        let name = header.name;
-        if is_hop_by_hop(name)
-            || is_one_of(name, &REQUEST_REPLACED)
-            || (!behind_tls && name.eq_ignore_ascii_case("x-real-ip"))
-            || named
-                .iter()
-                .any(|n| n.eq_ignore_ascii_case(name.as_bytes()))
-        {
-            continue;
+        let (name, value) = (header.name.as_bytes(), header.value);
+        match forwarding::request_header(name, &tokens, behind_tls) {
+            RequestHeader::Forward => push_header(out, name, value),
+            RequestHeader::Cookie => {
+                let mark = out.len();
+                out.extend_from_slice(b"cookie: ");
+                let start = out.len();
+                forwarding::cookie_for_backend(value, out, start);
+                if out.len() == start {
+                    out.truncate(mark);
+                } else {
+                    out.extend_from_slice(b"\r\n");
+                }
+            }
+            // Framing comes from what was parsed, below.
+            RequestHeader::Length | RequestHeader::ForwardedFor | RequestHeader::Drop => {}
         }
-        push_header(out, name.as_bytes(), header.value);
     }
-    // At the edge the client's X-Forwarded-For is a claim: replace it.
-    // Behind a TLS terminator, extend the terminator's chain.
-    out.extend_from_slice(b"x-forwarded-for: ");
-    if let Some(previous) = forwarded_for.filter(|_| behind_tls) {
-        out.extend_from_slice(previous);
-        out.extend_from_slice(b", ");
+    if let Some(length) = length {
+        // Writing into a Vec cannot fail.
+        let _ = write!(out, "content-length: {length}\r\n");
     }
-    out.extend_from_slice(ip.as_bytes());
-    out.extend_from_slice(b"\r\n");
-    if !behind_tls {
-        push_header(out, b"x-real-ip", ip.as_bytes());
-    }
-    let proto: &[u8] = if shared.config.public_scheme_is_https() {
-        b"https"
-    } else {
-        b"http"
+    let forwarder = Forwarder {
+        client_ip: ip,
+        behind_tls,
+        https: shared.config.public_scheme_is_https(),
     };
-    push_header(out, b"x-forwarded-proto", proto);
-    push_header(out, b"x-forwarded-host", host?.as_bytes());
+    forwarder.added_headers(host.as_bytes(), forwarded_for, |name, parts| {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        for part in parts {
+            out.extend_from_slice(part);
+        }
+        out.extend_from_slice(b"\r\n");
+    });
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(&inbuf[head_len..head_len + body_len]);
 
@@ -297,12 +289,10 @@ fn prepare(shared: &Shared, ip: &str, inbuf: &[u8], out: &mut Vec<u8>) -> Option
         ),
         head: method == "HEAD",
         consumed: head_len + body_len,
-        log: shared.config.access_log.then(|| {
-            (
-                method.to_owned(),
-                path.split('?').next().unwrap_or("").to_owned(),
-            )
-        }),
+        log: shared
+            .config
+            .access_log
+            .then(|| (method.to_owned(), path.to_owned())),
         session,
     })
 }
@@ -312,17 +302,6 @@ fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
-}
-
-fn has_edge_cookie(header: &[u8], session: &Session) -> bool {
-    let Ok(header) = std::str::from_utf8(header) else {
-        return false;
-    };
-    header.split(';').any(|pair| {
-        pair.trim().split_once('=').is_some_and(|(name, value)| {
-            name == COOKIE_NAME && handler::hex_eq(value, &session.cookie)
-        })
-    })
 }
 
 /// What the first read on an idle connection brought.
@@ -488,19 +467,13 @@ fn parse_head(buf: &[u8], request_is_head: bool, out: &mut Vec<u8>) -> Head {
     let Ok(framing) = framing::response_framing(request_is_head, status, resp.headers) else {
         return Head::Malformed;
     };
-    let mut reusable = resp.version == Some(1);
-    let mut named: Vec<&[u8]> = Vec::new();
-    for header in resp.headers.iter() {
-        if header.name.eq_ignore_ascii_case("connection") {
-            for token in header.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-                if token.eq_ignore_ascii_case(b"close") {
-                    reusable = false;
-                } else if !token.is_empty() && !token.eq_ignore_ascii_case(b"keep-alive") {
-                    named.push(token);
-                }
-            }
-        }
-    }
+    let tokens = ConnectionTokens::parse(
+        resp.headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+            .map(|h| h.value),
+    );
+    let reusable = resp.version == Some(1) && !tokens.close;
     out.clear();
     out.reserve(len + 64);
     out.extend_from_slice(b"HTTP/1.1 ");
@@ -515,17 +488,19 @@ fn parse_head(buf: &[u8], request_is_head: bool, out: &mut Vec<u8>) -> Head {
     out.extend_from_slice(b"\r\n");
     let chunked = matches!(framing, Framing::Chunked(_));
     for header in resp.headers.iter() {
-        let name = header.name;
-        if is_hop_by_hop(name)
-            || name.eq_ignore_ascii_case("upgrade")
-            || (chunked && name.eq_ignore_ascii_case("content-length"))
-            || named
-                .iter()
-                .any(|n| n.eq_ignore_ascii_case(name.as_bytes()))
-        {
-            continue;
+        let name = header.name.as_bytes();
+        match forwarding::response_header(name, &tokens) {
+            ResponseHeader::Forward => {
+                if !(chunked && name.eq_ignore_ascii_case(b"content-length")) {
+                    push_header(out, name, header.value);
+                }
+            }
+            ResponseHeader::SetCookie => match forwarding::set_cookie_for_client(header.value) {
+                Some(value) => push_header(out, name, &value),
+                None => push_header(out, name, header.value),
+            },
+            ResponseHeader::Drop => {}
         }
-        push_header(out, name.as_bytes(), header.value);
     }
     match framing {
         Framing::Chunked(_) => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),

@@ -21,8 +21,9 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::api::SessionState;
 
 use super::Shared;
-use super::handler::{ProxyBody, full, strip_hop_by_hop};
+use super::forwarding;
 use super::pages;
+use super::plumbing::{ProxyBody, full};
 use super::status::Failure;
 use super::store::Session;
 use super::tunnel;
@@ -95,7 +96,7 @@ impl Forwarder {
             }
         };
 
-        let upgrade_back = strip_hop_by_hop(response.headers_mut());
+        let upgrade_back = forwarding::response_for_client(response.headers_mut());
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
             match (client_upgrade, upgrade_back) {
                 (Some(client_side), Some(protocol)) => {

@@ -28,7 +28,8 @@ use tokio_rustls::TlsAcceptor;
 use super::Shared;
 use super::config::{Limits, TlsFiles};
 use super::fastpath::{self, Outcome};
-use super::handler::{self, ConnInfo};
+use super::handler;
+use super::plumbing::ConnInfo;
 
 /// The server certificate, swappable while connections are running: each
 /// new handshake takes the current config, old connections keep theirs.

@@ -2,21 +2,28 @@
 //! `<alias>.<domain>` to compute nodes over HTTP and WebSocket.
 //!
 //! Organised by role (see STYLE.md, rust-rpxy): `config` (proxy.toml →
-//! [`ProxyConfig`]), `listener` (sockets, TLS, limits, shutdown), `handler`
-//! (one request: Host, edge auth, headers), `forwarder` (to the backend),
+//! [`ProxyConfig`]), `listener` (sockets, TLS, limits, shutdown),
+//! `routing` (which host a request is for), `edge_auth` (cookie and token),
+//! `forwarding` (the one policy for what crosses to the backend and back),
+//! `handler` (one request on the hyper path), `forwarder` (to the backend),
 //! `fastpath` (the common HTTP/1.1 request without hyper, with `framing`
-//! for where bodies end and `upstream` for its backend pool),
-//! `tunnel` (WebSocket byte copy with clean close), `scratch` (the
-//! per-thread read buffer both of them read through), `api` (API v1), `store` (SQLite + in-memory table),
-//! `health` (expiry and backend checks), `aliases`, `pages`, `status`,
-//! `metrics`, `phases` (the launcher's reports for the starting page). This
-//! file wires them together and owns start-up and shutdown.
+//! for where bodies end and `upstream` for its backend pool), `tunnel`
+//! (WebSocket byte copy with clean close), `scratch` (the per-thread read
+//! buffer both of them read through), `plumbing` (types every path
+//! shares), `access_log` (the event every answer ends with), `api` (API
+//! v1), `store` (SQLite + in-memory table), `health` (expiry and backend
+//! checks), `aliases`, `pages`, `status`, `metrics`, `phases` (the
+//! launcher's reports for the starting page). This file wires them
+//! together and owns start-up and shutdown.
 
+mod access_log;
 mod aliases;
 mod api;
 pub mod config;
+mod edge_auth;
 mod fastpath;
 mod forwarder;
+mod forwarding;
 mod framing;
 mod handler;
 mod health;
@@ -24,6 +31,8 @@ mod listener;
 mod metrics;
 mod pages;
 mod phases;
+mod plumbing;
+mod routing;
 mod scratch;
 mod status;
 mod store;
@@ -47,7 +56,7 @@ use crate::Error;
 use crate::cli::ServeArgs;
 
 pub use config::{ConfigError, ProxyConfig};
-pub use handler::COOKIE_NAME;
+pub use edge_auth::COOKIE_NAME;
 pub use listener::TlsError;
 pub use store::StoreError;
 

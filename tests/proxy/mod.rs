@@ -2,6 +2,7 @@
 
 mod api;
 pub(crate) mod backends;
+mod forwarding;
 mod framing;
 pub(crate) mod harness;
 pub(crate) mod jupyter;
@@ -9,3 +10,4 @@ mod lifecycle;
 mod limits;
 mod phase;
 mod routing;
+pub(crate) mod wire;
