@@ -7,7 +7,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -95,6 +95,10 @@ fn server_config(files: &TlsFiles) -> Result<ServerConfig, TlsError> {
     Ok(config)
 }
 
+/// Streams one HTTP/2 connection may have open at once (hyper's default is
+/// 200); a browser opens a few dozen for JupyterLab's first load.
+const MAX_CONCURRENT_STREAMS: u32 = 100;
+
 /// The HTTP server settings shared by every connection.
 pub fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -107,6 +111,8 @@ pub fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(limits.max_header_bytes.min(u32::MAX as usize) as u32)
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        // PINGs find dead peers; they do not count as activity (`Activity`).
         .keep_alive_interval(Duration::from_secs(30));
     builder
 }
@@ -261,6 +267,7 @@ async fn serve_connection<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let limits = &shared.config.limits;
     let activity = Activity::new();
     let mut io = ClientIo {
         prefix: Bytes::new(),
@@ -277,7 +284,7 @@ async fn serve_connection<S>(
             let mut shutdown = shared.shutdown.clone();
             tokio::select! {
                 outcome = &mut serving => outcome,
-                _ = activity.idle_for(shared.config.limits.idle_timeout) => Outcome::Closed,
+                _ = activity.idle_for(limits.header_read_timeout, limits.idle_timeout) => Outcome::Closed,
                 _ = async { drop(shutdown.wait_for(|s| *s).await) } => {
                     if flags.idle.load(Relaxed) {
                         Outcome::Closed
@@ -317,10 +324,20 @@ async fn serve_with_hyper<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let limits = &shared.config.limits;
     io.prefix = already_read;
     let io = TokioIo::new(io);
+    activity.count_requests_only();
     let service_shared = shared.clone();
-    let service = service_fn(move |req| handler::handle(service_shared.clone(), conn, req));
+    let service_activity = activity.clone();
+    let service = service_fn(move |req| {
+        let open = service_activity.request();
+        let response = handler::handle(service_shared.clone(), conn, req);
+        async move {
+            let response = response.await?;
+            Ok::<_, std::convert::Infallible>(response.map(|body| Tracked { body, _open: open }))
+        }
+    });
     let connection = shared
         .http
         .serve_connection_with_upgrades(io, service)
@@ -332,43 +349,137 @@ async fn serve_with_hyper<S>(
                 tracing::debug!(peer = %conn.peer, %error, "connection ended with an error");
             }
         }
-        _ = activity.idle_for(shared.config.limits.idle_timeout) => {
+        _ = activity.idle_for(limits.header_read_timeout, limits.idle_timeout) => {
             tracing::debug!(peer = %conn.peer, "idle connection closed");
         }
     }
 }
 
-/// When a connection last moved a byte, in milliseconds since `epoch`.
+/// What a connection's idle timeout watches. Until the first byte of a
+/// request arrives, `header_read_timeout` applies: a connection that sends
+/// nothing is closed as soon as one that stalls mid-head. After that, on
+/// the fast path any byte moved counts; on hyper's path only requests
+/// (HTTP/2 streams) do, so PINGs and other control frames never keep an
+/// HTTP/2 connection open: with no open stream for `idle_timeout` it closes.
 #[derive(Clone)]
-struct Activity {
+struct Activity(Arc<ActivityState>);
+
+struct ActivityState {
     epoch: Instant,
-    last_ms: Arc<AtomicU64>,
+    /// Last activity, in milliseconds since `epoch`.
+    last_ms: AtomicU64,
+    /// Whether any request byte has arrived.
+    spoke: AtomicBool,
+    /// Bytes count as activity (the fast path), or only requests (hyper).
+    count_bytes: AtomicBool,
+    /// Requests whose response is not finished.
+    open: AtomicUsize,
 }
 
 impl Activity {
     fn new() -> Activity {
-        Activity {
+        Activity(Arc::new(ActivityState {
             epoch: Instant::now(),
-            last_ms: Arc::new(AtomicU64::new(0)),
-        }
+            last_ms: AtomicU64::new(0),
+            spoke: AtomicBool::new(false),
+            count_bytes: AtomicBool::new(true),
+            open: AtomicUsize::new(0),
+        }))
     }
 
     fn touch(&self) {
-        self.last_ms
-            .store(self.epoch.elapsed().as_millis() as u64, Relaxed);
+        self.0
+            .last_ms
+            .store(self.0.epoch.elapsed().as_millis() as u64, Relaxed);
     }
 
-    /// Resolves once no byte has moved for `limit`. Wakes at most once per
-    /// `limit`, not per byte.
-    async fn idle_for(&self, limit: Duration) {
-        loop {
-            let last = self.epoch + Duration::from_millis(self.last_ms.load(Relaxed));
-            let deadline = last + limit;
-            if Instant::now() >= deadline {
-                return;
-            }
-            tokio::time::sleep_until(deadline.into()).await;
+    fn bytes_moved(&self, read: bool) {
+        if read {
+            self.0.spoke.store(true, Relaxed);
         }
+        if self.0.count_bytes.load(Relaxed) {
+            self.touch();
+        }
+    }
+
+    /// From now on only requests count ([`Activity::request`]).
+    fn count_requests_only(&self) {
+        self.0.count_bytes.store(false, Relaxed);
+        self.touch();
+    }
+
+    /// A request started; the guard ends it when its response is done.
+    fn request(&self) -> OpenRequest {
+        self.0.spoke.store(true, Relaxed);
+        self.0.open.fetch_add(1, Relaxed);
+        self.touch();
+        OpenRequest(self.clone())
+    }
+
+    /// Resolves once the connection has been idle for `limit` (or sent
+    /// nothing for `first_byte`). Wakes at most once per `limit`, not per
+    /// byte.
+    async fn idle_for(&self, first_byte: Duration, limit: Duration) {
+        // Each sleep ends no later than the true deadline, which is `limit`
+        // after the last activity and so not before `now + limit` for any
+        // activity still to come.
+        loop {
+            let now = Instant::now();
+            let wake = if !self.0.spoke.load(Relaxed) {
+                let silent = self.0.epoch + first_byte;
+                if now >= silent {
+                    return;
+                }
+                silent.min(now + limit)
+            } else if self.0.open.load(Relaxed) > 0 {
+                now + limit
+            } else {
+                let idle =
+                    self.0.epoch + Duration::from_millis(self.0.last_ms.load(Relaxed)) + limit;
+                if now >= idle {
+                    return;
+                }
+                idle
+            };
+            tokio::time::sleep_until(wake.into()).await;
+        }
+    }
+}
+
+/// A request in flight on a connection; dropped with its response body.
+struct OpenRequest(Activity);
+
+impl Drop for OpenRequest {
+    fn drop(&mut self) {
+        self.0.0.open.fetch_sub(1, Relaxed);
+        self.0.touch();
+    }
+}
+
+/// A response body that holds its request's [`OpenRequest`] until hyper
+/// drops it: when the last byte is sent, or the stream is reset.
+struct Tracked<B> {
+    body: B,
+    _open: OpenRequest,
+}
+
+impl<B: hyper::body::Body + Unpin> hyper::body::Body for Tracked<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -399,7 +510,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for ClientIo<S> {
         let before = buf.filled().len();
         let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(poll, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.activity.touch();
+            self.activity.bytes_moved(true);
         }
         poll
     }
@@ -413,7 +524,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ClientIo<S> {
     ) -> Poll<io::Result<usize>> {
         let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
         if matches!(poll, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
+            self.activity.bytes_moved(false);
         }
         poll
     }
@@ -425,7 +536,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ClientIo<S> {
     ) -> Poll<io::Result<usize>> {
         let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if matches!(poll, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
+            self.activity.bytes_moved(false);
         }
         poll
     }

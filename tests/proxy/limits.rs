@@ -106,6 +106,120 @@ async fn slow_headers_and_idle_connections_are_closed() {
     assert!(read.is_ok(), "handshake-less connection left open");
 }
 
+/// Whether the proxy closes `io` within `within`, reading (and dropping)
+/// whatever it sends first.
+async fn closed_within<S: tokio::io::AsyncRead + Unpin>(io: &mut S, within: Duration) -> bool {
+    tokio::time::timeout(within, io.read_to_end(&mut Vec::new()))
+        .await
+        .is_ok()
+}
+
+#[tokio::test]
+async fn connections_that_send_nothing_get_the_header_timeout_not_the_idle_one() {
+    let limits = "[limits]\nheader_read_timeout_s = 1\nidle_timeout_s = 60\n";
+    let tls = Proxy::start(with(limits));
+    let plain = Proxy::start(Options {
+        tls: false,
+        ..with(limits)
+    });
+    let manage = format!("manage.{DOMAIN}");
+
+    let started = Instant::now();
+    let mut silent_tcp = TcpStream::connect(plain.addr).await.unwrap();
+    assert!(
+        closed_within(&mut silent_tcp, Duration::from_secs(10)).await,
+        "a plain connection that sent nothing was left open"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let started = Instant::now();
+    let tcp = TcpStream::connect(tls.addr).await.unwrap();
+    let mut silent_tls = tls_connect(&tls.ca, tcp, &manage).await;
+    assert!(
+        closed_within(&mut silent_tls, Duration::from_secs(10)).await,
+        "a TLS connection that sent nothing after its handshake was left open"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // HTTP/2 by ALPN, then not even the connection preface.
+    let started = Instant::now();
+    let tcp = TcpStream::connect(tls.addr).await.unwrap();
+    let mut silent_h2 = h2_tls(&tls, tcp, &manage).await;
+    assert_eq!(silent_h2.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    assert!(
+        closed_within(&mut silent_h2, Duration::from_secs(10)).await,
+        "an HTTP/2 connection that sent no preface was left open"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Meanwhile a client that talks is served.
+    let r = tls.get(tls.url("manage", "/healthz")).await;
+    assert_eq!(r.status(), 200);
+}
+
+async fn h2_tls(
+    proxy: &Proxy,
+    tcp: TcpStream,
+    name: &str,
+) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let mut config = proxy.ca.client_config();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(
+            rustls::pki_types::ServerName::try_from(name.to_owned()).unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_http2_connection_with_no_open_stream_closes_whatever_pings_it_sends() {
+    let proxy = Proxy::start(with("[limits]\nidle_timeout_s = 2\n"));
+    let host = format!("manage.{DOMAIN}");
+    let tcp = TcpStream::connect(proxy.addr).await.unwrap();
+    let tls = h2_tls(&proxy, tcp, &host).await;
+    // The client PINGs every 200 ms: bytes move both ways all the time.
+    let (mut sender, connection) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .timer(hyper_util::rt::TokioTimer::new())
+            .keep_alive_interval(Duration::from_millis(200))
+            .keep_alive_while_idle(true)
+            .handshake::<_, http_body_util::Empty<bytes::Bytes>>(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .unwrap();
+    let connection = tokio::spawn(connection);
+    let request = http::Request::get(format!("https://{host}/healthz"))
+        .body(http_body_util::Empty::new())
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    drop(response);
+    let started = Instant::now();
+    let ended = tokio::time::timeout(Duration::from_secs(15), connection).await;
+    assert!(
+        ended.is_ok(),
+        "an idle HTTP/2 connection was kept open by its PINGs"
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(6),
+        "closed after {took:?}, not about the 2 s idle timeout"
+    );
+}
+
 #[tokio::test]
 async fn connection_cap_holds_new_connections_back() {
     let proxy = Proxy::start(with("[limits]\nmax_connections = 2\n"));
