@@ -161,7 +161,12 @@ def pid_of(name):
 
 # ---------------------------------------------------------------- configs
 
-def write_configs():
+def write_configs(per_address=True):
+    """proxy.toml for each jrps instance. The WebSocket hold opens 10,000
+    tunnels from one address, so the per-address cap is lifted; an A/B
+    against a binary older than that setting leaves it out (`per_address`),
+    since its own runs stay far below the default cap."""
+    per_address = "max_connections_per_address = 40000\n" if per_address else ""
     cert, key = WORK / "cert.pem", WORK / "key.pem"
     if not cert.exists():
         sh(f"openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3 "
@@ -267,7 +272,7 @@ allowed_client_cidrs = ["127.0.0.0/8"]
 allowed_backend_cidrs = ["127.0.0.1/32"]
 [limits]
 max_connections = 40000
-""")
+{per_address}""")
 
 
 # ---------------------------------------------------------------- targets
@@ -516,7 +521,7 @@ def ab(args):
     STATE.mkdir(parents=True, exist_ok=True)
     for f in STATE.glob("jrps*.sqlite*"):
         f.unlink()
-    write_configs()
+    write_configs(per_address=False)
     if args.ab_b_extra:
         conf = WORK / "jrps-100k.toml"
         text = conf.read_text()

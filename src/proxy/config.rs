@@ -76,6 +76,8 @@ struct RawLimits {
     header_read_timeout_s: Option<u64>,
     idle_timeout_s: Option<u64>,
     max_connections: Option<Spanned<usize>>,
+    max_connections_per_address: Option<Spanned<usize>>,
+    max_api_connections: Option<Spanned<usize>>,
     long_poll_max_s: Option<u64>,
     shutdown_grace_s: Option<u64>,
 }
@@ -128,6 +130,11 @@ pub struct Limits {
     /// closed. Upgraded WebSockets are exempt: an idle kernel is normal.
     pub idle_timeout: Duration,
     pub max_connections: usize,
+    /// Connections plus WebSocket tunnels one client address may hold.
+    pub max_connections_per_address: usize,
+    /// Connections the API listener (`api_addr`) takes, apart from the
+    /// public listener's `max_connections`.
+    pub max_api_connections: usize,
     pub long_poll_max: Duration,
     pub shutdown_grace: Duration,
 }
@@ -140,6 +147,8 @@ impl Default for Limits {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),
             max_connections: 4096,
+            max_connections_per_address: 256,
+            max_api_connections: 256,
             long_poll_max: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(30),
         }
@@ -281,13 +290,22 @@ impl ProxyConfig {
                 "`limits.max_header_bytes` must be at least 8192".into(),
             ));
         }
-        if let Some(c) = &raw_limits.max_connections
-            && *c.get_ref() == 0
-        {
-            return Err(at(
-                c.span().start,
-                "`limits.max_connections` must be at least 1".into(),
-            ));
+        for (key, value) in [
+            ("max_connections", &raw_limits.max_connections),
+            (
+                "max_connections_per_address",
+                &raw_limits.max_connections_per_address,
+            ),
+            ("max_api_connections", &raw_limits.max_api_connections),
+        ] {
+            if let Some(c) = value
+                && *c.get_ref() == 0
+            {
+                return Err(at(
+                    c.span().start,
+                    format!("`limits.{key}` must be at least 1"),
+                ));
+            }
         }
         let mut limits = Limits {
             max_header_bytes: raw_limits
@@ -306,6 +324,12 @@ impl ProxyConfig {
             max_connections: raw_limits
                 .max_connections
                 .map_or(defaults.max_connections, Spanned::into_inner),
+            max_connections_per_address: raw_limits
+                .max_connections_per_address
+                .map_or(defaults.max_connections_per_address, Spanned::into_inner),
+            max_api_connections: raw_limits
+                .max_api_connections
+                .map_or(defaults.max_api_connections, Spanned::into_inner),
             long_poll_max: secs(raw_limits.long_poll_max_s, defaults.long_poll_max),
             shutdown_grace: secs(raw_limits.shutdown_grace_s, defaults.shutdown_grace),
         };

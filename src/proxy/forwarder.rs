@@ -4,6 +4,7 @@
 //! session ends, or the proxy shuts down. Backend connections are pooled
 //! (hyper-util's client), bodies stream in both directions unbuffered.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::api::SessionState;
 
 use super::Shared;
+use super::budget::AddressSlot;
 use super::forwarding;
 use super::pages;
 use super::plumbing::{ProxyBody, full};
@@ -57,6 +59,7 @@ impl Forwarder {
         shared: &Arc<Shared>,
         session: &Session,
         backend: Authority,
+        peer: IpAddr,
         mut req: Request<Incoming>,
         upgrade: Option<HeaderValue>,
     ) -> Response<ProxyBody> {
@@ -73,11 +76,15 @@ impl Forwarder {
             Ok(uri) => *req.uri_mut() = uri,
             Err(_) => return full(pages::page(Failure::BadRequest, &session.alias)),
         }
-        // A tunnel outlives its HTTP connection, so it needs a slot of its own.
+        // A tunnel outlives its HTTP connection, so it needs slots of its
+        // own: under the cap, and under its client address's budget.
         let tunnel_slot = match upgrade {
-            Some(_) => match shared.slots.clone().try_acquire_owned() {
-                Ok(permit) => Some(permit),
-                Err(_) => return full(pages::page(Failure::Unavailable, &session.alias)),
+            Some(_) => match (
+                shared.slots.clone().try_acquire_owned(),
+                shared.addresses.try_take(peer),
+            ) {
+                (Ok(permit), Some(address)) => Some((permit, address)),
+                _ => return full(pages::page(Failure::Unavailable, &session.alias)),
             },
             None => None,
         };
@@ -168,7 +175,7 @@ async fn tunnel(
     alias: Box<str>,
     client: OnUpgrade,
     backend: OnUpgrade,
-    _slot: Option<OwnedSemaphorePermit>,
+    _slots: Option<(OwnedSemaphorePermit, AddressSlot)>,
 ) {
     let (client, backend) = match tokio::try_join!(client, backend) {
         Ok(pair) => pair,

@@ -109,6 +109,7 @@ async fn session_request(
                     shared,
                     &session,
                     backend.clone(),
+                    conn.peer.ip(),
                     Request::from_parts(parts, body),
                     upgrade,
                 )

@@ -26,6 +26,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_rustls::TlsAcceptor;
 
 use super::Shared;
+use super::budget::AddressSlot;
 use super::config::{Limits, TlsFiles};
 use super::fastpath::{self, Outcome};
 use super::handler;
@@ -121,12 +122,21 @@ pub fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
 pub struct Accepted {
     stream: std::net::TcpStream,
     peer: SocketAddr,
-    permit: OwnedSemaphorePermit,
+    slots: Slots,
+}
+
+/// What a connection holds while it is open: its place under the
+/// listener's cap and under its address's.
+struct Slots {
+    _listener: OwnedSemaphorePermit,
+    _address: AddressSlot,
 }
 
 /// Accepts connections until the future is dropped. At most
-/// `max_connections` connections (HTTP connections plus WebSocket tunnels)
-/// are open at once; beyond that, new ones wait in the kernel's backlog.
+/// `max_connections` connections (HTTP connections plus WebSocket tunnels;
+/// the API listener has `max_api_connections` of its own) are open at once;
+/// beyond that, new ones wait in the kernel's backlog. A connection from an
+/// address that already holds `max_connections_per_address` is closed.
 ///
 /// Only the main thread accepts. Each public connection goes to the first
 /// worker not much busier than the least loaded one (`Shared::pick_worker`):
@@ -139,8 +149,13 @@ pub async fn accept_loop(
     api_only: bool,
     graceful: &GracefulShutdown,
 ) {
+    let listener_slots = if api_only {
+        &shared.api_slots
+    } else {
+        &shared.slots
+    };
     loop {
-        let Ok(permit) = shared.slots.clone().acquire_owned().await else {
+        let Ok(permit) = listener_slots.clone().acquire_owned().await else {
             return;
         };
         let (stream, peer) = match listener.accept().await {
@@ -153,6 +168,16 @@ pub async fn accept_loop(
                 continue;
             }
         };
+        // Over its address's budget: closed at once, so it holds nothing
+        // that others are waiting for.
+        let Some(address) = shared.addresses.try_take(peer.ip()) else {
+            tracing::debug!(%peer, "connection refused: address over max_connections_per_address");
+            continue;
+        };
+        let slots = Slots {
+            _listener: permit,
+            _address: address,
+        };
         let _ = stream.set_nodelay(true);
         let worker = if api_only { 0 } else { shared.pick_worker() };
         if worker != 0 {
@@ -162,7 +187,7 @@ pub async fn accept_loop(
                     let accepted = Accepted {
                         stream,
                         peer,
-                        permit,
+                        slots,
                     };
                     if let Some(handoff) = &shared.workers[worker].handoff
                         && handoff.send(accepted).is_err()
@@ -175,7 +200,7 @@ pub async fn accept_loop(
             continue;
         }
         shared.workers[0].load.fetch_add(1, Relaxed);
-        spawn_connection(shared, 0, stream, peer, permit, tls, api_only, graceful);
+        spawn_connection(shared, 0, stream, peer, slots, tls, api_only, graceful);
     }
 }
 
@@ -191,12 +216,12 @@ pub async fn serve_handed_over(
     while let Some(Accepted {
         stream,
         peer,
-        permit,
+        slots,
     }) = handoff.recv().await
     {
         match tokio::net::TcpStream::from_std(stream) {
             Ok(stream) => {
-                spawn_connection(shared, index, stream, peer, permit, tls, false, graceful)
+                spawn_connection(shared, index, stream, peer, slots, tls, false, graceful)
             }
             Err(error) => {
                 shared.workers[index].load.fetch_sub(1, Relaxed);
@@ -212,7 +237,7 @@ fn spawn_connection(
     worker: usize,
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
-    permit: OwnedSemaphorePermit,
+    slots: Slots,
     tls: Option<&Arc<Tls>>,
     api_only: bool,
     graceful: &GracefulShutdown,
@@ -221,7 +246,7 @@ fn spawn_connection(
     let shared = shared.clone();
     let tls = tls.cloned();
     tokio::spawn(async move {
-        let _permit = permit;
+        let _slots = slots;
         shared.metrics.connection_opened();
         let conn = ConnInfo { peer, api_only };
         // A task's memory is the largest state of its future, held for the

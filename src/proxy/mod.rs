@@ -10,7 +10,8 @@
 //! for where bodies end and `upstream` for its backend pool), `tunnel`
 //! (WebSocket byte copy with clean close), `scratch` (the per-thread read
 //! buffer both of them read through), `plumbing` (types every path
-//! shares), `access_log` (the event every answer ends with), `api` (API
+//! shares), `access_log` (the event every answer ends with), `budget`
+//! (connections per client address), `api` (API
 //! v1), `store` (SQLite + in-memory table), `health` (expiry and backend
 //! checks), `aliases`, `pages`, `status`, `metrics`, `phases` (the
 //! launcher's reports for the starting page). This file wires them
@@ -19,6 +20,7 @@
 mod access_log;
 mod aliases;
 mod api;
+mod budget;
 pub mod config;
 mod edge_auth;
 mod fastpath;
@@ -107,6 +109,10 @@ pub(crate) struct Shared {
     /// `max_connections` permits, held by each client connection and each
     /// WebSocket tunnel (which outlives its HTTP connection).
     slots: Arc<Semaphore>,
+    /// The API listener's own `max_api_connections` permits.
+    api_slots: Arc<Semaphore>,
+    /// `max_connections_per_address`, for connections and tunnels alike.
+    addresses: Arc<budget::AddressBudget>,
     /// `https://` or `http://`, and `:port` unless it is the scheme's default.
     url_scheme: &'static str,
     url_port: String,
@@ -281,6 +287,8 @@ async fn run_async(config: ProxyConfig) -> Result<(), ServeError> {
         shutdown: shutdown_rx,
         tunnels,
         slots: Arc::new(Semaphore::new(config.limits.max_connections)),
+        api_slots: Arc::new(Semaphore::new(config.limits.max_api_connections)),
+        addresses: budget::AddressBudget::new(config.limits.max_connections_per_address),
         config,
     });
 

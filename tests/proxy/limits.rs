@@ -220,6 +220,79 @@ async fn an_http2_connection_with_no_open_stream_closes_whatever_pings_it_sends(
     );
 }
 
+async fn connect_from(local: &str, to: std::net::SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{local}:0").parse().unwrap()).unwrap();
+    socket.connect(to).await.unwrap()
+}
+
+#[tokio::test]
+async fn one_address_at_its_cap_delays_nobody_else() {
+    let proxy = Proxy::start(with(
+        "[limits]\nmax_connections = 100\nmax_connections_per_address = 20\n",
+    ));
+    let backend = http_backend("other-user").await;
+    let token = random_token();
+    let other = proxy.ready_session(&token, backend.port()).await;
+    let manage = format!("manage.{DOMAIN}");
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        let tcp = connect_from("127.0.0.3", proxy.addr).await;
+        held.push(tls_connect(&proxy.ca, tcp, &manage).await);
+    }
+    // One more from the same address is closed at once, before TLS.
+    let mut over = connect_from("127.0.0.3", proxy.addr).await;
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(2), over.read_to_end(&mut buf)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "the 21st connection from one address was not closed at once: {closed:?} {buf:?}"
+    );
+    // Everyone else: health, the API, another session, all at once.
+    let started = Instant::now();
+    assert_eq!(
+        proxy.get(proxy.url("manage", "/healthz")).await.status(),
+        200
+    );
+    let created = proxy.create(&random_token(), 60).await;
+    assert!(!created.alias.is_empty());
+    let page = proxy.get(format!("{}?token={token}", other.url)).await;
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .starts_with("hello from other-user")
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "others waited {:?}",
+        started.elapsed()
+    );
+    // A slot given back is the address's again.
+    drop(held.pop());
+    let served = super::harness::eventually(Duration::from_secs(5), || {
+        // Until the proxy has seen the close, the address is still full and
+        // the handshake fails; that is an answer here, not a panic.
+        let (ca, addr, manage) = (proxy.ca.clone(), proxy.addr, manage.clone());
+        async move {
+            let attempt = tokio::spawn(async move {
+                let tcp = connect_from("127.0.0.3", addr).await;
+                let mut tls = tls_connect(&ca, tcp, &manage).await;
+                let request =
+                    format!("GET /healthz HTTP/1.1\r\nHost: {manage}\r\nConnection: close\r\n\r\n");
+                tls.write_all(request.as_bytes()).await.unwrap();
+                let mut answer = Vec::new();
+                let _ = tls.read_to_end(&mut answer).await;
+                answer.starts_with(b"HTTP/1.1 200")
+            });
+            attempt.await.unwrap_or(false)
+        }
+    })
+    .await;
+    assert!(served, "the address got no slot back");
+}
+
 #[tokio::test]
 async fn connection_cap_holds_new_connections_back() {
     let proxy = Proxy::start(with("[limits]\nmax_connections = 2\n"));

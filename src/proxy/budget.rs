@@ -1,0 +1,91 @@
+//! Budgets that keep one party from starving the rest: connections (and
+//! WebSocket tunnels, which outlive their connection) per client address.
+//! The global `max_connections` cap stops the proxy running out of file
+//! descriptors; this one stops one address from using that cap up, so
+//! `/healthz`, the API and every other client are still served while it
+//! holds all it may.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use super::config::canonical_ip;
+
+pub struct AddressBudget {
+    cap: usize,
+    held: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl AddressBudget {
+    pub fn new(cap: usize) -> Arc<AddressBudget> {
+        Arc::new(AddressBudget {
+            cap,
+            held: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A slot for `ip`, or `None` when it already holds `cap` of them.
+    pub fn try_take(self: &Arc<Self>, ip: IpAddr) -> Option<AddressSlot> {
+        let ip = canonical_ip(ip);
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let count = held.entry(ip).or_insert(0);
+        if *count >= self.cap {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot {
+            budget: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// One connection's or tunnel's share of its address's budget, given back
+/// on drop.
+pub struct AddressSlot {
+    budget: Arc<AddressBudget>,
+    ip: IpAddr,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut held = self.budget.held.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = held.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                // Forget the address, so the map is as large as the
+                // addresses connected now, not all there ever were.
+                held.remove(&self.ip);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_gets_its_cap_and_the_others_theirs() {
+        let budget = AddressBudget::new(2);
+        let a: IpAddr = "127.0.0.3".parse().unwrap();
+        let mapped: IpAddr = "::ffff:127.0.0.3".parse().unwrap();
+        let b: IpAddr = "127.0.0.4".parse().unwrap();
+        let first = budget.try_take(a).unwrap();
+        let _second = budget
+            .try_take(mapped)
+            .expect("the same address, spelt as IPv6");
+        assert!(budget.try_take(a).is_none());
+        let _other = budget
+            .try_take(b)
+            .expect("another address is not held back");
+        drop(first);
+        assert!(budget.try_take(a).is_some());
+        drop(_second);
+        assert_eq!(
+            budget.held.lock().unwrap().get(&a),
+            None,
+            "forgotten at zero"
+        );
+    }
+}
