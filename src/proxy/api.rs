@@ -473,6 +473,18 @@ async fn register(
                     format!("port {} is not in backend_ports", request.port),
                 ));
             }
+            // On a shared node a port a crashed Jupyter freed can be bound
+            // by another user's process; it must not receive the first
+            // session's requests and cookie.
+            if let Some(holder) = shared.store.route_holder(backend)
+                && *holder.alias != *alias
+                && holder.is_live(now)
+            {
+                return Err(Refusal::new(
+                    Failure::Conflict,
+                    format!("another live session already routes to {backend}"),
+                ));
+            }
             Ok(Session {
                 backend: Some(backend),
                 backend_authority: authority_of(backend),

@@ -85,6 +85,9 @@ pub struct Store {
     /// (`u64::MAX`: none). Only ever lowered, except by [`Store::maybe_due`].
     earliest_expiry: AtomicU64,
     earliest_ended: AtomicU64,
+    /// The session each backend address routes to (ready sessions), for
+    /// the rule of one live route per address. Changed only by writers.
+    routes: Mutex<HashMap<SocketAddr, Box<str>>>,
 }
 
 type Shard = HashMap<Box<str>, Entry>;
@@ -185,6 +188,7 @@ impl Store {
         conn.execute_batch(SCHEMA).map_err(open_err)?;
 
         let table = Table::new();
+        let mut routes = HashMap::new();
         {
             let mut stmt = conn.prepare(
                 "SELECT alias, user, token_sha256, secret_sha256, cookie, job_id, backend,
@@ -217,6 +221,9 @@ impl Store {
             })?;
             for session in rows {
                 let session = session?;
+                if let (SessionState::Ready, Some(backend)) = (session.state, session.backend) {
+                    routes.insert(backend, session.alias.clone());
+                }
                 let (state_tx, _) = watch::channel(session.state);
                 table.write(&session.alias).insert(
                     session.alias.clone(),
@@ -234,7 +241,37 @@ impl Store {
             // The first sweep scans everything loaded from disk.
             earliest_expiry: AtomicU64::new(0),
             earliest_ended: AtomicU64::new(0),
+            routes: Mutex::new(routes),
         })
+    }
+
+    /// The session a backend address routes to, if any (it may have
+    /// ended or expired since; the caller checks).
+    pub fn route_holder(&self, backend: SocketAddr) -> Option<Arc<Session>> {
+        let alias = self
+            .routes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&backend)
+            .cloned()?;
+        self.get(&alias)
+    }
+
+    /// Keeps `routes` in step with one session's change from `old`.
+    fn reroute(&self, old: Option<&Session>, new: Option<&Session>) {
+        let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = old
+            && let Some(backend) = old.backend
+            && routes.get(&backend).is_some_and(|a| *a == old.alias)
+        {
+            routes.remove(&backend);
+        }
+        if let Some(new) = new
+            && new.state == SessionState::Ready
+            && let Some(backend) = new.backend
+        {
+            routes.insert(backend, new.alias.clone());
+        }
     }
 
     /// Lowers the sweep's bounds for one session's new state.
@@ -392,6 +429,7 @@ impl Store {
         .await?;
         let new = Arc::new(new);
         self.note_due(&new);
+        self.reroute(Some(&current), Some(&new));
         if let Some(entry) = self.table.write(alias).get_mut(alias) {
             entry.session = new.clone();
             entry.state_tx.send_if_modified(|state| {
@@ -427,7 +465,8 @@ impl Store {
         let a = alias.to_owned();
         self.with_db(move |conn| conn.execute("DELETE FROM sessions WHERE alias = ?1", [a]))
             .await?;
-        self.table.write(alias).remove(alias);
+        let gone = self.table.write(alias).remove(alias);
+        self.reroute(gone.as_ref().map(|e| &*e.session), None);
         Ok(())
     }
 }

@@ -77,6 +77,50 @@ async fn second_registration_is_409_and_backend_is_the_caller() {
 }
 
 #[tokio::test]
+async fn a_backend_address_routes_to_one_live_session_at_a_time() {
+    let proxy = Proxy::start(Options::default());
+    let backend = http_backend("first-user").await;
+    let first_token = random_token();
+    let first = proxy.create(&first_token, 600).await;
+    let second = proxy.create(&random_token(), 600).await;
+    let registered = proxy
+        .register(&first.alias, backend.port(), &first.register_secret)
+        .await;
+    assert_eq!(registered.status(), 200);
+
+    // Another session claiming the same ip:port while the first is live.
+    let claim = proxy
+        .register(&second.alias, backend.port(), &second.register_secret)
+        .await;
+    assert_eq!(claim.status(), 409);
+    let body: Value = claim.json().await.unwrap();
+    assert_eq!(body["error"], "conflict", "{body}");
+    assert!(
+        !body["detail"].as_str().unwrap().contains(&first.alias),
+        "{body}"
+    );
+    let (_, status) = proxy.status(&second.alias, "").await;
+    assert_eq!(
+        status["state"], "pending",
+        "a refused claim changes nothing"
+    );
+    let r = proxy
+        .get(proxy.url(&first.alias, &format!("/?token={first_token}")))
+        .await;
+    assert_eq!(r.text().await.unwrap(), "hello from first-user path=/");
+
+    // Once the first session has ended, the address is free again.
+    assert_eq!(
+        proxy.delete(&first.alias, &first.register_secret).await,
+        204
+    );
+    let claim = proxy
+        .register(&second.alias, backend.port(), &second.register_secret)
+        .await;
+    assert_eq!(claim.status(), 200);
+}
+
+#[tokio::test]
 async fn port_22_and_port_0_are_refused() {
     let proxy = Proxy::start(Options::default());
     let s = proxy.create(&random_token(), 600).await;

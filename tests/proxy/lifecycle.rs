@@ -76,9 +76,16 @@ async fn sigkill_and_restart_still_serves_the_same_alias() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    // The pending session can still register (its secret was kept as a hash).
+    // The pending session can still register (its secret was kept as a
+    // hash), on a backend of its own: the restart also kept which address
+    // the ready session holds.
     let r = proxy
         .register(&pending.alias, backend.port(), &pending.register_secret)
+        .await;
+    assert_eq!(r.status(), 409, "the restart forgot the held address");
+    let second = http_backend("two").await;
+    let r = proxy
+        .register(&pending.alias, second.port(), &pending.register_secret)
         .await;
     assert_eq!(r.status(), 200);
     assert_eq!(get(&proxy, &pending.alias, &pending_token).await, 200);

@@ -154,7 +154,11 @@ async fn cookie_flow() {
     let backend = http_backend("one").await;
     let token = random_token();
     let s = proxy.ready_session(&token, backend.port()).await;
-    let other = proxy.ready_session(&random_token(), backend.port()).await;
+    // One live session per backend address: the other alias has its own.
+    let other_backend = http_backend("two").await;
+    let other = proxy
+        .ready_session(&random_token(), other_backend.port())
+        .await;
 
     let first = proxy
         .get(proxy.url(&s.alias, &format!("/tree?token={token}")))
