@@ -86,6 +86,11 @@ async fn dispatch(shared: &Arc<Shared>, conn: ConnInfo, req: Request<Incoming>) 
     if path == "/healthz" {
         return Ok(text(StatusCode::OK, "ok\n".into(), "text/plain"));
     }
+    // With a listener of its own, the API is not on the public one at all
+    // (`/healthz` stays, for load balancers).
+    if !conn.api_only && shared.config.api_addr.is_some() {
+        return Err(Refusal::new(Failure::NotFound, format!("no API at {path}")));
+    }
     if path == "/metrics" {
         // Counts only, but still nobody else's business: operators scrape
         // from inside (add the scraper to allowed_client_cidrs).

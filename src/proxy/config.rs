@@ -58,7 +58,7 @@ struct RawConfig {
     allowed_client_cidrs: Vec<Spanned<String>>,
     allowed_backend_cidrs: Vec<Spanned<String>>,
     backend_ports: Option<Spanned<String>>,
-    behind_tls: Option<bool>,
+    behind_tls: Option<Spanned<bool>>,
     access_log: Option<bool>,
     max_ttl_seconds: Option<u64>,
     health_check_interval_s: Option<u64>,
@@ -239,6 +239,22 @@ impl ProxyConfig {
             .map(|a| addr(a, "api_addr"))
             .transpose()?;
 
+        // Behind a terminator every peer address is the terminator's, so
+        // the API's address checks (allowed_client_cidrs, the backend host
+        // of a register) mean something only on a listener of their own.
+        let behind_tls = raw.behind_tls.as_ref().is_some_and(|b| *b.get_ref());
+        if let Some(flag) = raw.behind_tls.as_ref().filter(|b| *b.get_ref())
+            && api_addr.is_none()
+        {
+            return Err(at(
+                flag.span().start,
+                "`behind_tls = true` needs `api_addr`: behind a TLS terminator every \
+                 client's address is the terminator's, so the API must listen where \
+                 login and compute nodes reach it directly"
+                    .into(),
+            ));
+        }
+
         let tls = match (raw.tls_cert, raw.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles {
                 cert: resolve(cert.into_inner()),
@@ -349,7 +365,7 @@ impl ProxyConfig {
             allowed_client_cidrs,
             allowed_backend_cidrs,
             backend_ports,
-            behind_tls: raw.behind_tls.unwrap_or(false),
+            behind_tls,
             access_log: raw.access_log.unwrap_or(true),
             max_ttl: secs(raw.max_ttl_seconds, Duration::from_secs(14 * 24 * 3600)),
             health_check_interval: secs(raw.health_check_interval_s, Duration::from_secs(30))

@@ -334,4 +334,26 @@ async fn api_addr_serves_the_api_only() {
         api.port()
     );
     assert_eq!(proxy.get(url).await.status(), 200);
+
+    // The public listener has no API then; /healthz stays for load balancers.
+    let public = format!(
+        "https://manage.jrps.localhost:{}/api/v1/sessions",
+        proxy.addr.port()
+    );
+    let r = proxy
+        .client
+        .post(public)
+        .json(&json!({"user": "alice", "token_sha256": sha256_hex("t"), "ttl_seconds": 60}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        proxy.get(proxy.url("manage", "/metrics")).await.status(),
+        404
+    );
+    assert_eq!(
+        proxy.get(proxy.url("manage", "/healthz")).await.status(),
+        200
+    );
 }

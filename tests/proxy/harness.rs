@@ -222,8 +222,11 @@ impl Proxy {
         )
     }
 
+    /// An API URL, on `api_addr` when the proxy has one (the public
+    /// listener then has no API).
     pub fn api(&self, path: &str) -> String {
-        self.url("manage", &format!("/api/v1{path}"))
+        let port = self.api_addr.unwrap_or(self.addr).port();
+        format!("{}://manage.{DOMAIN}:{port}/api/v1{path}", self.scheme)
     }
 
     pub fn signal(&self, name: &str) {

@@ -300,6 +300,22 @@ fn config_errors_exit_2_naming_file_and_line() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("proxy.toml:4:"));
 
+    // Behind a terminator the API needs its own listener.
+    let output = serve_with(
+        &path,
+        "domain = \"jrps.localhost\"\nlisten = \"127.0.0.1:0\"\nstate = \"s.sqlite\"\n\
+         behind_tls = true\nallowed_client_cidrs = []\nallowed_backend_cidrs = []\n",
+        "-c",
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("proxy.toml:4:")
+            && stderr.contains("behind_tls")
+            && stderr.contains("api_addr"),
+        "{stderr}"
+    );
+
     let output = serve_with(
         &path,
         "domain = \"jrps.localhost\"\nlisten = \"127.0.0.1:0\"\nstate = \"s.sqlite\"\n\

@@ -333,7 +333,7 @@ async fn connection_cap_holds_new_connections_back() {
 async fn plain_http_listener_behind_a_tls_terminator() {
     let behind = Proxy::start(Options {
         tls: false,
-        extra: "behind_tls = true".into(),
+        extra: "behind_tls = true\napi_addr = \"127.0.0.1:0\"".into(),
         ..Options::default()
     });
     let backend = http_backend("one").await;
