@@ -12,6 +12,25 @@ pub const PREFIX: &str = "/api/v1";
 /// The management host under the proxy's domain: `manage.<domain>`.
 pub const MANAGE_SUBDOMAIN: &str = "manage";
 
+/// One word of an alias: 3 to 8 lower-case ASCII letters.
+pub fn is_alias_word(w: &str) -> bool {
+    (3..=8).contains(&w.len()) && w.bytes().all(|b| b.is_ascii_lowercase())
+}
+
+/// Whether `s` has the shape of an alias: three words joined by `-`. The
+/// proxy rejects junk with it before a lookup; the launcher checks what the
+/// proxy answered before the alias names a file or folder.
+pub fn looks_like_alias(s: &str) -> bool {
+    let mut parts = 0;
+    for part in s.split('-') {
+        if !is_alias_word(part) {
+            return false;
+        }
+        parts += 1;
+    }
+    parts == 3
+}
+
 /// `POST /api/v1/sessions`, from a login node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -53,6 +53,8 @@ pub enum ProxyClientError {
         error: String,
         detail: String,
     },
+    #[error("the proxy answered with the alias `{alias}`, which is not three words joined by `-`")]
+    BadAlias { alias: String },
     #[error("the proxy sent an answer to {call} that jrps cannot read")]
     BadAnswer {
         call: &'static str,
@@ -122,14 +124,23 @@ impl ProxyClient {
         &self,
         request: &CreateSession,
     ) -> Result<SessionCreated, ProxyClientError> {
-        self.call(
-            "create session",
-            Method::POST,
-            "sessions",
-            Some(request),
-            None,
-        )
-        .await
+        let created: SessionCreated = self
+            .call(
+                "create session",
+                Method::POST,
+                "sessions",
+                Some(request),
+                None,
+            )
+            .await?;
+        // The alias names the session's folder and log: whatever a proxy
+        // (or something posing as one) answers must not reach outside them.
+        if !api::looks_like_alias(&created.alias) {
+            return Err(ProxyClientError::BadAlias {
+                alias: created.alias.escape_debug().to_string(),
+            });
+        }
+        Ok(created)
     }
 
     pub async fn link_job(&self, alias: &str, request: &LinkJob) -> Result<(), ProxyClientError> {
@@ -316,4 +327,57 @@ fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, ProxyClien
         }
     };
     Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A one-call "proxy" on loopback that answers create with `alias`.
+    async fn create_answered_with(alias: &str) -> Result<SessionCreated, ProxyClientError> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let body = serde_json::json!({
+            "alias": alias,
+            "url": "https://x.example/",
+            "register_secret": "s",
+            "expires_at": 1,
+        })
+        .to_string();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let _ = stream.read(&mut buf).await;
+            let answer = format!(
+                "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(answer.as_bytes()).await;
+        });
+        let endpoint = ProxyEndpoint {
+            url: format!("http://127.0.0.1:{port}"),
+            ca_file: None,
+            connect_to: None,
+        };
+        let client = ProxyClient::new(&endpoint, None).unwrap();
+        let request = CreateSession {
+            user: "alice".into(),
+            token_sha256: "ab".repeat(32),
+            ttl_seconds: 60,
+        };
+        client.create_session(&request).await
+    }
+
+    #[tokio::test]
+    async fn an_alias_that_could_name_another_path_is_refused() {
+        for alias in ["../../etc/cron", "amber-otter-lagoon/../../x", "", "a-b"] {
+            match create_answered_with(alias).await {
+                Err(ProxyClientError::BadAlias { .. }) => {}
+                other => panic!("{alias:?}: {other:?}"),
+            }
+        }
+        let created = create_answered_with("amber-otter-lagoon").await.unwrap();
+        assert_eq!(created.alias, "amber-otter-lagoon");
+    }
 }

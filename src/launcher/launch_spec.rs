@@ -70,6 +70,23 @@ const CONTROLLED_OPTIONS: &[&str] = &[
     "--wrap",
 ];
 
+/// Options that would change which job runs, as whom, or how many of it:
+/// a session is one job of the user's that registers once, and jrps reads
+/// sbatch's answer itself.
+const IDENTITY_OR_COUNT_OPTIONS: &[&str] = &[
+    "--array",
+    "--requeue",
+    "--export-file",
+    "--uid",
+    "--gid",
+    "--get-user-env",
+    "--parsable",
+    "--wait",
+    "--test-only",
+    // Another cluster's job is one jrps's squeue and scancel cannot see.
+    "--clusters",
+];
+
 /// Substrings of variable names that suggest a secret; secrets never go in scripts.
 const SECRET_WORDS: &[&str] = &[
     "TOKEN",
@@ -266,6 +283,14 @@ impl LaunchSpec {
                         i,
                         "it is empty or has control characters".into(),
                         "the path or URI of a Singularity/Apptainer image".into(),
+                    ));
+                }
+                if i.value.starts_with('-') {
+                    return Err(invalid(
+                        "image",
+                        i,
+                        "it starts with `-`, which singularity would read as an option".into(),
+                        "the path or URI of a Singularity/Apptainer image (write ./-x for a file named -x)".into(),
                     ));
                 }
                 note("image", i.value.clone(), &i.source);
@@ -524,6 +549,18 @@ fn check_sbatch_option(option: &str, source: &Source) -> Result<(), LauncherErro
         return Err(bad(
             format!("jrps sets {controlled} itself"),
             "options jrps does not model; use the profile fields partition, time, gpus, account, dir, cpus, memory for the others",
+        ));
+    }
+    if let Some(refused) = IDENTITY_OR_COUNT_OPTIONS
+        .iter()
+        .find(|c| c.starts_with(name))
+    {
+        return Err(bad(
+            format!(
+                "{refused} changes which job runs, as whom or how many times, \
+                 and a session is one job that registers once"
+            ),
+            "options that shape the one job, such as --begin, --constraint, --qos, --nodelist",
         ));
     }
     Ok(())

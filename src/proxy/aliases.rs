@@ -6,6 +6,10 @@
 
 use std::sync::OnceLock;
 
+use crate::api::is_alias_word as is_word;
+#[cfg(test)]
+use crate::api::looks_like_alias;
+
 const WORDS_FILE: &str = include_str!("words.txt");
 
 /// The words, parsed once. A malformed list is a build defect, caught by the
@@ -20,10 +24,6 @@ pub fn words() -> &'static [&'static str] {
             .filter(|w| is_word(w))
             .collect()
     })
-}
-
-fn is_word(w: &str) -> bool {
-    (3..=8).contains(&w.len()) && w.bytes().all(|b| b.is_ascii_lowercase())
 }
 
 /// Draws an alias with the thread's CSPRNG (aliases are not secrets, but a
@@ -44,18 +44,6 @@ pub fn draw() -> String {
         "{}-{}-{}",
         words[picked[0]], words[picked[1]], words[picked[2]]
     )
-}
-
-/// Whether `s` has the shape of an alias (used to reject junk early).
-pub fn looks_like_alias(s: &str) -> bool {
-    let mut parts = 0;
-    for part in s.split('-') {
-        if !is_word(part) {
-            return false;
-        }
-        parts += 1;
-    }
-    parts == 3
 }
 
 #[cfg(test)]

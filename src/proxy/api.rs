@@ -149,7 +149,7 @@ async fn dispatch(shared: &Arc<Shared>, conn: ConnInfo, req: Request<Incoming>) 
 /// Rejects path segments that cannot be aliases before any lookup.
 fn known_alias(segment: &str) -> Result<String, Refusal> {
     let alias = segment.to_ascii_lowercase();
-    if aliases::looks_like_alias(&alias) {
+    if crate::api::looks_like_alias(&alias) {
         Ok(alias)
     } else {
         Err(Refusal::new(Failure::NotFound, "no such session"))

@@ -8,7 +8,7 @@
 //! leader's start time too: pids are reused, and a job must never be confused
 //! with an unrelated process that later got its number.
 
-use std::fs::{self, File};
+use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -19,7 +19,7 @@ use rustix::io::Errno;
 use rustix::process::{Pid, Signal, kill_process_group, test_kill_process_group};
 use serde::{Deserialize, Serialize};
 
-use super::{JobId, JobStatus, JobSubmission, Scheduler, SchedulerError, SchedulerKind};
+use super::{JobId, JobStatus, JobSubmission, Scheduler, SchedulerError, SchedulerKind, job_log};
 
 const ID_PREFIX: &str = "local-";
 const DEFAULT_GRACE: Duration = Duration::from_secs(5);
@@ -105,12 +105,7 @@ impl Scheduler for Local {
             .map_err(|source| io_error("write the batch script", &script, source))?;
 
         let log_path = job.workdir.join(&job.log_path);
-        if let Some(dir) = log_path.parent() {
-            fs::create_dir_all(dir)
-                .map_err(|source| io_error("create the log directory", dir, source))?;
-        }
-        let log = File::create(&log_path)
-            .map_err(|source| io_error("create the job log", &log_path, source))?;
+        let log = job_log::create(&log_path)?;
         let log_err = log
             .try_clone()
             .map_err(|source| io_error("open the job log", &log_path, source))?;

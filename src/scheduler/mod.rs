@@ -8,6 +8,7 @@
 
 mod error;
 mod job;
+mod job_log;
 mod kind;
 mod local;
 mod slurm;

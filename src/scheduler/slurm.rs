@@ -6,10 +6,10 @@
 
 use std::io::Write;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use super::{JobId, JobStatus, JobSubmission, Scheduler, SchedulerError, SchedulerKind};
+use super::{JobId, JobStatus, JobSubmission, Scheduler, SchedulerError, SchedulerKind, job_log};
 
 #[derive(Debug, Clone, Default)]
 pub struct Slurm {
@@ -44,14 +44,14 @@ impl Scheduler for Slurm {
 
     fn submit(&self, job: &JobSubmission) -> Result<JobId, SchedulerError> {
         let log_path = job.workdir.join(&job.log_path);
-        create_parent(&log_path)?;
+        job_log::create(&log_path)?;
         let mut sbatch = self.command("sbatch");
         sbatch
             .arg("--parsable")
             // Explicit, so a user's SBATCH_EXPORT=NONE cannot drop `job.env`.
             .arg("--export=ALL")
             .arg(format!("--job-name={}", job.job_name))
-            .arg(format!("--output={}", log_path.display()))
+            .arg(format!("--output={}", job_log::slurm_pattern(&log_path)))
             .arg(format!("--chdir={}", job.workdir.display()))
             .envs(job.env.iter().map(|(name, value)| (name, value)));
         let out = run(sbatch, "sbatch", Some(job.script.as_bytes()))?;
@@ -156,19 +156,6 @@ fn refused(program: &str, out: &Output) -> SchedulerError {
         program: program.into(),
         status: out.status.clone(),
         message: message.into(),
-    }
-}
-
-fn create_parent(path: &Path) -> Result<(), SchedulerError> {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => {
-            std::fs::create_dir_all(dir).map_err(|source| SchedulerError::Io {
-                action: "create the log directory",
-                path: dir.to_path_buf(),
-                source,
-            })
-        }
-        _ => Ok(()),
     }
 }
 

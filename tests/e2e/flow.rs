@@ -34,6 +34,14 @@ pub async fn up_use_down(site: &Site, slurm: bool) {
         "the last phase is ready:\n{}",
         out.stderr
     );
+    // The job's log is the user's alone, whatever the umask and scheduler.
+    let logs = site.state_home().join("logs");
+    let mode = |path: &std::path::Path| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    };
+    assert_eq!(mode(&logs), 0o700, "{}", logs.display());
+    assert_eq!(mode(&logs.join(format!("{alias}.log"))), 0o600);
 
     // Jupyter's REST API through the proxy, with the token of the printed URL.
     let status_url = launched.url.replacen("/?token=", "/api/status?token=", 1);

@@ -254,6 +254,49 @@ fn sbatch_options_jrps_controls() {
 }
 
 #[test]
+fn sbatch_options_that_change_the_jobs_identity_or_count() {
+    for option in [
+        "--array=1-10",
+        "--requeue",
+        "--export-file=/tmp/env",
+        "--uid=0",
+        "--gid=0",
+        "--wrap=id",
+        "--get-user-env",
+        "--parsable",
+        "--wait",
+        "--test-only",
+        "--clusters=other",
+        "--arr=1-2",
+    ] {
+        let t = render(&["o"]).user_file(
+            "profiles/o.toml",
+            &format!("sbatch_options = [\"{option}\"]\n"),
+        );
+        t.run()
+            .failure(2)
+            .stderr_has("sbatch_options")
+            .stderr_has("[TMP]/config/jrps/profiles/o.toml:1");
+    }
+    let t = render(&["o"]).user_file("profiles/o.toml", "sbatch_options = [\"--array=0-99\"]\n");
+    refused("error__sbatch_option_identity", t).stderr_has("--array changes which job runs");
+    // Shaping the one job is still the user's business.
+    let t = render(&["o"]).user_file(
+        "profiles/o.toml",
+        "sbatch_options = [\"--begin=now+1hour\", \"--constraint=haswell\", \"--qos=normal\"]\n",
+    );
+    t.run().success();
+}
+
+#[test]
+fn image_that_singularity_would_read_as_an_option() {
+    refused("error__image_option", render(&["--image=--bind=/:/host"]))
+        .stderr_has("image")
+        .stderr_has("flag --image")
+        .stderr_has("starts with `-`");
+}
+
+#[test]
 fn sbatch_options_shell_metacharacters() {
     for option in [
         "--begin=now;id",
