@@ -344,7 +344,9 @@ def parse_wrk(out):
 
 def wrk(target, pid, url, host, cookie, conns, secs):
     threads = 1 if conns == 1 else 2
-    headers = ["-H", f"Host: {host}", "-H", f"Cookie: jrps_session={cookie}"]
+    # Both names: the plain listener's and the `__Host-` one TLS uses.
+    headers = ["-H", f"Host: {host}", "-H",
+               f"Cookie: jrps_session={cookie}; __Host-jrps_session={cookie}"]
     # A second of warm-up, not measured: connections to the target and from
     # it to the backend are open before the clock starts, whichever target
     # ran just before.

@@ -147,7 +147,11 @@ async fn ws_connect(
         .header("sec-websocket-version", "13")
         .header("sec-websocket-key", generate_key());
     if !cookie.is_empty() && cookie != "-" {
-        req = req.header("cookie", format!("jrps_session={cookie}"));
+        // Both names: the plain listener's and the `__Host-` one TLS uses.
+        req = req.header(
+            "cookie",
+            format!("jrps_session={cookie}; __Host-jrps_session={cookie}"),
+        );
     }
     let (ws, resp) = tokio_tungstenite::client_async(req.body(())?, stream).await?;
     if resp.status() != StatusCode::SWITCHING_PROTOCOLS {

@@ -16,6 +16,20 @@ use super::store::Session;
 /// never sent to another alias.
 pub const COOKIE_NAME: &str = "jrps_session";
 
+/// Its name over TLS: browsers accept a `__Host-` cookie only when it is
+/// `Secure`, `Path=/` and has no `Domain`, so no page on another alias (or
+/// a plain-HTTP page of the domain) can set or shadow it.
+pub const SECURE_COOKIE_NAME: &str = "__Host-jrps_session";
+
+/// The edge cookie's name for the public scheme.
+pub fn cookie_name(https: bool) -> &'static str {
+    if https {
+        SECURE_COOKIE_NAME
+    } else {
+        COOKIE_NAME
+    }
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum Auth {
     None,
@@ -27,11 +41,11 @@ pub enum Auth {
 
 /// Checks the cookie first (the common case after the first request), then
 /// the query's `token=`, then `Authorization`.
-pub fn check(session: &Session, headers: &HeaderMap, query: Option<&str>) -> Auth {
+pub fn check(session: &Session, headers: &HeaderMap, query: Option<&str>, https: bool) -> Auth {
     if headers
         .get_all(COOKIE)
         .iter()
-        .any(|value| has_edge_cookie(value.as_bytes(), session))
+        .any(|value| has_edge_cookie(value.as_bytes(), session, https))
     {
         return Auth::Cookie;
     }
@@ -58,14 +72,43 @@ pub fn check(session: &Session, headers: &HeaderMap, query: Option<&str>) -> Aut
     Auth::None
 }
 
-/// Whether one `Cookie` field holds the session's edge cookie.
-pub fn has_edge_cookie(field: &[u8], session: &Session) -> bool {
-    cookie_pairs(field).any(|(name, value)| is_edge_cookie(name) && hex_eq(value, &session.cookie))
+/// Whether a request may reach the backend as far as its `Origin` goes:
+/// safe methods always; an unsafe method or a WebSocket handshake only
+/// without `Origin` (not a browser's cross-site request) or with the
+/// request's own origin, `scheme://host` as the request names its host.
+/// Every alias shares the cookie's "site", so without this a page on one
+/// alias could send another alias's cookie along.
+pub fn origin_allowed(
+    method: &[u8],
+    websocket: bool,
+    origin: Option<&[u8]>,
+    host: &[u8],
+    https: bool,
+) -> bool {
+    let safe = matches!(method, b"GET" | b"HEAD" | b"OPTIONS" | b"TRACE");
+    let Some(origin) = origin else {
+        return true;
+    };
+    if safe && !websocket {
+        return true;
+    }
+    let scheme: &[u8] = if https { b"https://" } else { b"http://" };
+    origin.len() == scheme.len() + host.len()
+        && origin[..scheme.len()].eq_ignore_ascii_case(scheme)
+        && origin[scheme.len()..].eq_ignore_ascii_case(host)
 }
 
-/// Whether a cookie of this name is the proxy's, not Jupyter's.
+/// Whether one `Cookie` field holds the session's edge cookie, under the
+/// name the public scheme gives it.
+pub fn has_edge_cookie(field: &[u8], session: &Session, https: bool) -> bool {
+    let wanted = cookie_name(https).as_bytes();
+    cookie_pairs(field).any(|(name, value)| name == wanted && hex_eq(value, &session.cookie))
+}
+
+/// Whether a cookie of this name is the proxy's (under either name), not
+/// Jupyter's.
 pub fn is_edge_cookie(name: &[u8]) -> bool {
-    name == COOKIE_NAME.as_bytes()
+    name == COOKIE_NAME.as_bytes() || name == SECURE_COOKIE_NAME.as_bytes()
 }
 
 /// The `name=value` pairs of a `Cookie` field, trimmed; pairs without `=`
@@ -95,15 +138,39 @@ fn hex_eq(text: &[u8], expected: &[u8; 32]) -> bool {
 /// long as the session.
 pub fn cookie_header(shared: &Shared, session: &Session, now: u64) -> HeaderValue {
     let max_age = session.expires_at.saturating_sub(now);
-    let secure = if shared.config.public_scheme_is_https() {
-        "; Secure"
-    } else {
-        ""
-    };
+    let https = shared.config.public_scheme_is_https();
+    let secure = if https { "; Secure" } else { "" };
     let value = format!(
-        "{COOKIE_NAME}={}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}",
+        "{}={}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}",
+        cookie_name(https),
         hex::encode(session.cookie)
     );
     // Only hex, digits and fixed ASCII: always a valid header value.
     HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_requests_own_origin_may_change_things() {
+        let host = b"amber-otter-lagoon.jrps.localhost:8443";
+        let own = b"https://amber-otter-lagoon.jrps.localhost:8443";
+        let other = b"https://bronze-fox-creek.jrps.localhost:8443";
+        assert!(origin_allowed(b"POST", false, Some(own), host, true));
+        assert!(origin_allowed(b"POST", false, None, host, true));
+        assert!(!origin_allowed(b"POST", false, Some(other), host, true));
+        assert!(!origin_allowed(b"DELETE", false, Some(b"null"), host, true));
+        assert!(!origin_allowed(
+            b"POST",
+            false,
+            Some(b"http://amber-otter-lagoon.jrps.localhost:8443"),
+            host,
+            true
+        ));
+        assert!(origin_allowed(b"GET", false, Some(other), host, true));
+        assert!(!origin_allowed(b"GET", true, Some(other), host, true));
+        assert!(origin_allowed(b"GET", true, Some(own), host, true));
+    }
 }

@@ -181,6 +181,7 @@ fn prepare(shared: &Shared, ip: &str, inbuf: &[u8], out: &mut Vec<u8>) -> Option
     let mut host = None;
     let mut length = None;
     let mut cookie = None;
+    let mut origin = None;
     let mut forwarded_for = None;
     let mut tokens = ConnectionTokens::default();
     for header in req.headers.iter() {
@@ -200,6 +201,11 @@ fn prepare(shared: &Shared, ip: &str, inbuf: &[u8], out: &mut Vec<u8>) -> Option
                 return None;
             }
             cookie = Some(header.value);
+        } else if name.eq_ignore_ascii_case("origin") {
+            if origin.is_some() {
+                return None;
+            }
+            origin = Some(header.value);
         } else if name.eq_ignore_ascii_case("connection") {
             tokens.add(header.value);
         } else if is_one_of(name, &["transfer-encoding", "upgrade", "expect"]) {
@@ -231,7 +237,12 @@ fn prepare(shared: &Shared, ip: &str, inbuf: &[u8], out: &mut Vec<u8>) -> Option
         return None;
     }
     let backend = session.backend?;
-    if !edge_auth::has_edge_cookie(cookie?, &session) {
+    let https = shared.config.public_scheme_is_https();
+    if !edge_auth::has_edge_cookie(cookie?, &session, https) {
+        return None;
+    }
+    // Refused on hyper's path, with the page that says why.
+    if !edge_auth::origin_allowed(method.as_bytes(), false, origin, host.as_bytes(), https) {
         return None;
     }
 
@@ -268,7 +279,7 @@ fn prepare(shared: &Shared, ip: &str, inbuf: &[u8], out: &mut Vec<u8>) -> Option
     let forwarder = Forwarder {
         client_ip: ip,
         behind_tls,
-        https: shared.config.public_scheme_is_https(),
+        https,
     };
     forwarder.added_headers(host.as_bytes(), forwarded_for, |name, parts| {
         out.extend_from_slice(name.as_bytes());

@@ -408,7 +408,7 @@ mod tests {
         let mut out = Vec::new();
         out.extend_from_slice(b"cookie: ");
         cookie_for_backend(b"a=1; jrps_session=abcd;  _xsrf=2|x ;noeq", &mut out, 8);
-        cookie_for_backend(b"jrps_session=ef", &mut out, 8);
+        cookie_for_backend(b"__Host-jrps_session=ef", &mut out, 8);
         cookie_for_backend(b"b=3", &mut out, 8);
         assert_eq!(
             String::from_utf8(out).unwrap(),

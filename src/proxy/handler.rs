@@ -6,7 +6,8 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use http::header::SET_COOKIE;
+use http::HeaderValue;
+use http::header::{ORIGIN, SET_COOKIE, UPGRADE};
 use http::{Request, Response, Version};
 use hyper::body::Incoming;
 
@@ -81,9 +82,28 @@ async fn session_request(
     if !session.is_live(now) {
         return full(pages::page(Failure::Ended, alias));
     }
-    let auth = edge_auth::check(&session, req.headers(), req.uri().query());
+    let https = shared.config.public_scheme_is_https();
+    let auth = edge_auth::check(&session, req.headers(), req.uri().query(), https);
     if auth == Auth::None {
         return full(pages::page(Failure::NoCredentials, alias));
+    }
+    let mut origins = req.headers().get_all(ORIGIN).iter();
+    let origin_ok = match (origins.next(), origins.next()) {
+        (_, Some(_)) => false,
+        (origin, None) => edge_auth::origin_allowed(
+            req.method().as_str().as_bytes(),
+            req.headers().contains_key(UPGRADE),
+            origin.map(HeaderValue::as_bytes),
+            routing::request_host(&req)
+                .ok()
+                .flatten()
+                .unwrap_or("")
+                .as_bytes(),
+            https,
+        ),
+    };
+    if !origin_ok {
+        return full(pages::page(Failure::CrossOrigin, alias));
     }
     let set_cookie = (auth == Auth::Token).then(|| edge_auth::cookie_header(shared, &session, now));
     let mut response = match (session.state, &session.backend_authority) {
@@ -92,7 +112,7 @@ async fn session_request(
             let forwarder = Forwarder {
                 client_ip: &ip,
                 behind_tls: shared.config.behind_tls,
-                https: shared.config.public_scheme_is_https(),
+                https,
             };
             let (mut parts, body) = req.into_parts();
             let authority = parts.uri.authority().map(|a| a.as_str());

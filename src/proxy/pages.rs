@@ -152,6 +152,17 @@ fn render(failure: Failure, name: &str, reported: Option<&Reported>) -> Response
             ),
             false,
         ),
+        Failure::CrossOrigin => (
+            "Request from another site",
+            format!(
+                "<p>A page from another address tried to change something in the session \
+                 <code>{name}</code>, or to connect to its kernels, using this browser's \
+                 login. The proxy refused it.</p>\
+                 <p class=\"next\">If you clicked something in your notebook, reload it \
+                 from its own address and try again.</p>"
+            ),
+            false,
+        ),
         Failure::UnknownAlias => (
             "No such session",
             format!(

@@ -15,6 +15,9 @@ pub enum Failure {
     Ended,
     /// No valid `?token=` and no valid cookie.
     NoCredentials,
+    /// An unsafe request or a WebSocket handshake sent by a page of
+    /// another origin (another alias, say) with this session's cookie.
+    CrossOrigin,
     /// The backend refused, reset or timed out.
     BackendUnreachable,
     /// The request could not be understood (bad Host, bad path).
@@ -42,7 +45,7 @@ impl Failure {
             // still says it ended, which is what the user needs to know.
             UnknownAlias | NotFound | Ended => StatusCode::NOT_FOUND,
             Starting | Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            NoCredentials | Forbidden => StatusCode::FORBIDDEN,
+            NoCredentials | CrossOrigin | Forbidden => StatusCode::FORBIDDEN,
             BackendUnreachable => StatusCode::BAD_GATEWAY,
             BadRequest | MalformedJson => StatusCode::BAD_REQUEST,
             InvalidField => StatusCode::UNPROCESSABLE_ENTITY,
@@ -60,7 +63,7 @@ impl Failure {
             UnknownAlias | NotFound => "not_found",
             Starting => "starting",
             Ended => "ended",
-            NoCredentials | Forbidden => "forbidden",
+            NoCredentials | CrossOrigin | Forbidden => "forbidden",
             BackendUnreachable => "bad_gateway",
             BadRequest => "bad_request",
             Unavailable => "unavailable",

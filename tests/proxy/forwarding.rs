@@ -236,3 +236,42 @@ async fn api_paths_match_exactly() {
         .unwrap();
     assert_eq!(response.status(), 201);
 }
+
+#[tokio::test]
+async fn forwarding_a_page_of_another_alias_cannot_act_with_this_ones_cookie() {
+    let proxy = Proxy::start(Options::default());
+    let backend = raw_backend(echo_path).await;
+    let site = Site::new(&proxy, backend.port).await;
+    // `Site` sends `Host` without a port, so its own origin has none either.
+    let own = format!("https://{}", site.host());
+    let other = format!("https://bronze-fox-creek.{}", super::harness::DOMAIN);
+    for via in BOTH {
+        let with_origin =
+            |method: &str, origin: &str| format!("{method} /api/contents\r\nOrigin: {origin}\r\n");
+        let before = backend.seen().len();
+        let refused = exchange(&proxy, &site, via, &with_origin("POST", &other), b"").await;
+        assert_eq!(refused.head.status(), 403, "{via:?}: {refused:?}");
+        assert!(refused.text().contains("another address"), "{via:?}");
+        let refused = exchange(&proxy, &site, via, &with_origin("DELETE", "null"), b"").await;
+        assert_eq!(refused.head.status(), 403, "{via:?}");
+        assert_eq!(
+            backend.seen().len(),
+            before,
+            "{via:?}: a refused request reached the backend"
+        );
+
+        let allowed = exchange(&proxy, &site, via, &with_origin("POST", &own), b"").await;
+        assert_eq!(allowed.head.status(), 200, "{via:?}: {allowed:?}");
+        let read = exchange(&proxy, &site, via, &with_origin("GET", &other), b"").await;
+        assert_eq!(read.head.status(), 200, "{via:?}: reading is not acting");
+    }
+    // A WebSocket handshake from another origin never reaches the kernel.
+    let before = backend.seen().len();
+    let handshake = format!(
+        "GET /api/kernels/k/channels\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: {other}\r\n"
+    );
+    let refused = exchange(&proxy, &site, Via::FastPath, &handshake, b"").await;
+    assert_eq!(refused.head.status(), 403, "{refused:?}");
+    assert_eq!(backend.seen().len(), before);
+}

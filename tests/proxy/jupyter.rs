@@ -322,7 +322,11 @@ pub(crate) async fn run_code(
     code: &str,
 ) -> Result<String, String> {
     let cookies = lab_cookies(proxy, alias, token).await?;
-    if !cookies.iter().any(|c| c.starts_with("jrps_session=")) || cookies.len() < 2 {
+    if !cookies
+        .iter()
+        .any(|c| c.starts_with("__Host-jrps_session="))
+        || cookies.len() < 2
+    {
         return Err(format!(
             "expected the proxy's and Jupyter's cookies, got {cookies:?}"
         ));
@@ -381,7 +385,9 @@ async fn jupyterlab_through_the_proxy_runs_a_kernel() {
     // Jupyter answer the token with their cookies, which carry the rest.
     let cookies = lab_cookies(&proxy, &s.alias, &token).await.unwrap();
     assert!(
-        cookies.iter().any(|c| c.starts_with("jrps_session=")),
+        cookies
+            .iter()
+            .any(|c| c.starts_with("__Host-jrps_session=")),
         "{cookies:?}"
     );
     assert!(

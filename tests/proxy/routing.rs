@@ -141,7 +141,7 @@ async fn no_token_and_no_cookie_is_403() {
     let response = proxy
         .client
         .get(proxy.url(&s.alias, "/"))
-        .header("cookie", format!("jrps_session={}", "ab".repeat(32)))
+        .header("cookie", format!("__Host-jrps_session={}", "ab".repeat(32)))
         .send()
         .await
         .unwrap();
@@ -171,7 +171,8 @@ async fn cookie_flow() {
         .to_str()
         .unwrap()
         .to_owned();
-    assert!(cookie.starts_with("jrps_session="), "{cookie}");
+    // Over TLS, the `__Host-` name: no other alias can set or shadow it.
+    assert!(cookie.starts_with("__Host-jrps_session="), "{cookie}");
     for attribute in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/"] {
         assert!(cookie.contains(attribute), "{attribute} missing: {cookie}");
     }
