@@ -310,6 +310,7 @@ async fn create(shared: &Arc<Shared>, conn: ConnInfo, req: Request<Incoming>) ->
     }
     let secret = hex::encode(random_bytes());
     let now = now_unix();
+    let cookie_salt = random_bytes();
     for _ in 0..32 {
         let alias = aliases::draw();
         let session = Session {
@@ -317,7 +318,8 @@ async fn create(shared: &Arc<Shared>, conn: ConnInfo, req: Request<Incoming>) ->
             user: request.user.clone(),
             token_sha256,
             secret_sha256: sha256(secret.as_bytes()),
-            cookie: random_bytes(),
+            cookie: shared.cookie_key.cookie(&alias, &cookie_salt),
+            cookie_salt,
             job_id: None,
             backend: None,
             backend_authority: None,

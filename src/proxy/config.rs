@@ -55,6 +55,7 @@ struct RawConfig {
     tls_cert: Option<Spanned<PathBuf>>,
     tls_key: Option<Spanned<PathBuf>>,
     state: PathBuf,
+    cookie_key: Option<PathBuf>,
     allowed_client_cidrs: Vec<Spanned<String>>,
     allowed_backend_cidrs: Vec<Spanned<String>>,
     backend_ports: Option<Spanned<String>>,
@@ -92,6 +93,9 @@ pub struct ProxyConfig {
     /// Certificate chain and key PEM files; `None` means plain HTTP.
     pub tls: Option<TlsFiles>,
     pub state: PathBuf,
+    /// The server key edge cookies are derived from (default: the state
+    /// file's path with `.key` appended); made 0600 at first start.
+    pub cookie_key: PathBuf,
     pub allowed_client_cidrs: Vec<IpNet>,
     pub allowed_backend_cidrs: Vec<IpNet>,
     pub backend_ports: PortSet,
@@ -356,12 +360,17 @@ impl ProxyConfig {
             .long_poll_max
             .min(limits.idle_timeout.saturating_sub(Duration::from_secs(1)));
 
+        let state = resolve(raw.state);
         Ok(ProxyConfig {
             domain,
             listen,
             api_addr,
             tls,
-            state: resolve(raw.state),
+            cookie_key: raw.cookie_key.map_or_else(
+                || PathBuf::from(format!("{}.key", state.display())),
+                resolve,
+            ),
+            state,
             allowed_client_cidrs,
             allowed_backend_cidrs,
             backend_ports,

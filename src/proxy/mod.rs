@@ -11,7 +11,8 @@
 //! (WebSocket byte copy with clean close), `scratch` (the per-thread read
 //! buffer both of them read through), `plumbing` (types every path
 //! shares), `access_log` (the event every answer ends with), `budget`
-//! (connections per client address), `api` (API
+//! (connections per client address), `cookie_key` (the server key edge
+//! cookies are derived from), `api` (API
 //! v1), `store` (SQLite + in-memory table), `health` (expiry and backend
 //! checks), `aliases`, `pages`, `status`, `metrics`, `phases` (the
 //! launcher's reports for the starting page). This file wires them
@@ -22,6 +23,7 @@ mod aliases;
 mod api;
 mod budget;
 pub mod config;
+mod cookie_key;
 mod edge_auth;
 mod fastpath;
 mod forwarder;
@@ -77,6 +79,8 @@ pub enum ServeError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    CookieKey(#[from] cookie_key::CookieKeyError),
     #[error("cannot start: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -113,6 +117,8 @@ pub(crate) struct Shared {
     api_slots: Arc<Semaphore>,
     /// `max_connections_per_address`, for connections and tunnels alike.
     addresses: Arc<budget::AddressBudget>,
+    /// What new sessions' edge cookies are derived from.
+    cookie_key: Arc<cookie_key::CookieKey>,
     /// `https://` or `http://`, and `:port` unless it is the scheme's default.
     url_scheme: &'static str,
     url_port: String,
@@ -235,7 +241,11 @@ async fn run_async(config: ProxyConfig) -> Result<(), ServeError> {
         Some(files) => Some(Arc::new(listener::Tls::load(files)?)),
         None => None,
     };
-    let store = store::Store::open(&config.state)?;
+    // Every file the proxy makes (state, its journal, the cookie key) is
+    // its user's alone, whatever umask it was started with.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    let cookie_key = Arc::new(cookie_key::CookieKey::load_or_create(&config.cookie_key)?);
+    let store = store::Store::open(&config.state, &cookie_key)?;
     let bind = |addr: SocketAddr| async move {
         TcpListener::bind(addr)
             .await
@@ -289,6 +299,7 @@ async fn run_async(config: ProxyConfig) -> Result<(), ServeError> {
         slots: Arc::new(Semaphore::new(config.limits.max_connections)),
         api_slots: Arc::new(Semaphore::new(config.limits.max_api_connections)),
         addresses: budget::AddressBudget::new(config.limits.max_connections_per_address),
+        cookie_key,
         config,
     });
 

@@ -14,7 +14,8 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -25,6 +26,8 @@ use tokio::sync::watch;
 
 use crate::api::SessionState;
 
+use super::cookie_key::CookieKey;
+
 /// One session as the proxy knows it. Immutable: a change replaces the `Arc`.
 #[derive(Debug, Clone)]
 pub struct Session {
@@ -32,8 +35,11 @@ pub struct Session {
     pub user: String,
     pub token_sha256: [u8; 32],
     pub secret_sha256: [u8; 32],
-    /// Random per-session value of the edge cookie, so the cookie reveals
-    /// nothing about the Jupyter token and survives restarts.
+    /// Random per-session salt of the edge cookie, the one part of it
+    /// that is stored ([`CookieKey`]).
+    pub cookie_salt: [u8; 32],
+    /// The edge cookie, derived from the salt under the server key: in
+    /// memory only, so the state file lets no one in.
     pub cookie: [u8; 32],
     pub job_id: Option<String>,
     pub backend: Option<SocketAddr>,
@@ -68,6 +74,16 @@ pub enum StoreError {
     NotFound,
     #[error("state database writer stopped")]
     WriterGone,
+    #[error(
+        "state database {path} is damaged ({detail}); restore it from a backup, \
+         or move it away to start with no sessions"
+    )]
+    Corrupt { path: String, detail: String },
+    #[error("state database {path}: cannot make it private: {source}")]
+    Private {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 struct Entry {
@@ -158,27 +174,69 @@ fn state_str(state: SessionState) -> &'static str {
     }
 }
 
-fn blob32(v: Vec<u8>) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    if v.len() == 32 {
-        out.copy_from_slice(&v);
+/// A 32-byte digest or salt column; `None` if the row holds anything else.
+fn blob32(v: &[u8]) -> Option<[u8; 32]> {
+    <[u8; 32]>::try_from(v).ok()
+}
+
+/// The state file and SQLite's `-wal` and `-shm` beside it, private to the
+/// proxy's user: they hold every session's secrets' digests. SQLite gives
+/// the two side files the main file's mode, so the main file is made 0600
+/// before SQLite opens it, and all three are set again in case an older
+/// jrps or another umask made them.
+fn make_private(path: &Path) -> Result<(), StoreError> {
+    let private = |source| StoreError::Private {
+        path: path.display().to_string(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.exists()
+    {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(private)?;
     }
-    out
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(private)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+        match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(private(e)),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 impl Store {
     /// Opens (creating if needed) the state file and loads every session.
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
+    pub fn open(path: &Path, key: &CookieKey) -> Result<Store, StoreError> {
         let open_err = |source| StoreError::Open {
             path: path.display().to_string(),
             source,
         };
-        if let Some(dir) = path.parent()
-            && !dir.as_os_str().is_empty()
-        {
-            let _ = std::fs::create_dir_all(dir);
-        }
+        make_private(path)?;
         let conn = Connection::open(path).map_err(open_err)?;
+        // Refuse a damaged file at start, rather than serve half of it.
+        let check: String = conn
+            .query_row("PRAGMA quick_check", [], |row| row.get(0))
+            .map_err(|e| StoreError::Corrupt {
+                path: path.display().to_string(),
+                detail: e.to_string(),
+            })?;
+        if check != "ok" {
+            return Err(StoreError::Corrupt {
+                path: path.display().to_string(),
+                detail: check,
+            });
+        }
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(open_err)?;
         conn.pragma_update(None, "synchronous", "FULL")
@@ -203,12 +261,36 @@ impl Store {
                     "ready" => SessionState::Ready,
                     _ => SessionState::Ended,
                 };
+                let alias = row.get::<_, String>(0)?;
+                let blobs = (
+                    blob32(&row.get::<_, Vec<u8>>(2)?),
+                    blob32(&row.get::<_, Vec<u8>>(3)?),
+                    blob32(&row.get::<_, Vec<u8>>(4)?),
+                );
+                // A row whose digests are damaged can prove nothing: it loads
+                // as ended (fail closed), never with a guessable zero value.
+                let ended_at = row.get::<_, Option<i64>>(11)?.map(|v| v as u64);
+                let (state, ended_at, token_sha256, secret_sha256, cookie_salt) = match blobs {
+                    (Some(token), Some(secret), Some(salt)) => {
+                        (state, ended_at, token, secret, salt)
+                    }
+                    // Ended now, so that its link says so for the usual
+                    // retention before it is forgotten.
+                    _ => (
+                        SessionState::Ended,
+                        ended_at.or(Some(now_unix())),
+                        [0; 32],
+                        [0; 32],
+                        [0; 32],
+                    ),
+                };
                 Ok(Session {
-                    alias: row.get::<_, String>(0)?.into_boxed_str(),
+                    cookie: key.cookie(&alias, &cookie_salt),
+                    alias: alias.into_boxed_str(),
                     user: row.get(1)?,
-                    token_sha256: blob32(row.get(2)?),
-                    secret_sha256: blob32(row.get(3)?),
-                    cookie: blob32(row.get(4)?),
+                    token_sha256,
+                    secret_sha256,
+                    cookie_salt,
                     job_id: row.get(5)?,
                     backend_authority: backend.and_then(authority_of),
                     backend,
@@ -216,7 +298,7 @@ impl Store {
                     created_at: row.get::<_, i64>(8)? as u64,
                     expires_at: row.get::<_, i64>(9)? as u64,
                     registered_at: row.get::<_, Option<i64>>(10)?.map(|v| v as u64),
-                    ended_at: row.get::<_, Option<i64>>(11)?.map(|v| v as u64),
+                    ended_at,
                 })
             })?;
             for session in rows {
@@ -368,7 +450,7 @@ impl Store {
                         s.user,
                         &s.token_sha256[..],
                         &s.secret_sha256[..],
-                        &s.cookie[..],
+                        &s.cookie_salt[..],
                         s.job_id,
                         s.backend.map(|b| b.to_string()),
                         state_str(s.state),
@@ -473,4 +555,19 @@ impl Store {
 
 pub fn authority_of(addr: SocketAddr) -> Option<Authority> {
     Authority::try_from(addr.to_string().as_str()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_folder_it_makes_is_private_and_so_is_the_file() {
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("new/state.sqlite");
+        make_private(&path).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
+        assert_eq!(mode(&path), 0o600);
+    }
 }

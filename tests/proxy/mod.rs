@@ -10,4 +10,5 @@ mod lifecycle;
 mod limits;
 mod phase;
 mod routing;
+mod state;
 pub(crate) mod wire;
