@@ -163,10 +163,15 @@ def pid_of(name):
 
 def write_configs(per_address=True):
     """proxy.toml for each jrps instance. The WebSocket hold opens 10,000
-    tunnels from one address, so the per-address cap is lifted; an A/B
-    against a binary older than that setting leaves it out (`per_address`),
-    since its own runs stay far below the default cap."""
-    per_address = "max_connections_per_address = 40000\n" if per_address else ""
+    tunnels from one address and the route test makes 100,000 sessions of
+    one user, so those caps are lifted, and health checks are off (the
+    route test's other sessions point at addresses where nothing listens).
+    An A/B against a binary older than these settings leaves them out
+    (`per_address`), since its own runs stay far below the defaults."""
+    per_address = ("max_connections_per_address = 40000\nmax_sessions_per_user = 200000\n"
+                   "max_sessions_per_client = 200000\nmax_sessions = 200000\n"
+                   if per_address else "")
+    health = "health_check_interval_s = 86400\n" if per_address else ""
     cert, key = WORK / "cert.pem", WORK / "key.pem"
     if not cert.exists():
         sh(f"openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3 "
@@ -269,8 +274,8 @@ listen = "127.0.0.1:{port}"
 {tls_lines}access_log = false
 state = "{STATE}/{state}"
 allowed_client_cidrs = ["127.0.0.0/8"]
-allowed_backend_cidrs = ["127.0.0.1/32"]
-[limits]
+allowed_backend_cidrs = ["127.0.0.0/8"]
+{health}[limits]
 max_connections = 40000
 {per_address}""")
 

@@ -9,10 +9,12 @@
 //! - `ws-hold ADDR HOST COOKIE N`: opens N WebSockets and holds them idle,
 //!   prints `held N` and waits for stdin to close.
 //! - `jrps-routes API DOMAIN TOKEN BACKEND_PORT N CONC`: creates and
-//!   registers N sessions through the real API (register from 127.0.0.1),
+//!   registers N sessions through the real API (the first from 127.0.0.1,
+//!   the rest each from an address of its own, 127.1.0.0 on),
 //!   prints `alias ALIAS` of the first and `cookie VALUE` (from `?token=`).
-//! - `jrps-activate API DOMAIN TOKEN BACKEND_PORT N`: N times: create, then
-//!   time from the register call's answer to the first proxied 200;
+//! - `jrps-activate API DOMAIN TOKEN BACKEND_PORT N`: N times: create,
+//!   register from 127.0.0.2, time from the register call's answer to the
+//!   first proxied 200, end the session;
 //!   prints `p50_us p99_us max_us`.
 //! - `chp-routes API AUTH DOMAIN TARGET N CONC`: adds N host routes to
 //!   configurable-http-proxy's REST API.
@@ -360,6 +362,23 @@ async fn create(
     })
 }
 
+async fn delete(send: &mut SendRequest<Full<Bytes>>, domain: &str, c: &Created) -> Result<(), Err> {
+    let body = serde_json::json!({"secret": c.secret});
+    let a = call(
+        send,
+        "DELETE",
+        &format!("manage.{domain}"),
+        &format!("/api/v1/sessions/{}", c.alias),
+        &[],
+        Some(body.to_string()),
+    )
+    .await?;
+    if a.status != StatusCode::NO_CONTENT {
+        return Err(format!("delete: {} {}", a.status, String::from_utf8_lossy(&a.body)).into());
+    }
+    Ok(())
+}
+
 async fn register(
     send: &mut SendRequest<Full<Bytes>>,
     domain: &str,
@@ -416,9 +435,14 @@ async fn jrps_routes(
         let token = token.to_owned();
         tasks.push(tokio::spawn(async move {
             let mut client = conn_from(api, None).await?;
-            let mut backend = conn_from(api, Some("127.0.0.1:0".parse()?)).await?;
-            for _ in 0..count {
+            for i in 0..count {
                 let c = create(&mut client, &domain, &token).await?;
+                // One live route per backend address: the others register
+                // from addresses of their own (127.1.0.0 on, nothing
+                // listens there; the bench turns health checks off).
+                let n = u32::from(std::net::Ipv4Addr::new(127, 1, 0, 0)) + (w * per + i) as u32;
+                let from = SocketAddr::from((std::net::Ipv4Addr::from(n), 0));
+                let mut backend = conn_from(api, Some(from)).await?;
                 register(&mut backend, &domain, &c, port).await?;
             }
             Ok::<(), Err>(())
@@ -462,7 +486,9 @@ async fn jrps_activate(
     n: usize,
 ) -> Result<(), Err> {
     let mut client = conn_from(api, None).await?;
-    let mut backend = conn_from(api, Some("127.0.0.1:0".parse()?)).await?;
+    // The bench's second backend address: 127.0.0.1's route is held by the
+    // session the other runs use.
+    let mut backend = conn_from(api, Some("127.0.0.2:0".parse()?)).await?;
     let mut browser = conn_from(api, None).await?;
     let mut samples = Vec::with_capacity(n);
     for _ in 0..n {
@@ -473,6 +499,8 @@ async fn jrps_activate(
         let path = format!("/?token={token}");
         first_200(&mut browser, &host, &path).await?;
         samples.push(t.elapsed().as_micros() as u64);
+        // Ends it, so the next session may register the same backend.
+        delete(&mut client, domain, &c).await?;
     }
     print_percentiles(samples);
     Ok(())

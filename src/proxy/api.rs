@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -35,7 +35,7 @@ use super::config::{canonical_ip, cidrs_contain};
 use super::phases::Reported;
 use super::plumbing::{ConnInfo, ProxyBody, full};
 use super::status::Failure;
-use super::store::{Session, StoreError, authority_of, now_unix};
+use super::store::{Quotas, Session, StoreError, authority_of, now_unix};
 
 /// A refused call: which [`Failure`] and a human explanation.
 struct Refusal(Failure, String);
@@ -70,13 +70,19 @@ pub async fn handle(
 ) -> Response<ProxyBody> {
     let result = dispatch(shared, conn, req).await;
     full(result.unwrap_or_else(|Refusal(failure, detail)| {
-        json(
+        let mut response = json(
             failure.status(),
             &ApiError {
                 error: failure.code().to_owned(),
                 detail,
             },
-        )
+        );
+        if let Some(seconds) = failure.retry_after() {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }))
 }
 
@@ -328,8 +334,15 @@ async fn create(shared: &Arc<Shared>, conn: ConnInfo, req: Request<Incoming>) ->
             expires_at: now + request.ttl_seconds,
             registered_at: None,
             ended_at: None,
+            client: Some(canonical_ip(conn.peer.ip())),
         };
-        match shared.store.insert(session).await {
+        let limits = &shared.config.limits;
+        let quotas = Quotas {
+            per_user: limits.max_sessions_per_user,
+            per_client: limits.max_sessions_per_client,
+            total: limits.max_sessions,
+        };
+        match shared.store.insert(session, &quotas).await {
             Ok(session) => {
                 tracing::info!(alias = %session.alias, user = %session.user, "session created");
                 return Ok(json(
@@ -343,6 +356,13 @@ async fn create(shared: &Arc<Shared>, conn: ConnInfo, req: Request<Incoming>) ->
                 ));
             }
             Err(StoreError::AliasTaken) => continue,
+            Err(StoreError::Quota(exceeded)) => {
+                tracing::info!(user = %request.user, peer = %conn.peer.ip(), %exceeded, "session refused");
+                return Err(Refusal::new(
+                    Failure::TooManySessions,
+                    format!("{exceeded}; end one (jrps down) or wait for one to end"),
+                ));
+            }
             Err(other) => return Err(other.into()),
         }
     }

@@ -79,6 +79,9 @@ struct RawLimits {
     max_connections: Option<Spanned<usize>>,
     max_connections_per_address: Option<Spanned<usize>>,
     max_api_connections: Option<Spanned<usize>>,
+    max_sessions_per_user: Option<Spanned<usize>>,
+    max_sessions_per_client: Option<Spanned<usize>>,
+    max_sessions: Option<Spanned<usize>>,
     long_poll_max_s: Option<u64>,
     shutdown_grace_s: Option<u64>,
 }
@@ -139,6 +142,13 @@ pub struct Limits {
     /// Connections the API listener (`api_addr`) takes, apart from the
     /// public listener's `max_connections`.
     pub max_api_connections: usize,
+    /// Live sessions one user may have at once.
+    pub max_sessions_per_user: usize,
+    /// Live sessions created from one client address (a login node serves
+    /// many users, so this is well above the per-user one).
+    pub max_sessions_per_client: usize,
+    /// Live sessions in all.
+    pub max_sessions: usize,
     pub long_poll_max: Duration,
     pub shutdown_grace: Duration,
 }
@@ -153,6 +163,9 @@ impl Default for Limits {
             max_connections: 4096,
             max_connections_per_address: 256,
             max_api_connections: 256,
+            max_sessions_per_user: 20,
+            max_sessions_per_client: 1000,
+            max_sessions: 20_000,
             long_poll_max: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(30),
         }
@@ -317,6 +330,12 @@ impl ProxyConfig {
                 &raw_limits.max_connections_per_address,
             ),
             ("max_api_connections", &raw_limits.max_api_connections),
+            ("max_sessions_per_user", &raw_limits.max_sessions_per_user),
+            (
+                "max_sessions_per_client",
+                &raw_limits.max_sessions_per_client,
+            ),
+            ("max_sessions", &raw_limits.max_sessions),
         ] {
             if let Some(c) = value
                 && *c.get_ref() == 0
@@ -350,6 +369,15 @@ impl ProxyConfig {
             max_api_connections: raw_limits
                 .max_api_connections
                 .map_or(defaults.max_api_connections, Spanned::into_inner),
+            max_sessions_per_user: raw_limits
+                .max_sessions_per_user
+                .map_or(defaults.max_sessions_per_user, Spanned::into_inner),
+            max_sessions_per_client: raw_limits
+                .max_sessions_per_client
+                .map_or(defaults.max_sessions_per_client, Spanned::into_inner),
+            max_sessions: raw_limits
+                .max_sessions
+                .map_or(defaults.max_sessions, Spanned::into_inner),
             long_poll_max: secs(raw_limits.long_poll_max_s, defaults.long_poll_max),
             shutdown_grace: secs(raw_limits.shutdown_grace_s, defaults.shutdown_grace),
         };

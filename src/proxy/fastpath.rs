@@ -169,6 +169,91 @@ fn is_one_of(name: &str, list: &[&str]) -> bool {
 /// Parses the request at the start of `inbuf` and, if the fast path can
 /// serve it, writes the backend's version of it into `out`.
 fn prepare(shared: &Shared, ip: &str, inbuf: &[u8], out: &mut Vec<u8>) -> Option<Prepared> {
+    let https = shared.config.public_scheme_is_https();
+    let rules = Rules {
+        max_header_bytes: shared.config.limits.max_header_bytes,
+        behind_tls: shared.config.behind_tls,
+        https,
+        client_ip: ip,
+    };
+    let ((session, backend), taken) = take(inbuf, &rules, out, |request| {
+        let mut alias_buf = [0u8; 64];
+        let Target::Alias(alias) =
+            routing::classify(&shared.config.domain, request.host, &mut alias_buf)
+        else {
+            return None;
+        };
+        let session = shared.store.get(alias)?;
+        if session.state != SessionState::Ready || !session.is_live(now_unix()) {
+            return None;
+        }
+        let backend = session.backend?;
+        if !edge_auth::has_edge_cookie(request.cookie?, &session, https) {
+            return None;
+        }
+        // Refused on hyper's path, with the page that says why.
+        if !edge_auth::origin_allowed(
+            request.method.as_bytes(),
+            false,
+            request.origin,
+            request.host.as_bytes(),
+            https,
+        ) {
+            return None;
+        }
+        Some((session, backend))
+    })?;
+    Some(Prepared {
+        backend,
+        idempotent: matches!(
+            taken.method,
+            "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
+        ),
+        head: taken.method == "HEAD",
+        consumed: taken.consumed,
+        log: shared
+            .config
+            .access_log
+            .then(|| (taken.method.to_owned(), taken.path.to_owned())),
+        session,
+    })
+}
+
+/// What the fast path's rewriting depends on besides the request.
+pub(crate) struct Rules<'a> {
+    pub max_header_bytes: usize,
+    pub behind_tls: bool,
+    pub https: bool,
+    pub client_ip: &'a str,
+}
+
+/// What the caller of [`take`] decides on: who the request is for and
+/// what it carries to prove it may go there.
+pub(crate) struct Candidate<'a> {
+    pub method: &'a str,
+    pub host: &'a str,
+    pub cookie: Option<&'a [u8]>,
+    pub origin: Option<&'a [u8]>,
+}
+
+/// What [`take`] took of the buffer.
+pub(crate) struct Taken<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    /// Bytes of the buffer the request used (head and body).
+    pub consumed: usize,
+}
+
+/// Parses the request at the start of `inbuf`; if it is one the fast path
+/// serves and `admit` accepts it, writes the backend's version of it (the
+/// [`forwarding`] policy applied to raw bytes) into `out`. `None`: hyper
+/// serves it, from the same bytes.
+pub(crate) fn take<'b, T>(
+    inbuf: &'b [u8],
+    rules: &Rules,
+    out: &mut Vec<u8>,
+    admit: impl FnOnce(&Candidate<'_>) -> Option<T>,
+) -> Option<(T, Taken<'b>)> {
     let mut headers = [const { MaybeUninit::<Header<'_>>::uninit() }; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
     let Ok(Status::Complete(head_len)) = req.parse_with_uninit_headers(inbuf, &mut headers) else {
@@ -218,7 +303,7 @@ fn prepare(shared: &Shared, ip: &str, inbuf: &[u8], out: &mut Vec<u8>) -> Option
         return None;
     }
     // Over the limit: hyper answers 431.
-    if head_len > shared.config.limits.max_header_bytes {
+    if head_len > rules.max_header_bytes {
         return None;
     }
     let body_len = usize::try_from(length.unwrap_or(0)).ok()?;
@@ -226,27 +311,13 @@ fn prepare(shared: &Shared, ip: &str, inbuf: &[u8], out: &mut Vec<u8>) -> Option
         return None;
     }
     let host = host?;
+    let admitted = admit(&Candidate {
+        method,
+        host,
+        cookie,
+        origin,
+    })?;
 
-    let mut alias_buf = [0u8; 64];
-    let Target::Alias(alias) = routing::classify(&shared.config.domain, host, &mut alias_buf)
-    else {
-        return None;
-    };
-    let session = shared.store.get(alias)?;
-    if session.state != SessionState::Ready || !session.is_live(now_unix()) {
-        return None;
-    }
-    let backend = session.backend?;
-    let https = shared.config.public_scheme_is_https();
-    if !edge_auth::has_edge_cookie(cookie?, &session, https) {
-        return None;
-    }
-    // Refused on hyper's path, with the page that says why.
-    if !edge_auth::origin_allowed(method.as_bytes(), false, origin, host.as_bytes(), https) {
-        return None;
-    }
-
-    let behind_tls = shared.config.behind_tls;
     out.clear();
     out.reserve(head_len + body_len + 256);
     out.extend_from_slice(method.as_bytes());
@@ -255,7 +326,7 @@ fn prepare(shared: &Shared, ip: &str, inbuf: &[u8], out: &mut Vec<u8>) -> Option
     out.extend_from_slice(b" HTTP/1.1\r\n");
     for header in req.headers.iter() {
         let (name, value) = (header.name.as_bytes(), header.value);
-        match forwarding::request_header(name, &tokens, behind_tls) {
+        match forwarding::request_header(name, &tokens, rules.behind_tls) {
             RequestHeader::Forward => push_header(out, name, value),
             RequestHeader::Cookie => {
                 let mark = out.len();
@@ -277,9 +348,9 @@ fn prepare(shared: &Shared, ip: &str, inbuf: &[u8], out: &mut Vec<u8>) -> Option
         let _ = write!(out, "content-length: {length}\r\n");
     }
     let forwarder = Forwarder {
-        client_ip: ip,
-        behind_tls,
-        https,
+        client_ip: rules.client_ip,
+        behind_tls: rules.behind_tls,
+        https: rules.https,
     };
     forwarder.added_headers(host.as_bytes(), forwarded_for, |name, parts| {
         out.extend_from_slice(name.as_bytes());
@@ -291,21 +362,14 @@ fn prepare(shared: &Shared, ip: &str, inbuf: &[u8], out: &mut Vec<u8>) -> Option
     });
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(&inbuf[head_len..head_len + body_len]);
-
-    Some(Prepared {
-        backend,
-        idempotent: matches!(
+    Some((
+        admitted,
+        Taken {
             method,
-            "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
-        ),
-        head: method == "HEAD",
-        consumed: head_len + body_len,
-        log: shared
-            .config
-            .access_log
-            .then(|| (method.to_owned(), path.to_owned())),
-        session,
-    })
+            path,
+            consumed: head_len + body_len,
+        },
+    ))
 }
 
 fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {

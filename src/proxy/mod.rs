@@ -29,6 +29,8 @@ mod fastpath;
 mod forwarder;
 mod forwarding;
 mod framing;
+#[doc(hidden)]
+pub mod fuzzing;
 mod handler;
 mod health;
 mod listener;

@@ -33,6 +33,8 @@ pub enum Failure {
     Conflict,
     BodyTooLarge,
     MethodNotAllowed,
+    /// A quota of live sessions is full.
+    TooManySessions,
     Internal,
 }
 
@@ -52,7 +54,18 @@ impl Failure {
             Conflict => StatusCode::CONFLICT,
             BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            TooManySessions => StatusCode::TOO_MANY_REQUESTS,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Seconds a client should wait before asking again (`Retry-After`),
+    /// for the failures that pass by themselves.
+    pub fn retry_after(self) -> Option<u32> {
+        match self {
+            // Sessions end when their jobs do; a minute is a fair guess.
+            Failure::TooManySessions => Some(60),
+            _ => None,
         }
     }
 
@@ -72,6 +85,7 @@ impl Failure {
             Conflict => "conflict",
             BodyTooLarge => "body_too_large",
             MethodNotAllowed => "method_not_allowed",
+            TooManySessions => "too_many_sessions",
             Internal => "internal",
         }
     }

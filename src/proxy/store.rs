@@ -13,7 +13,7 @@
 //! table and clones an `Arc`, never touches SQLite.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -50,6 +50,9 @@ pub struct Session {
     pub expires_at: u64,
     pub registered_at: Option<u64>,
     pub ended_at: Option<u64>,
+    /// The address that created it, for the per-client quota (memory only:
+    /// sessions loaded at start count toward their user and the total).
+    pub client: Option<IpAddr>,
 }
 
 impl Session {
@@ -79,11 +82,104 @@ pub enum StoreError {
          or move it away to start with no sessions"
     )]
     Corrupt { path: String, detail: String },
+    #[error("{0}")]
+    Quota(QuotaExceeded),
     #[error("state database {path}: cannot make it private: {source}")]
     Private {
         path: String,
         source: std::io::Error,
     },
+}
+
+/// Which quota a new session would break.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum QuotaExceeded {
+    #[error("this user has {0} live sessions, the most allowed")]
+    User(usize),
+    #[error("this client address has {0} live sessions, the most allowed")]
+    Client(usize),
+    #[error("the proxy has {0} live sessions, the most allowed")]
+    Total(usize),
+}
+
+/// Live sessions (not ended) allowed at once.
+#[derive(Debug, Clone, Copy)]
+pub struct Quotas {
+    pub per_user: usize,
+    pub per_client: usize,
+    pub total: usize,
+}
+
+/// What the store keeps about its sessions besides the table, in step with
+/// every change: which session each backend address routes to (ready
+/// sessions, for one live route per address), and live sessions per user,
+/// per client address and in all (for the quotas). Changed only by writers.
+#[derive(Default)]
+struct Index {
+    routes: HashMap<SocketAddr, Box<str>>,
+    live_by_user: HashMap<String, usize>,
+    live_by_client: HashMap<IpAddr, usize>,
+    live: usize,
+}
+
+impl Index {
+    fn add(&mut self, session: &Session) {
+        if session.state == SessionState::Ended {
+            return;
+        }
+        self.live += 1;
+        *self.live_by_user.entry(session.user.clone()).or_insert(0) += 1;
+        if let Some(client) = session.client {
+            *self.live_by_client.entry(client).or_insert(0) += 1;
+        }
+        if let (SessionState::Ready, Some(backend)) = (session.state, session.backend) {
+            self.routes.insert(backend, session.alias.clone());
+        }
+    }
+
+    fn remove(&mut self, session: &Session) {
+        if session.state == SessionState::Ended {
+            return;
+        }
+        self.live = self.live.saturating_sub(1);
+        fn down<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: &K) {
+            if let Some(n) = map.get_mut(key) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(key);
+                }
+            }
+        }
+        down(&mut self.live_by_user, &session.user);
+        if let Some(client) = session.client {
+            down(&mut self.live_by_client, &client);
+        }
+        if let Some(backend) = session.backend
+            && self
+                .routes
+                .get(&backend)
+                .is_some_and(|a| *a == session.alias)
+        {
+            self.routes.remove(&backend);
+        }
+    }
+
+    fn check(&self, new: &Session, quotas: &Quotas) -> Result<(), QuotaExceeded> {
+        let user = self.live_by_user.get(&new.user).copied().unwrap_or(0);
+        if user >= quotas.per_user {
+            return Err(QuotaExceeded::User(user));
+        }
+        if let Some(client) = new.client {
+            let n = self.live_by_client.get(&client).copied().unwrap_or(0);
+            if n >= quotas.per_client {
+                return Err(QuotaExceeded::Client(n));
+            }
+        }
+        if self.live >= quotas.total {
+            return Err(QuotaExceeded::Total(self.live));
+        }
+        Ok(())
+    }
 }
 
 struct Entry {
@@ -101,9 +197,7 @@ pub struct Store {
     /// (`u64::MAX`: none). Only ever lowered, except by [`Store::maybe_due`].
     earliest_expiry: AtomicU64,
     earliest_ended: AtomicU64,
-    /// The session each backend address routes to (ready sessions), for
-    /// the rule of one live route per address. Changed only by writers.
-    routes: Mutex<HashMap<SocketAddr, Box<str>>>,
+    index: Mutex<Index>,
 }
 
 type Shard = HashMap<Box<str>, Entry>;
@@ -246,7 +340,7 @@ impl Store {
         conn.execute_batch(SCHEMA).map_err(open_err)?;
 
         let table = Table::new();
-        let mut routes = HashMap::new();
+        let mut index = Index::default();
         {
             let mut stmt = conn.prepare(
                 "SELECT alias, user, token_sha256, secret_sha256, cookie, job_id, backend,
@@ -299,13 +393,12 @@ impl Store {
                     expires_at: row.get::<_, i64>(9)? as u64,
                     registered_at: row.get::<_, Option<i64>>(10)?.map(|v| v as u64),
                     ended_at,
+                    client: None,
                 })
             })?;
             for session in rows {
                 let session = session?;
-                if let (SessionState::Ready, Some(backend)) = (session.state, session.backend) {
-                    routes.insert(backend, session.alias.clone());
-                }
+                index.add(&session);
                 let (state_tx, _) = watch::channel(session.state);
                 table.write(&session.alias).insert(
                     session.alias.clone(),
@@ -323,36 +416,29 @@ impl Store {
             // The first sweep scans everything loaded from disk.
             earliest_expiry: AtomicU64::new(0),
             earliest_ended: AtomicU64::new(0),
-            routes: Mutex::new(routes),
+            index: Mutex::new(index),
         })
     }
 
     /// The session a backend address routes to, if any (it may have
     /// ended or expired since; the caller checks).
     pub fn route_holder(&self, backend: SocketAddr) -> Option<Arc<Session>> {
-        let alias = self
-            .routes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&backend)
-            .cloned()?;
+        let alias = self.index().routes.get(&backend).cloned()?;
         self.get(&alias)
     }
 
-    /// Keeps `routes` in step with one session's change from `old`.
-    fn reroute(&self, old: Option<&Session>, new: Option<&Session>) {
-        let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(old) = old
-            && let Some(backend) = old.backend
-            && routes.get(&backend).is_some_and(|a| *a == old.alias)
-        {
-            routes.remove(&backend);
+    fn index(&self) -> std::sync::MutexGuard<'_, Index> {
+        self.index.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keeps the index in step with one session's change from `old`.
+    fn reindex(&self, old: Option<&Session>, new: Option<&Session>) {
+        let mut index = self.index();
+        if let Some(old) = old {
+            index.remove(old);
         }
-        if let Some(new) = new
-            && new.state == SessionState::Ready
-            && let Some(backend) = new.backend
-        {
-            routes.insert(backend, new.alias.clone());
+        if let Some(new) = new {
+            index.add(new);
         }
     }
 
@@ -432,12 +518,21 @@ impl Store {
         .map_err(StoreError::from)
     }
 
-    /// Inserts a new session; `AliasTaken` if the alias exists (even ended).
-    pub async fn insert(&self, session: Session) -> Result<Arc<Session>, StoreError> {
+    /// Inserts a new session within `quotas`; `AliasTaken` if the alias
+    /// exists (even ended). Checked under the writer lock, so concurrent
+    /// creates cannot both take the last place.
+    pub async fn insert(
+        &self,
+        session: Session,
+        quotas: &Quotas,
+    ) -> Result<Arc<Session>, StoreError> {
         let _writer = self.writer.lock().await;
         if self.contains(&session.alias) {
             return Err(StoreError::AliasTaken);
         }
+        self.index()
+            .check(&session, quotas)
+            .map_err(StoreError::Quota)?;
         let s = session.clone();
         let inserted = self
             .with_db(move |conn| {
@@ -467,6 +562,7 @@ impl Store {
         }
         let session = Arc::new(session);
         self.note_due(&session);
+        self.reindex(None, Some(&session));
         let (state_tx, _) = watch::channel(session.state);
         self.table.write(&session.alias).insert(
             session.alias.clone(),
@@ -511,7 +607,7 @@ impl Store {
         .await?;
         let new = Arc::new(new);
         self.note_due(&new);
-        self.reroute(Some(&current), Some(&new));
+        self.reindex(Some(&current), Some(&new));
         if let Some(entry) = self.table.write(alias).get_mut(alias) {
             entry.session = new.clone();
             entry.state_tx.send_if_modified(|state| {
@@ -548,7 +644,7 @@ impl Store {
         self.with_db(move |conn| conn.execute("DELETE FROM sessions WHERE alias = ?1", [a]))
             .await?;
         let gone = self.table.write(alias).remove(alias);
-        self.reroute(gone.as_ref().map(|e| &*e.session), None);
+        self.reindex(gone.as_ref().map(|e| &*e.session), None);
         Ok(())
     }
 }

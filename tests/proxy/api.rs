@@ -357,3 +357,75 @@ async fn api_addr_serves_the_api_only() {
         200
     );
 }
+
+#[tokio::test]
+async fn live_session_quotas_answer_429_with_retry_after() {
+    let proxy = Proxy::start(Options {
+        extra: "[limits]\nmax_sessions_per_user = 3\nmax_sessions_per_client = 5\n".into(),
+        ..Options::default()
+    });
+    let create = |user: &'static str| {
+        let proxy = &proxy;
+        async move {
+            proxy
+                .client
+                .post(proxy.api("/sessions"))
+                .json(&json!({"user": user, "token_sha256": sha256_hex(&random_token()), "ttl_seconds": 600}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let mut alice = Vec::new();
+    for _ in 0..3 {
+        let r = create("alice").await;
+        assert_eq!(r.status(), 201);
+        alice.push(r.json::<Value>().await.unwrap());
+    }
+    let refused = create("alice").await;
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["retry-after"], "60");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"], "too_many_sessions", "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("user"), "{body}");
+
+    // Another user from the same login node, up to the client's quota.
+    for _ in 0..2 {
+        assert_eq!(create("bob").await.status(), 201);
+    }
+    let refused = create("bob").await;
+    assert_eq!(refused.status(), 429);
+    let body: Value = refused.json().await.unwrap();
+    assert!(
+        body["detail"].as_str().unwrap().contains("client address"),
+        "{body}"
+    );
+
+    // An ended session gives its place back.
+    let first = &alice[0];
+    let code = proxy
+        .delete(
+            first["alias"].as_str().unwrap(),
+            first["register_secret"].as_str().unwrap(),
+        )
+        .await;
+    assert_eq!(code, 204);
+    assert_eq!(create("alice").await.status(), 201);
+
+    // And the whole proxy has a ceiling of its own.
+    let small = Proxy::start(Options {
+        extra: "[limits]\nmax_sessions = 2\n".into(),
+        ..Options::default()
+    });
+    for user in ["carol", "dave"] {
+        small.create_as(user).await;
+    }
+    let r = small
+        .client
+        .post(small.api("/sessions"))
+        .json(&json!({"user": "erin", "token_sha256": sha256_hex("t"), "ttl_seconds": 60}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+}

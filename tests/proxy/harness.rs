@@ -253,10 +253,19 @@ impl Proxy {
     }
 
     pub async fn create(&self, token: &str, ttl_seconds: u64) -> SessionCreated {
+        self.create_for("alice", token, ttl_seconds).await
+    }
+
+    /// A session of `user`'s (the per-user quota counts by name).
+    pub async fn create_as(&self, user: &str) -> SessionCreated {
+        self.create_for(user, &random_token(), 600).await
+    }
+
+    async fn create_for(&self, user: &str, token: &str, ttl_seconds: u64) -> SessionCreated {
         let response = self
             .client
             .post(self.api("/sessions"))
-            .json(&json!({"user": "alice", "token_sha256": sha256_hex(token), "ttl_seconds": ttl_seconds}))
+            .json(&json!({"user": user, "token_sha256": sha256_hex(token), "ttl_seconds": ttl_seconds}))
             .send()
             .await
             .unwrap();

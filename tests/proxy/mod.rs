@@ -4,6 +4,7 @@ mod api;
 pub(crate) mod backends;
 mod forwarding;
 mod framing;
+mod fuzz_corpus;
 pub(crate) mod harness;
 pub(crate) mod jupyter;
 mod lifecycle;

@@ -103,8 +103,8 @@ async fn a_row_with_a_damaged_digest_loads_as_ended() {
 #[tokio::test]
 async fn a_damaged_state_file_is_refused_at_start() {
     let proxy = Proxy::start(Options::default());
-    for _ in 0..50 {
-        proxy.create(&random_token(), 600).await;
+    for i in 0..50 {
+        proxy.create_as(&format!("user{i}")).await;
     }
     let dir = proxy.dir.clone();
     drop(proxy);
