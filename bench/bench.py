@@ -300,6 +300,10 @@ def client(*args, capture=True, timeout=900):
 
 def start_targets():
     start("backend", [str(CLIENT), "backend", f"127.0.0.1:{P['backend']}"], wait_line="listening")
+    # The same backend on a second address, for the activation runs: the
+    # session below holds 127.0.0.1's route, and a backend address routes to
+    # one live session at a time.
+    start("backend-2", [str(CLIENT), "backend", f"127.0.0.2:{P['backend']}"], wait_line="listening")
     start("jrps", [str(JRPS), "serve", "--config", str(WORK / "jrps.toml")], wait_line="ready")
     out = client("jrps-routes", f"127.0.0.1:{P['jrps']}", DOMAIN, TOKEN, P["backend"], 1, 1)
     info = dict(line.split(" ", 1) for line in out.strip().splitlines())

@@ -335,6 +335,7 @@ async fn create(shared: &Arc<Shared>, conn: ConnInfo, req: Request<Incoming>) ->
             registered_at: None,
             ended_at: None,
             client: Some(canonical_ip(conn.peer.ip())),
+            load: Arc::default(),
         };
         let limits = &shared.config.limits;
         let quotas = Quotas {

@@ -1,5 +1,6 @@
 //! Budgets that keep one party from starving the rest: connections (and
-//! WebSocket tunnels, which outlive their connection) per client address.
+//! WebSocket tunnels, which outlive their connection) per client address,
+//! and requests in flight and tunnels per session.
 //! The global `max_connections` cap stops the proxy running out of file
 //! descriptors; this one stops one address from using that cap up, so
 //! `/healthz`, the API and every other client are still served while it
@@ -7,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::config::canonical_ip;
@@ -61,9 +63,74 @@ impl Drop for AddressSlot {
     }
 }
 
+/// What one session has in use, shared by every snapshot of it (a state
+/// change copies the `Arc`, not the counts).
+#[derive(Debug, Default)]
+pub struct SessionLoad {
+    requests: AtomicUsize,
+    tunnels: AtomicUsize,
+}
+
+impl SessionLoad {
+    /// A request in flight, or `None` when `cap` are.
+    pub fn try_request(self: &Arc<Self>, cap: usize) -> Option<InUse> {
+        InUse::take(self, |load| &load.requests, cap)
+    }
+
+    /// A WebSocket tunnel, or `None` when `cap` are open.
+    pub fn try_tunnel(self: &Arc<Self>, cap: usize) -> Option<InUse> {
+        InUse::take(self, |load| &load.tunnels, cap)
+    }
+}
+
+/// One request's or tunnel's share of its session's budget, given back on
+/// drop.
+pub struct InUse {
+    load: Arc<SessionLoad>,
+    counter: fn(&SessionLoad) -> &AtomicUsize,
+}
+
+impl InUse {
+    fn take(
+        load: &Arc<SessionLoad>,
+        counter: fn(&SessionLoad) -> &AtomicUsize,
+        cap: usize,
+    ) -> Option<InUse> {
+        counter(load)
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < cap).then_some(n + 1)
+            })
+            .ok()?;
+        Some(InUse {
+            load: load.clone(),
+            counter,
+        })
+    }
+}
+
+impl Drop for InUse {
+    fn drop(&mut self) {
+        (self.counter)(&self.load).fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_session_gets_its_cap_of_each() {
+        let load = Arc::new(SessionLoad::default());
+        let first = load.try_request(2).unwrap();
+        let _second = load.try_request(2).unwrap();
+        assert!(load.try_request(2).is_none());
+        let _tunnel = load
+            .try_tunnel(1)
+            .expect("tunnels have a budget of their own");
+        assert!(load.try_tunnel(1).is_none());
+        drop(first);
+        assert!(load.try_request(2).is_some());
+    }
 
     #[test]
     fn an_address_gets_its_cap_and_the_others_theirs() {

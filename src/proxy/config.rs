@@ -82,6 +82,8 @@ struct RawLimits {
     max_sessions_per_user: Option<Spanned<usize>>,
     max_sessions_per_client: Option<Spanned<usize>>,
     max_sessions: Option<Spanned<usize>>,
+    max_requests_per_session: Option<Spanned<usize>>,
+    max_websockets_per_session: Option<Spanned<usize>>,
     long_poll_max_s: Option<u64>,
     shutdown_grace_s: Option<u64>,
 }
@@ -149,6 +151,10 @@ pub struct Limits {
     pub max_sessions_per_client: usize,
     /// Live sessions in all.
     pub max_sessions: usize,
+    /// Requests one session may have waiting on its backend at once.
+    pub max_requests_per_session: usize,
+    /// WebSocket tunnels one session may have open (kernels, terminals).
+    pub max_websockets_per_session: usize,
     pub long_poll_max: Duration,
     pub shutdown_grace: Duration,
 }
@@ -166,6 +172,8 @@ impl Default for Limits {
             max_sessions_per_user: 20,
             max_sessions_per_client: 1000,
             max_sessions: 20_000,
+            max_requests_per_session: 256,
+            max_websockets_per_session: 128,
             long_poll_max: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(30),
         }
@@ -336,6 +344,14 @@ impl ProxyConfig {
                 &raw_limits.max_sessions_per_client,
             ),
             ("max_sessions", &raw_limits.max_sessions),
+            (
+                "max_requests_per_session",
+                &raw_limits.max_requests_per_session,
+            ),
+            (
+                "max_websockets_per_session",
+                &raw_limits.max_websockets_per_session,
+            ),
         ] {
             if let Some(c) = value
                 && *c.get_ref() == 0
@@ -378,6 +394,12 @@ impl ProxyConfig {
             max_sessions: raw_limits
                 .max_sessions
                 .map_or(defaults.max_sessions, Spanned::into_inner),
+            max_requests_per_session: raw_limits
+                .max_requests_per_session
+                .map_or(defaults.max_requests_per_session, Spanned::into_inner),
+            max_websockets_per_session: raw_limits
+                .max_websockets_per_session
+                .map_or(defaults.max_websockets_per_session, Spanned::into_inner),
             long_poll_max: secs(raw_limits.long_poll_max_s, defaults.long_poll_max),
             shutdown_grace: secs(raw_limits.shutdown_grace_s, defaults.shutdown_grace),
         };

@@ -30,6 +30,7 @@ use crate::api::SessionState;
 
 use super::Shared;
 use super::access_log;
+use super::budget::InUse;
 use super::edge_auth;
 use super::forwarding::{self, ConnectionTokens, Forwarder, RequestHeader, ResponseHeader};
 use super::framing::{self, Framing};
@@ -69,6 +70,8 @@ const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 /// outgoing buffer.
 struct Prepared {
     session: Arc<Session>,
+    /// Its place in the session's budget of requests in flight.
+    _in_use: InUse,
     backend: SocketAddr,
     /// May be sent again if a reused backend connection turns out closed.
     idempotent: bool,
@@ -176,7 +179,8 @@ fn prepare(shared: &Shared, ip: &str, inbuf: &[u8], out: &mut Vec<u8>) -> Option
         https,
         client_ip: ip,
     };
-    let ((session, backend), taken) = take(inbuf, &rules, out, |request| {
+    let max_requests = shared.config.limits.max_requests_per_session;
+    let ((session, backend, in_use), taken) = take(inbuf, &rules, out, |request| {
         let mut alias_buf = [0u8; 64];
         let Target::Alias(alias) =
             routing::classify(&shared.config.domain, request.host, &mut alias_buf)
@@ -201,9 +205,12 @@ fn prepare(shared: &Shared, ip: &str, inbuf: &[u8], out: &mut Vec<u8>) -> Option
         ) {
             return None;
         }
-        Some((session, backend))
+        // Over its budget: hyper's path answers 503.
+        let in_use = session.load.try_request(max_requests)?;
+        Some((session, backend, in_use))
     })?;
     Some(Prepared {
+        _in_use: in_use,
         backend,
         idempotent: matches!(
             taken.method,

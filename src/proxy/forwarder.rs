@@ -22,7 +22,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::api::SessionState;
 
 use super::Shared;
-use super::budget::AddressSlot;
+use super::budget::{AddressSlot, InUse};
 use super::forwarding;
 use super::pages;
 use super::plumbing::{ProxyBody, full};
@@ -82,8 +82,11 @@ impl Forwarder {
             Some(_) => match (
                 shared.slots.clone().try_acquire_owned(),
                 shared.addresses.try_take(peer),
+                session
+                    .load
+                    .try_tunnel(shared.config.limits.max_websockets_per_session),
             ) {
-                (Ok(permit), Some(address)) => Some((permit, address)),
+                (Ok(permit), Some(address), Some(in_use)) => Some((permit, address, in_use)),
                 _ => return full(pages::page(Failure::Unavailable, &session.alias)),
             },
             None => None,
@@ -175,7 +178,7 @@ async fn tunnel(
     alias: Box<str>,
     client: OnUpgrade,
     backend: OnUpgrade,
-    _slots: Option<(OwnedSemaphorePermit, AddressSlot)>,
+    _slots: Option<(OwnedSemaphorePermit, AddressSlot, InUse)>,
 ) {
     let (client, backend) = match tokio::try_join!(client, backend) {
         Ok(pair) => pair,

@@ -108,6 +108,14 @@ async fn session_request(
     let set_cookie = (auth == Auth::Token).then(|| edge_auth::cookie_header(shared, &session, now));
     let mut response = match (session.state, &session.backend_authority) {
         (SessionState::Ready, Some(backend)) => {
+            // Held until the backend's answer starts: what one session may
+            // have waiting on its Jupyter at once.
+            let Some(_in_use) = session
+                .load
+                .try_request(shared.config.limits.max_requests_per_session)
+            else {
+                return full(pages::page(Failure::Unavailable, alias));
+            };
             let ip = conn.peer.ip().to_string();
             let forwarder = Forwarder {
                 client_ip: &ip,

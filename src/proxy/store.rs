@@ -26,6 +26,7 @@ use tokio::sync::watch;
 
 use crate::api::SessionState;
 
+use super::budget::SessionLoad;
 use super::cookie_key::CookieKey;
 
 /// One session as the proxy knows it. Immutable: a change replaces the `Arc`.
@@ -53,6 +54,8 @@ pub struct Session {
     /// The address that created it, for the per-client quota (memory only:
     /// sessions loaded at start count toward their user and the total).
     pub client: Option<IpAddr>,
+    /// Requests in flight and tunnels open, across its snapshots.
+    pub load: Arc<SessionLoad>,
 }
 
 impl Session {
@@ -394,6 +397,7 @@ impl Store {
                     registered_at: row.get::<_, Option<i64>>(10)?.map(|v| v as u64),
                     ended_at,
                     client: None,
+                    load: Arc::default(),
                 })
             })?;
             for session in rows {

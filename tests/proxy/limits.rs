@@ -466,3 +466,63 @@ async fn websocket_tunnels_count_against_the_connection_cap() {
         super::harness::eventually(Duration::from_secs(5), || async { open().await.is_ok() }).await;
     assert!(reopened, "slot not freed when a tunnel closed");
 }
+
+#[tokio::test]
+async fn one_session_cannot_take_every_tunnel_or_request() {
+    let proxy = Proxy::start(with(
+        "[limits]\nmax_websockets_per_session = 2\nmax_requests_per_session = 2\n",
+    ));
+    let ws_backend = super::backends::websocket_backend().await;
+    let token = random_token();
+    let busy = proxy.ready_session(&token, ws_backend.port()).await;
+    let other_ws_backend = super::backends::websocket_backend().await;
+    let other_token = random_token();
+    let other = proxy
+        .ready_session(&other_token, other_ws_backend.port())
+        .await;
+
+    let _first = proxy.websocket(&busy.alias, &token).await;
+    let _second = proxy.websocket(&busy.alias, &token).await;
+    let handshake = |alias: &str, token: &str| {
+        format!(
+            "GET /ws?token={token} HTTP/1.1\r\nHost: {alias}.{DOMAIN}\r\nConnection: Upgrade, close\r\n\
+             Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+    };
+    let third = proxy.raw(handshake(&busy.alias, &token).as_bytes()).await;
+    assert!(third.starts_with("HTTP/1.1 503"), "{third}");
+    // Another session's tunnels are not held back.
+    let _theirs = proxy.websocket(&other.alias, &other_token).await;
+
+    // Requests in flight: two held by the backend fill the session's budget.
+    let held = super::wire::raw_backend(|_| super::wire::Reply {
+        delay: Duration::from_secs(2),
+        ..super::wire::ok("late")
+    })
+    .await;
+    let slow_token = random_token();
+    let slow = proxy.ready_session(&slow_token, held.port).await;
+    let url = proxy.url(&slow.alias, &format!("/held?token={slow_token}"));
+    let in_flight: Vec<_> = (0..2)
+        .map(|_| {
+            let (client, url) = (proxy.client.clone(), url.clone());
+            tokio::spawn(async move { client.get(url).send().await.unwrap().status() })
+        })
+        .collect();
+    let arrived =
+        super::harness::eventually(Duration::from_secs(5), || async { held.seen().len() == 2 })
+            .await;
+    assert!(arrived, "the two requests never reached the backend");
+    assert_eq!(proxy.get(url.clone()).await.status(), 503);
+    assert_eq!(
+        held.seen().len(),
+        2,
+        "the refused request reached the backend"
+    );
+    for request in in_flight {
+        assert_eq!(request.await.unwrap(), 200);
+    }
+    // Once they are answered, the session is served again.
+    assert_eq!(proxy.get(url).await.status(), 200);
+}
