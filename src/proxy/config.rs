@@ -362,10 +362,12 @@ impl ProxyConfig {
                 ));
             }
         }
+        // A count the file gave (its lower bound checked above), or the default.
+        let count = |value: &Option<Spanned<usize>>, default| {
+            value.as_ref().map_or(default, |v| *v.get_ref())
+        };
         let mut limits = Limits {
-            max_header_bytes: raw_limits
-                .max_header_bytes
-                .map_or(defaults.max_header_bytes, Spanned::into_inner),
+            max_header_bytes: count(&raw_limits.max_header_bytes, defaults.max_header_bytes),
             max_api_body_bytes: raw_limits
                 .max_api_body_bytes
                 .unwrap_or(defaults.max_api_body_bytes),
@@ -376,30 +378,32 @@ impl ProxyConfig {
             .max(Duration::from_secs(1)),
             idle_timeout: secs(raw_limits.idle_timeout_s, defaults.idle_timeout)
                 .max(Duration::from_secs(1)),
-            max_connections: raw_limits
-                .max_connections
-                .map_or(defaults.max_connections, Spanned::into_inner),
-            max_connections_per_address: raw_limits
-                .max_connections_per_address
-                .map_or(defaults.max_connections_per_address, Spanned::into_inner),
-            max_api_connections: raw_limits
-                .max_api_connections
-                .map_or(defaults.max_api_connections, Spanned::into_inner),
-            max_sessions_per_user: raw_limits
-                .max_sessions_per_user
-                .map_or(defaults.max_sessions_per_user, Spanned::into_inner),
-            max_sessions_per_client: raw_limits
-                .max_sessions_per_client
-                .map_or(defaults.max_sessions_per_client, Spanned::into_inner),
-            max_sessions: raw_limits
-                .max_sessions
-                .map_or(defaults.max_sessions, Spanned::into_inner),
-            max_requests_per_session: raw_limits
-                .max_requests_per_session
-                .map_or(defaults.max_requests_per_session, Spanned::into_inner),
-            max_websockets_per_session: raw_limits
-                .max_websockets_per_session
-                .map_or(defaults.max_websockets_per_session, Spanned::into_inner),
+            max_connections: count(&raw_limits.max_connections, defaults.max_connections),
+            max_connections_per_address: count(
+                &raw_limits.max_connections_per_address,
+                defaults.max_connections_per_address,
+            ),
+            max_api_connections: count(
+                &raw_limits.max_api_connections,
+                defaults.max_api_connections,
+            ),
+            max_sessions_per_user: count(
+                &raw_limits.max_sessions_per_user,
+                defaults.max_sessions_per_user,
+            ),
+            max_sessions_per_client: count(
+                &raw_limits.max_sessions_per_client,
+                defaults.max_sessions_per_client,
+            ),
+            max_sessions: count(&raw_limits.max_sessions, defaults.max_sessions),
+            max_requests_per_session: count(
+                &raw_limits.max_requests_per_session,
+                defaults.max_requests_per_session,
+            ),
+            max_websockets_per_session: count(
+                &raw_limits.max_websockets_per_session,
+                defaults.max_websockets_per_session,
+            ),
             long_poll_max: secs(raw_limits.long_poll_max_s, defaults.long_poll_max),
             shutdown_grace: secs(raw_limits.shutdown_grace_s, defaults.shutdown_grace),
         };
