@@ -163,13 +163,14 @@ def pid_of(name):
 
 def write_configs(per_address=True):
     """proxy.toml for each jrps instance. The WebSocket hold opens 10,000
-    tunnels from one address and the route test makes 100,000 sessions of
-    one user, so those caps are lifted, and health checks are off (the
+    tunnels from one address to one session and the route test makes
+    100,000 sessions of one user, so those caps are lifted, and health checks are off (the
     route test's other sessions point at addresses where nothing listens).
     An A/B against a binary older than these settings leaves them out
     (`per_address`), since its own runs stay far below the defaults."""
     per_address = ("max_connections_per_address = 40000\nmax_sessions_per_user = 200000\n"
                    "max_sessions_per_client = 200000\nmax_sessions = 200000\n"
+                   "max_websockets_per_session = 40000\n"
                    if per_address else "")
     health = "health_check_interval_s = 86400\n" if per_address else ""
     cert, key = WORK / "cert.pem", WORK / "key.pem"
