@@ -165,10 +165,6 @@ where
     }
 }
 
-fn is_one_of(name: &str, list: &[&str]) -> bool {
-    list.iter().any(|n| name.eq_ignore_ascii_case(n))
-}
-
 /// Parses the request at the start of `inbuf` and, if the fast path can
 /// serve it, writes the backend's version of it into `out`.
 fn prepare(shared: &Shared, ip: &str, inbuf: &[u8], out: &mut Vec<u8>) -> Option<Prepared> {
@@ -300,7 +296,10 @@ pub(crate) fn take<'b, T>(
             origin = Some(header.value);
         } else if name.eq_ignore_ascii_case("connection") {
             tokens.add(header.value);
-        } else if is_one_of(name, &["transfer-encoding", "upgrade", "expect"]) {
+        } else if forwarding::is_one_of(
+            name.as_bytes(),
+            &["transfer-encoding", "upgrade", "expect"],
+        ) {
             return None;
         } else if name.eq_ignore_ascii_case("x-forwarded-for") && forwarded_for.is_none() {
             forwarded_for = Some(header.value);

@@ -48,7 +48,8 @@ const PROXY_CLAIMS: [&str; 5] = [
     "forwarded",
 ];
 
-fn is_one_of(name: &[u8], list: &[&str]) -> bool {
+/// Whether `name` is one of `list`, in any case.
+pub(super) fn is_one_of(name: &[u8], list: &[&str]) -> bool {
     list.iter().any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
 }
 
