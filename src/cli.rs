@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::Error;
+use crate::launcher::launch_fields::LaunchRequest;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -33,7 +34,7 @@ pub enum Command {
     #[command(after_help = "Examples:
   jrps render gpu-tensorflow -t 90      the script for a profile and a flag
   jrps render -p debug -t 45            refused: over debug's 30-minute limit")]
-    Render(LaunchArgs),
+    Render(LaunchRequest),
     /// List, explain and check profiles.
     #[command(after_help = "Examples:
   jrps profiles                         name, layer and description of each
@@ -85,48 +86,10 @@ pub enum Command {
     Register(RegisterArgs),
 }
 
-/// The flags of the original `start-jupyter`, kept with long names. Every field
-/// is optional so that an absent flag never overrides a lower config layer.
-#[derive(Debug, Default, Clone, Args)]
-pub struct LaunchArgs {
-    /// Profile name (see `jrps profiles`); `default` when omitted.
-    pub profile: Option<String>,
-    /// Slurm partition, e.g. debug, compute, gpu-shared.
-    #[arg(short = 'p', long)]
-    pub partition: Option<String>,
-    /// Directory Jupyter starts in.
-    #[arg(short = 'd', long)]
-    pub dir: Option<PathBuf>,
-    /// Project allocation to charge.
-    #[arg(short = 'A', long)]
-    pub account: Option<String>,
-    /// Batch template name from a batch folder (not a path).
-    #[arg(short = 'b', long)]
-    pub batch: Option<String>,
-    /// Wall time in a Slurm format: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S.
-    #[arg(short = 't', long)]
-    pub time: Option<String>,
-    /// Number of GPUs (GPU partitions only).
-    #[arg(short = 'g', long)]
-    pub gpus: Option<u32>,
-    /// Singularity/Apptainer image to run Jupyter in.
-    #[arg(short = 'i', long)]
-    pub image: Option<String>,
-    /// Jupyter server: lab or notebook (jupyterlab accepted for lab).
-    #[arg(short = 's', long)]
-    pub server: Option<String>,
-    /// CPUs per task (`#SBATCH --cpus-per-task`).
-    #[arg(long)]
-    pub cpus: Option<u32>,
-    /// Memory per node in Slurm's units, e.g. 16G (`#SBATCH --mem`).
-    #[arg(long)]
-    pub memory: Option<String>,
-}
-
 #[derive(Debug, Args)]
 pub struct UpArgs {
     #[command(flatten)]
-    pub launch: LaunchArgs,
+    pub launch: LaunchRequest,
     /// Print the job details (user, account, partition, script, time, GPUs, job id).
     #[arg(short = 'I', long)]
     pub info: bool,
@@ -160,7 +123,7 @@ pub enum ProfilesAction {
     #[command(after_help = "Examples:
   jrps profiles show gpu-pytorch                 values and their sources
   jrps profiles show gpu-pytorch -t 60 -A abc    with flags, as `up` would use them")]
-    Show(Box<LaunchArgs>),
+    Show(Box<LaunchRequest>),
     /// Parse, validate and render every visible profile; non-zero on any problem.
     #[command(after_help = "Examples:
   jrps profiles check

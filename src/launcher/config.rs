@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::cli::LaunchArgs;
 use crate::env_vars;
 use crate::launcher::environment::Environment;
+use crate::launcher::launch_fields::{LaunchFields, LaunchRequest};
 use crate::launcher::launcher_error::LauncherError;
+use crate::launcher::layers::{LaunchTable, Layers};
 use crate::launcher::profile_catalog::{Profile, ProfileCatalog};
-use crate::launcher::settings::{FileSettings, Settings, SettingsTable};
 use crate::launcher::site_config::{SiteConfig, no_extends_in_defaults, toml_error};
 use crate::launcher::source::{Layer, Source, Sourced};
 
@@ -20,14 +20,14 @@ pub struct Config {
     pub user_dir: Option<PathBuf>,
     pub site: SiteConfig,
     /// The `[defaults]` table of the user's `config.toml`.
-    pub user_defaults: Settings,
+    pub user_defaults: Layers,
     pub profiles: ProfileCatalog,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UserFile {
-    defaults: Option<SettingsTable>,
+    defaults: Option<LaunchTable>,
 }
 
 /// The profile chosen for a launch and the layered settings for it.
@@ -36,7 +36,19 @@ pub struct Resolved {
     pub profile: Sourced<String>,
     /// The profile and the profiles it extends, child first.
     pub chain: Vec<Profile>,
-    pub settings: Settings,
+    /// Every layer merged, for the source of each value.
+    pub layers: Layers,
+    /// The merged values.
+    pub fields: LaunchFields,
+}
+
+impl Resolved {
+    /// The value of `key` (as `LaunchFields` names it) with its source.
+    pub fn sourced<T: Clone>(&self, key: &str, value: &Option<T>) -> Option<Sourced<T>> {
+        value
+            .clone()
+            .map(|value| Sourced::new(value, self.layers.source_of(key)))
+    }
 }
 
 impl Config {
@@ -47,7 +59,7 @@ impl Config {
         let site = SiteConfig::load(&site_dir)?;
         let user_defaults = match &user_dir {
             Some(dir) => load_user_defaults(&dir.join("config.toml"))?,
-            None => Settings::default(),
+            None => Layers::default(),
         };
         let profiles = ProfileCatalog::load(&site_dir, user_dir.as_deref())?;
         Ok(Config {
@@ -60,60 +72,58 @@ impl Config {
     }
 
     /// Stacks the layers for one launch. Lowest first, each field taken from
-    /// the highest layer that sets it:
+    /// the highest layer that sets it (`env` by variable name):
     ///
-    /// 1. jrps's defaults (`Settings::defaults`);
+    /// 1. jrps's defaults (`LaunchFields::defaults`);
     /// 2. the site's `[defaults]` in `site.toml`;
     /// 3. the user's `[defaults]` in `config.toml`;
     /// 4. the profile: built-in, site or user file of that name, the highest
-    ///    layer's file winning, over the profiles it `extends`;
+    ///    layer's file winning whole, over the profiles it `extends`;
     /// 5. `JRPS_*` environment variables;
     /// 6. command-line flags.
     ///
     /// `[defaults]` sit below profiles because a profile is the more specific
-    /// choice; the file layers themselves keep DESIGN.md's order
-    /// (built-in < site < user) wherever two of them define the same thing.
-    /// The profile is the positional argument, else `JRPS_PROFILE`, else `default`.
+    /// choice. The profile is the positional argument, else `JRPS_PROFILE`,
+    /// else `default`.
     pub fn settings_for(
         &self,
         env: &Environment,
-        flags: &LaunchArgs,
+        request: &LaunchRequest,
     ) -> Result<Resolved, LauncherError> {
         let profile = match (
-            &flags.profile,
+            &request.profile,
             env.get(env_vars::PROFILE).filter(|p| !p.is_empty()),
         ) {
             (Some(name), _) => Sourced::new(name.clone(), Source::Argument("PROFILE")),
-            (None, Some(name)) => Sourced::new(name.to_string(), Source::Env(env_vars::PROFILE)),
+            (None, Some(name)) => {
+                Sourced::new(name.to_string(), Source::Env(env_vars::PROFILE.into()))
+            }
             (None, None) => Sourced::new("default".to_string(), Source::Default),
         };
         let origin = profile.source.is_explicit().then(|| profile.source.clone());
         let chain = self.profiles.chain(&profile.value, origin)?;
-        let mut settings = Settings::defaults()
-            .over_ref(&self.site.defaults.settings)
-            .over_ref(&self.user_defaults);
+        let mut layers = self
+            .user_defaults
+            .clone()
+            .over(self.site.defaults.clone().over(Layers::defaults()));
         for link in chain.iter().rev() {
-            settings = link.settings.clone().over(settings);
+            layers = link.layers.clone().over(layers);
         }
-        let settings = Settings::from_flags(flags).over(Settings::from_env(env)?.over(settings));
+        let layers = Layers::from_flags(&request.flags).over(Layers::from_env(env)?.over(layers));
+        let fields = layers.extract()?;
         Ok(Resolved {
             profile,
             chain,
-            settings,
+            layers,
+            fields,
         })
     }
 }
 
-impl Settings {
-    fn over_ref(self, higher: &Settings) -> Settings {
-        higher.clone().over(self)
-    }
-}
-
-fn load_user_defaults(path: &Path) -> Result<Settings, LauncherError> {
+fn load_user_defaults(path: &Path) -> Result<Layers, LauncherError> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Settings::default()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Layers::default()),
         Err(source) => {
             return Err(LauncherError::Read {
                 path: path.to_path_buf(),
@@ -124,11 +134,11 @@ fn load_user_defaults(path: &Path) -> Result<Settings, LauncherError> {
     let file: UserFile =
         toml::from_str(&text).map_err(|e| toml_error(&e, &text, Layer::User, path))?;
     let Some(table) = file.defaults else {
-        return Ok(Settings::default());
+        return Ok(Layers::default());
     };
-    let FileSettings { settings, extends } = table.into_settings(&text, Layer::User, path);
+    let (layers, extends) = Layers::from_table(table, &text, Layer::User, path)?;
     if let Some(extends) = &extends {
         return Err(no_extends_in_defaults(extends));
     }
-    Ok(settings)
+    Ok(layers)
 }

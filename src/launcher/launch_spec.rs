@@ -105,7 +105,13 @@ impl LaunchSpec {
         config: &Config,
     ) -> Result<LaunchSpec, LauncherError> {
         let site = &config.site;
-        let s = &resolved.settings;
+        let f = &resolved.fields;
+        let text = |t: Option<Sourced<crate::launcher::launch_fields::TimeText>>| {
+            t.map(|t| Sourced::new(t.value.0, t.source))
+        };
+        let count = |c: Option<Sourced<crate::launcher::launch_fields::Count>>| {
+            c.map(|c| Sourced::new(c.value.0, c.source))
+        };
         let mut provenance = vec![FieldOrigin {
             field: "profile",
             value: resolved.profile.value.clone(),
@@ -118,11 +124,11 @@ impl LaunchSpec {
                 source: source.clone(),
             })
         };
-        if let Some(d) = &s.description {
+        if let Some(d) = &resolved.sourced("description", &f.description) {
             note("description", d.value.clone(), &d.source);
         }
 
-        let partition = match &s.partition {
+        let partition = match &resolved.sourced("partition", &f.partition) {
             Some(p) => {
                 let found = site.partitions.get(&p.value).ok_or_else(|| {
                     let names: Vec<&str> = site.partitions.keys().map(String::as_str).collect();
@@ -153,7 +159,7 @@ impl LaunchSpec {
             }
         };
 
-        let time_raw = required(&s.time, "time")?;
+        let time_raw = &required(text(resolved.sourced("time", &f.time)), "time")?;
         let time = WallTime::parse(&time_raw.value)
             .map_err(|problem| invalid("time", time_raw, problem, wall_time::FORMATS.into()))?;
         if let Some(max) = partition.max_time.as_ref().filter(|max| time > max.value) {
@@ -169,7 +175,7 @@ impl LaunchSpec {
         }
         note("time", time.to_string(), &time_raw.source);
 
-        let gpus = match &s.gpus {
+        let gpus = match &count(resolved.sourced("gpus", &f.gpus)) {
             None => 0,
             Some(g) => {
                 let allowed = gpu_range(&partition);
@@ -207,7 +213,7 @@ impl LaunchSpec {
             }
         };
 
-        let dir_raw = required(&s.dir, "dir")?;
+        let dir_raw = &required(resolved.sourced("dir", &f.dir), "dir")?;
         let dir = JobDir::parse(&dir_raw.value).map_err(|problem| {
             invalid(
                 "dir",
@@ -218,7 +224,7 @@ impl LaunchSpec {
         })?;
         note("dir", dir.to_string(), &dir_raw.source);
 
-        let account = match &s.account {
+        let account = match &resolved.sourced("account", &f.account) {
             Some(a) => {
                 if !is_simple_name(&a.value) {
                     return Err(invalid(
@@ -244,7 +250,7 @@ impl LaunchSpec {
             }
         };
 
-        let server_raw = required(&s.server, "server")?;
+        let server_raw = &required(resolved.sourced("server", &f.server), "server")?;
         let server = Server::parse(&server_raw.value).ok_or_else(|| {
             invalid(
                 "server",
@@ -253,7 +259,7 @@ impl LaunchSpec {
                 server::ALLOWED.into(),
             )
         })?;
-        let batch_raw = required(&s.batch, "batch")?;
+        let batch_raw = &required(resolved.sourced("batch", &f.batch), "batch")?;
         if batch_raw.source.is_explicit() && server_raw.source.is_explicit() {
             return Err(LauncherError::Conflict {
                 first: "batch",
@@ -275,7 +281,7 @@ impl LaunchSpec {
         note("server", server.to_string(), &server_raw.source);
         note("batch", batch_raw.value.clone(), &batch_raw.source);
 
-        let image = match &s.image {
+        let image = match &resolved.sourced("image", &f.image) {
             Some(i) => {
                 if i.value.trim().is_empty() || i.value.chars().any(char::is_control) {
                     return Err(invalid(
@@ -303,7 +309,7 @@ impl LaunchSpec {
         if !modules.is_empty() {
             note("modules", modules.join(" "), &site.modules_source);
         }
-        if let Some(m) = &s.modules {
+        if let Some(m) = &resolved.sourced("modules", &f.modules) {
             for module in &m.value {
                 let ok = !module.is_empty()
                     && module
@@ -311,7 +317,7 @@ impl LaunchSpec {
                         .all(|b| b.is_ascii_alphanumeric() || b"_-+./@:".contains(&b));
                 if !ok {
                     return Err(LauncherError::Invalid {
-                        field: "modules",
+                        field: "modules".into(),
                         value: module.clone(),
                         origin: m.source.clone(),
                         problem: "it is not a module name".into(),
@@ -325,13 +331,17 @@ impl LaunchSpec {
         }
 
         let mut env = BTreeMap::new();
-        for (name, value) in &s.env {
+        for (name, value) in &f.env {
+            let value = &Sourced::new(
+                value.clone(),
+                resolved.layers.source_of(&format!("env.{name}")),
+            );
             check_env(name, value)?;
             note("env", format!("{name}={}", value.value), &value.source);
             env.insert(name.clone(), value.value.clone());
         }
 
-        let cpus = match &s.cpus {
+        let cpus = match &count(resolved.sourced("cpus", &f.cpus)) {
             Some(c) => {
                 if !(1..=4096).contains(&c.value) {
                     return Err(invalid_num(
@@ -346,7 +356,7 @@ impl LaunchSpec {
             }
             None => None,
         };
-        let memory = match &s.memory {
+        let memory = match &resolved.sourced("memory", &f.memory) {
             Some(m) => {
                 let digits = m.value.trim_end_matches(['K', 'M', 'G', 'T']);
                 let ok = !digits.is_empty()
@@ -367,7 +377,7 @@ impl LaunchSpec {
             None => None,
         };
 
-        let sbatch_options = match &s.sbatch_options {
+        let sbatch_options = match &resolved.sourced("sbatch_options", &f.sbatch_options) {
             Some(o) => {
                 for option in &o.value {
                     check_sbatch_option(option, &o.source)?;
@@ -409,13 +419,13 @@ impl LaunchSpec {
     }
 }
 
-fn required<'a>(
-    value: &'a Option<Sourced<String>>,
+fn required(
+    value: Option<Sourced<String>>,
     field: &'static str,
-) -> Result<&'a Sourced<String>, LauncherError> {
-    // Settings::defaults sets every field this is used for; reaching None
+) -> Result<Sourced<String>, LauncherError> {
+    // LaunchFields::defaults sets every field this is used for; reaching None
     // means a layer was dropped, which is a bug worth a clear error, not a panic.
-    value.as_ref().ok_or(LauncherError::Missing {
+    value.ok_or(LauncherError::Missing {
         field,
         required_by: Source::Default,
         how: format!("set `{field}`"),
@@ -429,7 +439,7 @@ fn invalid(
     allowed: String,
 ) -> LauncherError {
     LauncherError::Invalid {
-        field,
+        field: field.into(),
         value: value.value.clone(),
         origin: value.source.clone(),
         problem: problem.to_string(),
@@ -444,7 +454,7 @@ fn invalid_num(
     allowed: String,
 ) -> LauncherError {
     LauncherError::Invalid {
-        field,
+        field: field.into(),
         value: value.value.to_string(),
         origin: value.source.clone(),
         problem: problem.to_string(),
@@ -476,7 +486,7 @@ fn gpu_partitions(site: &SiteConfig) -> String {
 
 fn check_env(name: &str, value: &Sourced<String>) -> Result<(), LauncherError> {
     let bad = |problem: &str, allowed: &str| LauncherError::Invalid {
-        field: "env",
+        field: "env".into(),
         value: name.to_string(),
         origin: value.source.clone(),
         problem: problem.to_string(),
@@ -508,7 +518,7 @@ fn check_env(name: &str, value: &Sourced<String>) -> Result<(), LauncherError> {
     }
     if value.value.chars().any(char::is_control) {
         return Err(LauncherError::Invalid {
-            field: "env",
+            field: "env".into(),
             value: format!("{name}={}", value.value.escape_debug()),
             origin: value.source.clone(),
             problem: "the value has control characters".into(),
@@ -520,7 +530,7 @@ fn check_env(name: &str, value: &Sourced<String>) -> Result<(), LauncherError> {
 
 fn check_sbatch_option(option: &str, source: &Source) -> Result<(), LauncherError> {
     let bad = |problem: String, allowed: &str| LauncherError::Invalid {
-        field: "sbatch_options",
+        field: "sbatch_options".into(),
         value: option.escape_debug().to_string(),
         origin: source.clone(),
         problem: problem.to_string(),
@@ -569,11 +579,11 @@ fn check_sbatch_option(option: &str, source: &Source) -> Result<(), LauncherErro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::LaunchArgs;
     use crate::launcher::environment::Environment;
+    use crate::launcher::launch_fields::{Count, LaunchFields, LaunchRequest};
 
     /// Resolution reads nothing but its inputs: no site, no user files here.
-    fn spec(pairs: &[(&str, &str)], args: LaunchArgs) -> Result<LaunchSpec, LauncherError> {
+    fn spec(pairs: &[(&str, &str)], args: LaunchRequest) -> Result<LaunchSpec, LauncherError> {
         let mut all = vec![
             ("JRPS_SITE_DIR", "/nonexistent/site"),
             ("HOME", "/nonexistent/home"),
@@ -587,7 +597,7 @@ mod tests {
 
     #[test]
     fn cpu_jobs_have_no_gpu_option() {
-        let spec = spec(&[], LaunchArgs::default()).unwrap();
+        let spec = spec(&[], LaunchRequest::default()).unwrap();
         assert_eq!(spec.gpus, 0);
         assert_eq!(spec.gpu_option(), None);
         assert_eq!(spec.partition.name, "compute");
@@ -596,10 +606,12 @@ mod tests {
 
     #[test]
     fn gpu_jobs_use_the_partition_flag_style() {
-        let args = LaunchArgs {
+        let args = LaunchRequest {
             profile: Some("gpu-pytorch".into()),
-            gpus: Some(2),
-            ..LaunchArgs::default()
+            flags: LaunchFields {
+                gpus: Some(Count(2)),
+                ..LaunchFields::default()
+            },
         };
         let spec = spec(&[], args).unwrap();
         assert_eq!(spec.gpu_option().as_deref(), Some("--gres=gpu:2"));
@@ -608,9 +620,9 @@ mod tests {
 
     #[test]
     fn env_layer_is_read_from_the_snapshot_not_the_process() {
-        let spec = spec(&[("JRPS_TIME", "2:00:00")], LaunchArgs::default()).unwrap();
+        let spec = spec(&[("JRPS_TIME", "2:00:00")], LaunchRequest::default()).unwrap();
         assert_eq!(spec.time.seconds(), 7200);
         let time = spec.provenance.iter().find(|f| f.field == "time").unwrap();
-        assert_eq!(time.source, Source::Env("JRPS_TIME"));
+        assert_eq!(time.source, Source::Env("JRPS_TIME".into()));
     }
 }

@@ -22,7 +22,7 @@ pub enum LauncherError {
     /// A value that parsed but is not allowed.
     #[error("invalid {field} `{value}` (from {origin}): {problem}")]
     Invalid {
-        field: &'static str,
+        field: String,
         value: String,
         origin: Source,
         problem: String,

@@ -6,14 +6,15 @@ pub mod config;
 pub mod environment;
 pub mod job_dir;
 pub mod launch;
+pub mod launch_fields;
 pub mod launch_spec;
 pub mod launcher_error;
+pub mod layers;
 pub mod profile_catalog;
 pub mod profiles_command;
 pub mod progress;
 pub mod server;
 pub mod session_commands;
-pub mod settings;
 pub mod shell_quote;
 pub mod site_config;
 pub mod source;
@@ -33,12 +34,13 @@ pub use wall_time::WallTime;
 use std::io::Write;
 
 use crate::Error;
-use crate::cli::{LaunchArgs, ProfilesArgs, UpArgs};
+use crate::cli::{ProfilesArgs, UpArgs};
+use crate::launcher::launch_fields::LaunchRequest;
 
 /// Reads the configuration and resolves `args` into a validated spec.
 pub fn resolve(
     env: &Environment,
-    args: &LaunchArgs,
+    args: &LaunchRequest,
 ) -> Result<(Config, LaunchSpec), LauncherError> {
     let config = Config::load(env)?;
     let resolved = config.settings_for(env, args)?;
@@ -60,7 +62,7 @@ pub fn up(args: UpArgs) -> Result<(), Error> {
     launch::up(args)
 }
 
-pub fn render(args: LaunchArgs) -> Result<(), Error> {
+pub fn render(args: LaunchRequest) -> Result<(), Error> {
     let env = Environment::capture();
     let (_, spec) = resolve(&env, &args)?;
     Ok(print_stdout(&script(&spec)?)?)

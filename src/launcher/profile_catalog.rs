@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::launcher::launcher_error::{LauncherError, did_you_mean};
-use crate::launcher::settings::{FileSettings, SettingsTable};
+use crate::launcher::layers::{LaunchTable, Layers};
 use crate::launcher::site_config::{is_simple_name, toml_error};
 use crate::launcher::source::{Layer, Source, Sourced};
 
@@ -58,7 +58,8 @@ pub struct Profile {
     pub path: PathBuf,
     pub description: Option<String>,
     pub extends: Option<Sourced<String>>,
-    pub settings: crate::launcher::settings::Settings,
+    /// The file's values, each from its line.
+    pub layers: Layers,
 }
 
 impl ProfileFile {
@@ -67,17 +68,16 @@ impl ProfileFile {
     }
 
     pub fn parse(&self) -> Result<Profile, LauncherError> {
-        let table: SettingsTable = toml::from_str(&self.text)
+        let table: LaunchTable = toml::from_str(&self.text)
             .map_err(|e| toml_error(&e, &self.text, self.layer, &self.path))?;
-        let FileSettings { settings, extends } =
-            table.into_settings(&self.text, self.layer, &self.path);
+        let (layers, extends) = Layers::from_table(table, &self.text, self.layer, &self.path)?;
         Ok(Profile {
             name: self.name.clone(),
             layer: self.layer,
             path: self.path.clone(),
-            description: settings.description.as_ref().map(|d| d.value.clone()),
+            description: layers.extract()?.description,
             extends,
-            settings,
+            layers,
         })
     }
 }
@@ -135,7 +135,7 @@ impl ProfileCatalog {
                 .unwrap_or_default();
             if !is_simple_name(&name) {
                 return Err(LauncherError::Invalid {
-                    field: "profile name",
+                    field: "profile name".into(),
                     value: name,
                     origin: Source::file(layer, &path, None),
                     problem: "profile file names are profile names".into(),

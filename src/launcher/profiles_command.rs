@@ -5,9 +5,10 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use crate::cli::{LaunchArgs, ProfilesAction, ProfilesArgs};
+use crate::cli::{ProfilesAction, ProfilesArgs};
 use crate::launcher::config::Config;
 use crate::launcher::environment::Environment;
+use crate::launcher::launch_fields::LaunchRequest;
 use crate::launcher::launch_spec::LaunchSpec;
 use crate::launcher::launcher_error::LauncherError;
 use crate::launcher::source::Layer;
@@ -88,7 +89,7 @@ fn list(config: &Config, json: bool, out: &mut String) -> Result<(), LauncherErr
 fn show(
     config: &Config,
     env: &Environment,
-    launch: &LaunchArgs,
+    launch: &LaunchRequest,
     out: &mut String,
 ) -> Result<(), LauncherError> {
     let resolved = config.settings_for(env, launch)?;
@@ -126,9 +127,9 @@ fn check(config: &Config, env: &Environment, out: &mut String) -> Result<(), Lau
     let mut total = 0;
     for file in config.profiles.visible() {
         total += 1;
-        let launch = LaunchArgs {
+        let launch = LaunchRequest {
             profile: Some(file.name.clone()),
-            ..LaunchArgs::default()
+            ..LaunchRequest::default()
         };
         let outcome = config
             .settings_for(env, &launch)

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::launcher::launcher_error::LauncherError;
-use crate::launcher::settings::{FileSettings, SettingsTable};
+use crate::launcher::layers::{LaunchTable, Layers};
 use crate::launcher::source::{Layer, Source, Sourced, line_of};
 use crate::launcher::wall_time::{self, WallTime};
 
@@ -73,7 +73,7 @@ pub struct SiteConfig {
     pub batch_dirs: Vec<PathBuf>,
     pub partitions: BTreeMap<String, Partition>,
     /// The `[defaults]` table: launch fields for every profile.
-    pub defaults: FileSettings,
+    pub defaults: Layers,
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,7 +91,7 @@ struct SiteFile {
     node_interface: Option<Spanned<String>>,
     batch_dirs: Option<Vec<PathBuf>>,
     partitions: Option<BTreeMap<String, Spanned<PartitionFile>>>,
-    defaults: Option<SettingsTable>,
+    defaults: Option<LaunchTable>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -149,7 +149,7 @@ impl SiteConfig {
             node_interface: None,
             batch_dirs: Vec::new(),
             partitions,
-            defaults: FileSettings::default(),
+            defaults: Layers::default(),
         }
     }
 
@@ -184,7 +184,7 @@ impl SiteConfig {
                 || url.contains(char::is_whitespace)
             {
                 return Err(LauncherError::Invalid {
-                    field: "proxy_url",
+                    field: "proxy_url".into(),
                     value: url,
                     origin: source,
                     problem: "it is not an http(s) URL".into(),
@@ -211,7 +211,7 @@ impl SiteConfig {
                 let value = value.into_inner();
                 if value.is_empty() || value.chars().any(char::is_control) {
                     return Err(LauncherError::Invalid {
-                        field,
+                        field: field.into(),
                         value,
                         origin: source,
                         problem: "it is empty or has control characters".into(),
@@ -234,7 +234,7 @@ impl SiteConfig {
             let interface = interface.into_inner();
             if !is_simple_name(&interface) {
                 return Err(LauncherError::Invalid {
-                    field: "node_interface",
+                    field: "node_interface".into(),
                     value: interface,
                     origin: source,
                     problem: "it is not an interface name".into(),
@@ -251,7 +251,7 @@ impl SiteConfig {
                 let p = spanned.into_inner();
                 if !is_simple_name(&name) {
                     return Err(LauncherError::Invalid {
-                        field: "partition name",
+                        field: "partition name".into(),
                         value: name,
                         origin: source,
                         problem: "it has characters Slurm partition names do not".into(),
@@ -269,7 +269,7 @@ impl SiteConfig {
                         };
                         let time =
                             WallTime::parse(&raw).map_err(|problem| LauncherError::Invalid {
-                                field: "max_time",
+                                field: "max_time".into(),
                                 value: raw.clone(),
                                 origin: source.clone(),
                                 problem,
@@ -280,7 +280,7 @@ impl SiteConfig {
                 };
                 if p.gpus_min > p.gpus_max {
                     return Err(LauncherError::Invalid {
-                        field: "gpus_min",
+                        field: "gpus_min".into(),
                         value: p.gpus_min.to_string(),
                         origin: source,
                         problem: format!("it is above gpus_max ({})", p.gpus_max),
@@ -311,10 +311,11 @@ impl SiteConfig {
             }
         }
         if let Some(defaults) = file.defaults {
-            site.defaults = defaults.into_settings(text, Layer::Site, path);
-            if let Some(extends) = &site.defaults.extends {
+            let (layers, extends) = Layers::from_table(defaults, text, Layer::Site, path)?;
+            if let Some(extends) = &extends {
                 return Err(no_extends_in_defaults(extends));
             }
+            site.defaults = layers;
         }
         Ok(site)
     }
@@ -335,7 +336,7 @@ impl SiteConfig {
 
 pub(crate) fn no_extends_in_defaults(extends: &Sourced<String>) -> LauncherError {
     LauncherError::Invalid {
-        field: "extends",
+        field: "extends".into(),
         value: extends.value.clone(),
         origin: extends.source.clone(),
         problem: "a [defaults] table cannot extend a profile".into(),

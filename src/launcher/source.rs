@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-/// The configuration layers of DESIGN.md that hold files, lowest first.
+/// The configuration layers of docs/design.md that hold files, lowest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Layer {
@@ -32,9 +32,9 @@ pub enum Source {
     /// A file of a layer (boxed: errors carry sources, and stay small).
     File(Box<FileSource>),
     /// A `JRPS_*` environment variable.
-    Env(&'static str),
+    Env(Box<str>),
     /// A command-line flag, named by its long form (`--time`).
-    Flag(&'static str),
+    Flag(Box<str>),
     /// A positional command-line argument (the profile name).
     Argument(&'static str),
     /// jrps's built-in site defaults (no `site.toml` sets this).

@@ -119,3 +119,53 @@ fn a_profile_may_extend_the_one_it_hides() {
         .stdout_has("#SBATCH --time=01:00:00\n")
         .stdout_has("pytorch-gpu.simg");
 }
+
+#[test]
+fn env_tables_merge_by_variable_name_and_each_entry_keeps_its_line() {
+    let t = Test::new()
+        .site_file(
+            "site.toml",
+            "[defaults.env]\nSHARED = \"site\"\nSITE_ONLY = \"site\"\n",
+        )
+        .user_file(
+            "profiles/mine.toml",
+            "extends = \"default\"\n\n[env]\nSHARED = \"mine\"\n",
+        );
+    let output = t.args(&["profiles", "show", "mine"]).run();
+    output.success();
+    let rows: Vec<String> = output
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("env "))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(rows.len(), 2, "{}", output.layout());
+    assert!(rows[0].starts_with("env SHARED=mine /"), "{rows:?}");
+    assert!(
+        rows[0].ends_with("/config/jrps/profiles/mine.toml:4"),
+        "{rows:?}"
+    );
+    assert!(rows[1].starts_with("env SITE_ONLY=site /"), "{rows:?}");
+    assert!(rows[1].ends_with("/site/site.toml:3"), "{rows:?}");
+}
+
+#[test]
+fn a_bad_value_that_a_higher_layer_overrides_is_still_refused() {
+    // Each layer is checked on its own: a flag must not hide a broken file.
+    let t = Test::new().user_file("profiles/mine.toml", "description = \"x\"\ntime = true\n");
+    let output = t.args(&["render", "mine", "-t", "60"]).run();
+    output.failure(2).stderr_has(
+        "[TMP]/config/jrps/profiles/mine.toml:2: in `time = true`: invalid type: boolean `true`",
+    );
+}
+
+#[test]
+fn variables_stay_text_and_empty_ones_count_as_unset() {
+    // A parsing environment layer would read 0012 as the number 12.
+    let t = Test::new().env("JRPS_ACCOUNT", "0012").env("JRPS_TIME", "");
+    let output = t.args(&["render"]).run();
+    output
+        .success()
+        .stdout_has("#SBATCH --account=0012\n")
+        .stdout_has("#SBATCH --time=00:30:00\n");
+}
