@@ -92,6 +92,26 @@ pub enum Phase {
 /// The longest `detail` of a [`ReportPhase`], in characters.
 pub const PHASE_DETAIL_MAX: usize = 64;
 
+/// Whether the proxy takes `detail` for a [`ReportPhase`]: 1 to
+/// [`PHASE_DETAIL_MAX`] printable ASCII characters, and no word of it an IP
+/// address (with or without a port), because the starting page shows it to
+/// anyone with the URL and backend addresses are never shown. The launcher
+/// leaves out a detail this refuses; the proxy answers 422 `invalid_field`.
+pub fn check_phase_detail(detail: &str) -> Result<(), String> {
+    let printable = detail.bytes().all(|b| (b' '..=b'~').contains(&b));
+    let has_address = detail
+        .split(|c: char| c.is_whitespace() || ",;()[]".contains(c))
+        .any(|word| {
+            word.parse::<std::net::IpAddr>().is_ok() || word.parse::<std::net::SocketAddr>().is_ok()
+        });
+    if detail.is_empty() || detail.len() > PHASE_DETAIL_MAX || !printable || has_address {
+        return Err(format!(
+            "detail must be 1-{PHASE_DETAIL_MAX} printable ASCII characters and no address"
+        ));
+    }
+    Ok(())
+}
+
 /// `POST /api/v1/sessions/{alias}/phase`, from the launcher while it waits
 /// (a contract addition to DESIGN.md's table). Answer: 204. Kept in the
 /// proxy's memory only, for the "starting" page; best effort on both sides.
@@ -128,4 +148,28 @@ pub struct SessionStatus {
 pub struct ApiError {
     pub error: String,
     pub detail: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phase_details_that_could_show_an_address_are_refused() {
+        for ok in ["Priority", "node-17", "gpu-a100-3 (reason: Resources)"] {
+            assert_eq!(check_phase_detail(ok), Ok(()), "{ok}");
+        }
+        let long = "x".repeat(PHASE_DETAIL_MAX + 1);
+        for refused in [
+            "",
+            "10.0.0.7",
+            "node 10.0.0.7:8888",
+            "[::1]",
+            "caf\u{e9}",
+            "a\nb",
+            &long,
+        ] {
+            assert!(check_phase_detail(refused).is_err(), "{refused:?}");
+        }
+    }
 }

@@ -1,12 +1,20 @@
-//! Raw command-line input (clap derive). Nothing here validates beyond syntax:
-//! the launcher resolves these into a `LaunchSpec`, the proxy into a `ProxyConfig`.
+//! The command line: clap's parsing, the conversion of each command's
+//! arguments into the option types of the role that runs it, logging set-up,
+//! and the one place where errors become `crate::Error`. Nothing else in
+//! jrps imports this module. The launch flags are declared on the
+//! launcher's own `LaunchFields`, next to the fields they set, so that a
+//! field is defined once.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::Error;
+use crate::job_helper::RegisterOptions;
+use crate::launcher::launch::UpOptions;
 use crate::launcher::launch_fields::LaunchRequest;
+use crate::launcher::profiles_command::ProfilesAction as Profiles;
+use crate::launcher::session_commands::{self, DownTarget, SessionCommandError};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -183,7 +191,7 @@ pub struct RegisterArgs {
     #[arg(long)]
     pub pid: Option<u32>,
     /// The node address Jupyter listens on; calls to the proxy come from it.
-    #[arg(long, env = "JRPS_NODE_IP")]
+    #[arg(long, env = crate::env_vars::NODE_IP)]
     pub ip: Option<std::net::IpAddr>,
     /// Upper bound on each wait, in seconds.
     #[arg(long, default_value_t = 300)]
@@ -193,15 +201,25 @@ pub struct RegisterArgs {
 impl Arguments {
     pub fn run(self) -> Result<(), Error> {
         match self.command {
-            Command::Up(args) => crate::launcher::up(args),
-            Command::Render(args) => crate::launcher::render(args),
-            Command::Profiles(args) => crate::launcher::profiles(args),
-            Command::Ls(args) => crate::launcher::session_commands::ls(args),
-            Command::Url(args) => crate::launcher::session_commands::url(args),
-            Command::Logs(args) => crate::launcher::session_commands::logs(args),
-            Command::Down(args) => crate::launcher::session_commands::down(args),
-            Command::Serve(args) => crate::proxy::serve(args),
-            Command::Register(args) => crate::job_helper::register(args),
+            Command::Up(args) => Ok(crate::launcher::launch::up(args.into())?),
+            Command::Render(request) => Ok(crate::launcher::render(&request)?),
+            Command::Profiles(args) => Ok(crate::launcher::profiles(args.into())?),
+            Command::Ls(args) => Ok(session_commands::ls(args.json)?),
+            Command::Url(args) => Ok(session_commands::url(&args.session)?),
+            Command::Logs(args) => Ok(session_commands::logs(&args.session, args.follow)?),
+            Command::Down(args) => {
+                let target = match (args.session, args.all) {
+                    (_, true) => DownTarget::All,
+                    (Some(session), false) => DownTarget::One(session),
+                    (None, false) => return Err(SessionCommandError::NothingNamed.into()),
+                };
+                Ok(session_commands::down(target)?)
+            }
+            Command::Serve(args) => {
+                init_logging();
+                Ok(crate::proxy::serve(&args.config)?)
+            }
+            Command::Register(args) => Ok(crate::job_helper::register(args.into())?),
             Command::Completions { shell } => {
                 let mut command = <Arguments as clap::CommandFactory>::command();
                 let mut script = Vec::new();
@@ -220,6 +238,51 @@ impl Arguments {
                     &page,
                 ))?)
             }
+        }
+    }
+}
+
+/// The proxy's log: one line per event on stderr, coloured by the same rule
+/// as errors.
+fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(crate::error::stderr_colour())
+        .with_target(false)
+        .try_init();
+}
+
+impl From<UpArgs> for UpOptions {
+    fn from(args: UpArgs) -> UpOptions {
+        UpOptions {
+            request: args.launch,
+            info: args.info,
+            dry_run: args.dry_run,
+            no_wait: args.no_wait,
+            json: args.json,
+            quiet: args.quiet,
+        }
+    }
+}
+
+impl From<ProfilesArgs> for Profiles {
+    fn from(args: ProfilesArgs) -> Profiles {
+        match args.action {
+            None => Profiles::List { json: args.json },
+            Some(ProfilesAction::Show(request)) => Profiles::Show(request),
+            Some(ProfilesAction::Check) => Profiles::Check,
+        }
+    }
+}
+
+impl From<RegisterArgs> for RegisterOptions {
+    fn from(args: RegisterArgs) -> RegisterOptions {
+        RegisterOptions {
+            deregister: args.deregister,
+            runtime_dir: args.runtime_dir,
+            pid: args.pid,
+            ip: args.ip,
+            timeout: std::time::Duration::from_secs(args.timeout_s),
         }
     }
 }

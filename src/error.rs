@@ -1,13 +1,12 @@
-//! The one top-level error. Each phase has its own error type that converts
-//! into this; it is rendered once (`error:` / `caused by:` / `hint:`) and the
-//! process exit code comes from it: 2 for usage and configuration, 1 at run time.
+//! The one top-level error, made only by `cli.rs`: each role returns its own
+//! error type, which converts into this at the edge. It is rendered once
+//! (`error:` / `caused by:` / `hint:`) and the process exit code comes from
+//! it: 2 for usage and configuration, 1 at run time.
 
 use std::io::{IsTerminal, Write};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("`jrps {0}` is not available yet")]
-    NotYetImplemented(&'static str),
     #[error("registration failed")]
     Register(#[from] crate::job_helper::RegisterError),
     #[error(transparent)]
@@ -16,8 +15,6 @@ pub enum Error {
     Launch(#[from] crate::launcher::launch::LaunchError),
     #[error(transparent)]
     Session(#[from] crate::launcher::session_commands::SessionCommandError),
-    #[error(transparent)]
-    SessionDir(#[from] crate::session_dir::SessionDirError),
     #[error(transparent)]
     Scheduler(#[from] crate::scheduler::SchedulerError),
     /// `jrps serve`: configuration, start-up or run-time failure.
@@ -28,12 +25,10 @@ pub enum Error {
 impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::NotYetImplemented(_) => 1,
             Error::Register(_) => 1,
             Error::Launcher(error) => error.exit_code(),
             Error::Launch(error) => error.exit_code(),
-            Error::SessionDir(_) => 1,
-            Error::Session(_) => 2,
+            Error::Session(error) => error.exit_code(),
             Error::Scheduler(_) => 1,
             Error::Serve(error) => error.exit_code(),
         }

@@ -15,11 +15,10 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use crate::api::{DeleteSession, Register};
-use crate::cli::RegisterArgs;
-use crate::proxy_client::{ProxyClient, ProxyClientError};
+use crate::api::Register;
+use crate::env_vars;
+use crate::proxy_client::{Ended, ProxyClient, ProxyClientError};
 use crate::session_dir::{REGISTER_SECRET_FILE, SessionDir, SessionDirError};
-use crate::{Error, env_vars};
 
 const POLL: Duration = Duration::from_millis(100);
 
@@ -36,6 +35,8 @@ pub enum RegisterError {
     JupyterExited { pid: u32, runtime_dir: PathBuf },
     #[error("waited {waited:?} for {what}; giving up")]
     TimedOut { what: String, waited: Duration },
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
     #[error(transparent)]
     SessionDir(#[from] SessionDirError),
     #[error(transparent)]
@@ -48,15 +49,30 @@ struct JupyterServerInfo {
     port: u16,
 }
 
-pub fn register(args: RegisterArgs) -> Result<(), Error> {
+/// What the batch script asks of `jrps register`.
+#[derive(Debug, Clone)]
+pub struct RegisterOptions {
+    /// End the session instead (the job's exit trap).
+    pub deregister: bool,
+    /// Jupyter's private runtime dir, where it writes `jpserver-<pid>.json`.
+    pub runtime_dir: Option<PathBuf>,
+    /// Jupyter's process id, to stop waiting at once if it dies.
+    pub pid: Option<u32>,
+    /// The node address Jupyter listens on; calls to the proxy come from it.
+    pub ip: Option<IpAddr>,
+    /// Upper bound on each wait.
+    pub timeout: Duration,
+}
+
+pub fn register(args: RegisterOptions) -> Result<(), RegisterError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .expect("a current-thread runtime needs no resources that can be missing");
-    runtime.block_on(run(args)).map_err(Error::from)
+        .map_err(RegisterError::Runtime)?;
+    runtime.block_on(run(args))
 }
 
-async fn run(args: RegisterArgs) -> Result<(), RegisterError> {
+async fn run(args: RegisterOptions) -> Result<(), RegisterError> {
     let session_dir = std::env::var_os(env_vars::SESSION_DIR)
         .filter(|v| !v.is_empty())
         .map(SessionDir::open)
@@ -67,15 +83,10 @@ async fn run(args: RegisterArgs) -> Result<(), RegisterError> {
 
     if args.deregister {
         let client = ProxyClient::new(&record.proxy_endpoint(), None)?;
-        return match client.delete(&alias, &DeleteSession { secret }).await {
-            Ok(()) => {
-                log(&format!("session {alias} ended; its route is gone"));
-                Ok(())
-            }
-            // Already gone (expired, or `jrps down` got there first).
-            Err(error) if error.status() == Some(reqwest::StatusCode::NOT_FOUND) => Ok(()),
-            Err(error) => Err(error.into()),
-        };
+        if client.end_session(&alias, &secret).await? == Ended::Now {
+            log(&format!("session {alias} ended; its route is gone"));
+        }
+        return Ok(());
     }
 
     let ip = args.ip.ok_or(RegisterError::NoNodeIp)?;
@@ -83,7 +94,7 @@ async fn run(args: RegisterArgs) -> Result<(), RegisterError> {
         what: "a Jupyter runtime dir (pass --runtime-dir)".to_owned(),
         waited: Duration::ZERO,
     })?;
-    let timeout = Duration::from_secs(args.timeout_s);
+    let timeout = args.timeout;
     let deadline = Instant::now() + timeout;
 
     log(&format!(

@@ -1,19 +1,21 @@
 //! jrps: Jupyter on HPC compute nodes behind a private HTTPS URL.
 //!
-//! One binary, three roles (see DESIGN.md): the launcher (`up`, `render`,
+//! One binary, three roles (see docs/design.md): the launcher (`up`, `render`,
 //! `profiles`, `ls`, `url`, `logs`, `down`), the job helper (`register`) and the
 //! proxy (`serve`). This file only declares modules and hands `main` to `run`.
 
 pub mod api;
-pub mod cli;
-pub mod env_vars;
-pub mod error;
-pub mod job_helper;
+pub(crate) mod cli;
+pub(crate) mod clock;
+pub(crate) mod env_vars;
+pub(crate) mod error;
+pub(crate) mod job_helper;
 pub mod launcher;
 pub mod proxy;
-pub mod proxy_client;
+pub(crate) mod proxy_client;
 pub mod scheduler;
-pub mod session_dir;
+pub(crate) mod session_dir;
+pub(crate) mod user_dirs;
 
 pub use error::Error;
 

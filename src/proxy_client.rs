@@ -73,6 +73,13 @@ impl ProxyClientError {
     }
 }
 
+/// What [`ProxyClient::end_session`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    Now,
+    AlreadyGone,
+}
+
 /// Where and how to reach the proxy API.
 #[derive(Debug, Clone, Default)]
 pub struct ProxyEndpoint {
@@ -195,18 +202,22 @@ impl ProxyClient {
         .await
     }
 
-    pub async fn delete(
-        &self,
-        alias: &str,
-        request: &DeleteSession,
-    ) -> Result<(), ProxyClientError> {
-        self.call_no_answer(
-            "delete session",
-            Method::DELETE,
-            &format!("sessions/{alias}"),
-            request,
-        )
-        .await
+    /// Ends a session. One the proxy no longer knows (it expired, or
+    /// another of `down`, the job's exit trap and a failed launch got there
+    /// first) is what every caller wanted, so it is not an error.
+    pub async fn end_session(&self, alias: &str, secret: &str) -> Result<Ended, ProxyClientError> {
+        let request = DeleteSession {
+            secret: secret.to_owned(),
+        };
+        let path = format!("sessions/{alias}");
+        match self
+            .call_no_answer("delete session", Method::DELETE, &path, &request)
+            .await
+        {
+            Ok(()) => Ok(Ended::Now),
+            Err(error) if error.status() == Some(StatusCode::NOT_FOUND) => Ok(Ended::AlreadyGone),
+            Err(error) => Err(error),
+        }
     }
 
     fn url(&self, path: &str) -> String {

@@ -1,5 +1,5 @@
-//! One launch's directory under the user's state dir
-//! (`$XDG_STATE_HOME/jrps/sessions/<alias>`, default `~/.local/state/jrps/...`).
+//! One launch's directory under the user's state dir (`sessions/<alias>` of
+//! `user_dirs::StateDirs`).
 //!
 //! It is the hand-off between the launcher and the job: the batch script gets
 //! only its path (`JRPS_SESSION_DIR`), and reads the secrets from 0600 files
@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::proxy_client::ProxyEndpoint;
+use crate::scheduler::SchedulerKind;
+use crate::user_dirs::StateDirs;
 
 /// The Jupyter token (the proxy only ever sees its SHA-256).
 pub const TOKEN_FILE: &str = "token";
@@ -54,7 +56,7 @@ pub struct SessionRecord {
     pub proxy_url: String,
     pub proxy_ca: Option<PathBuf>,
     pub proxy_connect_to: Option<std::net::SocketAddr>,
-    pub scheduler: String,
+    pub scheduler: SchedulerKind,
     pub job_id: Option<String>,
     pub profile: String,
     pub partition: String,
@@ -75,18 +77,6 @@ impl SessionRecord {
     }
 }
 
-/// `$XDG_STATE_HOME/jrps` (or `$HOME/.local/state/jrps`).
-pub fn state_home() -> Result<PathBuf, SessionDirError> {
-    let base = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
-        Some(dir) => PathBuf::from(dir),
-        None => std::env::var_os("HOME")
-            .filter(|v| !v.is_empty())
-            .map(|home| PathBuf::from(home).join(".local/state"))
-            .ok_or(SessionDirError::NoStateHome)?,
-    };
-    Ok(base.join("jrps"))
-}
-
 #[derive(Debug, Clone)]
 pub struct SessionDir {
     path: PathBuf,
@@ -98,9 +88,9 @@ impl SessionDir {
         SessionDir { path: path.into() }
     }
 
-    /// Makes `<state_home>/sessions/<alias>`, private to the user.
-    pub fn create(state_home: &Path, alias: &str) -> Result<Self, SessionDirError> {
-        let sessions = state_home.join("sessions");
+    /// Makes `sessions/<alias>`, private to the user.
+    pub fn create(state: &StateDirs, alias: &str) -> Result<Self, SessionDirError> {
+        let sessions = state.sessions();
         make_private_dir(&sessions, true)?;
         let path = sessions.join(alias);
         make_private_dir(&path, false)?;
@@ -108,8 +98,8 @@ impl SessionDir {
     }
 
     /// Every session directory of this user, oldest alias order not promised.
-    pub fn list(state_home: &Path) -> Result<Vec<Self>, SessionDirError> {
-        let sessions = state_home.join("sessions");
+    pub fn list(state: &StateDirs) -> Result<Vec<Self>, SessionDirError> {
+        let sessions = state.sessions();
         let entries = match fs::read_dir(&sessions) {
             Ok(entries) => entries,
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -214,7 +204,7 @@ mod tests {
             proxy_url: "https://manage.jrps.localhost".to_owned(),
             proxy_ca: None,
             proxy_connect_to: None,
-            scheduler: "local".to_owned(),
+            scheduler: SchedulerKind::Local,
             job_id: None,
             profile: "default".to_owned(),
             partition: "compute".to_owned(),
@@ -227,7 +217,10 @@ mod tests {
     #[test]
     fn secrets_are_private_and_records_round_trip() {
         let home = tempfile::tempdir().unwrap();
-        let dir = SessionDir::create(home.path(), "amber-otter-lagoon").unwrap();
+        let home_path = home.path().to_str().unwrap().to_owned();
+        let state =
+            StateDirs::locate(|name| (name == "HOME").then_some(home_path.as_str())).unwrap();
+        let dir = SessionDir::create(&state, "amber-otter-lagoon").unwrap();
         dir.write_secret(TOKEN_FILE, "s3cret\n").unwrap();
         let mode = fs::metadata(dir.path().join(TOKEN_FILE))
             .unwrap()
@@ -240,9 +233,9 @@ mod tests {
 
         dir.write_record(&record("amber-otter-lagoon")).unwrap();
         assert_eq!(dir.read_record().unwrap(), record("amber-otter-lagoon"));
-        let listed = SessionDir::list(home.path()).unwrap();
+        let listed = SessionDir::list(&state).unwrap();
         assert_eq!(listed.len(), 1);
         dir.remove().unwrap();
-        assert!(SessionDir::list(home.path()).unwrap().is_empty());
+        assert!(SessionDir::list(&state).unwrap().is_empty());
     }
 }

@@ -45,10 +45,15 @@ impl Environment {
             .unwrap_or_else(|| PathBuf::from("/etc/jrps"))
     }
 
-    /// `$XDG_CONFIG_HOME/jrps`, default `~/.config/jrps`; none without either variable.
+    /// The user's configuration folder (`user_dirs::config_dir`).
     pub fn user_dir(&self) -> Option<PathBuf> {
-        self.path("XDG_CONFIG_HOME")
-            .or_else(|| self.path("HOME").map(|h| h.join(".config")))
-            .map(|d| d.join("jrps"))
+        crate::user_dirs::config_dir(|name| self.get(name))
+    }
+
+    /// The user's state folders (`user_dirs::StateDirs`).
+    pub fn state_dirs(
+        &self,
+    ) -> Result<crate::user_dirs::StateDirs, crate::session_dir::SessionDirError> {
+        crate::user_dirs::StateDirs::locate(|name| self.get(name))
     }
 }

@@ -9,16 +9,16 @@
 use std::path::PathBuf;
 use std::pin::pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
-use crate::api::{
-    CreateSession, DeleteSession, LinkJob, Phase, ReportPhase, SessionCreated, SessionState,
-};
-use crate::cli::UpArgs;
+use crate::api::{CreateSession, LinkJob, Phase, ReportPhase, SessionCreated, SessionState};
+use crate::clock::unix_now;
+use crate::env_vars;
+use crate::launcher::launch_fields::LaunchRequest;
 use crate::launcher::progress::Progress;
 use crate::launcher::{Environment, LaunchSpec, LauncherError, dry_run_summary, resolve, script};
 use crate::proxy_client::{ProxyClient, ProxyClientError, ProxyEndpoint};
@@ -26,7 +26,7 @@ use crate::scheduler::{JobId, JobStatus, JobSubmission, Scheduler, SchedulerErro
 use crate::session_dir::{
     REGISTER_SECRET_FILE, SessionDir, SessionDirError, SessionRecord, TOKEN_FILE,
 };
-use crate::{Error, env_vars};
+use crate::user_dirs::StateDirs;
 
 /// Added to the wall time for the proxy's TTL: the job may sit in the queue
 /// before its wall time starts, and deregistration plus the proxy's health
@@ -66,6 +66,8 @@ pub enum LaunchError {
         source: SchedulerError,
     },
     #[error(transparent)]
+    Config(#[from] LauncherError),
+    #[error(transparent)]
     Scheduler(#[from] SchedulerError),
     #[error(transparent)]
     Proxy(#[from] ProxyClientError),
@@ -77,6 +79,7 @@ impl LaunchError {
     pub fn exit_code(&self) -> u8 {
         match self {
             LaunchError::NoProxy { .. } => 2,
+            LaunchError::Config(error) => error.exit_code(),
             // As a shell reports a command stopped by SIGINT.
             LaunchError::Interrupted { .. } => 130,
             _ => 1,
@@ -92,6 +95,7 @@ impl LaunchError {
                         .display()
                         .to_string())
             )),
+            LaunchError::Config(error) => error.hint(),
             LaunchError::SubmitFailed { source, .. } => source.hint(),
             LaunchError::Scheduler(source) => source.hint(),
             _ => None,
@@ -118,9 +122,25 @@ struct LaunchResult {
     ready: bool,
 }
 
-pub fn up(args: UpArgs) -> Result<(), Error> {
+/// What `jrps up` was asked for.
+#[derive(Debug, Clone, Default)]
+pub struct UpOptions {
+    pub request: LaunchRequest,
+    /// Print the job details with the URL.
+    pub info: bool,
+    /// Print what would be submitted and stop.
+    pub dry_run: bool,
+    /// Return after submission, without waiting for Jupyter.
+    pub no_wait: bool,
+    /// Print the result as one JSON object.
+    pub json: bool,
+    /// No waiting screen; the URL alone.
+    pub quiet: bool,
+}
+
+pub fn up(args: UpOptions) -> Result<(), LaunchError> {
     let env = Environment::capture();
-    let (_, spec) = resolve(&env, &args.launch)?;
+    let (_, spec) = resolve(&env, &args.request)?;
     let script = script(&spec)?;
     if args.dry_run {
         let summary = dry_run_summary(&spec);
@@ -143,20 +163,16 @@ pub fn up(args: UpArgs) -> Result<(), Error> {
 }
 
 async fn launch(
-    args: &UpArgs,
+    args: &UpOptions,
     env: &Environment,
     spec: &LaunchSpec,
     script: String,
     endpoint: ProxyEndpoint,
-) -> Result<(), Error> {
+) -> Result<(), LaunchError> {
     let mut progress = Progress::new(args.quiet || args.json);
-    let state_home = crate::session_dir::state_home()?;
-    let client = ProxyClient::new(&endpoint, None).map_err(LaunchError::from)?;
-    let scheduler: Arc<dyn Scheduler> = spec
-        .site
-        .scheduler
-        .build(state_home.join("local-jobs"))
-        .into();
+    let state = env.state_dirs()?;
+    let client = ProxyClient::new(&endpoint, None)?;
+    let scheduler: Arc<dyn Scheduler> = spec.site.scheduler.build(state.local_jobs()).into();
 
     // Before anything is reserved: from here on an interrupt is kept and
     // acted on, never a default action that kills jrps between two steps.
@@ -170,8 +186,7 @@ async fn launch(
             token_sha256: hex::encode(Sha256::digest(token.as_bytes())),
             ttl_seconds: ttl.as_secs(),
         })
-        .await
-        .map_err(LaunchError::from)?;
+        .await?;
     progress.phase(&format!("reserved {}", created.alias));
 
     let mut launch = Launch {
@@ -189,7 +204,7 @@ async fn launch(
             &script,
             &token,
             &user,
-            &state_home,
+            &state,
             &mut progress,
             &mut interrupts,
         )
@@ -203,7 +218,7 @@ async fn launch(
         Err(error) => {
             progress.finish();
             launch.abandon().await;
-            Err(error.into())
+            Err(error)
         }
     }
 }
@@ -223,42 +238,42 @@ impl Launch {
     #[allow(clippy::too_many_arguments)]
     async fn run(
         &mut self,
-        args: &UpArgs,
+        args: &UpOptions,
         spec: &LaunchSpec,
         script: &str,
         token: &str,
         user: &str,
-        state_home: &std::path::Path,
+        state: &StateDirs,
         progress: &mut Progress,
         interrupts: &mut Interrupts,
     ) -> Result<LaunchResult, LaunchError> {
         let alias = self.created.alias.clone();
         let secret = self.created.register_secret.clone();
-        let session_dir = SessionDir::create(state_home, &alias)?;
+        let session_dir = SessionDir::create(state, &alias)?;
         self.session_dir = Some(session_dir.clone());
         session_dir.write_secret(TOKEN_FILE, token)?;
         session_dir.write_secret(REGISTER_SECRET_FILE, &secret)?;
         let script_path = session_dir.write_script(script)?;
-        let log = state_home.join("logs").join(format!("{alias}.log"));
+        let log = state.log(&alias);
         let mut record = SessionRecord {
             alias: alias.clone(),
             url: self.created.url.clone(),
             proxy_url: self.endpoint.url.clone(),
             proxy_ca: self.endpoint.ca_file.clone(),
             proxy_connect_to: self.endpoint.connect_to,
-            scheduler: spec.site.scheduler.to_string(),
+            scheduler: spec.site.scheduler,
             job_id: None,
             profile: spec.profile.clone(),
             partition: spec.partition.name.clone(),
             log: log.clone(),
-            created_at: now(),
+            created_at: unix_now(),
             expires_at: self.created.expires_at,
         };
         session_dir.write_record(&record)?;
 
         let submission = JobSubmission {
             script: script.to_owned(),
-            job_name: format!("jrps-{alias}"),
+            job_name: spec.job_name(),
             log_path: log.clone(),
             workdir: session_dir.path().to_owned(),
             env: vec![(
@@ -432,11 +447,7 @@ impl Launch {
             secret: self.created.register_secret.clone(),
             phase,
             // A node known only by its address stays unnamed: pages never show one.
-            detail: detail.filter(|d| {
-                !d.is_empty()
-                    && d.len() <= crate::api::PHASE_DETAIL_MAX
-                    && d.parse::<std::net::IpAddr>().is_err()
-            }),
+            detail: detail.filter(|d| crate::api::check_phase_detail(d).is_ok()),
         };
         let call = self.client.report_phase(&self.created.alias, &request);
         let _ = tokio::time::timeout(Duration::from_secs(2), call).await;
@@ -454,12 +465,12 @@ impl Launch {
                 eprintln!("warning: could not cancel job {job_id}: cancel it by hand");
             }
         }
-        let delete = DeleteSession {
-            secret: self.created.register_secret.clone(),
-        };
-        match self.client.delete(&self.created.alias, &delete).await {
-            Ok(()) => {}
-            Err(error) if error.status() == Some(reqwest::StatusCode::NOT_FOUND) => {}
+        let ended = self
+            .client
+            .end_session(&self.created.alias, &self.created.register_secret)
+            .await;
+        match ended {
+            Ok(_) => {}
             Err(error) => eprintln!(
                 "warning: could not delete session {} at the proxy: {error}",
                 self.created.alias
@@ -521,7 +532,7 @@ impl Interrupts {
     }
 }
 
-fn result_text(args: &UpArgs, result: &LaunchResult) -> String {
+fn result_text(args: &UpOptions, result: &LaunchResult) -> String {
     if args.json {
         let json = serde_json::to_string(result).expect("a launch result always serialises");
         return format!("{json}\n");
@@ -615,10 +626,4 @@ fn random_hex<const N: usize>() -> String {
     let mut bytes = [0u8; N];
     rand::fill(&mut bytes);
     hex::encode(bytes)
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }

@@ -16,7 +16,7 @@ use crate::launcher::wall_time::{self, WallTime};
 /// A validated launch.
 #[derive(Debug, Clone)]
 pub struct LaunchSpec {
-    /// The profile name; the job is called `jrps-<profile>`.
+    /// The profile name; the job is called `jrps-<profile>` (`job_name`).
     pub profile: String,
     pub partition: Partition,
     pub dir: JobDir,
@@ -413,7 +413,10 @@ impl LaunchSpec {
         (self.gpus > 0).then(|| self.partition.gpu_flag.option(self.gpus))
     }
 
-    /// Slurm job name.
+    /// The job's one name, `jrps-<profile>`: the script's `#SBATCH` line
+    /// and the submission both use it, and it is the same for every launch
+    /// of a profile so that `jrps render` stays byte-stable (`jrps ls` maps
+    /// sessions to job ids).
     pub fn job_name(&self) -> String {
         format!("jrps-{}", self.profile)
     }

@@ -22,6 +22,7 @@ use figment::{Figment, Metadata, Profile, Provider};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::env_vars;
 use crate::launcher::environment::Environment;
 use crate::launcher::launch_fields::LaunchFields;
 use crate::launcher::launcher_error::{LauncherError, did_you_mean};
@@ -103,7 +104,7 @@ impl Layers {
     pub fn from_env(env: &Environment) -> Result<Layers, LauncherError> {
         let mut layers = Layers::default();
         for (field, _) in LaunchFields::flags() {
-            let var = format!("JRPS_{}", field.to_ascii_uppercase());
+            let var = env_vars::for_field(&field);
             if let Some(value) = env.get(&var).filter(|v| !v.is_empty()) {
                 layers = layers.with(vec![field], Value::from(value), Source::Env(var.into()));
             }

@@ -1,24 +1,24 @@
 //! The launcher role: profiles and flags resolved into one validated
 //! `LaunchSpec`, rendered into a batch script, submitted.
 
-pub mod batch_template;
-pub mod config;
-pub mod environment;
-pub mod job_dir;
-pub mod launch;
-pub mod launch_fields;
-pub mod launch_spec;
-pub mod launcher_error;
-pub mod layers;
-pub mod profile_catalog;
-pub mod profiles_command;
-pub mod progress;
-pub mod server;
-pub mod session_commands;
+pub(crate) mod batch_template;
+pub(crate) mod config;
+pub(crate) mod environment;
+pub(crate) mod job_dir;
+pub(crate) mod launch;
+pub(crate) mod launch_fields;
+pub(crate) mod launch_spec;
+pub(crate) mod launcher_error;
+pub(crate) mod layers;
+pub(crate) mod profile_catalog;
+pub(crate) mod profiles_command;
+pub(crate) mod progress;
+pub(crate) mod server;
+pub(crate) mod session_commands;
 pub mod shell_quote;
-pub mod site_config;
-pub mod source;
-pub mod wall_time;
+pub(crate) mod site_config;
+pub(crate) mod source;
+pub(crate) mod wall_time;
 
 pub use batch_template::BatchTemplate;
 pub use config::Config;
@@ -33,8 +33,6 @@ pub use wall_time::WallTime;
 
 use std::io::Write;
 
-use crate::Error;
-use crate::cli::{ProfilesArgs, UpArgs};
 use crate::launcher::launch_fields::LaunchRequest;
 
 /// Reads the configuration and resolves `args` into a validated spec.
@@ -58,14 +56,10 @@ pub fn script(spec: &LaunchSpec) -> Result<String, LauncherError> {
     BatchTemplate::find(&spec.batch, &spec.site.batch_dirs, &origin)?.render(spec)
 }
 
-pub fn up(args: UpArgs) -> Result<(), Error> {
-    launch::up(args)
-}
-
-pub fn render(args: LaunchRequest) -> Result<(), Error> {
+pub fn render(request: &LaunchRequest) -> Result<(), LauncherError> {
     let env = Environment::capture();
-    let (_, spec) = resolve(&env, &args)?;
-    Ok(print_stdout(&script(&spec)?)?)
+    let (_, spec) = resolve(&env, request)?;
+    print_stdout(&script(&spec)?)
 }
 
 /// Writes a command's result to stdout; a closed pipe is an error to report,
@@ -77,8 +71,8 @@ pub fn print_stdout(text: &str) -> Result<(), LauncherError> {
         .map_err(LauncherError::Output)
 }
 
-pub fn profiles(args: ProfilesArgs) -> Result<(), Error> {
-    profiles_command::run(args, &Environment::capture()).map_err(Error::from)
+pub fn profiles(action: profiles_command::ProfilesAction) -> Result<(), LauncherError> {
+    profiles_command::run(action, &Environment::capture())
 }
 
 /// What `up --dry-run` prints above the script.

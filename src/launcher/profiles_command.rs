@@ -5,7 +5,6 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use crate::cli::{ProfilesAction, ProfilesArgs};
 use crate::launcher::config::Config;
 use crate::launcher::environment::Environment;
 use crate::launcher::launch_fields::LaunchRequest;
@@ -23,13 +22,24 @@ struct Listed {
     error: Option<String>,
 }
 
-pub fn run(args: ProfilesArgs, env: &Environment) -> Result<(), LauncherError> {
+/// What `jrps profiles` was asked to do.
+#[derive(Debug, Clone)]
+pub enum ProfilesAction {
+    List {
+        json: bool,
+    },
+    /// Resolve as `up` would, and say where each value came from.
+    Show(Box<LaunchRequest>),
+    Check,
+}
+
+pub fn run(action: ProfilesAction, env: &Environment) -> Result<(), LauncherError> {
     let config = Config::load(env)?;
     let mut out = String::new();
-    let result = match args.action {
-        None => list(&config, args.json, &mut out),
-        Some(ProfilesAction::Show(launch)) => show(&config, env, &launch, &mut out),
-        Some(ProfilesAction::Check) => check(&config, env, &mut out),
+    let result = match action {
+        ProfilesAction::List { json } => list(&config, json, &mut out),
+        ProfilesAction::Show(launch) => show(&config, env, &launch, &mut out),
+        ProfilesAction::Check => check(&config, env, &mut out),
     };
     // Check prints its report even when it fails.
     std::io::stdout()

@@ -8,13 +8,15 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::Error;
-use crate::api::DeleteSession;
-use crate::cli::{DownArgs, LogsArgs, LsArgs, UrlArgs};
-use crate::launcher::launch::LaunchError;
-use crate::proxy_client::ProxyClient;
-use crate::scheduler::{JobId, JobStatus, Scheduler, SchedulerKind};
-use crate::session_dir::{REGISTER_SECRET_FILE, SessionDir, SessionRecord, TOKEN_FILE, state_home};
+use crate::clock::unix_now;
+use crate::launcher::environment::Environment;
+use crate::launcher::launcher_error::LauncherError;
+use crate::proxy_client::{ProxyClient, ProxyClientError};
+use crate::scheduler::{JobId, JobStatus, Scheduler, SchedulerError};
+use crate::session_dir::{
+    REGISTER_SECRET_FILE, SessionDir, SessionDirError, SessionRecord, TOKEN_FILE,
+};
+use crate::user_dirs::StateDirs;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionCommandError {
@@ -22,9 +24,34 @@ pub enum SessionCommandError {
     NotFound { wanted: String, known: Vec<String> },
     #[error("name a session (alias or job id) or pass --all")]
     NothingNamed,
+    #[error(transparent)]
+    SessionDir(#[from] SessionDirError),
+    #[error(transparent)]
+    Scheduler(#[from] SchedulerError),
+    #[error(transparent)]
+    Proxy(#[from] ProxyClientError),
+    #[error(transparent)]
+    Output(#[from] LauncherError),
+}
+
+/// Which sessions `jrps down` ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DownTarget {
+    /// By alias or job id.
+    One(String),
+    All,
 }
 
 impl SessionCommandError {
+    /// 2 for a session that is not there, 1 for failures at run time.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            SessionCommandError::NotFound { .. } | SessionCommandError::NothingNamed => 2,
+            SessionCommandError::Output(error) => error.exit_code(),
+            _ => 1,
+        }
+    }
+
     pub fn hint(&self) -> Option<String> {
         match self {
             SessionCommandError::NotFound { known, .. } if known.is_empty() => {
@@ -34,6 +61,8 @@ impl SessionCommandError {
                 Some(format!("your sessions: {}", known.join(", ")))
             }
             SessionCommandError::NothingNamed => Some("see `jrps ls`".to_owned()),
+            SessionCommandError::Scheduler(error) => error.hint(),
+            _ => None,
         }
     }
 }
@@ -41,16 +70,12 @@ impl SessionCommandError {
 struct Session {
     dir: SessionDir,
     record: SessionRecord,
+    state: StateDirs,
 }
 
 impl Session {
     fn scheduler(&self) -> Box<dyn Scheduler> {
-        let kind = match self.record.scheduler.as_str() {
-            "slurm" => SchedulerKind::Slurm,
-            _ => SchedulerKind::Local,
-        };
-        let home = self.dir.path().parent().and_then(Path::parent);
-        kind.build(home.map_or_else(Default::default, |h| h.join("local-jobs")))
+        self.record.scheduler.build(self.state.local_jobs())
     }
 
     fn job_status(&self) -> Option<JobStatus> {
@@ -59,29 +84,30 @@ impl Session {
     }
 }
 
-fn sessions() -> Result<Vec<Session>, Error> {
-    let home = state_home()?;
+fn sessions() -> Result<Vec<Session>, SessionCommandError> {
+    let state = Environment::capture().state_dirs()?;
     let mut sessions = Vec::new();
-    for dir in SessionDir::list(&home)? {
+    for dir in SessionDir::list(&state)? {
         // A record being rewritten right now, or a stray directory, is skipped.
         if let Ok(record) = dir.read_record() {
-            sessions.push(Session { dir, record });
+            sessions.push(Session {
+                dir,
+                record,
+                state: state.clone(),
+            });
         }
     }
     Ok(sessions)
 }
 
-fn find(wanted: &str) -> Result<Session, Error> {
+fn find(wanted: &str) -> Result<Session, SessionCommandError> {
     let all = sessions()?;
     let known: Vec<String> = all.iter().map(|s| s.record.alias.clone()).collect();
     all.into_iter()
         .find(|s| s.record.alias == wanted || s.record.job_id.as_deref() == Some(wanted))
-        .ok_or_else(|| {
-            SessionCommandError::NotFound {
-                wanted: wanted.to_owned(),
-                known,
-            }
-            .into()
+        .ok_or_else(|| SessionCommandError::NotFound {
+            wanted: wanted.to_owned(),
+            known,
         })
 }
 
@@ -98,8 +124,8 @@ struct Listing {
     expires_in_s: u64,
 }
 
-pub fn ls(args: LsArgs) -> Result<(), Error> {
-    let now = now();
+pub fn ls(json: bool) -> Result<(), SessionCommandError> {
+    let now = unix_now();
     let rows: Vec<Listing> = sessions()?
         .iter()
         .map(|session| {
@@ -124,7 +150,7 @@ pub fn ls(args: LsArgs) -> Result<(), Error> {
         })
         .collect();
     let mut out = std::io::stdout().lock();
-    if args.json {
+    if json {
         let json = serde_json::to_string(&rows).expect("listings always serialise");
         let _ = writeln!(out, "{json}");
         return Ok(());
@@ -156,8 +182,8 @@ pub fn ls(args: LsArgs) -> Result<(), Error> {
     Ok(())
 }
 
-pub fn url(args: UrlArgs) -> Result<(), Error> {
-    let session = find(&args.session)?;
+pub fn url(session: &str) -> Result<(), SessionCommandError> {
+    let session = find(session)?;
     let token = session.dir.read_secret(TOKEN_FILE)?;
     Ok(super::print_stdout(&format!(
         "{}?token={token}\n",
@@ -165,14 +191,14 @@ pub fn url(args: UrlArgs) -> Result<(), Error> {
     ))?)
 }
 
-pub fn logs(args: LogsArgs) -> Result<(), Error> {
-    let session = find(&args.session)?;
+pub fn logs(session: &str, follow: bool) -> Result<(), SessionCommandError> {
+    let session = find(session)?;
     let path = &session.record.log;
     let mut out = std::io::stdout().lock();
     let mut offset = 0;
     loop {
         offset = copy_from(path, offset, &mut out);
-        if !args.follow || matches!(session.job_status(), Some(JobStatus::Ended) | None) {
+        if !follow || matches!(session.job_status(), Some(JobStatus::Ended) | None) {
             // One last read: the job may have written its final lines as it ended.
             copy_from(path, offset, &mut out);
             return Ok(());
@@ -196,11 +222,10 @@ fn copy_from(path: &Path, offset: u64, out: &mut impl Write) -> u64 {
     offset + read as u64
 }
 
-pub fn down(args: DownArgs) -> Result<(), Error> {
-    let targets = match (&args.session, args.all) {
-        (_, true) => sessions()?,
-        (Some(wanted), false) => vec![find(wanted)?],
-        (None, false) => return Err(SessionCommandError::NothingNamed.into()),
+pub fn down(target: DownTarget) -> Result<(), SessionCommandError> {
+    let targets = match target {
+        DownTarget::All => sessions()?,
+        DownTarget::One(wanted) => vec![find(&wanted)?],
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -221,30 +246,13 @@ pub fn down(args: DownArgs) -> Result<(), Error> {
 
 /// Cancels the job, deletes the proxy session, removes the session dir. The
 /// dir goes last, so a failure leaves what is needed to try again.
-async fn end_session(session: &Session) -> Result<(), Error> {
+async fn end_session(session: &Session) -> Result<(), SessionCommandError> {
     if let Some(id) = &session.record.job_id {
-        session
-            .scheduler()
-            .cancel(&JobId::from(id.clone()))
-            .map_err(LaunchError::from)?;
+        session.scheduler().cancel(&JobId::from(id.clone()))?;
     }
     let secret = session.dir.read_secret(REGISTER_SECRET_FILE)?;
-    let client =
-        ProxyClient::new(&session.record.proxy_endpoint(), None).map_err(LaunchError::from)?;
-    match client
-        .delete(&session.record.alias, &DeleteSession { secret })
-        .await
-    {
-        Ok(()) => {}
-        Err(error) if error.status() == Some(reqwest::StatusCode::NOT_FOUND) => {}
-        Err(error) => return Err(LaunchError::from(error).into()),
-    }
+    let client = ProxyClient::new(&session.record.proxy_endpoint(), None)?;
+    client.end_session(&session.record.alias, &secret).await?;
     session.dir.remove()?;
     Ok(())
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }

@@ -25,8 +25,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::api::{
-    ApiError, CreateSession, DeleteSession, LinkJob, PHASE_DETAIL_MAX, PREFIX, Register,
-    ReportPhase, SessionCreated, SessionState, SessionStatus,
+    self, ApiError, CreateSession, DeleteSession, LinkJob, PREFIX, Register, ReportPhase,
+    SessionCreated, SessionState, SessionStatus,
 };
 
 use super::Shared;
@@ -35,7 +35,8 @@ use super::config::{canonical_ip, cidrs_contain};
 use super::phases::Reported;
 use super::plumbing::{ConnInfo, ProxyBody, full};
 use super::status::Failure;
-use super::store::{Quotas, Session, StoreError, authority_of, now_unix};
+use super::store::{Quotas, Session, StoreError, authority_of};
+use crate::clock::unix_now;
 
 /// A refused call: which [`Failure`] and a human explanation.
 struct Refusal(Failure, String);
@@ -264,7 +265,7 @@ fn from_clients(shared: &Shared, conn: ConnInfo) -> Result<(), Refusal> {
 /// The state as the request path sees it: a session past its TTL is ended
 /// even in the (at most one second) before the sweep records it.
 fn status_of(session: &Session) -> SessionStatus {
-    let state = if session.is_live(now_unix()) {
+    let state = if session.is_live(unix_now()) {
         session.state
     } else {
         SessionState::Ended
@@ -315,7 +316,7 @@ async fn create(shared: &Arc<Shared>, conn: ConnInfo, req: Request<Incoming>) ->
         ));
     }
     let secret = hex::encode(random_bytes());
-    let now = now_unix();
+    let now = unix_now();
     let cookie_salt = random_bytes();
     for _ in 0..32 {
         let alias = aliases::draw();
@@ -410,31 +411,11 @@ async fn link_job(shared: &Arc<Shared>, alias: &str, req: Request<Incoming>) -> 
     Ok(no_content())
 }
 
-/// Printable ASCII, at most [`PHASE_DETAIL_MAX`] characters, and no word of
-/// it an IP address (with or without a port): the page shows it to anyone
-/// who has the URL, and backend addresses are never shown.
-fn phase_detail_ok(detail: &str) -> bool {
-    !detail.is_empty()
-        && detail.len() <= PHASE_DETAIL_MAX
-        && detail.bytes().all(|b| (b' '..=b'~').contains(&b))
-        && !detail
-            .split(|c: char| c.is_whitespace() || ",;()[]".contains(c))
-            .any(|word| {
-                word.parse::<std::net::IpAddr>().is_ok() || word.parse::<SocketAddr>().is_ok()
-            })
-}
-
 async fn report_phase(shared: &Arc<Shared>, alias: &str, req: Request<Incoming>) -> ApiResult {
     let request: ReportPhase = body(shared, req).await?;
-    if let Some(detail) = &request.detail
-        && !phase_detail_ok(detail)
-    {
-        return Err(Refusal::new(
-            Failure::InvalidField,
-            format!(
-                "detail must be 1-{PHASE_DETAIL_MAX} printable ASCII characters and no address"
-            ),
-        ));
+    if let Some(detail) = &request.detail {
+        api::check_phase_detail(detail)
+            .map_err(|problem| Refusal::new(Failure::InvalidField, problem))?;
     }
     let session = shared
         .store
@@ -479,7 +460,7 @@ async fn register(
         ));
     }
     let backend = SocketAddr::new(ip, request.port);
-    let now = now_unix();
+    let now = unix_now();
     let session = shared
         .store
         .update(alias, |s| {

@@ -39,8 +39,9 @@ use super::plumbing::ConnInfo;
 use super::routing::{self, Target};
 use super::scratch;
 use super::status::Failure;
-use super::store::{Session, now_unix};
+use super::store::Session;
 use super::upstream::{self, Upstream};
+use crate::clock::unix_now;
 
 /// How a connection left the fast path.
 pub enum Outcome {
@@ -184,7 +185,7 @@ fn prepare(shared: &Shared, ip: &str, inbuf: &[u8], out: &mut Vec<u8>) -> Option
             return None;
         };
         let session = shared.store.get(alias)?;
-        if session.state != SessionState::Ready || !session.is_live(now_unix()) {
+        if session.state != SessionState::Ready || !session.is_live(unix_now()) {
             return None;
         }
         let backend = session.backend?;

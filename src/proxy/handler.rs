@@ -21,7 +21,7 @@ use super::pages;
 use super::plumbing::{ConnInfo, ProxyBody, full};
 use super::routing::{self, Target};
 use super::status::Failure;
-use super::store::now_unix;
+use crate::clock::unix_now;
 
 /// Entry point for every request on every listener.
 pub async fn handle(
@@ -78,7 +78,7 @@ async fn session_request(
     let Some(session) = shared.store.get(alias) else {
         return full(pages::page(Failure::UnknownAlias, alias));
     };
-    let now = now_unix();
+    let now = unix_now();
     if !session.is_live(now) {
         return full(pages::page(Failure::Ended, alias));
     }

@@ -16,7 +16,7 @@ use tokio::time::MissedTickBehavior;
 use crate::api::SessionState;
 
 use super::Shared;
-use super::store::now_unix;
+use crate::clock::unix_now;
 
 /// Once a second, ends sessions past their TTL and forgets ended sessions
 /// past their retention. The table is scanned only when something can be
@@ -29,7 +29,7 @@ pub async fn sweep(shared: Arc<Shared>) {
     let retention = shared.config.ended_retention.as_secs();
     loop {
         tick.tick().await;
-        let now = now_unix();
+        let now = unix_now();
         if !shared.store.maybe_due(now, retention) {
             continue;
         }

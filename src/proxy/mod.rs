@@ -22,7 +22,7 @@ mod access_log;
 mod aliases;
 mod api;
 mod budget;
-pub mod config;
+pub(crate) mod config;
 mod cookie_key;
 mod edge_auth;
 mod fastpath;
@@ -57,9 +57,6 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Semaphore, watch};
-
-use crate::Error;
-use crate::cli::ServeArgs;
 
 pub use config::{ConfigError, ProxyConfig};
 pub use edge_auth::COOKIE_NAME;
@@ -175,15 +172,8 @@ impl Shared {
 }
 
 /// `jrps serve --config proxy.toml`.
-pub fn serve(args: ServeArgs) -> Result<(), Error> {
-    let config = ProxyConfig::load(&args.config).map_err(ServeError::from)?;
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(crate::error::stderr_colour())
-        .with_target(false)
-        .try_init();
-    run(config)?;
-    Ok(())
+pub fn serve(config_path: &std::path::Path) -> Result<(), ServeError> {
+    run(ProxyConfig::load(config_path)?)
 }
 
 /// Runs the proxy with a validated config until SIGTERM or SIGINT.

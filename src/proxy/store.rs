@@ -12,13 +12,13 @@
 //! hot path); the request path takes only a read lock on one shard of the
 //! table and clones an `Arc`, never touches SQLite.
 
+use crate::clock::unix_now;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::uri::Authority;
 use rusqlite::{Connection, params};
@@ -257,12 +257,6 @@ CREATE TABLE IF NOT EXISTS sessions (
 );
 ";
 
-pub fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 fn state_str(state: SessionState) -> &'static str {
     match state {
         SessionState::Pending => "pending",
@@ -375,7 +369,7 @@ impl Store {
                     // retention before it is forgotten.
                     _ => (
                         SessionState::Ended,
-                        ended_at.or(Some(now_unix())),
+                        ended_at.or(Some(unix_now())),
                         [0; 32],
                         [0; 32],
                         [0; 32],
@@ -625,7 +619,7 @@ impl Store {
 
     /// Marks a session ended (idempotent). Returns whether it changed.
     pub async fn end(&self, alias: &str) -> Result<bool, StoreError> {
-        let now = now_unix();
+        let now = unix_now();
         let r = self
             .update(alias, |s| {
                 if s.state == SessionState::Ended {
