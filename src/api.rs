@@ -1,8 +1,9 @@
 //! The proxy API v1: the contract between launcher, job helper and proxy.
 //!
 //! Both sides (de)serialise these types, so the contract cannot drift. Paths,
-//! bodies and status codes follow DESIGN.md ("Proxy API v1"). Times are Unix
-//! seconds (UTC) so that no side needs a calendar library to compare them.
+//! bodies and status codes follow docs/design.md ("The proxy API v1"). Times
+//! are Unix seconds (UTC) so that no side needs a calendar library to compare
+//! them.
 
 use serde::{Deserialize, Serialize};
 
@@ -113,7 +114,7 @@ pub fn check_phase_detail(detail: &str) -> Result<(), String> {
 }
 
 /// `POST /api/v1/sessions/{alias}/phase`, from the launcher while it waits
-/// (a contract addition to DESIGN.md's table). Answer: 204. Kept in the
+/// (a later addition to the contract). Answer: 204. Kept in the
 /// proxy's memory only, for the "starting" page; best effort on both sides.
 /// `detail` is at most [`PHASE_DETAIL_MAX`] printable ASCII characters and
 /// never an address (the proxy refuses both with 422).

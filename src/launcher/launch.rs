@@ -1,4 +1,4 @@
-//! `jrps up`: the flow of one launch (DESIGN.md, "The flow of one launch").
+//! `jrps up`: the flow of one launch (docs/design.md, "The flow of one launch").
 //!
 //! resolve → reserve a session at the proxy → write the session dir → submit →
 //! link the job → wait (long-poll the proxy, watch the scheduler) → print.

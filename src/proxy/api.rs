@@ -1,4 +1,4 @@
-//! API v1 handlers (DESIGN.md "Proxy API v1"), plus `/healthz` and
+//! API v1 handlers (docs/design.md, "The proxy API v1"), plus `/healthz` and
 //! `/metrics`. Bodies are the shared types in `crate::api`; this module owns
 //! who may call what, the validation of fields, and the order in which
 //! changes are committed (store first, answer after).

@@ -1,8 +1,8 @@
 //! The proxy role (`jrps serve`): TLS listener, API v1, routing of
 //! `<alias>.<domain>` to compute nodes over HTTP and WebSocket.
 //!
-//! Organised by role (see STYLE.md, rust-rpxy): `config` (proxy.toml →
-//! [`ProxyConfig`]), `listener` (sockets, TLS, limits, shutdown),
+//! Organised by role, as rust-rpxy is (module map in docs/design.md):
+//! `config` (proxy.toml → [`ProxyConfig`]), `listener` (sockets, TLS, limits, shutdown),
 //! `routing` (which host a request is for), `edge_auth` (cookie and token),
 //! `forwarding` (the one policy for what crosses to the backend and back),
 //! `handler` (one request on the hyper path), `forwarder` (to the backend),

@@ -89,7 +89,7 @@ pub async fn up_use_down(site: &Site, slurm: bool) {
     );
 
     // The token is a secret: not in the job log, the proxy's log or the
-    // submitted script (DESIGN.md, security model).
+    // submitted script (docs/design.md, security model).
     let script = std::fs::read_to_string(site.session_dir(alias).join("job.sh")).unwrap();
     for (name, text) in [
         ("job log", site.job_log(alias)),
