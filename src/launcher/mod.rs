@@ -20,16 +20,13 @@ pub(crate) mod site_config;
 pub(crate) mod source;
 pub(crate) mod wall_time;
 
-pub use batch_template::BatchTemplate;
-pub use config::Config;
-pub use environment::Environment;
-pub use job_dir::JobDir;
-pub use launch_spec::{FieldOrigin, LaunchSpec};
-pub use launcher_error::LauncherError;
-pub use server::Server;
-pub use site_config::{GpuFlag, Partition, SchedulerKind, SiteConfig};
-pub use source::{FileSource, Layer, Source, Sourced};
-pub use wall_time::WallTime;
+pub(crate) use batch_template::BatchTemplate;
+pub(crate) use config::Config;
+pub(crate) use environment::Environment;
+pub(crate) use launch_spec::LaunchSpec;
+pub(crate) use launcher_error::LauncherError;
+pub(crate) use site_config::SchedulerKind;
+pub(crate) use source::Source;
 
 use std::io::Write;
 

@@ -58,10 +58,9 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Semaphore, watch};
 
-pub use config::{ConfigError, ProxyConfig};
-pub use edge_auth::COOKIE_NAME;
-pub use listener::TlsError;
-pub use store::StoreError;
+pub(crate) use config::{ConfigError, ProxyConfig};
+pub(crate) use listener::TlsError;
+pub(crate) use store::StoreError;
 
 /// Why `jrps serve` could not start (or stopped).
 #[derive(Debug, thiserror::Error)]
