@@ -71,10 +71,91 @@ pub struct Register {
 }
 
 /// `DELETE /api/v1/sessions/{alias}`, from the launcher or the registered host. Answer: 204.
+/// The first reason given is the one kept.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteSession {
     pub secret: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<EndReason>,
+}
+
+/// Why a session ended, as far as anyone could tell. The job side knows most
+/// (its exit trap and its idle watch); the proxy adds what only it sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EndReason {
+    /// Unused for the whole idle timeout: Jupyter was stopped.
+    Idle,
+    /// The job reached its wall time.
+    TimeLimit,
+    /// Cancelled (`jrps down`, `scancel`) before its time was up.
+    Cancelled,
+    /// Jupyter stopped by itself (File > Shut Down, or it crashed).
+    JupyterExited,
+    /// The job failed before Jupyter was running.
+    JobFailed,
+    /// The proxy's time to live for it ran out.
+    Expired,
+    /// Its Jupyter stopped answering the proxy's health checks.
+    Unreachable,
+}
+
+impl EndReason {
+    /// The reason in words, for `jrps ls` and the ended page.
+    pub fn words(self) -> &'static str {
+        match self {
+            EndReason::Idle => "idle",
+            EndReason::TimeLimit => "time limit",
+            EndReason::Cancelled => "cancelled",
+            EndReason::JupyterExited => "Jupyter exited",
+            EndReason::JobFailed => "job failed",
+            EndReason::Expired => "expired",
+            EndReason::Unreachable => "Jupyter stopped answering",
+        }
+    }
+
+    /// The spelling of the API and of `jrps register --reason`.
+    pub fn name(self) -> &'static str {
+        match self {
+            EndReason::Idle => "idle",
+            EndReason::TimeLimit => "time-limit",
+            EndReason::Cancelled => "cancelled",
+            EndReason::JupyterExited => "jupyter-exited",
+            EndReason::JobFailed => "job-failed",
+            EndReason::Expired => "expired",
+            EndReason::Unreachable => "unreachable",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<EndReason> {
+        ALL_END_REASONS.into_iter().find(|r| r.name() == name)
+    }
+}
+
+pub const ALL_END_REASONS: [EndReason; 7] = [
+    EndReason::Idle,
+    EndReason::TimeLimit,
+    EndReason::Cancelled,
+    EndReason::JupyterExited,
+    EndReason::JobFailed,
+    EndReason::Expired,
+    EndReason::Unreachable,
+];
+
+/// `POST /api/v1/sessions/{alias}/activity`, from the registered host (the
+/// job's idle watch). Answer: 200 [`Activity`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivityQuery {
+    pub secret: String,
+}
+
+/// When the proxy last passed a request to the session's Jupyter, by this
+/// proxy's clock (compare two answers, not an answer with another clock).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Activity {
+    pub last_request_at: Option<u64>,
 }
 
 /// Where a pending session's job is, as the launcher sees it from the
@@ -142,6 +223,9 @@ pub struct SessionStatus {
     pub state: SessionState,
     pub job_id: Option<String>,
     pub expires_at: u64,
+    /// Set once the session has ended, when the reason is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_reason: Option<EndReason>,
 }
 
 /// Every non-2xx API answer: `{"error": "<what>", "detail": "<why>"}`.

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::Error;
+use crate::api::{ALL_END_REASONS, EndReason};
 use crate::job_helper::RegisterOptions;
 use crate::launcher::launch::UpOptions;
 use crate::launcher::launch_fields::LaunchRequest;
@@ -101,9 +102,13 @@ pub struct UpArgs {
     /// Print the job details (user, account, partition, script, time, GPUs, job id).
     #[arg(short = 'I', long)]
     pub info: bool,
-    /// Print what would be submitted and stop.
+    /// Print what would be submitted and stop (after the checks).
     #[arg(long)]
     pub dry_run: bool,
+    /// Skip the checks made before submitting (that the folder, the image
+    /// and the Python environment exist here), for paths only compute nodes see.
+    #[arg(long)]
+    pub no_check: bool,
     /// Return after submission with the URL and job id, without waiting.
     #[arg(long)]
     pub no_wait: bool,
@@ -196,6 +201,19 @@ pub struct RegisterArgs {
     /// Upper bound on each wait, in seconds.
     #[arg(long, default_value_t = 300)]
     pub timeout_s: u64,
+    /// After registering, stay and stop Jupyter once unused this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub idle_timeout: Option<u64>,
+    /// With --deregister: why the session ends.
+    #[arg(long, value_parser = parse_end_reason)]
+    pub reason: Option<EndReason>,
+}
+
+fn parse_end_reason(name: &str) -> Result<EndReason, String> {
+    EndReason::parse(name).ok_or_else(|| {
+        let names: Vec<&str> = ALL_END_REASONS.iter().map(|r| r.name()).collect();
+        format!("one of {}", names.join(", "))
+    })
 }
 
 impl Arguments {
@@ -258,6 +276,7 @@ impl From<UpArgs> for UpOptions {
             request: args.launch,
             info: args.info,
             dry_run: args.dry_run,
+            no_check: args.no_check,
             no_wait: args.no_wait,
             json: args.json,
             quiet: args.quiet,
@@ -283,6 +302,8 @@ impl From<RegisterArgs> for RegisterOptions {
             pid: args.pid,
             ip: args.ip,
             timeout: std::time::Duration::from_secs(args.timeout_s),
+            idle_timeout: args.idle_timeout.map(std::time::Duration::from_secs),
+            reason: args.reason,
         }
     }
 }

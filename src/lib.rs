@@ -16,6 +16,7 @@ pub(crate) mod proxy_client;
 pub mod scheduler;
 pub(crate) mod session_dir;
 pub(crate) mod user_dirs;
+pub(crate) mod wall_time;
 
 pub use error::Error;
 

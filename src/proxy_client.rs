@@ -18,8 +18,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::{
-    self, ApiError, CreateSession, DeleteSession, LinkJob, Register, ReportPhase, SessionCreated,
-    SessionStatus,
+    self, Activity, ActivityQuery, ApiError, CreateSession, DeleteSession, EndReason, LinkJob,
+    Register, ReportPhase, SessionCreated, SessionStatus,
 };
 
 /// How long a call may take before the launcher gives up and says so; the
@@ -186,6 +186,22 @@ impl ProxyClient {
             .await
     }
 
+    /// When the proxy last passed a request to the session's Jupyter.
+    pub async fn activity(&self, alias: &str, secret: &str) -> Result<Activity, ProxyClientError> {
+        let request = ActivityQuery {
+            secret: secret.to_owned(),
+        };
+        let path = format!("sessions/{alias}/activity");
+        self.call(
+            "session activity",
+            Method::POST,
+            &path,
+            Some(&request),
+            None,
+        )
+        .await
+    }
+
     /// Tells the proxy where the job is, for its "starting" page. Callers
     /// treat this as best effort: a launch never fails because of it.
     pub async fn report_phase(
@@ -205,9 +221,15 @@ impl ProxyClient {
     /// Ends a session. One the proxy no longer knows (it expired, or
     /// another of `down`, the job's exit trap and a failed launch got there
     /// first) is what every caller wanted, so it is not an error.
-    pub async fn end_session(&self, alias: &str, secret: &str) -> Result<Ended, ProxyClientError> {
+    pub async fn end_session(
+        &self,
+        alias: &str,
+        secret: &str,
+        reason: Option<EndReason>,
+    ) -> Result<Ended, ProxyClientError> {
         let request = DeleteSession {
             secret: secret.to_owned(),
+            reason,
         };
         let path = format!("sessions/{alias}");
         match self

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::api::EndReason;
 use crate::proxy_client::ProxyEndpoint;
 use crate::scheduler::SchedulerKind;
 use crate::user_dirs::StateDirs;
@@ -26,6 +27,8 @@ pub const REGISTER_SECRET_FILE: &str = "register_secret";
 const RECORD_FILE: &str = "session.json";
 /// The batch script as submitted, kept for `jrps up -I` and for the record.
 const SCRIPT_FILE: &str = "job.sh";
+/// Why the session ended, written by the job (`jrps register`), read by `jrps ls`.
+const END_REASON_FILE: &str = "end_reason";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionDirError {
@@ -148,6 +151,37 @@ impl SessionDir {
         Ok(value.trim().to_owned())
     }
 
+    /// Records why the session ended, unless a reason is recorded already:
+    /// the first to know (the idle watch) is not overwritten by the exit
+    /// trap that runs after it.
+    pub fn record_end_reason(&self, reason: EndReason) -> Result<EndReason, SessionDirError> {
+        let path = self.path.join(END_REASON_FILE);
+        let created = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path);
+        match created {
+            Ok(mut file) => {
+                let line = format!("{}\n", reason.name());
+                file.write_all(line.as_bytes())
+                    .and_then(|()| file.sync_all())
+                    .map_err(|source| io_error("write", &path, source))?;
+                Ok(reason)
+            }
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+                Ok(self.end_reason().unwrap_or(reason))
+            }
+            Err(source) => Err(io_error("create", &path, source)),
+        }
+    }
+
+    /// The recorded reason, if the job recorded one.
+    pub fn end_reason(&self) -> Option<EndReason> {
+        let text = fs::read_to_string(self.path.join(END_REASON_FILE)).ok()?;
+        EndReason::parse(text.trim())
+    }
+
     pub fn remove(&self) -> Result<(), SessionDirError> {
         match fs::remove_dir_all(&self.path) {
             Ok(()) => Ok(()),
@@ -230,6 +264,18 @@ mod tests {
         let dir_mode = fs::metadata(dir.path()).unwrap().permissions().mode();
         assert_eq!(dir_mode & 0o777, 0o700);
         assert_eq!(dir.read_secret(TOKEN_FILE).unwrap(), "s3cret");
+
+        assert_eq!(dir.end_reason(), None);
+        assert_eq!(
+            dir.record_end_reason(EndReason::Idle).unwrap(),
+            EndReason::Idle
+        );
+        assert_eq!(
+            dir.record_end_reason(EndReason::JupyterExited).unwrap(),
+            EndReason::Idle,
+            "the first reason stays"
+        );
+        assert_eq!(dir.end_reason(), Some(EndReason::Idle));
 
         dir.write_record(&record("amber-otter-lagoon")).unwrap();
         assert_eq!(dir.read_record().unwrap(), record("amber-otter-lagoon"));

@@ -9,7 +9,7 @@ use minijinja::syntax::SyntaxConfig;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Serialize;
 
-use crate::launcher::launch_spec::LaunchSpec;
+use crate::launcher::launch_spec::{LaunchSpec, PythonEnv};
 use crate::launcher::launcher_error::{LauncherError, did_you_mean};
 use crate::launcher::shell_quote::shell_quote;
 use crate::launcher::source::{Layer, Source};
@@ -32,7 +32,8 @@ pub struct BatchTemplate {
 }
 
 /// What a template sees. Field names are the templates' interface; keep them
-/// stable. `dir` is already a bash word; every other string goes through `q`.
+/// stable. `dir`, `venv` and `conda_env` are already bash words; every other
+/// string goes through `q`.
 #[derive(Debug, Serialize)]
 struct TemplateContext<'a> {
     profile: &'a str,
@@ -45,6 +46,13 @@ struct TemplateContext<'a> {
     container_runtime: &'a str,
     dir: String,
     image: Option<&'a str>,
+    venv: Option<String>,
+    conda_env: Option<String>,
+    conda_init: Option<&'a str>,
+    /// Seconds; absent when sessions are never stopped for being idle.
+    idle_timeout_s: Option<u64>,
+    /// The wall time in seconds.
+    time_s: u64,
     gpus: u32,
     server: &'a str,
 }
@@ -138,6 +146,17 @@ impl BatchTemplate {
             container_runtime: &spec.site.container_runtime,
             dir: spec.dir.shell_word(),
             image: spec.image.as_deref(),
+            venv: match &spec.python {
+                Some(PythonEnv::Venv(path)) => Some(path.shell_word()),
+                _ => None,
+            },
+            conda_env: match &spec.python {
+                Some(PythonEnv::Conda(env)) => Some(env.shell_word()),
+                _ => None,
+            },
+            conda_init: spec.site.conda_init.as_ref().map(|c| c.value.as_str()),
+            idle_timeout_s: spec.idle_timeout.map(|t| t.seconds()),
+            time_s: spec.time.seconds(),
             gpus: spec.gpus,
             server: spec.server.subcommand(),
         };

@@ -16,6 +16,8 @@ use crate::launcher::source::{Layer, Source, Sourced};
 
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Where jrps runs: relative paths in launch fields start here.
+    pub cwd: Option<PathBuf>,
     pub site_dir: PathBuf,
     pub user_dir: Option<PathBuf>,
     pub site: SiteConfig,
@@ -63,6 +65,7 @@ impl Config {
         };
         let profiles = ProfileCatalog::load(&site_dir, user_dir.as_deref())?;
         Ok(Config {
+            cwd: env.cwd().map(Path::to_path_buf),
             site_dir,
             user_dir,
             site,

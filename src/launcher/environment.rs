@@ -10,6 +10,8 @@ use crate::env_vars;
 #[derive(Debug, Clone, Default)]
 pub struct Environment {
     vars: BTreeMap<String, String>,
+    /// Where jrps runs; relative paths start here.
+    cwd: Option<PathBuf>,
 }
 
 impl Environment {
@@ -19,6 +21,7 @@ impl Environment {
             vars: std::env::vars_os()
                 .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
                 .collect(),
+            cwd: std::env::current_dir().ok(),
         }
     }
 
@@ -28,11 +31,28 @@ impl Environment {
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            cwd: None,
         }
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
         self.vars.get(name).map(String::as_str)
+    }
+
+    pub fn cwd(&self) -> Option<&std::path::Path> {
+        self.cwd.as_deref()
+    }
+
+    /// `$HOME`, unless unset or empty.
+    pub fn home(&self) -> Option<PathBuf> {
+        self.path("HOME")
+    }
+
+    /// The directories of `$PATH`, for finding commands.
+    pub fn search_path(&self) -> Vec<PathBuf> {
+        self.get("PATH")
+            .map(|p| std::env::split_paths(p).collect())
+            .unwrap_or_default()
     }
 
     fn path(&self, name: &str) -> Option<PathBuf> {

@@ -130,6 +130,8 @@ pub struct UpOptions {
     pub info: bool,
     /// Print what would be submitted and stop.
     pub dry_run: bool,
+    /// Skip the checks before submission (`preflight`).
+    pub no_check: bool,
     /// Return after submission, without waiting for Jupyter.
     pub no_wait: bool,
     /// Print the result as one JSON object.
@@ -142,6 +144,17 @@ pub fn up(args: UpOptions) -> Result<(), LaunchError> {
     let env = Environment::capture();
     let (_, spec) = resolve(&env, &args.request)?;
     let script = script(&spec)?;
+    // The site's configuration first: no check of the user's paths helps
+    // while there is no proxy to launch through.
+    let no_proxy = || LaunchError::NoProxy {
+        site: spec.site.path.clone(),
+    };
+    if !args.dry_run && spec.site.proxy_url.is_none() {
+        return Err(no_proxy());
+    }
+    if !args.no_check {
+        super::preflight::check(&spec, &env)?;
+    }
     if args.dry_run {
         let summary = dry_run_summary(&spec);
         return Ok(super::print_stdout(&format!(
@@ -149,9 +162,7 @@ pub fn up(args: UpOptions) -> Result<(), LaunchError> {
         ))?);
     }
     let endpoint = ProxyEndpoint {
-        url: spec.site.proxy_url.clone().ok_or(LaunchError::NoProxy {
-            site: spec.site.path.clone(),
-        })?,
+        url: spec.site.proxy_url.clone().ok_or_else(no_proxy)?,
         ca_file: spec.site.proxy_ca.clone(),
         connect_to: spec.site.proxy_address,
     };
@@ -404,7 +415,7 @@ impl Launch {
                             progress.phase(&text);
                             self.report_phase(&mut reported, Phase::Queued, reason).await;
                         }
-                        JobStatus::Running { node } => {
+                        JobStatus::Running { node, .. } => {
                             progress.phase(&format!("running on {node}: Jupyter starting"));
                             self.report_phase(&mut reported, Phase::Running, Some(node)).await;
                         }
@@ -467,7 +478,7 @@ impl Launch {
         }
         let ended = self
             .client
-            .end_session(&self.created.alias, &self.created.register_secret)
+            .end_session(&self.created.alias, &self.created.register_secret, None)
             .await;
         match ended {
             Ok(_) => {}

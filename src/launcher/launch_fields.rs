@@ -61,6 +61,18 @@ pub struct LaunchFields {
     #[arg(short = 's', long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
+    /// Python virtual environment to run Jupyter from (its bin/jupyter).
+    #[arg(long, value_name = "PATH")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub venv: Option<String>,
+    /// Conda environment to run Jupyter from: a name or a path.
+    #[arg(long, value_name = "NAME_OR_PATH")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conda_env: Option<String>,
+    /// Stop Jupyter after this long without use (Slurm time format, or off).
+    #[arg(long, value_name = "TIME")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<TimeText>,
     /// Environment modules to load after the site's.
     #[arg(skip)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -203,10 +215,17 @@ mod tests {
                 "gpus",
                 "image",
                 "server",
+                "venv",
+                "conda_env",
+                "idle_timeout",
                 "cpus",
                 "memory"
             ]
         );
-        assert!(flags.iter().all(|(id, long)| *long == format!("--{id}")));
+        assert!(
+            flags
+                .iter()
+                .all(|(id, long)| *long == format!("--{}", id.replace('_', "-")))
+        );
     }
 }

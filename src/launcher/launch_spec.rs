@@ -6,12 +6,13 @@
 use std::collections::BTreeMap;
 
 use crate::launcher::config::{Config, Resolved};
-use crate::launcher::job_dir::JobDir;
+use crate::launcher::job_path::{self, JobPath};
 use crate::launcher::launcher_error::{LauncherError, did_you_mean};
 use crate::launcher::server::{self, Server};
+use crate::launcher::shell_quote::shell_quote;
 use crate::launcher::site_config::{Partition, SiteConfig, is_simple_name};
 use crate::launcher::source::{Source, Sourced};
-use crate::launcher::wall_time::{self, WallTime};
+use crate::wall_time::{self, WallTime};
 
 /// A validated launch.
 #[derive(Debug, Clone)]
@@ -19,7 +20,7 @@ pub struct LaunchSpec {
     /// The profile name; the job is called `jrps-<profile>` (`job_name`).
     pub profile: String,
     pub partition: Partition,
-    pub dir: JobDir,
+    pub dir: JobPath,
     pub account: Option<String>,
     /// Name of the batch template (`batch/<name>.sh.j2`).
     pub batch: String,
@@ -27,6 +28,10 @@ pub struct LaunchSpec {
     /// 0 for CPU jobs; within the partition's `gpus_min..=gpus_max` otherwise.
     pub gpus: u32,
     pub image: Option<String>,
+    /// The Python environment Jupyter runs from; the site's `jupyter` when none.
+    pub python: Option<PythonEnv>,
+    /// Stop Jupyter after this long without use; `None` is never.
+    pub idle_timeout: Option<WallTime>,
     pub server: Server,
     /// The site's modules, then the profile's.
     pub modules: Vec<String>,
@@ -38,6 +43,39 @@ pub struct LaunchSpec {
     pub site: SiteConfig,
     /// Every resolved field with its value and source, for `profiles show`.
     pub provenance: Vec<FieldOrigin>,
+}
+
+/// A Python environment that Jupyter runs from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PythonEnv {
+    Venv(JobPath),
+    Conda(CondaEnv),
+}
+
+/// A conda environment, as `conda activate` takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CondaEnv {
+    Name(String),
+    Path(JobPath),
+}
+
+impl CondaEnv {
+    /// One bash word for `conda activate`.
+    pub fn shell_word(&self) -> String {
+        match self {
+            CondaEnv::Name(name) => shell_quote(name).into_owned(),
+            CondaEnv::Path(path) => path.shell_word(),
+        }
+    }
+}
+
+impl std::fmt::Display for CondaEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CondaEnv::Name(name) => f.write_str(name),
+            CondaEnv::Path(path) => path.fmt(f),
+        }
+    }
 }
 
 /// One line of `jrps profiles show`.
@@ -214,14 +252,8 @@ impl LaunchSpec {
         };
 
         let dir_raw = &required(resolved.sourced("dir", &f.dir), "dir")?;
-        let dir = JobDir::parse(&dir_raw.value).map_err(|problem| {
-            invalid(
-                "dir",
-                dir_raw,
-                problem,
-                "a directory path, `~` or `~/path`".into(),
-            )
-        })?;
+        let dir = JobPath::parse(&dir_raw.value, config.cwd.as_deref())
+            .map_err(|problem| invalid("dir", dir_raw, problem, job_path::ALLOWED.into()))?;
         note("dir", dir.to_string(), &dir_raw.source);
 
         let account = match &resolved.sourced("account", &f.account) {
@@ -304,6 +336,23 @@ impl LaunchSpec {
             }
             None => None,
         };
+
+        let python = python_env(resolved, config)?;
+        if let Some(env) = &python {
+            let (field, value) = match env {
+                PythonEnv::Venv(path) => ("venv", path.to_string()),
+                PythonEnv::Conda(conda) => ("conda_env", conda.to_string()),
+            };
+            note(field, value, &resolved.layers.source_of(field));
+        }
+        let idle_timeout = idle_timeout(resolved, &partition)?;
+        if let Some(idle) = &idle_timeout {
+            note(
+                "idle_timeout",
+                idle.value.map_or("off".to_string(), |t| t.to_string()),
+                &idle.source,
+            );
+        }
 
         let mut modules = site.modules.clone();
         if !modules.is_empty() {
@@ -397,6 +446,8 @@ impl LaunchSpec {
             time,
             gpus,
             image,
+            python,
+            idle_timeout: idle_timeout.and_then(|t| t.value),
             server,
             modules,
             env,
@@ -406,6 +457,14 @@ impl LaunchSpec {
             site: site.clone(),
             provenance,
         })
+    }
+
+    /// Where the value of `field` came from (`Default` for fields no layer set).
+    pub fn source_of(&self, field: &str) -> Source {
+        self.provenance
+            .iter()
+            .find(|f| f.field == field)
+            .map_or(Source::Default, |f| f.source.clone())
     }
 
     /// The `#SBATCH` GPU option in the partition's style; `None` for CPU jobs.
@@ -420,6 +479,106 @@ impl LaunchSpec {
     pub fn job_name(&self) -> String {
         format!("jrps-{}", self.profile)
     }
+}
+
+/// `image`, `venv` and `conda_env` each say where Jupyter comes from, so at
+/// most one may be set; then the environment itself.
+fn python_env(resolved: &Resolved, config: &Config) -> Result<Option<PythonEnv>, LauncherError> {
+    let f = &resolved.fields;
+    let image = resolved.sourced("image", &f.image);
+    let venv = resolved.sourced("venv", &f.venv);
+    let conda = resolved.sourced("conda_env", &f.conda_env);
+    let set: Vec<(&'static str, &Source)> =
+        [("image", &image), ("venv", &venv), ("conda_env", &conda)]
+            .into_iter()
+            .filter_map(|(field, value)| Some((field, &value.as_ref()?.source)))
+            .collect();
+    if let [(first, first_source), (second, second_source), ..] = set.as_slice() {
+        return Err(LauncherError::Conflict {
+            first,
+            first_source: (*first_source).clone(),
+            second,
+            second_source: (*second_source).clone(),
+            why: "Jupyter runs from one place: an image, a virtual environment or a conda environment; give one".into(),
+        });
+    }
+    let cwd = config.cwd.as_deref();
+    if let Some(venv) = &venv {
+        let path = JobPath::parse(&venv.value, cwd).map_err(|problem| {
+            invalid(
+                "venv",
+                venv,
+                problem,
+                format!("the folder of a virtual environment: {}", job_path::ALLOWED),
+            )
+        })?;
+        return Ok(Some(PythonEnv::Venv(path)));
+    }
+    if let Some(conda) = &conda {
+        let value = conda.value.trim();
+        let env = if value.contains('/') || value.starts_with('~') || value.starts_with('.') {
+            CondaEnv::Path(JobPath::parse(value, cwd).map_err(|problem| {
+                invalid("conda_env", conda, problem, job_path::ALLOWED.into())
+            })?)
+        } else if is_simple_name(value) {
+            CondaEnv::Name(value.to_string())
+        } else {
+            return Err(invalid(
+                "conda_env",
+                conda,
+                "it is neither an environment name nor a path".into(),
+                "a name such as `torch` (letters, digits, `-`, `_`, `.`) or the path of the environment".into(),
+            ));
+        };
+        return Ok(Some(PythonEnv::Conda(env)));
+    }
+    Ok(None)
+}
+
+/// `idle_timeout` from the layers, else the partition's default; `off` is
+/// `Some(None)`. Within the partition's `max_idle_timeout`, where it has one.
+fn idle_timeout(
+    resolved: &Resolved,
+    partition: &Partition,
+) -> Result<Option<Sourced<Option<WallTime>>>, LauncherError> {
+    let chosen = match resolved.sourced("idle_timeout", &resolved.fields.idle_timeout) {
+        Some(text) => {
+            let raw = Sourced::new(text.value.0, text.source);
+            let value = if raw.value.trim().eq_ignore_ascii_case("off") {
+                None
+            } else {
+                Some(WallTime::parse(&raw.value).map_err(|problem| {
+                    invalid(
+                        "idle_timeout",
+                        &raw,
+                        problem,
+                        format!("`off`, or {}", wall_time::FORMATS),
+                    )
+                })?)
+            };
+            Sourced::new(value, raw.source)
+        }
+        None => match &partition.idle_timeout {
+            Some(default) => default.clone(),
+            None => return Ok(None),
+        },
+    };
+    if let Some(max) = &partition.max_idle_timeout
+        && chosen.value.is_none_or(|t| t > max.value)
+    {
+        let shown = chosen.value.map_or("off".to_string(), |t| t.to_string());
+        return Err(LauncherError::Invalid {
+            field: "idle_timeout".into(),
+            value: shown.clone(),
+            origin: chosen.source.clone(),
+            problem: format!(
+                "{shown} is over the {} limit of partition `{}` (set by {})",
+                max.value, partition.name, max.source
+            ),
+            allowed: format!("at most {} on `{}`", max.value, partition.name),
+        });
+    }
+    Ok(Some(chosen))
 }
 
 fn required(

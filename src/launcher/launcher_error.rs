@@ -79,6 +79,16 @@ pub enum LauncherError {
         source: minijinja::Error,
     },
 
+    /// A check before submission found that the job would fail.
+    #[error("{field} `{value}` (from {origin}): {} {problem}", checked.display())]
+    Preflight {
+        field: &'static str,
+        value: String,
+        origin: Source,
+        checked: PathBuf,
+        problem: String,
+    },
+
     #[error("{failed} of {total} profiles have problems")]
     CheckFailed { failed: usize, total: usize },
 
@@ -117,6 +127,9 @@ impl LauncherError {
                 suggestion.as_deref(),
             )),
             LauncherError::BrokenProfile { source, .. } => source.hint(),
+            LauncherError::Preflight { .. } => Some(
+                "checked on this machine before submitting; if only the compute nodes see it, pass --no-check".into(),
+            ),
             LauncherError::ExtendsCycle { .. } => {
                 Some("make one profile in the chain extend something else".into())
             }

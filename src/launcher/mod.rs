@@ -4,12 +4,13 @@
 pub(crate) mod batch_template;
 pub(crate) mod config;
 pub(crate) mod environment;
-pub(crate) mod job_dir;
+pub(crate) mod job_path;
 pub(crate) mod launch;
 pub(crate) mod launch_fields;
 pub(crate) mod launch_spec;
 pub(crate) mod launcher_error;
 pub(crate) mod layers;
+pub(crate) mod preflight;
 pub(crate) mod profile_catalog;
 pub(crate) mod profiles_command;
 pub(crate) mod progress;
@@ -18,7 +19,6 @@ pub(crate) mod session_commands;
 pub mod shell_quote;
 pub(crate) mod site_config;
 pub(crate) mod source;
-pub(crate) mod wall_time;
 
 pub(crate) use batch_template::BatchTemplate;
 pub(crate) use config::Config;

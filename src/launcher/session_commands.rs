@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::api::EndReason;
 use crate::clock::unix_now;
 use crate::launcher::environment::Environment;
 use crate::launcher::launcher_error::LauncherError;
@@ -17,6 +18,7 @@ use crate::session_dir::{
     REGISTER_SECRET_FILE, SessionDir, SessionDirError, SessionRecord, TOKEN_FILE,
 };
 use crate::user_dirs::StateDirs;
+use crate::wall_time::WallTime;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionCommandError {
@@ -116,8 +118,13 @@ struct Listing {
     alias: String,
     job_id: Option<String>,
     state: &'static str,
+    /// Why a queued job waits (the scheduler's word).
     reason: Option<String>,
     node: Option<String>,
+    /// When a running job reaches its time limit (Unix seconds).
+    ends_at: Option<u64>,
+    /// Why an ended session ended, when that is known.
+    end_reason: Option<EndReason>,
     url: String,
     profile: String,
     partition: String,
@@ -129,12 +136,14 @@ pub fn ls(json: bool) -> Result<(), SessionCommandError> {
     let rows: Vec<Listing> = sessions()?
         .iter()
         .map(|session| {
-            let (state, reason, node) = match session.job_status() {
-                Some(JobStatus::Pending { reason, .. }) => ("queued", reason, None),
-                Some(JobStatus::Running { node }) => ("running", None, Some(node)),
-                Some(JobStatus::Ended) => ("ended", None, None),
-                None if session.record.job_id.is_none() => ("unsubmitted", None, None),
-                None => ("unknown", None, None),
+            let (state, reason, node, time_left) = match session.job_status() {
+                Some(JobStatus::Pending { reason, .. }) => ("queued", reason, None, None),
+                Some(JobStatus::Running { node, time_left }) => {
+                    ("running", None, Some(node), time_left)
+                }
+                Some(JobStatus::Ended) => ("ended", None, None, None),
+                None if session.record.job_id.is_none() => ("unsubmitted", None, None, None),
+                None => ("unknown", None, None, None),
             };
             Listing {
                 alias: session.record.alias.clone(),
@@ -142,6 +151,10 @@ pub fn ls(json: bool) -> Result<(), SessionCommandError> {
                 state,
                 reason,
                 node,
+                ends_at: time_left.map(|left| now + left),
+                end_reason: (state == "ended")
+                    .then(|| session.dir.end_reason())
+                    .flatten(),
                 url: session.record.url.clone(),
                 profile: session.record.profile.clone(),
                 partition: session.record.partition.clone(),
@@ -161,20 +174,26 @@ pub fn ls(json: bool) -> Result<(), SessionCommandError> {
     }
     let _ = writeln!(
         out,
-        "{:<28} {:<12} {:<9} {:<16} URL",
-        "ALIAS", "JOB", "STATE", "NODE"
+        "{:<28} {:<12} {:<24} {:<11} {:<16} URL",
+        "ALIAS", "JOB", "STATE", "LEFT", "NODE"
     );
     for row in rows {
-        let state = match &row.reason {
-            Some(reason) => format!("{} ({reason})", row.state),
-            None => row.state.to_owned(),
+        let state = match (&row.reason, row.end_reason) {
+            (Some(reason), _) => format!("{} ({reason})", row.state),
+            (None, Some(ended)) => format!("{} ({})", row.state, ended.words()),
+            (None, None) => row.state.to_owned(),
         };
+        let left = row
+            .ends_at
+            .and_then(|at| WallTime::from_seconds(at.saturating_sub(now)))
+            .map_or("-".to_string(), |t| t.to_string());
         let _ = writeln!(
             out,
-            "{:<28} {:<12} {:<9} {:<16} {}",
+            "{:<28} {:<12} {:<24} {:<11} {:<16} {}",
             row.alias,
             row.job_id.as_deref().unwrap_or("-"),
             state,
+            left,
             row.node.as_deref().unwrap_or("-"),
             row.url
         );
@@ -252,7 +271,9 @@ async fn end_session(session: &Session) -> Result<(), SessionCommandError> {
     }
     let secret = session.dir.read_secret(REGISTER_SECRET_FILE)?;
     let client = ProxyClient::new(&session.record.proxy_endpoint(), None)?;
-    client.end_session(&session.record.alias, &secret).await?;
+    client
+        .end_session(&session.record.alias, &secret, Some(EndReason::Cancelled))
+        .await?;
     session.dir.remove()?;
     Ok(())
 }

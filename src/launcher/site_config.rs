@@ -12,7 +12,7 @@ use toml::Spanned;
 use crate::launcher::launcher_error::LauncherError;
 use crate::launcher::layers::{LaunchTable, Layers};
 use crate::launcher::source::{Layer, Source, Sourced, line_of};
-use crate::launcher::wall_time::{self, WallTime};
+use crate::wall_time::{self, WallTime};
 
 pub use crate::scheduler::SchedulerKind;
 
@@ -46,6 +46,10 @@ pub struct Partition {
     pub gpus_min: u32,
     pub gpus_max: u32,
     pub gpu_flag: GpuFlag,
+    /// The idle timeout of sessions that set none; `Some(None)` is `off`.
+    pub idle_timeout: Option<Sourced<Option<WallTime>>>,
+    /// The longest idle timeout a session may ask for.
+    pub max_idle_timeout: Option<Sourced<WallTime>>,
     /// Where the partition is defined (the `[partitions.NAME]` header).
     pub source: Source,
 }
@@ -66,6 +70,9 @@ pub struct SiteConfig {
     /// Where `modules` is set, for `profiles show`.
     pub modules_source: Source,
     pub jupyter: String,
+    /// The file that defines `conda` on compute nodes, sourced before
+    /// `conda activate`; without it the site's modules must provide `conda`.
+    pub conda_init: Option<Sourced<String>>,
     pub container_runtime: String,
     pub jrps: String,
     /// Network interface whose address Jupyter binds to; `hostname -i` when unset.
@@ -86,6 +93,7 @@ struct SiteFile {
     account_required: Option<Spanned<bool>>,
     modules: Option<Spanned<Vec<String>>>,
     jupyter: Option<Spanned<String>>,
+    conda_init: Option<Spanned<String>>,
     container_runtime: Option<Spanned<String>>,
     jrps: Option<Spanned<String>>,
     node_interface: Option<Spanned<String>>,
@@ -105,6 +113,8 @@ struct PartitionFile {
     #[serde(default)]
     gpus_max: u32,
     gpu_flag: Option<GpuFlag>,
+    idle_timeout: Option<Spanned<toml::Value>>,
+    max_idle_timeout: Option<Spanned<toml::Value>>,
 }
 
 /// The partitions of the original `start-jupyter`, used when a site defines none.
@@ -129,6 +139,8 @@ impl SiteConfig {
                     gpus_min,
                     gpus_max,
                     gpu_flag: GpuFlag::Gres,
+                    idle_timeout: None,
+                    max_idle_timeout: None,
                     source: Source::BuiltInSite,
                 };
                 (name.to_string(), partition)
@@ -144,6 +156,7 @@ impl SiteConfig {
             modules: Vec::new(),
             modules_source: Source::BuiltInSite,
             jupyter: "jupyter".into(),
+            conda_init: None,
             container_runtime: "singularity".into(),
             jrps: "jrps".into(),
             node_interface: None,
@@ -229,6 +242,20 @@ impl SiteConfig {
             &mut site.container_runtime,
         )?;
         program(file.jrps, "jrps", &mut site.jrps)?;
+        if let Some(init) = file.conda_init {
+            let source = at(init.span().start);
+            let init = init.into_inner();
+            if !init.starts_with('/') || init.chars().any(char::is_control) {
+                return Err(LauncherError::Invalid {
+                    field: "conda_init".into(),
+                    value: init,
+                    origin: source,
+                    problem: "it is not an absolute path".into(),
+                    allowed: "the absolute path of the file that defines `conda`, such as /opt/conda/etc/profile.d/conda.sh".into(),
+                });
+            }
+            site.conda_init = Some(Sourced::new(init, source));
+        }
         if let Some(interface) = file.node_interface {
             let source = at(interface.span().start);
             let interface = interface.into_inner();
@@ -258,26 +285,39 @@ impl SiteConfig {
                         allowed: "letters, digits, `-`, `_` and `.`".into(),
                     });
                 }
-                let max_time = match p.max_time {
-                    None => None,
-                    Some(t) => {
-                        let source = at(t.span().start);
-                        let raw = match t.into_inner() {
-                            toml::Value::String(s) => s,
-                            toml::Value::Integer(i) => i.to_string(),
-                            other => other.to_string(),
-                        };
-                        let time =
-                            WallTime::parse(&raw).map_err(|problem| LauncherError::Invalid {
-                                field: "max_time".into(),
-                                value: raw.clone(),
-                                origin: source.clone(),
-                                problem,
-                                allowed: wall_time::FORMATS.into(),
-                            })?;
-                        Some(Sourced::new(time, source))
+                let time = |value: Option<Spanned<toml::Value>>, field: &'static str, off: bool| {
+                    let Some(value) = value else {
+                        return Ok(None);
+                    };
+                    let source = at(value.span().start);
+                    let raw = match value.into_inner() {
+                        toml::Value::String(s) => s,
+                        toml::Value::Integer(i) => i.to_string(),
+                        other => other.to_string(),
+                    };
+                    if off && raw.trim().eq_ignore_ascii_case("off") {
+                        return Ok(Some(Sourced::new(None, source)));
                     }
+                    let allowed = if off {
+                        format!("`off`, or {}", wall_time::FORMATS)
+                    } else {
+                        wall_time::FORMATS.to_string()
+                    };
+                    let time = WallTime::parse(&raw).map_err(|problem| LauncherError::Invalid {
+                        field: field.into(),
+                        value: raw.clone(),
+                        origin: source.clone(),
+                        problem,
+                        allowed,
+                    })?;
+                    Ok(Some(Sourced::new(Some(time), source)))
                 };
+                let limit = |s: Option<Sourced<Option<WallTime>>>| {
+                    s.and_then(|s| Some(Sourced::new(s.value?, s.source)))
+                };
+                let max_time = limit(time(p.max_time, "max_time", false)?);
+                let idle_timeout = time(p.idle_timeout, "idle_timeout", true)?;
+                let max_idle_timeout = limit(time(p.max_idle_timeout, "max_idle_timeout", false)?);
                 if p.gpus_min > p.gpus_max {
                     return Err(LauncherError::Invalid {
                         field: "gpus_min".into(),
@@ -294,6 +334,8 @@ impl SiteConfig {
                     gpus_min: p.gpus_min,
                     gpus_max: p.gpus_max,
                     gpu_flag: p.gpu_flag.unwrap_or(GpuFlag::Gpus),
+                    idle_timeout,
+                    max_idle_timeout,
                     source,
                 };
                 site.partitions.insert(name, partition);

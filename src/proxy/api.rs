@@ -25,8 +25,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::api::{
-    self, ApiError, CreateSession, DeleteSession, LinkJob, PREFIX, Register, ReportPhase,
-    SessionCreated, SessionState, SessionStatus,
+    self, Activity, ActivityQuery, ApiError, CreateSession, DeleteSession, EndReason, LinkJob,
+    PREFIX, Register, ReportPhase, SessionCreated, SessionState, SessionStatus,
 };
 
 use super::Shared;
@@ -131,6 +131,10 @@ async fn dispatch(shared: &Arc<Shared>, conn: ConnInfo, req: Request<Incoming>) 
             let alias = known_alias(alias)?;
             report_phase(shared, &alias, req).await
         }
+        (["sessions", alias, "activity"], &Method::POST) => {
+            let alias = known_alias(alias)?;
+            activity(shared, conn, &alias, req).await
+        }
         (["sessions", alias, "register"], &Method::POST) => {
             let alias = known_alias(alias)?;
             register(shared, conn, &alias, req).await
@@ -143,12 +147,15 @@ async fn dispatch(shared: &Arc<Shared>, conn: ConnInfo, req: Request<Incoming>) 
             let alias = known_alias(alias)?;
             delete(shared, conn, &alias, req).await
         }
-        (["sessions"] | ["sessions", _] | ["sessions", _, "job" | "register" | "phase"], _) => {
-            Err(Refusal::new(
-                Failure::MethodNotAllowed,
-                format!("{method} is not allowed here"),
-            ))
-        }
+        (
+            ["sessions"]
+            | ["sessions", _]
+            | ["sessions", _, "job" | "register" | "phase" | "activity"],
+            _,
+        ) => Err(Refusal::new(
+            Failure::MethodNotAllowed,
+            format!("{method} is not allowed here"),
+        )),
         _ => Err(Refusal::new(Failure::NotFound, format!("no API at {path}"))),
     }
 }
@@ -275,6 +282,9 @@ fn status_of(session: &Session) -> SessionStatus {
         state,
         job_id: session.job_id.clone(),
         expires_at: session.expires_at,
+        end_reason: (state == SessionState::Ended)
+            .then(|| session.end_reason_now())
+            .flatten(),
     }
 }
 
@@ -335,6 +345,7 @@ async fn create(shared: &Arc<Shared>, conn: ConnInfo, req: Request<Incoming>) ->
             expires_at: now + request.ttl_seconds,
             registered_at: None,
             ended_at: None,
+            end_reason: None,
             client: Some(canonical_ip(conn.peer.ip())),
             load: Arc::default(),
         };
@@ -564,11 +575,55 @@ async fn delete(
     req: Request<Incoming>,
 ) -> ApiResult {
     let request: DeleteSession = body(shared, req).await?;
-    let ip = canonical_ip(conn.peer.ip());
     let session = shared
         .store
         .get(alias)
         .ok_or_else(|| Refusal::new(Failure::NotFound, "no such session"))?;
+    owner_only(shared, conn, &session)?;
+    if !secret_ok(&session, &request.secret) {
+        return Err(bad_secret());
+    }
+    shared.phases.forget(alias);
+    if shared.store.end(alias, request.reason).await? {
+        tracing::info!(
+            alias,
+            reason = request.reason.map(EndReason::name),
+            "session deleted"
+        );
+    }
+    Ok(no_content())
+}
+
+/// When the proxy last passed a request to the session's Jupyter, for the
+/// job's idle watch. The same guard as `delete`: it says whether someone is
+/// using the notebook, which is the session owner's business only.
+async fn activity(
+    shared: &Arc<Shared>,
+    conn: ConnInfo,
+    alias: &str,
+    req: Request<Incoming>,
+) -> ApiResult {
+    let request: ActivityQuery = body(shared, req).await?;
+    let session = shared
+        .store
+        .get(alias)
+        .ok_or_else(|| Refusal::new(Failure::NotFound, "no such session"))?;
+    owner_only(shared, conn, &session)?;
+    if !secret_ok(&session, &request.secret) {
+        return Err(bad_secret());
+    }
+    Ok(json(
+        StatusCode::OK,
+        &Activity {
+            last_request_at: session.load.last_request(),
+        },
+    ))
+}
+
+/// Calls about a session that only its owner makes: from a login node, or
+/// from the host its Jupyter runs on.
+fn owner_only(shared: &Shared, conn: ConnInfo, session: &Session) -> Result<(), Refusal> {
+    let ip = canonical_ip(conn.peer.ip());
     let from_backend = session.backend.is_some_and(|b| canonical_ip(b.ip()) == ip);
     if !from_backend && !cidrs_contain(&shared.config.allowed_client_cidrs, ip) {
         return Err(Refusal::new(
@@ -576,12 +631,5 @@ async fn delete(
             format!("{ip} is neither a client nor this session's backend"),
         ));
     }
-    if !secret_ok(&session, &request.secret) {
-        return Err(bad_secret());
-    }
-    shared.phases.forget(alias);
-    if shared.store.end(alias).await? {
-        tracing::info!(alias, "session deleted");
-    }
-    Ok(no_content())
+    Ok(())
 }

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::config::canonical_ip;
@@ -69,12 +69,27 @@ impl Drop for AddressSlot {
 pub struct SessionLoad {
     requests: AtomicUsize,
     tunnels: AtomicUsize,
+    /// Unix second of the last request passed on, 0 for none: the proxy's
+    /// part of idle detection. Memory only; a restarted proxy has seen none.
+    last_request: AtomicU64,
 }
 
 impl SessionLoad {
-    /// A request in flight, or `None` when `cap` are.
-    pub fn try_request(self: &Arc<Self>, cap: usize) -> Option<InUse> {
-        InUse::take(self, |load| &load.requests, cap)
+    /// A request in flight at `now`, or `None` when `cap` are. Only
+    /// requests that go on to Jupyter count as use of the session.
+    pub fn try_request(self: &Arc<Self>, cap: usize, now: u64) -> Option<InUse> {
+        let in_use = InUse::take(self, |load| &load.requests, cap)?;
+        // Stored once a second at most: the line is already this core's
+        // (the counter above), and a load is cheaper than a store.
+        if self.last_request.load(Ordering::Relaxed) != now {
+            self.last_request.store(now, Ordering::Relaxed);
+        }
+        Some(in_use)
+    }
+
+    /// When a request last passed, if one has since the proxy started.
+    pub fn last_request(&self) -> Option<u64> {
+        Some(self.last_request.load(Ordering::Relaxed)).filter(|t| *t != 0)
     }
 
     /// A WebSocket tunnel, or `None` when `cap` are open.
@@ -121,15 +136,21 @@ mod tests {
     #[test]
     fn a_session_gets_its_cap_of_each() {
         let load = Arc::new(SessionLoad::default());
-        let first = load.try_request(2).unwrap();
-        let _second = load.try_request(2).unwrap();
-        assert!(load.try_request(2).is_none());
+        assert_eq!(load.last_request(), None);
+        let first = load.try_request(2, 100).unwrap();
+        let _second = load.try_request(2, 101).unwrap();
+        assert!(load.try_request(2, 102).is_none());
+        assert_eq!(
+            load.last_request(),
+            Some(101),
+            "a refused request is not use"
+        );
         let _tunnel = load
             .try_tunnel(1)
             .expect("tunnels have a budget of their own");
         assert!(load.try_tunnel(1).is_none());
         drop(first);
-        assert!(load.try_request(2).is_some());
+        assert!(load.try_request(2, 103).is_some());
     }
 
     #[test]

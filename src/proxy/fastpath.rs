@@ -185,7 +185,8 @@ fn prepare(shared: &Shared, ip: &str, inbuf: &[u8], out: &mut Vec<u8>) -> Option
             return None;
         };
         let session = shared.store.get(alias)?;
-        if session.state != SessionState::Ready || !session.is_live(unix_now()) {
+        let now = unix_now();
+        if session.state != SessionState::Ready || !session.is_live(now) {
             return None;
         }
         let backend = session.backend?;
@@ -203,7 +204,7 @@ fn prepare(shared: &Shared, ip: &str, inbuf: &[u8], out: &mut Vec<u8>) -> Option
             return None;
         }
         // Over its budget: hyper's path answers 503.
-        let in_use = session.load.try_request(max_requests)?;
+        let in_use = session.load.try_request(max_requests, now)?;
         Some((session, backend, in_use))
     })?;
     Some(Prepared {

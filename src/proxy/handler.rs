@@ -80,7 +80,7 @@ async fn session_request(
     };
     let now = unix_now();
     if !session.is_live(now) {
-        return full(pages::page(Failure::Ended, alias));
+        return full(pages::ended(alias, session.end_reason_now()));
     }
     let https = shared.config.public_scheme_is_https();
     let auth = edge_auth::check(&session, req.headers(), req.uri().query(), https);
@@ -112,7 +112,7 @@ async fn session_request(
             // have waiting on its Jupyter at once.
             let Some(_in_use) = session
                 .load
-                .try_request(shared.config.limits.max_requests_per_session)
+                .try_request(shared.config.limits.max_requests_per_session, now)
             else {
                 return full(pages::page(Failure::Unavailable, alias));
             };

@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 
-use crate::api::SessionState;
+use crate::api::{EndReason, SessionState};
 
 use super::Shared;
 use crate::clock::unix_now;
@@ -36,7 +36,11 @@ pub async fn sweep(shared: Arc<Shared>) {
         for session in shared.store.all() {
             let result = if session.state != SessionState::Ended && now >= session.expires_at {
                 tracing::info!(alias = %session.alias, "session expired");
-                shared.store.end(&session.alias).await.map(|_| ())
+                shared
+                    .store
+                    .end(&session.alias, Some(EndReason::Expired))
+                    .await
+                    .map(|_| ())
             } else if session.state == SessionState::Ended
                 && session.ended_at.unwrap_or(0).saturating_add(retention) <= now
             {
@@ -100,7 +104,7 @@ pub async fn check_backends(shared: Arc<Shared>) {
             };
             if count >= limit {
                 tracing::warn!(%alias, "backend stopped answering; session ended");
-                if let Err(error) = shared.store.end(&alias).await {
+                if let Err(error) = shared.store.end(&alias, Some(EndReason::Unreachable)).await {
                     tracing::error!(%alias, %error, "health check");
                 }
             } else if count > 0 {

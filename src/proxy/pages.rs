@@ -11,7 +11,7 @@ use http_body_util::Full;
 
 use super::phases::Reported;
 use super::status::Failure;
-use crate::api::Phase;
+use crate::api::{EndReason, Phase};
 
 /// How often the "starting" page reloads itself, in seconds.
 pub const STARTING_REFRESH_S: u32 = 2;
@@ -52,12 +52,39 @@ fn escape(s: &str) -> String {
 
 /// The page for `failure` about `name` (an alias, or the Host as sent).
 pub fn page(failure: Failure, name: &str) -> Response<Full<Bytes>> {
-    render(failure, name, None)
+    render(failure, name, None, None)
 }
 
 /// The "starting" page, with what the launcher last reported about the job.
 pub fn starting(alias: &str, reported: Option<&Reported>) -> Response<Full<Bytes>> {
-    render(Failure::Starting, alias, reported)
+    render(Failure::Starting, alias, reported, None)
+}
+
+/// The "session ended" page, saying why when that is known.
+pub fn ended(alias: &str, reason: Option<EndReason>) -> Response<Full<Bytes>> {
+    render(Failure::Ended, alias, None, reason)
+}
+
+/// Why a session ended, as the end of the sentence "The session … has ended".
+fn ended_because(reason: Option<EndReason>) -> &'static str {
+    match reason {
+        Some(EndReason::Idle) => {
+            ": nobody used it for its idle timeout, so its Jupyter server was stopped and \
+             its job gave its compute node back"
+        }
+        Some(EndReason::TimeLimit) => ": its job reached its time limit",
+        Some(EndReason::Cancelled) => ": its job was cancelled",
+        Some(EndReason::JupyterExited) => {
+            ": its Jupyter server stopped (shut down from its menu, or it crashed)"
+        }
+        Some(EndReason::JobFailed) => ": its job failed before Jupyter was running",
+        Some(EndReason::Expired) => ": its time ran out",
+        Some(EndReason::Unreachable) => ": its Jupyter server stopped answering",
+        None => {
+            ": its job finished, reached its time limit, was stopped, or its Jupyter \
+             server stopped answering"
+        }
+    }
 }
 
 /// Slurm's common pending reasons in words; others are shown as they are.
@@ -122,7 +149,12 @@ fn steps(reported: Option<&Reported>) -> String {
     html
 }
 
-fn render(failure: Failure, name: &str, reported: Option<&Reported>) -> Response<Full<Bytes>> {
+fn render(
+    failure: Failure,
+    name: &str,
+    reported: Option<&Reported>,
+    reason: Option<EndReason>,
+) -> Response<Full<Bytes>> {
     let name = escape(name);
     let (title, body, refresh) = match failure {
         Failure::Starting => (
@@ -176,11 +208,11 @@ fn render(failure: Failure, name: &str, reported: Option<&Reported>) -> Response
         Failure::Ended => (
             "Session ended",
             format!(
-                "<p>The session <code>{name}</code> has ended: its job finished, reached its \
-                 time limit, was stopped, or its Jupyter server stopped answering. Files \
-                 you saved are still in your folder on the cluster.</p>\
+                "<p>The session <code>{name}</code> has ended{}. Files you saved are still \
+                 in your folder on the cluster.</p>\
                  <p class=\"next\">Start a new one with <code>jrps up</code>; \
-                 <code>jrps logs</code> shows what the last one printed.</p>"
+                 <code>jrps logs</code> shows what the last one printed.</p>",
+                ended_because(reason)
             ),
             false,
         ),

@@ -24,7 +24,7 @@ use http::uri::Authority;
 use rusqlite::{Connection, params};
 use tokio::sync::watch;
 
-use crate::api::SessionState;
+use crate::api::{EndReason, SessionState};
 
 use super::budget::SessionLoad;
 use super::cookie_key::CookieKey;
@@ -51,6 +51,7 @@ pub struct Session {
     pub expires_at: u64,
     pub registered_at: Option<u64>,
     pub ended_at: Option<u64>,
+    pub end_reason: Option<EndReason>,
     /// The address that created it, for the per-client quota (memory only:
     /// sessions loaded at start count toward their user and the total).
     pub client: Option<IpAddr>,
@@ -62,6 +63,15 @@ impl Session {
     /// Whether the request path may forward to this session right now.
     pub fn is_live(&self, now: u64) -> bool {
         self.state != SessionState::Ended && now < self.expires_at
+    }
+
+    /// Why it ended, for a session that has: its recorded reason, or
+    /// `Expired` for one past its TTL that the sweep has not recorded yet.
+    pub fn end_reason_now(&self) -> Option<EndReason> {
+        match self.state {
+            SessionState::Ended => self.end_reason,
+            _ => Some(EndReason::Expired),
+        }
     }
 }
 
@@ -253,9 +263,27 @@ CREATE TABLE IF NOT EXISTS sessions (
     created_at     INTEGER NOT NULL,
     expires_at     INTEGER NOT NULL,
     registered_at  INTEGER,
-    ended_at       INTEGER
+    ended_at       INTEGER,
+    end_reason     TEXT
 );
 ";
+
+/// Columns added after the first schema, with their type, for state files
+/// made by an older jrps (`ALTER TABLE` when missing).
+const ADDED_COLUMNS: &[(&str, &str)] = &[("end_reason", "TEXT")];
+
+fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('sessions')")?;
+    let have: Vec<String> = stmt
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    for (name, kind) in ADDED_COLUMNS {
+        if !have.iter().any(|h| h == name) {
+            conn.execute_batch(&format!("ALTER TABLE sessions ADD COLUMN {name} {kind}"))?;
+        }
+    }
+    Ok(())
+}
 
 fn state_str(state: SessionState) -> &'static str {
     match state {
@@ -335,13 +363,15 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(open_err)?;
         conn.execute_batch(SCHEMA).map_err(open_err)?;
+        add_missing_columns(&conn).map_err(open_err)?;
 
         let table = Table::new();
         let mut index = Index::default();
         {
             let mut stmt = conn.prepare(
                 "SELECT alias, user, token_sha256, secret_sha256, cookie, job_id, backend,
-                        state, created_at, expires_at, registered_at, ended_at FROM sessions",
+                        state, created_at, expires_at, registered_at, ended_at, end_reason
+                 FROM sessions",
             )?;
             let rows = stmt.query_map([], |row| {
                 let backend: Option<String> = row.get(6)?;
@@ -390,6 +420,9 @@ impl Store {
                     expires_at: row.get::<_, i64>(9)? as u64,
                     registered_at: row.get::<_, Option<i64>>(10)?.map(|v| v as u64),
                     ended_at,
+                    end_reason: row
+                        .get::<_, Option<String>>(12)?
+                        .and_then(|r| EndReason::parse(&r)),
                     client: None,
                     load: Arc::default(),
                 })
@@ -536,8 +569,9 @@ impl Store {
             .with_db(move |conn| {
                 conn.execute(
                     "INSERT OR IGNORE INTO sessions (alias, user, token_sha256, secret_sha256, cookie,
-                        job_id, backend, state, created_at, expires_at, registered_at, ended_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                        job_id, backend, state, created_at, expires_at, registered_at, ended_at,
+                        end_reason)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                     params![
                         &*s.alias,
                         s.user,
@@ -551,6 +585,7 @@ impl Store {
                         s.expires_at as i64,
                         s.registered_at.map(|v| v as i64),
                         s.ended_at.map(|v| v as i64),
+                        s.end_reason.map(EndReason::name),
                     ],
                 )
             })
@@ -590,7 +625,7 @@ impl Store {
         self.with_db(move |conn| {
             conn.execute(
                 "UPDATE sessions SET job_id = ?2, backend = ?3, state = ?4, expires_at = ?5,
-                    registered_at = ?6, ended_at = ?7 WHERE alias = ?1",
+                    registered_at = ?6, ended_at = ?7, end_reason = ?8 WHERE alias = ?1",
                 params![
                     &*s.alias,
                     s.job_id,
@@ -599,6 +634,7 @@ impl Store {
                     s.expires_at as i64,
                     s.registered_at.map(|v| v as i64),
                     s.ended_at.map(|v| v as i64),
+                    s.end_reason.map(EndReason::name),
                 ],
             )
         })
@@ -617,8 +653,9 @@ impl Store {
         Ok(Ok(new))
     }
 
-    /// Marks a session ended (idempotent). Returns whether it changed.
-    pub async fn end(&self, alias: &str) -> Result<bool, StoreError> {
+    /// Marks a session ended (idempotent), with the reason when one is
+    /// known; the first reason stays. Returns whether it changed.
+    pub async fn end(&self, alias: &str, reason: Option<EndReason>) -> Result<bool, StoreError> {
         let now = unix_now();
         let r = self
             .update(alias, |s| {
@@ -628,6 +665,7 @@ impl Store {
                 Ok(Session {
                     state: SessionState::Ended,
                     ended_at: Some(now),
+                    end_reason: s.end_reason.or(reason),
                     ..s.clone()
                 })
             })

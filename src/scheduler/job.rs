@@ -43,7 +43,7 @@ impl From<&str> for JobId {
 pub struct JobSubmission {
     /// The whole script, shebang and `#SBATCH` lines included.
     pub script: String,
-    /// Shown by `squeue`; `jrps-<alias>` by convention.
+    /// Shown by `squeue`; `jrps-<profile>` for sessions (`LaunchSpec::job_name`).
     pub job_name: String,
     /// Where the job's stdout and stderr go; its directory is created if missing.
     pub log_path: PathBuf,
@@ -64,8 +64,12 @@ pub enum JobStatus {
         reason: Option<String>,
         expected_start: Option<String>,
     },
-    /// Running on `node`.
-    Running { node: String },
+    /// Running on `node`, with `time_left` seconds before its time limit
+    /// when the scheduler enforces one.
+    Running {
+        node: String,
+        time_left: Option<u64>,
+    },
     /// Finished, failed, cancelled, or no longer known.
     Ended,
 }

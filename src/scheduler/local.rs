@@ -148,7 +148,10 @@ impl Scheduler for Local {
 
     fn status(&self, id: &JobId) -> Result<JobStatus, SchedulerError> {
         match self.read_record(id)? {
-            Some(record) if group_alive(&record) => Ok(JobStatus::Running { node: hostname() }),
+            Some(record) if group_alive(&record) => Ok(JobStatus::Running {
+                node: hostname(),
+                time_left: None,
+            }),
             _ => Ok(JobStatus::Ended),
         }
     }

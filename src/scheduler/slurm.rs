@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use super::{JobId, JobStatus, JobSubmission, Scheduler, SchedulerError, SchedulerKind, job_log};
+use crate::wall_time::WallTime;
 
 #[derive(Debug, Clone, Default)]
 pub struct Slurm {
@@ -69,7 +70,7 @@ impl Scheduler for Slurm {
         let mut squeue = self.command("squeue");
         // `-t all` keeps finished jobs visible (for MinJobAge) so that their end
         // state, not just their absence, tells us they ended.
-        squeue.args(["-h", "-t", "all", "-j", number, "-o", "%T|%r|%N|%S"]);
+        squeue.args(["-h", "-t", "all", "-j", number, "-o", "%T|%r|%N|%S|%L"]);
         let out = run(squeue, "squeue", None)?;
         if !out.success {
             // Slurm forgets finished jobs after MinJobAge and then calls the id invalid.
@@ -177,11 +178,16 @@ fn slurm_number(id: &JobId) -> Result<&str, SchedulerError> {
 
 /// One line of `%T|%r|%N|%S`: state, reason, node list, (expected) start time.
 fn parse_status(line: &str) -> Option<JobStatus> {
-    let mut fields = line.trim().splitn(4, '|');
+    let mut fields = line.trim().splitn(5, '|');
     let state = fields.next()?;
     let reason = fields.next()?;
     let nodes = fields.next()?;
     let start = fields.next()?;
+    // Slurm's own time format, or UNLIMITED, NOT_SET, INVALID.
+    let time_left = fields
+        .next()
+        .and_then(|left| WallTime::parse(left).ok())
+        .map(WallTime::seconds);
     let known = |text: &str| {
         let text = text.trim();
         (!text.is_empty() && !matches!(text, "None" | "N/A" | "Unknown" | "(null)"))
@@ -196,6 +202,7 @@ fn parse_status(line: &str) -> Option<JobStatus> {
         // Suspended and stopped jobs still hold their node and come back to it.
         "RUNNING" | "SUSPENDED" | "STOPPED" | "RESIZING" | "SIGNALING" => JobStatus::Running {
             node: known(nodes).unwrap_or_else(|| "unknown".into()),
+            time_left,
         },
         // COMPLETING: the script has exited and Slurm is cleaning up.
         _ => JobStatus::Ended,
@@ -231,9 +238,17 @@ mod tests {
             })
         );
         assert_eq!(
-            parse_status("RUNNING|None|node17|2026-11-27T13:28:13"),
+            parse_status("RUNNING|None|node17|2026-11-27T13:28:13|1-02:03:04"),
             Some(JobStatus::Running {
-                node: "node17".into()
+                node: "node17".into(),
+                time_left: Some(((24 + 2) * 60 + 3) * 60 + 4)
+            })
+        );
+        assert_eq!(
+            parse_status("RUNNING|None|node17|2026-11-27T13:28:13|UNLIMITED"),
+            Some(JobStatus::Running {
+                node: "node17".into(),
+                time_left: None
             })
         );
         assert_eq!(

@@ -2,6 +2,7 @@
 
 mod manners;
 mod precedence;
+mod preflight;
 mod profiles;
 mod render;
 mod script;

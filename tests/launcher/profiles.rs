@@ -171,7 +171,15 @@ fn worked_example_renders_with_the_example_site_toml() {
 #[test]
 fn up_dry_run_prints_what_would_be_submitted() {
     let output = Test::new()
-        .args(&["up", "--dry-run", "gpu-tensorflow", "-t", "90"])
+        // The image exists only on a cluster: its check is for the preflight tests.
+        .args(&[
+            "up",
+            "--dry-run",
+            "--no-check",
+            "gpu-tensorflow",
+            "-t",
+            "90",
+        ])
         .run();
     output
         .success()

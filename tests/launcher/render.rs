@@ -335,3 +335,59 @@ fn odd_input_never_panics() {
         assert_eq!(output.code, 2, "{args:?}: {}", output.layout());
     }
 }
+
+/// Renders `args` with `t`, checks the script, snapshots the CLI run.
+fn render_with(t: Test, name: &str, args: &[&str]) -> String {
+    let mut all = vec!["render"];
+    all.extend_from_slice(args);
+    let output = t.args(&all).run();
+    output.success();
+    assert_bash_syntax(&output.stdout);
+    snapshot(name, &output.layout());
+    output.stdout.clone()
+}
+
+#[test]
+fn profile_with_a_virtual_environment() {
+    let t = Test::new().user_file(
+        "profiles/analysis.toml",
+        "description = \"My own Python\"\nvenv = \"~/envs/analysis\"\nidle_timeout = \"1:00:00\"\n",
+    );
+    let script = render_with(t, "render__venv", &["analysis"]);
+    assert!(
+        script.contains("VIRTUAL_ENV=\"$HOME\"/envs/analysis\n"),
+        "{script}"
+    );
+    assert!(
+        script.contains("\"$VIRTUAL_ENV\"/bin/jupyter lab \\\n"),
+        "{script}"
+    );
+    assert!(script.contains("--idle-timeout 3600 &\n"), "{script}");
+}
+
+#[test]
+fn profile_with_a_conda_environment() {
+    let t = Test::new()
+        .site_file(
+            "site.toml",
+            "scheduler = \"slurm\"\nconda_init = \"/opt/conda/etc/profile.d/conda.sh\"\n",
+        )
+        .user_file(
+            "profiles/torch.toml",
+            "description = \"PyTorch from conda\"\nconda_env = \"torch\"\n",
+        );
+    let script = render_with(t, "render__conda", &["torch"]);
+    assert!(
+        script.contains("source /opt/conda/etc/profile.d/conda.sh\n"),
+        "{script}"
+    );
+    assert!(script.contains("conda activate torch ||"), "{script}");
+    assert!(
+        script.contains("\"$CONDA_PREFIX\"/bin/jupyter lab \\\n"),
+        "{script}"
+    );
+    assert!(
+        script.contains("--pid \"$jupyter_pid\" &\n"),
+        "no idle watch: {script}"
+    );
+}

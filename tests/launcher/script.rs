@@ -27,7 +27,30 @@ fn run_script(args: &[&str], session: bool) -> (Run, Test) {
 
 /// As `run_script`, with `site` appended to the stubs' `site.toml`.
 fn run_script_with_site(args: &[&str], session: bool, site: &str) -> (Run, Test) {
-    let t = Test::new().site_file(
+    let (mut command, t, log) = prepare(args, session, site);
+    let out = command.output().unwrap();
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        log: read_log(&log, t.path()),
+    };
+    (run, t)
+}
+
+fn read_log(log: &Path, root: &Path) -> String {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .replace(&root.display().to_string(), "[TMP]")
+}
+
+/// Renders with `args` and returns the command that runs the script with
+/// the stubs, the test (its folder), and the stubs' log. `$STUB_SLEEP`
+/// makes the Jupyter stub stay that many seconds after it logged.
+/// `{root}` in `site` is the test's folder.
+fn prepare(args: &[&str], session: bool, site: &str) -> (Command, Test, std::path::PathBuf) {
+    let t = Test::new();
+    let site = site.replace("{root}", &t.path().display().to_string());
+    let t = t.site_file(
         "site.toml",
         &format!("jrps = \"jrps-stub\"\njupyter = \"jupyter-stub\"\ncontainer_runtime = \"singularity-stub\"\n{site}"),
     );
@@ -42,14 +65,44 @@ fn run_script_with_site(args: &[&str], session: bool, site: &str) -> (Run, Test)
     let log = root.join("log");
     // Each stub appends one line to the log: what ran, with which arguments.
     stub(&bin, "hostname", "echo '10.9.8.7 fe80::1'");
-    stub(
-        &bin,
-        "jupyter-stub",
-        &format!(
-            "echo \"jupyter $* cwd=$PWD token=$JUPYTER_TOKEN runtime_mode=$(stat -c %a \"$JUPYTER_RUNTIME_DIR\")\" >> {log}",
+    let jupyter_stub = format!(
+        "echo \"jupyter $* cwd=$PWD token=$JUPYTER_TOKEN runtime_mode=$(stat -c %a \"$JUPYTER_RUNTIME_DIR\")\" >> {log}
+if [[ -n ${{STUB_SLEEP:-}} ]]; then sleep \"$STUB_SLEEP\"; fi",
+        log = log.display()
+    );
+    stub(&bin, "jupyter-stub", &jupyter_stub);
+    // A virtual environment and a conda installation whose `jupyter` says
+    // which environment it ran from.
+    let env_jupyter = format!(
+        "echo \"env-jupyter $1 from=$0 VIRTUAL_ENV=${{VIRTUAL_ENV:-}} CONDA_PREFIX=${{CONDA_PREFIX:-}}\" >> {log}",
+        log = log.display()
+    );
+    for env in ["venv", "conda/envs/torch"] {
+        let dir = root.join(env).join("bin");
+        std::fs::create_dir_all(&dir).unwrap();
+        stub(&dir, "jupyter", &env_jupyter);
+    }
+    // A stand-in for conda's etc/profile.d/conda.sh (conda cannot be
+    // installed here): `conda activate NAME` as conda does it, for the envs
+    // of this installation.
+    let profile_d = root.join("conda/etc/profile.d");
+    std::fs::create_dir_all(&profile_d).unwrap();
+    std::fs::write(
+        profile_d.join("conda.sh"),
+        format!(
+            "conda() {{
+  [[ $1 == activate ]] || return 1
+  case $2 in /*) prefix=$2 ;; *) prefix={root}/conda/envs/$2 ;; esac
+  [[ -x $prefix/bin/jupyter ]] || return 1
+  export CONDA_PREFIX=$prefix PATH=$prefix/bin:$PATH
+  echo \"conda activate $2\" >> {log}
+}}
+",
+            root = root.display(),
             log = log.display()
         ),
-    );
+    )
+    .unwrap();
     stub(
         &bin,
         "singularity-stub",
@@ -90,15 +143,7 @@ shift; exec \"$@\"",
         std::fs::write(dir.join("token"), "tok-123").unwrap();
         command.env("JRPS_SESSION_DIR", &dir);
     }
-    let out = command.output().unwrap();
-    let run = Run {
-        code: out.status.code().unwrap_or(-1),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        log: std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .replace(&root.display().to_string(), "[TMP]"),
-    };
-    (run, t)
+    (command, t, log)
 }
 
 #[test]
@@ -133,7 +178,10 @@ fn script_starts_jupyter_registers_and_deregisters_in_order() {
         "{register}"
     );
     assert!(register.contains(" --pid "), "{register}");
-    assert_eq!(lines[2], "jrps register --deregister");
+    assert_eq!(
+        lines[2],
+        "jrps register --deregister --reason jupyter-exited"
+    );
     // The private runtime dir is removed on exit.
     let leftovers: Vec<_> = std::fs::read_dir(root)
         .unwrap()
@@ -214,4 +262,105 @@ fn script_loads_site_modules_before_jupyter() {
         "{}",
         run.log
     );
+}
+
+#[test]
+fn script_runs_jupyter_from_the_virtual_environment() {
+    let (run, t) = run_script(&["--venv", "venv"], true);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let root = t.path().display().to_string();
+    // `venv` was relative to where jrps ran (the test's folder).
+    let jupyter = run
+        .log
+        .lines()
+        .find(|l| l.starts_with("env-jupyter"))
+        .unwrap_or_else(|| panic!("{}", run.log));
+    assert_eq!(
+        jupyter, "env-jupyter lab from=[TMP]/venv/bin/jupyter VIRTUAL_ENV=[TMP]/venv CONDA_PREFIX=",
+        "root {root}"
+    );
+    assert!(
+        !run.log.contains("\njupyter "),
+        "the site's jupyter did not run: {}",
+        run.log
+    );
+}
+
+#[test]
+fn script_activates_the_conda_environment_with_a_stand_in_conda_sh() {
+    let (run, _t) = run_script_with_site(
+        &["--conda-env", "torch"],
+        true,
+        "conda_init = \"{root}/conda/etc/profile.d/conda.sh\"\n",
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines: Vec<&str> = run.log.lines().collect();
+    assert_eq!(lines[0], "conda activate torch", "{}", run.log);
+    let jupyter = lines
+        .iter()
+        .find(|l| l.starts_with("env-jupyter"))
+        .unwrap_or_else(|| panic!("{}", run.log));
+    assert_eq!(
+        *jupyter,
+        "env-jupyter lab from=[TMP]/conda/envs/torch/bin/jupyter VIRTUAL_ENV= CONDA_PREFIX=[TMP]/conda/envs/torch"
+    );
+}
+
+#[test]
+fn script_that_fails_before_jupyter_reports_job_failed() {
+    let (run, _t) = run_script(&["-d", "~/no such dir"], true);
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.log, "jrps register --deregister --reason job-failed\n");
+}
+
+/// Runs the script until Jupyter is up, then sends it SIGTERM, as Slurm
+/// does at the time limit and on `scancel`; returns the stubs' log.
+fn terminated(args: &[&str]) -> String {
+    let (mut command, t, log) = prepare(args, true, "");
+    let mut child = command.env("STUB_SLEEP", "60").spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !read_log(&log, t.path()).contains("jrps register --runtime-dir") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Jupyter did not start: {}",
+            read_log(&log, t.path())
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let pid = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(143), "exit as for SIGTERM");
+    read_log(&log, t.path())
+}
+
+#[test]
+fn a_signal_before_the_time_limit_is_a_cancel() {
+    let log = terminated(&["-t", "30"]);
+    assert!(
+        log.ends_with("jrps register --deregister --reason cancelled\n"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_signal_at_the_time_limit_is_the_time_limit() {
+    // Ten seconds of wall time: the signal comes within its last ten seconds.
+    let log = terminated(&["-t", "0:10"]);
+    assert!(
+        log.ends_with("jrps register --deregister --reason time-limit\n"),
+        "{log}"
+    );
+}
+
+#[test]
+fn idle_timeout_is_passed_to_the_job_helper_in_seconds() {
+    let (run, _t) = run_script(&["--idle-timeout", "1:30"], true);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let register = run
+        .log
+        .lines()
+        .find(|l| l.starts_with("jrps register --runtime-dir"))
+        .unwrap();
+    assert!(register.ends_with(" --idle-timeout 90"), "{register}");
 }

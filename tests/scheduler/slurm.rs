@@ -30,7 +30,7 @@ fn submitted_job_runs_then_ends() {
     let job = submission(
         dir.path(),
         "runs",
-        "#!/bin/bash\necho \"greeting: $JRPS_TEST_GREETING\"\necho \"in: $PWD\"\nsleep 2\n",
+        "#!/bin/bash\n#SBATCH --time=5\necho \"greeting: $JRPS_TEST_GREETING\"\necho \"in: $PWD\"\nsleep 2\n",
     );
     let id = slurm.submit(&job).expect("sbatch accepts the job");
     assert!(
@@ -41,11 +41,14 @@ fn submitted_job_runs_then_ends() {
     let running = wait_for(&slurm, &id, Duration::from_secs(30), "running", |status| {
         matches!(status, JobStatus::Running { .. })
     });
-    assert_eq!(
-        running,
-        JobStatus::Running {
-            node: "localhost".into()
-        }
+    let JobStatus::Running { node, time_left } = running else {
+        unreachable!("waited for Running")
+    };
+    assert_eq!(node, "localhost");
+    let left = time_left.expect("squeue says how long a job with a time limit has");
+    assert!(
+        (240..=300).contains(&left),
+        "5 minutes minus a few seconds, got {left}s"
     );
     wait_for(&slurm, &id, Duration::from_secs(30), "ended", |status| {
         *status == JobStatus::Ended

@@ -7,18 +7,21 @@
 //! script's exit trap) it ends the session so the route dies with the job.
 //!
 //! Every wait is bounded and announces what it waits for in the job log:
-//! the original scraped the runtime file in an endless loop.
+//! the original scraped the runtime file in an endless loop. With an idle
+//! timeout it then stays while Jupyter runs ([`idle`]).
 
-use std::net::IpAddr;
+mod idle;
+
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use crate::api::Register;
+use crate::api::{EndReason, Register};
 use crate::env_vars;
 use crate::proxy_client::{Ended, ProxyClient, ProxyClientError};
-use crate::session_dir::{REGISTER_SECRET_FILE, SessionDir, SessionDirError};
+use crate::session_dir::{REGISTER_SECRET_FILE, SessionDir, SessionDirError, TOKEN_FILE};
 
 const POLL: Duration = Duration::from_millis(100);
 
@@ -62,6 +65,10 @@ pub struct RegisterOptions {
     pub ip: Option<IpAddr>,
     /// Upper bound on each wait.
     pub timeout: Duration,
+    /// After registering, stay and stop Jupyter once it was idle this long.
+    pub idle_timeout: Option<Duration>,
+    /// With `deregister`: why the session ends (the exit trap knows).
+    pub reason: Option<EndReason>,
 }
 
 pub fn register(args: RegisterOptions) -> Result<(), RegisterError> {
@@ -82,9 +89,16 @@ async fn run(args: RegisterOptions) -> Result<(), RegisterError> {
     let alias = record.alias.clone();
 
     if args.deregister {
+        // The first reason recorded wins: after an idle stop, the exit trap
+        // that follows reports "Jupyter exited", which is not the story.
+        let reason = match args.reason {
+            Some(reason) => Some(session_dir.record_end_reason(reason)?),
+            None => session_dir.end_reason(),
+        };
         let client = ProxyClient::new(&record.proxy_endpoint(), None)?;
-        if client.end_session(&alias, &secret).await? == Ended::Now {
-            log(&format!("session {alias} ended; its route is gone"));
+        if client.end_session(&alias, &secret, reason).await? == Ended::Now {
+            let why = reason.map_or(String::new(), |r| format!(" ({})", r.words()));
+            log(&format!("session {alias} ended{why}; its route is gone"));
         }
         return Ok(());
     }
@@ -112,10 +126,36 @@ async fn run(args: RegisterOptions) -> Result<(), RegisterError> {
         record.proxy_url
     ));
     let client = ProxyClient::new(&record.proxy_endpoint(), Some(ip))?;
-    client.register(&alias, &Register { port, secret }).await?;
+    let register = Register {
+        port,
+        secret: secret.clone(),
+    };
+    client.register(&alias, &register).await?;
     log(&format!(
         "{alias} is live: the proxy routes it to {ip}:{port}"
     ));
+    let Some(idle_timeout) = args.idle_timeout else {
+        return Ok(());
+    };
+    let token = session_dir.read_secret(TOKEN_FILE)?;
+    let watch = idle::IdleWatch {
+        jupyter: idle::JupyterApi::new(SocketAddr::new(ip, port), token)?,
+        proxy: &client,
+        alias: &alias,
+        secret: &secret,
+        pid: args.pid,
+        timeout: idle_timeout,
+    };
+    if watch.run().await == idle::Outcome::Idle {
+        session_dir.record_end_reason(EndReason::Idle)?;
+        if let Err(error) = client
+            .end_session(&alias, &secret, Some(EndReason::Idle))
+            .await
+        {
+            log(&format!("could not end {alias} at the proxy: {error}"));
+        }
+        watch.stop_jupyter().await;
+    }
     Ok(())
 }
 

@@ -1,0 +1,221 @@
+//! The idle watch: after registering, `jrps register --idle-timeout` stays in
+//! the job and stops Jupyter once nobody has used it for the whole timeout,
+//! so that the job ends and its node (and GPUs) go back to the queue.
+//!
+//! Used means any of: a kernel busy (a long cell with no browser open is
+//! use), Jupyter's own record of activity moving (kernel messages, terminal
+//! input, API calls; Jupyter keeps it in `/api/status`), or the proxy having
+//! passed a request to this session since the last look. The watch compares
+//! each answer with the one before rather than with a clock, so the node's
+//! and the proxy's clocks need not agree. Its own calls to Jupyter carry
+//! `no_track_activity`, which jupyter_server honours, so watching is not use.
+//! What cannot be seen is counted as use: a Jupyter that does not answer is
+//! never stopped for being idle.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use super::{RegisterError, log};
+use crate::proxy_client::{ProxyClient, ProxyClientError};
+
+/// How long a stopped Jupyter gets to exit before it is sent SIGTERM.
+const STOP_GRACE: Duration = Duration::from_secs(20);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Unused for the whole timeout.
+    Idle,
+    /// Jupyter ended by itself; nothing to stop.
+    JupyterExited,
+}
+
+/// Jupyter's REST API on the node, as its owner (the session's token).
+pub struct JupyterApi {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+#[derive(Deserialize)]
+struct Status {
+    last_activity: String,
+}
+
+#[derive(Deserialize)]
+struct Kernel {
+    execution_state: String,
+}
+
+impl JupyterApi {
+    pub fn new(address: SocketAddr, token: String) -> Result<JupyterApi, RegisterError> {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|source| RegisterError::Proxy(ProxyClientError::Client(source)))?;
+        Ok(JupyterApi {
+            base: format!("http://{address}/api"),
+            token,
+            http,
+        })
+    }
+
+    async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Option<T> {
+        let url = format!("{}/{path}?no_track_activity=1", self.base);
+        let response = self
+            .http
+            .get(url)
+            .header("Authorization", format!("token {}", self.token))
+            .send()
+            .await
+            .ok()?;
+        response.error_for_status().ok()?.json().await.ok()
+    }
+
+    /// Jupyter's last activity and whether a kernel is busy; `None` when it
+    /// does not answer.
+    async fn activity(&self) -> Option<(String, bool)> {
+        let status: Status = self.get("status").await?;
+        let kernels: Vec<Kernel> = self.get("kernels").await?;
+        // "dead" is not use: a crashed kernel must not keep a node forever.
+        let busy = kernels.iter().any(|k| {
+            matches!(
+                k.execution_state.as_str(),
+                "busy" | "starting" | "restarting"
+            )
+        });
+        Some((status.last_activity, busy))
+    }
+
+    /// Asks Jupyter to shut down: it stops its kernels and terminals and exits.
+    async fn shutdown(&self) -> bool {
+        let sent = self
+            .http
+            .post(format!("{}/shutdown", self.base))
+            .header("Authorization", format!("token {}", self.token))
+            .send()
+            .await;
+        sent.is_ok_and(|r| r.status().is_success())
+    }
+}
+
+pub struct IdleWatch<'a> {
+    pub jupyter: JupyterApi,
+    pub proxy: &'a ProxyClient,
+    pub alias: &'a str,
+    pub secret: &'a str,
+    pub pid: Option<u32>,
+    pub timeout: Duration,
+}
+
+/// What one look saw; two equal looks in a row mean nothing happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Look {
+    jupyter_activity: String,
+    proxy_request: Option<u64>,
+}
+
+impl IdleWatch<'_> {
+    /// Watches until Jupyter is idle for the timeout or exits.
+    pub async fn run(&self) -> Outcome {
+        let every = poll_interval(self.timeout);
+        log(&format!(
+            "idle watch: Jupyter stops after {}s without use (looking every {}s)",
+            self.timeout.as_secs(),
+            every.as_secs_f32()
+        ));
+        let mut used_at = Instant::now();
+        let mut last: Option<Look> = None;
+        loop {
+            tokio::time::sleep(every).await;
+            if !self.jupyter_alive() {
+                return Outcome::JupyterExited;
+            }
+            let proxy_request = match self.proxy.activity(self.alias, self.secret).await {
+                Ok(activity) => activity.last_request_at,
+                // Unknown this time: keep what was seen, so it reads as no change.
+                Err(_) => last.as_ref().and_then(|l| l.proxy_request),
+            };
+            let look = match self.jupyter.activity().await {
+                Some((jupyter_activity, busy)) => {
+                    if busy {
+                        used_at = Instant::now();
+                    }
+                    Some(Look {
+                        jupyter_activity,
+                        proxy_request,
+                    })
+                }
+                None => {
+                    used_at = Instant::now();
+                    None
+                }
+            };
+            if look.is_some() && look != last {
+                if last.is_some() {
+                    used_at = Instant::now();
+                }
+                last = look;
+            }
+            if used_at.elapsed() >= self.timeout {
+                log(&format!(
+                    "idle watch: no use for {}s: stopping Jupyter",
+                    used_at.elapsed().as_secs()
+                ));
+                return Outcome::Idle;
+            }
+        }
+    }
+
+    /// Shuts Jupyter down through its API, then by signal if it lingers.
+    pub async fn stop_jupyter(&self) {
+        if !self.jupyter.shutdown().await {
+            log("idle watch: Jupyter did not take the shutdown request");
+        }
+        let deadline = Instant::now() + STOP_GRACE;
+        while self.jupyter_alive() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        if let Some(pid) = self.pid.filter(|_| self.jupyter_alive()) {
+            log("idle watch: Jupyter is still running: sending it SIGTERM");
+            if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            }
+        }
+    }
+
+    fn jupyter_alive(&self) -> bool {
+        self.pid
+            .is_none_or(|pid| Path::new(&format!("/proc/{pid}")).exists())
+    }
+}
+
+/// A tenth of the timeout, between 1 and 30 seconds: a stop comes at most
+/// that late, and a look costs two small local requests and one to the proxy.
+fn poll_interval(timeout: Duration) -> Duration {
+    (timeout / 10).clamp(Duration::from_secs(1), Duration::from_secs(30))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn looks_are_a_tenth_of_the_timeout_within_bounds() {
+        assert_eq!(
+            poll_interval(Duration::from_secs(5)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            poll_interval(Duration::from_secs(120)),
+            Duration::from_secs(12)
+        );
+        assert_eq!(
+            poll_interval(Duration::from_secs(3600)),
+            Duration::from_secs(30)
+        );
+    }
+}
