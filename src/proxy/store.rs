@@ -702,4 +702,41 @@ mod tests {
         assert_eq!(mode(path.parent().unwrap()), 0o700);
         assert_eq!(mode(&path), 0o600);
     }
+
+    /// A state file from before `end_reason` opens with every row, and
+    /// takes reasons from then on.
+    #[tokio::test]
+    async fn a_state_file_of_the_first_schema_is_upgraded_in_place() {
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("state.sqlite");
+        let first_schema = SCHEMA.replace(",\n    end_reason     TEXT", "");
+        assert!(!first_schema.contains("end_reason"));
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(&first_schema).unwrap();
+            conn.execute(
+                "INSERT INTO sessions VALUES ('amber-otter-lagoon', 'ann', ?1, ?1, ?1, NULL, NULL,
+                    'pending', 1, 4000000000, NULL, NULL)",
+                [&[7u8; 32][..]],
+            )
+            .unwrap();
+        }
+        let key = CookieKey::load_or_create(&root.path().join("key")).unwrap();
+        let store = Store::open(&path, &key).unwrap();
+        let session = store.get("amber-otter-lagoon").expect("the old row loads");
+        assert_eq!(
+            (session.state, session.end_reason),
+            (SessionState::Pending, None)
+        );
+        assert!(
+            store
+                .end("amber-otter-lagoon", Some(EndReason::Idle))
+                .await
+                .unwrap()
+        );
+        drop(store);
+        let store = Store::open(&path, &key).unwrap();
+        let session = store.get("amber-otter-lagoon").unwrap();
+        assert_eq!(session.end_reason, Some(EndReason::Idle));
+    }
 }

@@ -67,6 +67,9 @@ pub async fn up_use_down(site: &Site, slurm: bool) {
     assert_eq!(row["state"], "running", "{row}");
     assert_eq!(row["url"], launched.url.split('?').next().unwrap(), "{row}");
     let job_id = row["job_id"].as_str().expect("a job id").to_owned();
+    // Slurm enforces the wall time and says how much is left; the local
+    // scheduler has none.
+    assert_eq!(row["ends_at"].is_u64(), slurm, "{row}");
     if slurm {
         assert!(
             job_id.bytes().all(|b| b.is_ascii_digit()),
@@ -117,6 +120,7 @@ pub async fn up_use_down(site: &Site, slurm: bool) {
     // The proxy dropped the route as `down` returned: no waiting here.
     let (status, body) = site.get(&launched.url).await;
     assert_eq!(status, ENDED, "after down: {body}");
+    assert!(body.contains("its job was cancelled"), "{body}");
     let (status, _) = site.get(&status_url).await;
     assert_eq!(status, ENDED);
     site.assert_no_live_session(alias).await;

@@ -7,6 +7,7 @@
 //! skipped with a notice, as in tests/scheduler and tests/proxy/jupyter.rs.
 
 mod flow;
+mod idle;
 mod local;
 pub(crate) mod site;
 mod slurm;

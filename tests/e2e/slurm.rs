@@ -268,16 +268,20 @@ async fn slurm_walltime_expiry_ends_the_route() {
     );
     assert!(
         log.contains(&format!(
-            "session {} ended; its route is gone",
+            "session {} ended (time limit); its route is gone",
             launched.alias
         )),
         "the job deregistered on its way out:\n{log}"
     );
     let (state, body) = site.proxy_session(&launched.alias).await;
     assert_eq!((state, &body["state"]), (200, &serde_json::json!("ended")));
+    assert_eq!(body["end_reason"], "time-limit", "{body}");
     let listed = site.ls_json().await;
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0]["state"], "ended", "{listed:?}");
+    assert_eq!(listed[0]["end_reason"], "time-limit", "{listed:?}");
+    let (_, page) = site.get(&launched.url).await;
+    assert!(page.contains("its job reached its time limit"), "{page}");
 
     // Cleaning up an ended session works and leaves nothing.
     let down = site.run(&["down", &launched.alias]).await;

@@ -429,3 +429,91 @@ async fn live_session_quotas_answer_429_with_retry_after() {
         .unwrap();
     assert_eq!(r.status(), 429);
 }
+
+#[tokio::test]
+async fn activity_says_when_a_request_last_reached_jupyter() {
+    let proxy = Proxy::start(Options::default());
+    let backend = http_backend("jupyter").await;
+    let token = random_token();
+    let s = proxy.ready_session(&token, backend.port()).await;
+    let activity = |secret: String| {
+        proxy
+            .client
+            .post(proxy.api(&format!("/sessions/{}/activity", s.alias)))
+            .json(&json!({ "secret": secret }))
+            .send()
+    };
+    assert_eq!(activity("wrong".into()).await.unwrap().status(), 403);
+    let before: Value = activity(s.register_secret.clone())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(before, json!({"last_request_at": null}), "no request yet");
+
+    // Refused at the edge: not use of the notebook.
+    let refused = proxy.get(proxy.url(&s.alias, "/lab")).await;
+    assert_eq!(refused.status(), 403);
+    let after_refused: Value = activity(s.register_secret.clone())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(after_refused, before);
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let passed = proxy
+        .get(proxy.url(&s.alias, &format!("/lab?token={token}")))
+        .await;
+    assert_eq!(passed.status(), 200);
+    let after: Value = activity(s.register_secret.clone())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let at = after["last_request_at"].as_u64().expect("a time");
+    assert!((now..=now + 2).contains(&at), "{at} vs {now}");
+}
+
+#[tokio::test]
+async fn an_ended_session_keeps_its_first_reason_and_its_page_says_it() {
+    let proxy = Proxy::start(Options::default());
+    let backend = http_backend("jupyter").await;
+    let token = random_token();
+    let s = proxy.ready_session(&token, backend.port()).await;
+    let delete = |reason: &str| {
+        proxy
+            .client
+            .delete(proxy.api(&format!("/sessions/{}", s.alias)))
+            .json(&json!({ "secret": s.register_secret, "reason": reason }))
+            .send()
+    };
+    assert_eq!(
+        delete("sleepy").await.unwrap().status(),
+        422,
+        "not a reason"
+    );
+    assert_eq!(delete("idle").await.unwrap().status(), 204);
+    assert_eq!(delete("jupyter-exited").await.unwrap().status(), 204);
+    let (code, status) = proxy.status(&s.alias, "").await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        (&status["state"], &status["end_reason"]),
+        (&json!("ended"), &json!("idle"))
+    );
+    let page = proxy
+        .get(proxy.url(&s.alias, &format!("/?token={token}")))
+        .await;
+    assert_eq!(page.status(), 404);
+    let body = page.text().await.unwrap();
+    assert!(
+        body.contains("nobody used it for its idle timeout"),
+        "{body}"
+    );
+}

@@ -299,6 +299,50 @@ pub(crate) async fn execute(ws: &mut Channels, msg_id: &str, code: &str) -> Opti
     None
 }
 
+/// Starts `code` in a new kernel and leaves it running with no client
+/// connected, as a browser tab closed on a long cell does; returns once the
+/// kernel says it is busy with it.
+pub(crate) async fn start_code(
+    proxy: &Proxy,
+    alias: &str,
+    token: &str,
+    code: &str,
+) -> Result<(), String> {
+    let cookies = lab_cookies(proxy, alias, token).await?;
+    let kernel_id = start_kernel(proxy, alias, token).await?;
+    let (mut ws, _) = connect_channels(
+        proxy,
+        alias,
+        &kernel_id,
+        &origin(proxy, alias),
+        &cookies.join("; "),
+    )
+    .await
+    .map_err(|e| format!("kernel WebSocket refused: {e}"))?;
+    ws.send(Message::text(execute_request("jrps-busy", code)))
+        .await
+        .map_err(|e| format!("send: {e}"))?;
+    let busy = async {
+        while let Some(Ok(Message::Text(text))) = ws.next().await {
+            let msg: Value = serde_json::from_str(text.as_str()).unwrap_or_default();
+            if msg["msg_type"] == "status"
+                && msg["parent_header"]["msg_id"] == "jrps-busy"
+                && msg["content"]["execution_state"] == "busy"
+            {
+                return true;
+            }
+        }
+        false
+    };
+    match tokio::time::timeout(Duration::from_secs(90), busy).await {
+        Ok(true) => {
+            let _ = ws.close(None).await;
+            Ok(())
+        }
+        _ => Err("the kernel never said it was busy".to_owned()),
+    }
+}
+
 /// Shuts a kernel down through the proxy; returns the status.
 pub(crate) async fn delete_kernel(proxy: &Proxy, alias: &str, token: &str, kernel_id: &str) -> u16 {
     proxy

@@ -111,6 +111,7 @@ async fn expiry_removes_the_route() {
     );
     let (_, status) = proxy.status(&s.alias, "?wait=ready").await;
     assert_eq!(status["state"], "ended");
+    assert_eq!(status["end_reason"], "expired");
 }
 
 #[tokio::test]
@@ -171,6 +172,10 @@ async fn health_check_ends_sessions_whose_backend_stopped() {
     })
     .await;
     assert!(ended, "dead backend's session not ended");
+    assert_eq!(
+        proxy.status(&s1.alias, "").await.1["end_reason"],
+        "unreachable"
+    );
     let (_, status) = proxy.status(&s2.alias, "").await;
     assert_eq!(status["state"], "ready");
 }
