@@ -45,6 +45,8 @@ async fn slurm_idle_session_ends_by_itself_unless_traffic_keeps_it() {
         .to_owned();
     let row = listed(&site, alias).await;
     let ends_at = row["ends_at"].as_u64().expect("a running job's end time");
+    let table = site.run(&["ls"]).await;
+    eprintln!("jrps ls while it runs:\n{}", table.stdout);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -97,6 +99,7 @@ async fn slurm_idle_session_ends_by_itself_unless_traffic_keeps_it() {
         "{}",
         table.describe()
     );
+    eprintln!("jrps ls once it ended:\n{}", table.stdout);
     let (status, page) = site.get(&launched.url).await;
     assert_eq!(status, ENDED);
     assert!(

@@ -67,7 +67,7 @@ fn prepare(args: &[&str], session: bool, site: &str) -> (Command, Test, std::pat
     stub(&bin, "hostname", "echo '10.9.8.7 fe80::1'");
     let jupyter_stub = format!(
         "echo \"jupyter $* cwd=$PWD token=$JUPYTER_TOKEN runtime_mode=$(stat -c %a \"$JUPYTER_RUNTIME_DIR\")\" >> {log}
-if [[ -n ${{STUB_SLEEP:-}} ]]; then sleep \"$STUB_SLEEP\"; fi",
+if [[ -n ${{STUB_SLEEP:-}} ]]; then exec sleep \"$STUB_SLEEP\"; fi",
         log = log.display()
     );
     stub(&bin, "jupyter-stub", &jupyter_stub);
