@@ -227,15 +227,27 @@ impl ProxyClient {
         secret: &str,
         reason: Option<EndReason>,
     ) -> Result<Ended, ProxyClientError> {
-        let request = DeleteSession {
-            secret: secret.to_owned(),
-            reason,
-        };
         let path = format!("sessions/{alias}");
-        match self
-            .call_no_answer("delete session", Method::DELETE, &path, &request)
-            .await
+        let delete = |reason| {
+            let request = DeleteSession {
+                secret: secret.to_owned(),
+                reason,
+            };
+            let path = path.clone();
+            async move {
+                self.call_no_answer("delete session", Method::DELETE, &path, &request)
+                    .await
+            }
+        };
+        let mut answer = delete(reason).await;
+        // A proxy older than `reason` refuses the field: the session must
+        // end all the same, without it.
+        if reason.is_some()
+            && matches!(&answer, Err(error) if error.status() == Some(StatusCode::UNPROCESSABLE_ENTITY))
         {
+            answer = delete(None).await;
+        }
+        match answer {
             Ok(()) => Ok(Ended::Now),
             Err(error) if error.status() == Some(StatusCode::NOT_FOUND) => Ok(Ended::AlreadyGone),
             Err(error) => Err(error),

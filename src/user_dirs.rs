@@ -37,15 +37,6 @@ impl StateDirs {
             .ok_or(SessionDirError::NoStateHome)
     }
 
-    /// The state of this process's environment.
-    pub fn of_process() -> Result<StateDirs, SessionDirError> {
-        let vars: std::collections::HashMap<String, String> = ["XDG_STATE_HOME", "HOME"]
-            .into_iter()
-            .filter_map(|name| Some((name.to_string(), std::env::var(name).ok()?)))
-            .collect();
-        StateDirs::locate(|name| vars.get(name).map(String::as_str))
-    }
-
     /// One folder per session (`sessions/<alias>`).
     pub fn sessions(&self) -> PathBuf {
         self.root.join("sessions")

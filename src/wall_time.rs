@@ -15,6 +15,19 @@ pub struct WallTime {
 /// The formats Slurm accepts for `--time`, as shown to users.
 pub const FORMATS: &str = "minutes (M), M:S, H:M:S, D-H, D-H:M or D-H:M:S, greater than zero";
 
+/// What an idle timeout may be, as shown to users.
+pub const IDLE_FORMATS: &str =
+    "`off`, or minutes (M), M:S, H:M:S, D-H, D-H:M or D-H:M:S, greater than zero";
+
+/// An idle timeout: `off` (`None`) or a wall time.
+pub fn parse_idle(text: &str) -> Result<Option<WallTime>, String> {
+    if text.trim().eq_ignore_ascii_case("off") {
+        Ok(None)
+    } else {
+        WallTime::parse(text).map(Some)
+    }
+}
+
 impl WallTime {
     pub fn from_seconds(seconds: u64) -> Option<WallTime> {
         (seconds > 0 && seconds <= MAX_SECONDS).then_some(WallTime { seconds })

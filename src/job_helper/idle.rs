@@ -13,7 +13,6 @@
 //! never stopped for being idle.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -188,8 +187,7 @@ impl IdleWatch<'_> {
     }
 
     fn jupyter_alive(&self) -> bool {
-        self.pid
-            .is_none_or(|pid| Path::new(&format!("/proc/{pid}")).exists())
+        self.pid.is_none_or(super::alive)
     }
 }
 

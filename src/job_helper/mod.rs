@@ -90,9 +90,10 @@ async fn run(args: RegisterOptions) -> Result<(), RegisterError> {
 
     if args.deregister {
         // The first reason recorded wins: after an idle stop, the exit trap
-        // that follows reports "Jupyter exited", which is not the story.
+        // that follows reports "Jupyter exited", which is not the story. A
+        // reason that cannot be recorded must not keep the route alive.
         let reason = match args.reason {
-            Some(reason) => Some(session_dir.record_end_reason(reason)?),
+            Some(reason) => Some(record_end_reason(&session_dir, reason)),
             None => session_dir.end_reason(),
         };
         let client = ProxyClient::new(&record.proxy_endpoint(), None)?;
@@ -147,7 +148,7 @@ async fn run(args: RegisterOptions) -> Result<(), RegisterError> {
         timeout: idle_timeout,
     };
     if watch.run().await == idle::Outcome::Idle {
-        session_dir.record_end_reason(EndReason::Idle)?;
+        record_end_reason(&session_dir, EndReason::Idle);
         if let Err(error) = client
             .end_session(&alias, &secret, Some(EndReason::Idle))
             .await
@@ -244,14 +245,28 @@ async fn wait_for_jupyter(
 
 fn check_alive(pid: Option<u32>, runtime_dir: &Path) -> Result<(), RegisterError> {
     match pid {
-        Some(pid) if !Path::new(&format!("/proc/{pid}")).exists() => {
-            Err(RegisterError::JupyterExited {
-                pid,
-                runtime_dir: runtime_dir.to_owned(),
-            })
-        }
+        Some(pid) if !alive(pid) => Err(RegisterError::JupyterExited {
+            pid,
+            runtime_dir: runtime_dir.to_owned(),
+        }),
         _ => Ok(()),
     }
+}
+
+/// Whether process `pid` (Jupyter, or the container runtime holding it) runs.
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// The reason kept for the session (the first recorded), logging a folder
+/// that cannot take it: ending the session matters more than its record.
+fn record_end_reason(session_dir: &SessionDir, reason: EndReason) -> EndReason {
+    session_dir
+        .record_end_reason(reason)
+        .unwrap_or_else(|error| {
+            log(&format!("could not record why the session ended: {error}"));
+            reason
+        })
 }
 
 fn log(message: &str) {

@@ -32,8 +32,8 @@ pub struct BatchTemplate {
 }
 
 /// What a template sees. Field names are the templates' interface; keep them
-/// stable. `dir`, `venv` and `conda_env` are already bash words; every other
-/// string goes through `q`.
+/// stable. `dir`, `image_word`, `venv` and `conda_env` are already bash
+/// words; every other string goes through `q`.
 #[derive(Debug, Serialize)]
 struct TemplateContext<'a> {
     profile: &'a str,
@@ -45,7 +45,10 @@ struct TemplateContext<'a> {
     jupyter: &'a str,
     container_runtime: &'a str,
     dir: String,
+    /// As written; site templates quote it with `q`.
     image: Option<&'a str>,
+    /// One bash word, `~/` expanded in the job.
+    image_word: Option<String>,
     venv: Option<String>,
     conda_env: Option<String>,
     conda_init: Option<&'a str>,
@@ -146,6 +149,7 @@ impl BatchTemplate {
             container_runtime: &spec.site.container_runtime,
             dir: spec.dir.shell_word(),
             image: spec.image.as_deref(),
+            image_word: spec.image_word(),
             venv: match &spec.python {
                 Some(PythonEnv::Venv(path)) => Some(path.shell_word()),
                 _ => None,

@@ -419,7 +419,7 @@ impl Launch {
                             progress.phase(&format!("running on {node}: Jupyter starting"));
                             self.report_phase(&mut reported, Phase::Running, Some(node)).await;
                         }
-                        JobStatus::Ended => {
+                        JobStatus::Ended { .. } => {
                             // It may have become ready just before it ended.
                             let status = self.client.status(alias, None).await?;
                             if status.state == SessionState::Ready {

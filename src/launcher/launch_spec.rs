@@ -331,6 +331,14 @@ impl LaunchSpec {
                         "the path or URI of a Singularity/Apptainer image (write ./-x for a file named -x)".into(),
                     ));
                 }
+                if i.value.starts_with('~') && !i.value.starts_with("~/") {
+                    return Err(invalid(
+                        "image",
+                        i,
+                        "`~user` is not supported".into(),
+                        "the path or URI of a Singularity/Apptainer image; `~/x.sif` is in your home".into(),
+                    ));
+                }
                 note("image", i.value.clone(), &i.source);
                 Some(i.value.clone())
             }
@@ -459,6 +467,34 @@ impl LaunchSpec {
         })
     }
 
+    /// The image as one bash word: `~/x.sif` is in the job's home; a URI
+    /// (`library://…`) or another path is used as written, a relative one
+    /// from `dir`, where the script is when it starts Jupyter.
+    pub fn image_word(&self) -> Option<String> {
+        let image = self.image.as_deref()?;
+        Some(match image.strip_prefix("~/") {
+            Some(rest) => JobPath::Home(Some(rest.to_string())).shell_word(),
+            None => shell_quote(image).into_owned(),
+        })
+    }
+
+    /// The image file on this machine, by the rule of [`Self::image_word`];
+    /// `None` for a URI, or for `~/` without a home.
+    pub fn image_here(
+        &self,
+        home: Option<&std::path::Path>,
+        dir: &std::path::Path,
+    ) -> Option<std::path::PathBuf> {
+        let image = self.image.as_deref()?;
+        if image.contains("://") {
+            return None;
+        }
+        match image.strip_prefix("~/") {
+            Some(rest) => Some(home?.join(rest)),
+            None => Some(dir.join(image)),
+        }
+    }
+
     /// Where the value of `field` came from (`Default` for fields no layer set).
     pub fn source_of(&self, field: &str) -> Source {
         self.provenance
@@ -520,7 +556,7 @@ fn python_env(resolved: &Resolved, config: &Config) -> Result<Option<PythonEnv>,
             CondaEnv::Path(JobPath::parse(value, cwd).map_err(|problem| {
                 invalid("conda_env", conda, problem, job_path::ALLOWED.into())
             })?)
-        } else if is_simple_name(value) {
+        } else if is_simple_name(value) && !value.starts_with('-') {
             CondaEnv::Name(value.to_string())
         } else {
             return Err(invalid(
@@ -544,23 +580,22 @@ fn idle_timeout(
     let chosen = match resolved.sourced("idle_timeout", &resolved.fields.idle_timeout) {
         Some(text) => {
             let raw = Sourced::new(text.value.0, text.source);
-            let value = if raw.value.trim().eq_ignore_ascii_case("off") {
-                None
-            } else {
-                Some(WallTime::parse(&raw.value).map_err(|problem| {
-                    invalid(
-                        "idle_timeout",
-                        &raw,
-                        problem,
-                        format!("`off`, or {}", wall_time::FORMATS),
-                    )
-                })?)
-            };
+            let value = wall_time::parse_idle(&raw.value).map_err(|problem| {
+                invalid(
+                    "idle_timeout",
+                    &raw,
+                    problem,
+                    wall_time::IDLE_FORMATS.into(),
+                )
+            })?;
             Sourced::new(value, raw.source)
         }
-        None => match &partition.idle_timeout {
-            Some(default) => default.clone(),
-            None => return Ok(None),
+        // A partition with a maximum and no default gives its maximum: "no
+        // idle timeout" would be over it.
+        None => match (&partition.idle_timeout, &partition.max_idle_timeout) {
+            (Some(default), _) => default.clone(),
+            (None, Some(max)) => Sourced::new(Some(max.value), max.source.clone()),
+            (None, None) => return Ok(None),
         },
     };
     if let Some(max) = &partition.max_idle_timeout

@@ -92,9 +92,9 @@ impl Layers {
 
     /// The flag layer: only flags actually given.
     pub fn from_flags(flags: &LaunchFields) -> Layers {
-        let longs: HashMap<String, String> = LaunchFields::flags().into_iter().collect();
         Layers::from_fields(flags, |key| {
-            Source::Flag(longs.get(key).map_or(key, String::as_str).into())
+            let long = LaunchFields::flags().iter().find(|(id, _)| id == key);
+            Source::Flag(long.map_or(key, |(_, long)| long.as_str()).into())
         })
     }
 
@@ -104,9 +104,13 @@ impl Layers {
     pub fn from_env(env: &Environment) -> Result<Layers, LauncherError> {
         let mut layers = Layers::default();
         for (field, _) in LaunchFields::flags() {
-            let var = env_vars::for_field(&field);
+            let var = env_vars::for_field(field);
             if let Some(value) = env.get(&var).filter(|v| !v.is_empty()) {
-                layers = layers.with(vec![field], Value::from(value), Source::Env(var.into()));
+                layers = layers.with(
+                    vec![field.clone()],
+                    Value::from(value),
+                    Source::Env(var.into()),
+                );
             }
         }
         layers.extract()?;

@@ -56,23 +56,16 @@ pub fn check(spec: &LaunchSpec, env: &Environment) -> Result<(), LauncherError> 
         ));
     }
 
-    if let Some(image) = &spec.image
-        && !image.contains("://")
+    if let (Some(image), Some(path)) = (&spec.image, spec.image_here(home.as_deref(), &dir))
+        && (!path.is_file() || std::fs::File::open(&path).is_err())
     {
-        // The script starts the image after `cd` into `dir`.
-        let path = match JobPath::parse(image, Some(&dir)) {
-            Ok(path) => here(&path, "image")?,
-            Err(_) => dir.join(image),
-        };
-        if !path.is_file() || std::fs::File::open(&path).is_err() {
-            return Err(failed(
-                spec,
-                "image",
-                image.clone(),
-                path,
-                "is not a file you can read".into(),
-            ));
-        }
+        return Err(failed(
+            spec,
+            "image",
+            image.clone(),
+            path,
+            "is not a file you can read".into(),
+        ));
     }
 
     match &spec.python {
@@ -108,10 +101,10 @@ pub fn check(spec: &LaunchSpec, env: &Environment) -> Result<(), LauncherError> 
             }
             let candidates = match conda {
                 CondaEnv::Path(path) => vec![here(path, "conda_env")?],
-                CondaEnv::Name(name) => conda_env_dirs(spec, home.as_deref())
-                    .into_iter()
-                    .map(|dir| dir.join(name))
-                    .collect(),
+                // Where a name leads is conda's to say; without the
+                // installation's root (conda from a module) it is not checked.
+                CondaEnv::Name(_) if spec.site.conda_init.is_none() => return Ok(()),
+                CondaEnv::Name(name) => conda_env_dirs(spec, env, name),
             };
             if !candidates
                 .iter()
@@ -170,23 +163,26 @@ pub fn check(spec: &LaunchSpec, env: &Environment) -> Result<(), LauncherError> 
     Ok(())
 }
 
-/// Where `conda activate NAME` looks: the `envs` of the installation that
-/// `conda_init` belongs to (`<root>/etc/profile.d/conda.sh`), then the
-/// user's `~/.conda/envs`.
-fn conda_env_dirs(spec: &LaunchSpec, home: Option<&Path>) -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
-    if let Some(root) = spec
+/// Where `conda activate NAME` may find NAME, in conda's order:
+/// `$CONDA_ENVS_PATH`, the `envs` of the installation that `conda_init`
+/// belongs to (`<root>/etc/profile.d/conda.sh`), the user's `~/.conda/envs`;
+/// `base` is the installation itself.
+fn conda_env_dirs(spec: &LaunchSpec, env: &Environment, name: &str) -> Vec<PathBuf> {
+    let root = spec
         .site
         .conda_init
         .as_ref()
-        .and_then(|init| Path::new(&init.value).ancestors().nth(3))
-    {
-        dirs.push(root.join("envs"));
+        .and_then(|init| Path::new(&init.value).ancestors().nth(3));
+    if name == "base" {
+        return root.map(Path::to_path_buf).into_iter().collect();
     }
-    if let Some(home) = home {
-        dirs.push(home.join(".conda/envs"));
-    }
-    dirs
+    let mut dirs: Vec<PathBuf> = env
+        .get("CONDA_ENVS_PATH")
+        .map(|p| std::env::split_paths(p).collect())
+        .unwrap_or_default();
+    dirs.extend(root.map(|root| root.join("envs")));
+    dirs.extend(env.home().map(|home| home.join(".conda/envs")));
+    dirs.into_iter().map(|dir| dir.join(name)).collect()
 }
 
 fn executable(path: &Path) -> bool {

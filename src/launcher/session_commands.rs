@@ -136,12 +136,16 @@ pub fn ls(json: bool) -> Result<(), SessionCommandError> {
     let rows: Vec<Listing> = sessions()?
         .iter()
         .map(|session| {
+            let mut scheduler_end = None;
             let (state, reason, node, time_left) = match session.job_status() {
                 Some(JobStatus::Pending { reason, .. }) => ("queued", reason, None, None),
                 Some(JobStatus::Running { node, time_left }) => {
                     ("running", None, Some(node), time_left)
                 }
-                Some(JobStatus::Ended) => ("ended", None, None, None),
+                Some(JobStatus::Ended { state }) => {
+                    scheduler_end = state.as_deref().and_then(end_reason_of);
+                    ("ended", None, None, None)
+                }
                 None if session.record.job_id.is_none() => ("unsubmitted", None, None, None),
                 None => ("unknown", None, None, None),
             };
@@ -153,7 +157,7 @@ pub fn ls(json: bool) -> Result<(), SessionCommandError> {
                 node,
                 ends_at: time_left.map(|left| now + left),
                 end_reason: (state == "ended")
-                    .then(|| session.dir.end_reason())
+                    .then(|| session.dir.end_reason().or(scheduler_end))
                     .flatten(),
                 url: session.record.url.clone(),
                 profile: session.record.profile.clone(),
@@ -201,6 +205,18 @@ pub fn ls(json: bool) -> Result<(), SessionCommandError> {
     Ok(())
 }
 
+/// Slurm's final job state as a reason, for a job that could not record
+/// its own (cancelled while queued, killed outright). `COMPLETED` says
+/// nothing the job did not: it ended itself.
+fn end_reason_of(state: &str) -> Option<EndReason> {
+    match state {
+        "TIMEOUT" | "DEADLINE" => Some(EndReason::TimeLimit),
+        "CANCELLED" | "PREEMPTED" => Some(EndReason::Cancelled),
+        "FAILED" | "NODE_FAIL" | "OUT_OF_MEMORY" | "BOOT_FAIL" => Some(EndReason::JobFailed),
+        _ => None,
+    }
+}
+
 pub fn url(session: &str) -> Result<(), SessionCommandError> {
     let session = find(session)?;
     let token = session.dir.read_secret(TOKEN_FILE)?;
@@ -217,7 +233,7 @@ pub fn logs(session: &str, follow: bool) -> Result<(), SessionCommandError> {
     let mut offset = 0;
     loop {
         offset = copy_from(path, offset, &mut out);
-        if !follow || matches!(session.job_status(), Some(JobStatus::Ended) | None) {
+        if !follow || matches!(session.job_status(), Some(JobStatus::Ended { .. }) | None) {
             // One last read: the job may have written its final lines as it ended.
             copy_from(path, offset, &mut out);
             return Ok(());

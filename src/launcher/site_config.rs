@@ -295,22 +295,19 @@ impl SiteConfig {
                         toml::Value::Integer(i) => i.to_string(),
                         other => other.to_string(),
                     };
-                    if off && raw.trim().eq_ignore_ascii_case("off") {
-                        return Ok(Some(Sourced::new(None, source)));
-                    }
-                    let allowed = if off {
-                        format!("`off`, or {}", wall_time::FORMATS)
+                    let (parsed, allowed) = if off {
+                        (wall_time::parse_idle(&raw), wall_time::IDLE_FORMATS)
                     } else {
-                        wall_time::FORMATS.to_string()
+                        (WallTime::parse(&raw).map(Some), wall_time::FORMATS)
                     };
-                    let time = WallTime::parse(&raw).map_err(|problem| LauncherError::Invalid {
+                    let time = parsed.map_err(|problem| LauncherError::Invalid {
                         field: field.into(),
                         value: raw.clone(),
                         origin: source.clone(),
                         problem,
-                        allowed,
+                        allowed: allowed.into(),
                     })?;
-                    Ok(Some(Sourced::new(Some(time), source)))
+                    Ok(Some(Sourced::new(time, source)))
                 };
                 let limit = |s: Option<Sourced<Option<WallTime>>>| {
                     s.and_then(|s| Some(Sourced::new(s.value?, s.source)))
@@ -318,6 +315,20 @@ impl SiteConfig {
                 let max_time = limit(time(p.max_time, "max_time", false)?);
                 let idle_timeout = time(p.idle_timeout, "idle_timeout", true)?;
                 let max_idle_timeout = limit(time(p.max_idle_timeout, "max_idle_timeout", false)?);
+                if let (Some(default), Some(max)) = (&idle_timeout, &max_idle_timeout)
+                    && default.value.is_none_or(|t| t > max.value)
+                {
+                    return Err(LauncherError::Invalid {
+                        field: "idle_timeout".into(),
+                        value: default.value.map_or("off".into(), |t| t.to_string()),
+                        origin: default.source.clone(),
+                        problem: format!(
+                            "it is over the partition's max_idle_timeout ({})",
+                            max.value
+                        ),
+                        allowed: format!("at most {} (set by {})", max.value, max.source),
+                    });
+                }
                 if p.gpus_min > p.gpus_max {
                     return Err(LauncherError::Invalid {
                         field: "gpus_min".into(),

@@ -70,6 +70,8 @@ pub enum JobStatus {
         node: String,
         time_left: Option<u64>,
     },
-    /// Finished, failed, cancelled, or no longer known.
-    Ended,
+    /// Finished, failed, cancelled, or no longer known. `state` is the
+    /// scheduler's word for how, while it still remembers (Slurm:
+    /// `COMPLETED`, `TIMEOUT`, `CANCELLED`, `FAILED`, `OUT_OF_MEMORY`, ...).
+    Ended { state: Option<String> },
 }

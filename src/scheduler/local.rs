@@ -152,7 +152,7 @@ impl Scheduler for Local {
                 node: hostname(),
                 time_left: None,
             }),
-            _ => Ok(JobStatus::Ended),
+            _ => Ok(JobStatus::Ended { state: None }),
         }
     }
 

@@ -75,12 +75,12 @@ impl Scheduler for Slurm {
         if !out.success {
             // Slurm forgets finished jobs after MinJobAge and then calls the id invalid.
             if out.stderr.contains("Invalid job id") {
-                return Ok(JobStatus::Ended);
+                return Ok(JobStatus::Ended { state: None });
             }
             return Err(refused("squeue", &out));
         }
         match out.stdout.lines().find(|line| !line.trim().is_empty()) {
-            None => Ok(JobStatus::Ended),
+            None => Ok(JobStatus::Ended { state: None }),
             Some(line) => parse_status(line).ok_or_else(|| SchedulerError::UnexpectedOutput {
                 program: "squeue".into(),
                 output: out.stdout.clone(),
@@ -205,7 +205,10 @@ fn parse_status(line: &str) -> Option<JobStatus> {
             time_left,
         },
         // COMPLETING: the script has exited and Slurm is cleaning up.
-        _ => JobStatus::Ended,
+        "COMPLETING" => JobStatus::Ended { state: None },
+        _ => JobStatus::Ended {
+            state: Some(state.to_owned()),
+        },
     })
 }
 
@@ -253,7 +256,9 @@ mod tests {
         );
         assert_eq!(
             parse_status("COMPLETED|None|localhost|2026-11-27T13:28:13"),
-            Some(JobStatus::Ended)
+            Some(JobStatus::Ended {
+                state: Some("COMPLETED".into())
+            })
         );
         assert_eq!(parse_status("garbage"), None);
     }

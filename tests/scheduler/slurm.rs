@@ -51,7 +51,7 @@ fn submitted_job_runs_then_ends() {
         "5 minutes minus a few seconds, got {left}s"
     );
     wait_for(&slurm, &id, Duration::from_secs(30), "ended", |status| {
-        *status == JobStatus::Ended
+        matches!(status, JobStatus::Ended { .. })
     });
 
     let log = wait_for_log(&job.log_path, "in: ", Duration::from_secs(10));
@@ -91,9 +91,17 @@ fn held_job_is_pending_then_cancelled() {
     );
 
     slurm.cancel(&id).expect("scancel");
-    wait_for(&slurm, &id, Duration::from_secs(30), "ended", |status| {
-        *status == JobStatus::Ended
+    let ended = wait_for(&slurm, &id, Duration::from_secs(30), "ended", |status| {
+        matches!(status, JobStatus::Ended { .. })
     });
+    // Slurm still remembers how (for MinJobAge): `jrps ls` says "cancelled"
+    // for a job that never ran its exit trap.
+    assert_eq!(
+        ended,
+        JobStatus::Ended {
+            state: Some("CANCELLED".into())
+        }
+    );
     // Ended from squeue's own view too: it no longer lists the job as queued.
     let squeue = std::process::Command::new("squeue")
         .args(["-h", "-o", "%i", "-j", id.as_str()])
@@ -227,6 +235,6 @@ fn jupyter_from_the_test_venv_runs_inside_a_slurm_job() {
 
     slurm.cancel(&id).expect("scancel");
     wait_for(&slurm, &id, Duration::from_secs(30), "ended", |status| {
-        *status == JobStatus::Ended
+        matches!(status, JobStatus::Ended { .. })
     });
 }
