@@ -563,7 +563,7 @@ fn python_env(resolved: &Resolved, config: &Config) -> Result<Option<PythonEnv>,
                 "conda_env",
                 conda,
                 "it is neither an environment name nor a path".into(),
-                "a name such as `torch` (letters, digits, `-`, `_`, `.`) or the path of the environment".into(),
+                "a name such as `torch` (letters, digits, `-`, `_`, `.`, not starting with `-`) or the path of the environment".into(),
             ));
         };
         return Ok(Some(PythonEnv::Conda(env)));

@@ -357,3 +357,54 @@ fn up_refuses_before_anything_leaves_the_machine() {
         .failure(2)
         .stderr_has("00:30:00 limit");
 }
+
+const GPU_SITE: &str =
+    "[partitions.gpu]\ndefault = true\ngpus_max = 4\nmax_idle_timeout = \"4:00:00\"\n";
+
+#[test]
+fn idle_timeout_over_the_partition_maximum() {
+    let t =
+        Test::new()
+            .site_file("site.toml", GPU_SITE)
+            .args(&["render", "--idle-timeout", "5:00:00"]);
+    refused("error__idle_timeout_over_max", t)
+        .stderr_has("05:00:00 is over the 04:00:00 limit of partition `gpu`")
+        .stderr_has("site.toml:4");
+    let off = Test::new()
+        .site_file("site.toml", GPU_SITE)
+        .args(&["render", "--idle-timeout", "off"])
+        .run();
+    off.failure(2).stderr_has("invalid idle_timeout `off`");
+}
+
+#[test]
+fn a_partition_maximum_without_a_default_is_the_default() {
+    let output = Test::new()
+        .site_file("site.toml", GPU_SITE)
+        .args(&["render"])
+        .run();
+    output
+        .success()
+        .stdout_has("--pid \"$jupyter_pid\" --idle-timeout 14400 &\n");
+}
+
+#[test]
+fn a_partition_default_over_its_maximum_is_a_site_error() {
+    let t = Test::new()
+        .site_file("site.toml", &format!("{GPU_SITE}idle_timeout = \"off\"\n"))
+        .args(&["render"]);
+    refused("error__site_idle_default_over_max", t).stderr_has("site.toml:5");
+}
+
+#[test]
+fn image_venv_and_conda_env_exclude_each_other() {
+    let t = render(&["gpu-pytorch", "--venv", "~/env"]);
+    refused("error__image_and_venv", t)
+        .stderr_has("image (from built-in profiles/gpu-pytorch.toml:5) cannot be used with venv (from flag --venv)");
+}
+
+#[test]
+fn conda_env_names_that_could_be_options_are_refused() {
+    refused("error__conda_env_option", render(&["--conda-env=-h"]))
+        .stderr_has("invalid conda_env `-h`");
+}
