@@ -75,6 +75,9 @@ pub struct Register {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteSession {
+    /// With `identity = "munge"` the owner may leave it empty: `jrps down`
+    /// from another login node has no copy of it.
+    #[serde(default)]
     pub secret: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<EndReason>,
@@ -224,6 +227,20 @@ pub struct SessionStatus {
     pub job_id: Option<String>,
     pub expires_at: u64,
     /// Set once the session has ended, when the reason is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_reason: Option<EndReason>,
+}
+
+/// One of the caller's sessions, in `GET /api/v1/sessions` (identity on).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnSession {
+    pub alias: String,
+    /// The public URL, without a token.
+    pub url: String,
+    pub state: SessionState,
+    pub job_id: Option<String>,
+    pub created_at: u64,
+    pub expires_at: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_reason: Option<EndReason>,
 }

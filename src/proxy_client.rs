@@ -21,6 +21,7 @@ use crate::api::{
     self, Activity, ActivityQuery, ApiError, CreateSession, DeleteSession, EndReason, LinkJob,
     Register, ReportPhase, SessionCreated, SessionStatus,
 };
+use crate::identity::Munge;
 
 /// How long a call may take before the launcher gives up and says so; the
 /// long-poll adds its own wait on top.
@@ -53,6 +54,9 @@ pub enum ProxyClientError {
         error: String,
         detail: String,
     },
+    /// `identity = "munge"` and no credential could be made.
+    #[error("cannot make a munge credential for the proxy")]
+    Munge(#[source] crate::identity::MungeError),
     #[error("the proxy answered with the alias `{alias}`, which is not three words joined by `-`")]
     BadAlias { alias: String },
     #[error("the proxy sent an answer to {call} that jrps cannot read")]
@@ -90,12 +94,15 @@ pub struct ProxyEndpoint {
     /// Connect here instead of resolving the URL's host (no DNS needed on
     /// compute nodes; TLS still checks the certificate against the URL's host).
     pub connect_to: Option<SocketAddr>,
+    /// The site's `identity = "munge"`: every call carries a fresh credential.
+    pub munge: Option<Munge>,
 }
 
 #[derive(Debug, Clone)]
 pub struct ProxyClient {
     base: Url,
     http: reqwest::Client,
+    munge: Option<Munge>,
 }
 
 impl ProxyClient {
@@ -124,7 +131,11 @@ impl ProxyClient {
             builder = builder.resolve(host, addr);
         }
         let http = builder.build().map_err(ProxyClientError::Client)?;
-        Ok(ProxyClient { base, http })
+        Ok(ProxyClient {
+            base,
+            http,
+            munge: endpoint.munge.clone(),
+        })
     }
 
     pub async fn create_session(
@@ -274,6 +285,14 @@ impl ProxyClient {
         if let Some(body) = body {
             request = request.json(body);
         }
+        // Fresh for each call: munged refuses a credential used twice.
+        if let Some(munge) = &self.munge {
+            let credential = munge.credential().await.map_err(ProxyClientError::Munge)?;
+            request = request.header(
+                reqwest::header::AUTHORIZATION,
+                format!("{} {credential}", crate::identity::AUTH_SCHEME),
+            );
+        }
         let response = request
             .send()
             .await
@@ -404,6 +423,7 @@ mod tests {
             url: format!("http://127.0.0.1:{port}"),
             ca_file: None,
             connect_to: None,
+            munge: None,
         };
         let client = ProxyClient::new(&endpoint, None).unwrap();
         let request = CreateSession {

@@ -59,6 +59,9 @@ pub struct SessionRecord {
     pub proxy_url: String,
     pub proxy_ca: Option<PathBuf>,
     pub proxy_connect_to: Option<std::net::SocketAddr>,
+    /// The munged socket for API calls when the site has `identity = "munge"`.
+    #[serde(default)]
+    pub munge_socket: Option<PathBuf>,
     pub scheduler: SchedulerKind,
     pub job_id: Option<String>,
     pub profile: String,
@@ -76,6 +79,10 @@ impl SessionRecord {
             url: self.proxy_url.clone(),
             ca_file: self.proxy_ca.clone(),
             connect_to: self.proxy_connect_to,
+            munge: self
+                .munge_socket
+                .clone()
+                .map(|socket| crate::identity::Munge { socket }),
         }
     }
 }
@@ -238,6 +245,7 @@ mod tests {
             proxy_url: "https://manage.jrps.localhost".to_owned(),
             proxy_ca: None,
             proxy_connect_to: None,
+            munge_socket: None,
             scheduler: SchedulerKind::Local,
             job_id: None,
             profile: "default".to_owned(),

@@ -165,6 +165,7 @@ pub fn up(args: UpOptions) -> Result<(), LaunchError> {
         url: spec.site.proxy_url.clone().ok_or_else(no_proxy)?,
         ca_file: spec.site.proxy_ca.clone(),
         connect_to: spec.site.proxy_address,
+        munge: spec.site.munge.clone(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -272,6 +273,7 @@ impl Launch {
             proxy_url: self.endpoint.url.clone(),
             proxy_ca: self.endpoint.ca_file.clone(),
             proxy_connect_to: self.endpoint.connect_to,
+            munge_socket: self.endpoint.munge.as_ref().map(|m| m.socket.clone()),
             scheduler: spec.site.scheduler,
             job_id: None,
             profile: spec.profile.clone(),
@@ -620,16 +622,8 @@ fn user_name(env: &Environment) -> String {
     if let Some(name) = env.get("USER").or_else(|| env.get("LOGNAME")) {
         return name.to_owned();
     }
-    let uid = rustix::process::getuid().as_raw().to_string();
-    std::fs::read_to_string("/etc/passwd")
-        .ok()
-        .and_then(|passwd| {
-            passwd.lines().find_map(|line| {
-                let fields: Vec<&str> = line.split(':').collect();
-                (fields.get(2) == Some(&uid.as_str())).then(|| fields[0].to_owned())
-            })
-        })
-        .unwrap_or(uid)
+    let uid = rustix::process::getuid().as_raw();
+    crate::identity::user_name(uid).unwrap_or_else(|| uid.to_string())
 }
 
 /// `N` random bytes from the thread CSPRNG, as lower-case hex.

@@ -75,6 +75,9 @@ pub struct SiteConfig {
     pub conda_init: Option<Sourced<String>>,
     pub container_runtime: String,
     pub jrps: String,
+    /// `identity = "munge"`: API calls carry a munge credential made here
+    /// (the launcher) and on compute nodes (the job helper).
+    pub munge: Option<crate::identity::Munge>,
     /// Network interface whose address Jupyter binds to; `hostname -i` when unset.
     pub node_interface: Option<String>,
     pub batch_dirs: Vec<PathBuf>,
@@ -96,6 +99,8 @@ struct SiteFile {
     conda_init: Option<Spanned<String>>,
     container_runtime: Option<Spanned<String>>,
     jrps: Option<Spanned<String>>,
+    identity: Option<crate::identity::IdentityKind>,
+    munge_socket: Option<PathBuf>,
     node_interface: Option<Spanned<String>>,
     batch_dirs: Option<Vec<PathBuf>>,
     partitions: Option<BTreeMap<String, Spanned<PartitionFile>>>,
@@ -159,6 +164,7 @@ impl SiteConfig {
             conda_init: None,
             container_runtime: "singularity".into(),
             jrps: "jrps".into(),
+            munge: None,
             node_interface: None,
             batch_dirs: Vec::new(),
             partitions,
@@ -207,6 +213,13 @@ impl SiteConfig {
             site.proxy_url = Some(url.trim_end_matches('/').to_string());
         }
         site.proxy_ca = file.proxy_ca;
+        if file.identity == Some(crate::identity::IdentityKind::Munge) {
+            site.munge = Some(crate::identity::Munge {
+                socket: file
+                    .munge_socket
+                    .unwrap_or_else(|| PathBuf::from(crate::identity::DEFAULT_MUNGE_SOCKET)),
+            });
+        }
         site.proxy_address = file.proxy_address;
         if let Some(kind) = file.scheduler {
             site.scheduler = kind;

@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use http::header::{
+    AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER,
+};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -26,8 +28,9 @@ use subtle::ConstantTimeEq;
 
 use crate::api::{
     self, Activity, ActivityQuery, ApiError, CreateSession, DeleteSession, EndReason, LinkJob,
-    PREFIX, Register, ReportPhase, SessionCreated, SessionState, SessionStatus,
+    OwnSession, PREFIX, Register, ReportPhase, SessionCreated, SessionState, SessionStatus,
 };
+use crate::identity::{self, Caller};
 
 use super::Shared;
 use super::aliases;
@@ -121,8 +124,13 @@ async fn dispatch(shared: &Arc<Shared>, conn: ConnInfo, req: Request<Incoming>) 
     if segments.iter().any(|segment| segment.is_empty()) {
         return Err(Refusal::new(Failure::NotFound, format!("no API at {path}")));
     }
+    let caller = caller(shared, &req).await?;
+    if let ["sessions", alias, ..] = segments.as_slice() {
+        owned_by(shared, caller, &known_alias(alias)?)?;
+    }
     match (segments.as_slice(), &method) {
-        (["sessions"], &Method::POST) => create(shared, conn, req).await,
+        (["sessions"], &Method::POST) => create(shared, conn, caller, req).await,
+        (["sessions"], &Method::GET) => list(shared, conn, caller),
         (["sessions", alias, "job"], &Method::POST) => {
             let alias = known_alias(alias)?;
             link_job(shared, &alias, req).await
@@ -145,7 +153,7 @@ async fn dispatch(shared: &Arc<Shared>, conn: ConnInfo, req: Request<Incoming>) 
         }
         (["sessions", alias], &Method::DELETE) => {
             let alias = known_alias(alias)?;
-            delete(shared, conn, &alias, req).await
+            delete(shared, conn, caller, &alias, req).await
         }
         (
             ["sessions"]
@@ -158,6 +166,86 @@ async fn dispatch(shared: &Arc<Shared>, conn: ConnInfo, req: Request<Incoming>) 
         )),
         _ => Err(Refusal::new(Failure::NotFound, format!("no API at {path}"))),
     }
+}
+
+/// With `identity = "munge"`, the uid the call's credential proves; a call
+/// without one, or with one munge refuses (malformed, expired, replayed,
+/// another realm's), gets 401. `None` when identity is off.
+async fn caller(shared: &Shared, req: &Request<Incoming>) -> Result<Option<Caller>, Refusal> {
+    let Some(munge) = &shared.config.identity else {
+        return Ok(None);
+    };
+    let credential = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix(identity::AUTH_SCHEME))
+        .and_then(|v| v.strip_prefix(' '))
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| {
+            Refusal::new(
+                Failure::Unauthenticated,
+                format!(
+                    "this proxy needs `Authorization: {} <credential>`",
+                    identity::AUTH_SCHEME
+                ),
+            )
+        })?;
+    munge.decode(credential).await.map(Some).map_err(|error| {
+        tracing::info!(%error, "API call refused: munge credential");
+        Refusal::new(
+            Failure::Unauthenticated,
+            format!("munge credential refused: {error}"),
+        )
+    })
+}
+
+/// With identity on, a session answers only its owner; another uid's and
+/// an unknown alias get the same 403, so nobody learns which aliases exist.
+fn owned_by(shared: &Shared, caller: Option<Caller>, alias: &str) -> Result<(), Refusal> {
+    let Some(caller) = caller else {
+        return Ok(());
+    };
+    match shared.store.get(alias) {
+        Some(session) if session.owner == Some(caller.uid) => Ok(()),
+        _ => Err(Refusal::new(
+            Failure::Forbidden,
+            "no session of yours by that name",
+        )),
+    }
+}
+
+/// The caller's sessions; only with identity on, since without it there is
+/// no owner to list for.
+fn list(shared: &Shared, conn: ConnInfo, caller: Option<Caller>) -> ApiResult {
+    from_clients(shared, conn)?;
+    let caller = caller.ok_or_else(|| {
+        Refusal::new(
+            Failure::Forbidden,
+            "listing sessions needs identity = \"munge\"",
+        )
+    })?;
+    let mut own: Vec<OwnSession> = shared
+        .store
+        .all()
+        .into_iter()
+        .filter(|s| s.owner == Some(caller.uid))
+        .map(|s| {
+            let status = status_of(&s);
+            OwnSession {
+                url: shared.public_url(&s.alias),
+                alias: status.alias,
+                state: status.state,
+                job_id: status.job_id,
+                created_at: s.created_at,
+                expires_at: s.expires_at,
+                end_reason: status.end_reason,
+            }
+        })
+        .collect();
+    own.sort_by_key(|s| s.created_at);
+    Ok(json(StatusCode::OK, &own))
 }
 
 /// Rejects path segments that cannot be aliases before any lookup.
@@ -294,7 +382,12 @@ fn random_bytes() -> [u8; 32] {
     bytes
 }
 
-async fn create(shared: &Arc<Shared>, conn: ConnInfo, req: Request<Incoming>) -> ApiResult {
+async fn create(
+    shared: &Arc<Shared>,
+    conn: ConnInfo,
+    caller: Option<Caller>,
+    req: Request<Incoming>,
+) -> ApiResult {
     from_clients(shared, conn)?;
     let request: CreateSession = body(shared, req).await?;
     let mut token_sha256 = [0u8; 32];
@@ -318,6 +411,24 @@ async fn create(shared: &Arc<Shared>, conn: ConnInfo, req: Request<Incoming>) ->
             "user must be 1-64 characters of letters, digits, '.', '_', '-', '@'",
         ));
     }
+    // A proven caller is who the session is for: the `user` it names must
+    // be its name here, when this host knows the uid (else the uid is).
+    let user = match caller {
+        None => request.user.clone(),
+        Some(caller) => match identity::user_name(caller.uid) {
+            Some(name) if name != request.user => {
+                return Err(Refusal::new(
+                    Failure::Forbidden,
+                    format!(
+                        "user `{}` is not the caller (uid {})",
+                        request.user, caller.uid
+                    ),
+                ));
+            }
+            Some(name) => name,
+            None => format!("uid-{}", caller.uid),
+        },
+    };
     let max_ttl = shared.config.max_ttl.as_secs();
     if request.ttl_seconds == 0 || request.ttl_seconds > max_ttl {
         return Err(Refusal::new(
@@ -332,7 +443,7 @@ async fn create(shared: &Arc<Shared>, conn: ConnInfo, req: Request<Incoming>) ->
         let alias = aliases::draw();
         let session = Session {
             alias: alias.clone().into_boxed_str(),
-            user: request.user.clone(),
+            user: user.clone(),
             token_sha256,
             secret_sha256: sha256(secret.as_bytes()),
             cookie: shared.cookie_key.cookie(&alias, &cookie_salt),
@@ -346,6 +457,7 @@ async fn create(shared: &Arc<Shared>, conn: ConnInfo, req: Request<Incoming>) ->
             registered_at: None,
             ended_at: None,
             end_reason: None,
+            owner: caller.map(|c| c.uid),
             client: Some(canonical_ip(conn.peer.ip())),
             load: Arc::default(),
         };
@@ -370,7 +482,7 @@ async fn create(shared: &Arc<Shared>, conn: ConnInfo, req: Request<Incoming>) ->
             }
             Err(StoreError::AliasTaken) => continue,
             Err(StoreError::Quota(exceeded)) => {
-                tracing::info!(user = %request.user, peer = %conn.peer.ip(), %exceeded, "session refused");
+                tracing::info!(%user, peer = %conn.peer.ip(), %exceeded, "session refused");
                 return Err(Refusal::new(
                     Failure::TooManySessions,
                     format!("{exceeded}; end one (jrps down) or wait for one to end"),
@@ -571,6 +683,7 @@ async fn status(
 async fn delete(
     shared: &Arc<Shared>,
     conn: ConnInfo,
+    caller: Option<Caller>,
     alias: &str,
     req: Request<Incoming>,
 ) -> ApiResult {
@@ -580,7 +693,10 @@ async fn delete(
         .get(alias)
         .ok_or_else(|| Refusal::new(Failure::NotFound, "no such session"))?;
     owner_only(shared, conn, &session)?;
-    if !secret_ok(&session, &request.secret) {
+    // A proven owner (checked in `dispatch`) needs no secret: `jrps down`
+    // from another login node has none.
+    let proven_owner = caller.is_some() && request.secret.is_empty();
+    if !proven_owner && !secret_ok(&session, &request.secret) {
         return Err(bad_secret());
     }
     shared.phases.forget(alias);

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
+
+use crate::identity::{DEFAULT_MUNGE_SOCKET, IdentityKind, Munge};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -66,6 +68,9 @@ struct RawConfig {
     health_check_failures: Option<u32>,
     ended_retention_s: Option<u64>,
     workers: Option<usize>,
+    identity: Option<IdentityKind>,
+    munge_socket: Option<PathBuf>,
+    audit_log: Option<PathBuf>,
     limits: Option<RawLimits>,
 }
 
@@ -118,6 +123,12 @@ pub struct ProxyConfig {
     /// Threads serving connections, each with its own single-threaded
     /// runtime and backend connection pool (default: one per CPU).
     pub workers: usize,
+    /// `identity = "munge"`: every API call proves its uid; `None` trusts
+    /// the `user` field (workstations, the quick start).
+    pub identity: Option<Munge>,
+    /// One line per session event; `None` logs them to stderr under the
+    /// tracing target `jrps::audit`.
+    pub audit_log: Option<PathBuf>,
     pub limits: Limits,
 }
 
@@ -439,6 +450,12 @@ impl ProxyConfig {
                 .workers
                 .filter(|&n| n > 0)
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            identity: (raw.identity == Some(IdentityKind::Munge)).then(|| Munge {
+                socket: raw
+                    .munge_socket
+                    .unwrap_or_else(|| PathBuf::from(DEFAULT_MUNGE_SOCKET)),
+            }),
+            audit_log: raw.audit_log.map(resolve),
             limits,
         })
     }

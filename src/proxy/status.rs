@@ -35,6 +35,8 @@ pub enum Failure {
     MethodNotAllowed,
     /// A quota of live sessions is full.
     TooManySessions,
+    /// `identity = "munge"` and no credential, or one munge refuses.
+    Unauthenticated,
     Internal,
 }
 
@@ -48,6 +50,7 @@ impl Failure {
             UnknownAlias | NotFound | Ended => StatusCode::NOT_FOUND,
             Starting | Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             NoCredentials | CrossOrigin | Forbidden => StatusCode::FORBIDDEN,
+            Unauthenticated => StatusCode::UNAUTHORIZED,
             BackendUnreachable => StatusCode::BAD_GATEWAY,
             BadRequest | MalformedJson => StatusCode::BAD_REQUEST,
             InvalidField => StatusCode::UNPROCESSABLE_ENTITY,
@@ -86,6 +89,7 @@ impl Failure {
             BodyTooLarge => "body_too_large",
             MethodNotAllowed => "method_not_allowed",
             TooManySessions => "too_many_sessions",
+            Unauthenticated => "unauthenticated",
             Internal => "internal",
         }
     }

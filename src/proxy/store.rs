@@ -52,6 +52,8 @@ pub struct Session {
     pub registered_at: Option<u64>,
     pub ended_at: Option<u64>,
     pub end_reason: Option<EndReason>,
+    /// The uid that created it, proven by munge (`identity = "munge"`).
+    pub owner: Option<u32>,
     /// The address that created it, for the per-client quota (memory only:
     /// sessions loaded at start count toward their user and the total).
     pub client: Option<IpAddr>,
@@ -264,13 +266,14 @@ CREATE TABLE IF NOT EXISTS sessions (
     expires_at     INTEGER NOT NULL,
     registered_at  INTEGER,
     ended_at       INTEGER,
-    end_reason     TEXT
+    end_reason     TEXT,
+    owner_uid      INTEGER
 );
 ";
 
 /// Columns added after the first schema, with their type, for state files
 /// made by an older jrps (`ALTER TABLE` when missing).
-const ADDED_COLUMNS: &[(&str, &str)] = &[("end_reason", "TEXT")];
+const ADDED_COLUMNS: &[(&str, &str)] = &[("end_reason", "TEXT"), ("owner_uid", "INTEGER")];
 
 fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
     let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('sessions')")?;
@@ -370,7 +373,8 @@ impl Store {
         {
             let mut stmt = conn.prepare(
                 "SELECT alias, user, token_sha256, secret_sha256, cookie, job_id, backend,
-                        state, created_at, expires_at, registered_at, ended_at, end_reason
+                        state, created_at, expires_at, registered_at, ended_at, end_reason,
+                        owner_uid
                  FROM sessions",
             )?;
             let rows = stmt.query_map([], |row| {
@@ -423,6 +427,9 @@ impl Store {
                     end_reason: row
                         .get::<_, Option<String>>(12)?
                         .and_then(|r| EndReason::parse(&r)),
+                    owner: row
+                        .get::<_, Option<i64>>(13)?
+                        .and_then(|uid| u32::try_from(uid).ok()),
                     client: None,
                     load: Arc::default(),
                 })
@@ -570,8 +577,8 @@ impl Store {
                 conn.execute(
                     "INSERT OR IGNORE INTO sessions (alias, user, token_sha256, secret_sha256, cookie,
                         job_id, backend, state, created_at, expires_at, registered_at, ended_at,
-                        end_reason)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                        end_reason, owner_uid)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                     params![
                         &*s.alias,
                         s.user,
@@ -586,6 +593,7 @@ impl Store {
                         s.registered_at.map(|v| v as i64),
                         s.ended_at.map(|v| v as i64),
                         s.end_reason.map(EndReason::name),
+                        s.owner,
                     ],
                 )
             })
@@ -709,7 +717,9 @@ mod tests {
     async fn a_state_file_of_the_first_schema_is_upgraded_in_place() {
         let root = tempfile::tempdir().unwrap();
         let path = root.path().join("state.sqlite");
-        let first_schema = SCHEMA.replace(",\n    end_reason     TEXT", "");
+        let first_schema = SCHEMA
+            .replace(",\n    end_reason     TEXT", "")
+            .replace(",\n    owner_uid      INTEGER", "");
         assert!(!first_schema.contains("end_reason"));
         {
             let conn = Connection::open(&path).unwrap();

@@ -1,0 +1,256 @@
+//! `identity = "munge"` against the test cluster's real munged: every API
+//! call proves its uid, a session answers only its owner, and credentials
+//! that are missing, garbage or replayed get 401.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use super::backends::http_backend;
+use super::harness::{Options, Proxy, random_token, sha256_hex};
+use crate::scheduler::slurm::cluster;
+
+/// The munged socket the test cluster's Slurm uses (its `AuthInfo`).
+pub(crate) fn munge_socket() -> Option<PathBuf> {
+    cluster()?;
+    let conf = std::fs::read_to_string(std::env::var_os("SLURM_CONF")?).ok()?;
+    conf.lines().find_map(|line| {
+        let info = line.trim().strip_prefix("AuthInfo=")?;
+        info.split(',')
+            .find_map(|part| part.strip_prefix("socket="))
+            .map(PathBuf::from)
+    })
+}
+
+/// A fresh credential, made as this test's uid or, with `nobody`, as the
+/// `nobody` user (another uid on the same realm).
+pub(crate) fn credential(socket: &PathBuf, nobody: bool) -> String {
+    let mut command = if nobody {
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            "munge",
+        ]);
+        c
+    } else {
+        Command::new("munge")
+    };
+    let out = command
+        .arg("--no-input")
+        .arg("--socket")
+        .arg(socket)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "munge: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn me() -> String {
+    let out = Command::new("id").arg("-un").output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+struct Call<'a> {
+    proxy: &'a Proxy,
+    socket: PathBuf,
+}
+
+impl Call<'_> {
+    /// `method path` with `body`, authorised by `auth` (a whole header value).
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Value,
+        auth: Option<String>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .proxy
+            .client
+            .request(method, self.proxy.api(path))
+            .json(&body);
+        if let Some(auth) = auth {
+            request = request.header("authorization", auth);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    fn as_me(&self) -> Option<String> {
+        Some(format!("Munge {}", credential(&self.socket, false)))
+    }
+
+    fn as_nobody(&self) -> Option<String> {
+        Some(format!("Munge {}", credential(&self.socket, true)))
+    }
+}
+
+#[tokio::test]
+async fn sessions_belong_to_the_uid_munge_proves() {
+    let Some(socket) = munge_socket() else { return };
+    let proxy = Proxy::start(Options {
+        extra: format!(
+            "identity = \"munge\"\nmunge_socket = {:?}\n",
+            socket.display().to_string()
+        ),
+        ..Options::default()
+    });
+    let call = Call {
+        proxy: &proxy,
+        socket,
+    };
+    let token = random_token();
+    let create = |user: String| json!({"user": user, "token_sha256": sha256_hex(&token), "ttl_seconds": 600});
+    use reqwest::Method;
+
+    // No credential, a garbage one, a replayed one: 401 in the API's shape.
+    let (status, body) = call
+        .send(Method::POST, "/sessions", create(me()), None)
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("unauthenticated")),
+        "{body}"
+    );
+    let (status, _) = call
+        .send(
+            Method::POST,
+            "/sessions",
+            create(me()),
+            Some("Munge MUNGE:garbage:".into()),
+        )
+        .await;
+    assert_eq!(status, 401);
+    let once = call.as_me();
+    let (status, created) = call
+        .send(Method::POST, "/sessions", create(me()), once.clone())
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let (status, body) = call
+        .send(Method::POST, "/sessions", create(me()), once)
+        .await;
+    assert_eq!(status, 401, "a replayed credential: {body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("eplayed"),
+        "{body}"
+    );
+
+    // The `user` field must be the caller.
+    let (status, body) = call
+        .send(
+            Method::POST,
+            "/sessions",
+            create("somebody-else".into()),
+            call.as_me(),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+
+    let alias = created["alias"].as_str().unwrap().to_owned();
+    let secret = created["register_secret"].as_str().unwrap().to_owned();
+    let session = format!("/sessions/{alias}");
+
+    // Another uid, even with the secret, cannot use it; it cannot tell it
+    // from an alias that does not exist.
+    let denied = [
+        (
+            Method::POST,
+            format!("{session}/job"),
+            json!({"job_id": "1", "secret": secret}),
+        ),
+        (Method::GET, session.clone(), json!({})),
+        (
+            Method::POST,
+            format!("{session}/activity"),
+            json!({"secret": secret}),
+        ),
+        (
+            Method::POST,
+            format!("{session}/register"),
+            json!({"port": 8888, "secret": secret}),
+        ),
+        (Method::DELETE, session.clone(), json!({"secret": secret})),
+    ];
+    for (method, path, body) in &denied {
+        let (status, answer) = call
+            .send(method.clone(), path, body.clone(), call.as_nobody())
+            .await;
+        assert_eq!(status, 403, "{method} {path} as nobody: {answer}");
+        assert_eq!(answer["detail"], "no session of yours by that name");
+    }
+    let (status, unknown) = call
+        .send(
+            Method::GET,
+            "/sessions/amber-otter-lagoon",
+            json!({}),
+            call.as_me(),
+        )
+        .await;
+    assert_eq!(
+        (status, &unknown["detail"]),
+        (403, &json!("no session of yours by that name"))
+    );
+
+    // The owner: link, register from the "compute node", list, delete
+    // without the secret (as `jrps down` from another login node).
+    let (status, _) = call
+        .send(
+            Method::POST,
+            &format!("{session}/job"),
+            json!({"job_id": "4711", "secret": secret}),
+            call.as_me(),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let backend = http_backend("jupyter").await;
+    let (status, body) = call
+        .send(
+            Method::POST,
+            &format!("{session}/register"),
+            json!({"port": backend.port(), "secret": secret}),
+            call.as_me(),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, mine) = call
+        .send(Method::GET, "/sessions", json!({}), call.as_me())
+        .await;
+    assert_eq!(status, 200);
+    let listed: Vec<&str> = mine
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["alias"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [alias.as_str()], "{mine}");
+    assert_eq!(mine[0]["state"], "ready");
+    assert_eq!(mine[0]["job_id"], "4711");
+    let (status, theirs) = call
+        .send(Method::GET, "/sessions", json!({}), call.as_nobody())
+        .await;
+    assert_eq!((status, theirs), (200, json!([])));
+    let (status, _) = call
+        .send(
+            Method::DELETE,
+            &session,
+            json!({"reason": "cancelled"}),
+            call.as_me(),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (_, ended) = call
+        .send(Method::GET, &session, json!({}), call.as_me())
+        .await;
+    assert_eq!(
+        (&ended["state"], &ended["end_reason"]),
+        (&json!("ended"), &json!("cancelled"))
+    );
+}
