@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 
 use crate::api::{
     self, Activity, ActivityQuery, ApiError, CreateSession, DeleteSession, EndReason, LinkJob,
-    Register, ReportPhase, SessionCreated, SessionStatus,
+    OwnSession, Register, ReportPhase, SessionCreated, SessionStatus,
 };
 use crate::identity::Munge;
 
@@ -194,6 +194,12 @@ impl ProxyClient {
         }
         let extra = wait_ready.unwrap_or_default();
         self.call::<(), _>("session status", Method::GET, &path, None, Some(extra))
+            .await
+    }
+
+    /// The caller's sessions (`identity = "munge"` only).
+    pub async fn own_sessions(&self) -> Result<Vec<OwnSession>, ProxyClientError> {
+        self.call::<(), _>("list sessions", Method::GET, "sessions", None, None)
             .await
     }
 

@@ -190,7 +190,13 @@ async fn launch(
     // acted on, never a default action that kills jrps between two steps.
     let mut interrupts = Interrupts::install();
     let token = random_hex::<32>();
-    let user = user_name(env);
+    // With munge the proxy checks the name against the proven uid, so it
+    // must be this uid's, not whatever `$USER` says.
+    let user = if spec.site.munge.is_some() {
+        uid_name()
+    } else {
+        user_name(env)
+    };
     let ttl = Duration::from_secs(spec.time.seconds()) + GRACE + QUEUE_ALLOWANCE;
     let created = client
         .create_session(&CreateSession {
@@ -622,6 +628,11 @@ fn user_name(env: &Environment) -> String {
     if let Some(name) = env.get("USER").or_else(|| env.get("LOGNAME")) {
         return name.to_owned();
     }
+    uid_name()
+}
+
+/// This uid's name in the passwd file, else the number.
+fn uid_name() -> String {
     let uid = rustix::process::getuid().as_raw();
     crate::identity::user_name(uid).unwrap_or_else(|| uid.to_string())
 }

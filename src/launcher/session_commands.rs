@@ -1,9 +1,11 @@
 //! `jrps ls`, `url`, `logs` and `down`: the user's sessions, read from the
 //! session dirs that `jrps up` wrote (so they work from any later shell, and
-//! after the launcher itself crashed).
+//! after the launcher itself crashed), and with `identity = "munge"` also
+//! from the proxy, which knows the sessions this uid launched elsewhere
+//! (another login node, another state directory).
 
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -12,7 +14,8 @@ use crate::api::EndReason;
 use crate::clock::unix_now;
 use crate::launcher::environment::Environment;
 use crate::launcher::launcher_error::LauncherError;
-use crate::proxy_client::{ProxyClient, ProxyClientError};
+use crate::launcher::site_config::SiteConfig;
+use crate::proxy_client::{ProxyClient, ProxyClientError, ProxyEndpoint};
 use crate::scheduler::{JobId, JobStatus, Scheduler, SchedulerError};
 use crate::session_dir::{
     REGISTER_SECRET_FILE, SessionDir, SessionDirError, SessionRecord, TOKEN_FILE,
@@ -26,6 +29,10 @@ pub enum SessionCommandError {
     NotFound { wanted: String, known: Vec<String> },
     #[error("name a session (alias or job id) or pass --all")]
     NothingNamed,
+    #[error(
+        "{alias} was launched from another login node or state directory: its token and log are there"
+    )]
+    Elsewhere { alias: String },
     #[error(transparent)]
     SessionDir(#[from] SessionDirError),
     #[error(transparent)]
@@ -48,7 +55,9 @@ impl SessionCommandError {
     /// 2 for a session that is not there, 1 for failures at run time.
     pub fn exit_code(&self) -> u8 {
         match self {
-            SessionCommandError::NotFound { .. } | SessionCommandError::NothingNamed => 2,
+            SessionCommandError::NotFound { .. }
+            | SessionCommandError::NothingNamed
+            | SessionCommandError::Elsewhere { .. } => 2,
             SessionCommandError::Output(error) => error.exit_code(),
             _ => 1,
         }
@@ -70,9 +79,12 @@ impl SessionCommandError {
 }
 
 struct Session {
-    dir: SessionDir,
+    /// `None` for a session known only from the proxy.
+    dir: Option<SessionDir>,
     record: SessionRecord,
     state: StateDirs,
+    /// What the proxy says about how it ended (sessions from the proxy).
+    proxy_end: Option<EndReason>,
 }
 
 impl Session {
@@ -87,19 +99,92 @@ impl Session {
 }
 
 fn sessions() -> Result<Vec<Session>, SessionCommandError> {
-    let state = Environment::capture().state_dirs()?;
+    let env = Environment::capture();
+    let state = env.state_dirs()?;
     let mut sessions = Vec::new();
     for dir in SessionDir::list(&state)? {
         // A record being rewritten right now, or a stray directory, is skipped.
         if let Ok(record) = dir.read_record() {
             sessions.push(Session {
-                dir,
+                dir: Some(dir),
                 record,
                 state: state.clone(),
+                proxy_end: None,
             });
         }
     }
+    let remote = from_proxy(&env, &state, &sessions);
+    sessions.extend(remote);
     Ok(sessions)
+}
+
+/// With `identity = "munge"`, the caller's sessions the proxy knows and
+/// this state directory does not. Best effort: a proxy out of reach leaves
+/// the local list, with a warning.
+fn from_proxy(env: &Environment, state: &StateDirs, local: &[Session]) -> Vec<Session> {
+    let Ok(site) = SiteConfig::load(&env.site_dir()) else {
+        return Vec::new();
+    };
+    let (Some(munge), Some(url)) = (site.munge.clone(), site.proxy_url.clone()) else {
+        return Vec::new();
+    };
+    let endpoint = ProxyEndpoint {
+        url,
+        ca_file: site.proxy_ca.clone(),
+        connect_to: site.proxy_address,
+        munge: Some(munge.clone()),
+    };
+    let listed = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|runtime| {
+            let client = ProxyClient::new(&endpoint, None).map_err(|e| e.to_string())?;
+            runtime
+                .block_on(client.own_sessions())
+                .map_err(|e| e.to_string())
+        });
+    let own = match listed {
+        Ok(own) => own,
+        Err(error) => {
+            eprintln!("warning: sessions launched elsewhere are not listed: {error}");
+            return Vec::new();
+        }
+    };
+    own.into_iter()
+        .filter(|s| !local.iter().any(|l| l.record.alias == s.alias))
+        .map(|s| Session {
+            dir: None,
+            record: SessionRecord {
+                alias: s.alias,
+                url: s.url,
+                proxy_url: endpoint.url.clone(),
+                proxy_ca: endpoint.ca_file.clone(),
+                proxy_connect_to: endpoint.connect_to,
+                munge_socket: Some(munge.socket.clone()),
+                scheduler: site.scheduler,
+                job_id: s.job_id,
+                profile: "-".into(),
+                partition: "-".into(),
+                log: PathBuf::new(),
+                created_at: s.created_at,
+                expires_at: s.expires_at,
+            },
+            state: state.clone(),
+            proxy_end: s.end_reason,
+        })
+        .collect()
+}
+
+impl Session {
+    /// Its folder, or the error for a session launched elsewhere.
+    fn dir(&self) -> Result<&SessionDir, SessionCommandError> {
+        self.dir
+            .as_ref()
+            .ok_or_else(|| SessionCommandError::Elsewhere {
+                alias: self.record.alias.clone(),
+            })
+    }
 }
 
 fn find(wanted: &str) -> Result<Session, SessionCommandError> {
@@ -157,7 +242,10 @@ pub fn ls(json: bool) -> Result<(), SessionCommandError> {
                 node,
                 ends_at: time_left.map(|left| now + left),
                 end_reason: (state == "ended")
-                    .then(|| session.dir.end_reason().or(scheduler_end))
+                    .then(|| {
+                        let recorded = session.dir.as_ref().and_then(SessionDir::end_reason);
+                        recorded.or(session.proxy_end).or(scheduler_end)
+                    })
                     .flatten(),
                 url: session.record.url.clone(),
                 profile: session.record.profile.clone(),
@@ -219,7 +307,7 @@ fn end_reason_of(state: &str) -> Option<EndReason> {
 
 pub fn url(session: &str) -> Result<(), SessionCommandError> {
     let session = find(session)?;
-    let token = session.dir.read_secret(TOKEN_FILE)?;
+    let token = session.dir()?.read_secret(TOKEN_FILE)?;
     Ok(super::print_stdout(&format!(
         "{}?token={token}\n",
         session.record.url
@@ -228,6 +316,7 @@ pub fn url(session: &str) -> Result<(), SessionCommandError> {
 
 pub fn logs(session: &str, follow: bool) -> Result<(), SessionCommandError> {
     let session = find(session)?;
+    session.dir()?;
     let path = &session.record.log;
     let mut out = std::io::stdout().lock();
     let mut offset = 0;
@@ -285,11 +374,18 @@ async fn end_session(session: &Session) -> Result<(), SessionCommandError> {
     if let Some(id) = &session.record.job_id {
         session.scheduler().cancel(&JobId::from(id.clone()))?;
     }
-    let secret = session.dir.read_secret(REGISTER_SECRET_FILE)?;
+    // A session from another state directory has no secret here; the
+    // proxy takes its owner's proven uid instead.
+    let secret = match &session.dir {
+        Some(dir) => dir.read_secret(REGISTER_SECRET_FILE)?,
+        None => String::new(),
+    };
     let client = ProxyClient::new(&session.record.proxy_endpoint(), None)?;
     client
         .end_session(&session.record.alias, &secret, Some(EndReason::Cancelled))
         .await?;
-    session.dir.remove()?;
+    if let Some(dir) = &session.dir {
+        dir.remove()?;
+    }
     Ok(())
 }

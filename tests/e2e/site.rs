@@ -200,8 +200,14 @@ impl Site {
     /// A proxy and a site whose `site.toml` names `scheduler`, `jupyter`,
     /// this build's `jrps`, plus `extra` (e.g. `[partitions.*]` tables).
     pub fn new(scheduler: &str, jupyter: &Path, extra: &str) -> Site {
+        Site::with_proxy(scheduler, jupyter, extra, "")
+    }
+
+    /// As `new`, with `proxy_extra` appended to the proxy's proxy.toml.
+    pub fn with_proxy(scheduler: &str, jupyter: &Path, extra: &str, proxy_extra: &str) -> Site {
         let proxy = Proxy::start(Options {
             allowed_backend_cidrs: r#"["127.0.0.0/8"]"#.into(),
+            extra: proxy_extra.into(),
             ..Options::default()
         });
         let root = tempfile::Builder::new()
@@ -278,6 +284,27 @@ impl Site {
                 .collect(),
             Err(_) => Vec::new(),
         }
+    }
+
+    /// `jrps ARGS` with another state directory, as from another login node.
+    pub async fn run_elsewhere(&self, args: &[&str]) -> Output {
+        let mut command = self.command(args);
+        command.env("XDG_STATE_HOME", self.root.path().join("state-elsewhere"));
+        let mut child = command.spawn().unwrap();
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let readers = vec![
+            collect(child.stdout.take().unwrap(), stdout.clone()),
+            collect(child.stderr.take().unwrap(), stderr.clone()),
+        ];
+        Running {
+            child,
+            stdout,
+            stderr,
+            readers,
+        }
+        .finish(COMMAND_TIMEOUT)
+        .await
     }
 
     /// `jrps ARGS` in the hermetic environment.

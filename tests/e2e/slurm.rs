@@ -289,3 +289,49 @@ async fn slurm_walltime_expiry_ends_the_route() {
     assert_eq!(site.ls_json().await, Vec::<serde_json::Value>::new());
     assert!(!site.session_dir(&launched.alias).exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slurm_with_munge_identity_sessions_are_listed_and_ended_from_anywhere() {
+    let Some(jupyter) = slurm_and_jupyter() else {
+        return;
+    };
+    let socket = crate::proxy::identity::munge_socket().expect("the test cluster's munged");
+    let identity = format!(
+        "identity = \"munge\"\nmunge_socket = {:?}\n",
+        socket.display().to_string()
+    );
+    let site = Site::with_proxy("slurm", &jupyter, &identity, &identity);
+    let (launched, _) = site.up_ok(&["-t", "10"]).await;
+    let status_url = launched.url.replacen("/?token=", "/api/status?token=", 1);
+    assert_eq!(site.get(&status_url).await.0, 200, "{}", site.logs());
+
+    // Another state directory (another login node): the proxy knows the
+    // session is this uid's, and the scheduler where its job is.
+    let listed = site.run_elsewhere(&["ls", "--json"]).await;
+    assert_eq!(listed.code, Some(0), "{}", listed.describe());
+    let rows: Vec<serde_json::Value> = serde_json::from_str(listed.stdout.trim()).unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["alias"], launched.alias.as_str());
+    assert_eq!(rows[0]["state"], "running", "{rows:?}");
+    let job_id = rows[0]["job_id"].as_str().unwrap().to_owned();
+    let url = site.run_elsewhere(&["url", &launched.alias]).await;
+    assert_eq!(url.code, Some(2), "{}", url.describe());
+    assert!(
+        url.stderr.contains("launched from another login node"),
+        "{}",
+        url.describe()
+    );
+
+    let down = site.run_elsewhere(&["down", &launched.alias]).await;
+    assert_eq!(down.code, Some(0), "{}", down.describe());
+    wait_job_gone(&job_id, Duration::from_secs(30)).await;
+    let (status, _) = site.get(&launched.url).await;
+    assert_eq!(status, ENDED);
+    // The launching side sees it ended, and why.
+    let here = site.ls_json().await;
+    assert_eq!(
+        (&here[0]["state"], &here[0]["end_reason"]),
+        (&serde_json::json!("ended"), &serde_json::json!("cancelled")),
+        "{here:?}"
+    );
+}

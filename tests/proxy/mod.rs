@@ -6,7 +6,7 @@ mod forwarding;
 mod framing;
 mod fuzz_corpus;
 pub(crate) mod harness;
-mod identity;
+pub(crate) mod identity;
 pub(crate) mod jupyter;
 mod lifecycle;
 mod limits;
