@@ -32,13 +32,13 @@ use crate::api::{
 };
 use crate::identity::{self, Caller};
 
-use super::Shared;
 use super::aliases;
 use super::config::{canonical_ip, cidrs_contain};
 use super::phases::Reported;
 use super::plumbing::{ConnInfo, ProxyBody, full};
 use super::status::Failure;
 use super::store::{Quotas, Session, StoreError, authority_of};
+use super::{Shared, audit};
 use crate::clock::unix_now;
 
 /// A refused call: which [`Failure`] and a human explanation.
@@ -470,6 +470,12 @@ async fn create(
         match shared.store.insert(session, &quotas).await {
             Ok(session) => {
                 tracing::info!(alias = %session.alias, user = %session.user, "session created");
+                shared.audit.record(
+                    &session,
+                    audit::Event::Created {
+                        client: canonical_ip(conn.peer.ip()),
+                    },
+                );
                 return Ok(json(
                     StatusCode::CREATED,
                     &SessionCreated {
@@ -510,12 +516,15 @@ async fn link_job(shared: &Arc<Shared>, alias: &str, req: Request<Incoming>) -> 
             "job_id must be 1-64 characters of letters, digits, '.', '_', '-', '+', ':'",
         ));
     }
-    shared
+    // Linking again to the same job is a 204 too, but only the first is news.
+    let mut first = false;
+    let linked = shared
         .store
         .update(alias, |s| {
             if !secret_ok(s, &request.secret) {
                 return Err(bad_secret());
             }
+            first = s.job_id.is_none();
             match &s.job_id {
                 Some(existing) if *existing != request.job_id => Err(Refusal::new(
                     Failure::Conflict,
@@ -531,6 +540,12 @@ async fn link_job(shared: &Arc<Shared>, alias: &str, req: Request<Incoming>) -> 
             }
         })
         .await??;
+    if first && linked.state != SessionState::Ended {
+        let job_id = request.job_id;
+        shared
+            .audit
+            .record(&linked, audit::Event::JobLinked { job_id });
+    }
     Ok(no_content())
 }
 
@@ -629,6 +644,9 @@ async fn register(
     shared.phases.forget(alias);
     shared.metrics.activation(arrived.elapsed());
     tracing::info!(alias, %backend, "session registered");
+    shared
+        .audit
+        .record(&session, audit::Event::Registered { backend });
     Ok(json(StatusCode::OK, &status_of(&session)))
 }
 
@@ -700,7 +718,7 @@ async fn delete(
         return Err(bad_secret());
     }
     shared.phases.forget(alias);
-    if shared.store.end(alias, request.reason).await? {
+    if shared.end_session(alias, request.reason).await? {
         tracing::info!(
             alias,
             reason = request.reason.map(EndReason::name),

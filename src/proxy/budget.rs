@@ -72,6 +72,9 @@ pub struct SessionLoad {
     /// Unix second of the last request passed on, 0 for none: the proxy's
     /// part of idle detection. Memory only; a restarted proxy has seen none.
     last_request: AtomicU64,
+    /// Whether a browser has come with the token yet (the audit log's
+    /// "first access"). Memory only.
+    opened: std::sync::atomic::AtomicBool,
 }
 
 impl SessionLoad {
@@ -85,6 +88,11 @@ impl SessionLoad {
             self.last_request.store(now, Ordering::Relaxed);
         }
         Some(in_use)
+    }
+
+    /// `true` the first time only: the session's first access with its token.
+    pub fn first_open(&self) -> bool {
+        !self.opened.swap(true, Ordering::Relaxed)
     }
 
     /// When a request last passed, if one has since the proxy started.

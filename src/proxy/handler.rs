@@ -15,6 +15,7 @@ use crate::api::SessionState;
 
 use super::Shared;
 use super::access_log;
+use super::audit;
 use super::edge_auth::{self, Auth};
 use super::forwarding::{self, Forwarder};
 use super::pages;
@@ -104,6 +105,12 @@ async fn session_request(
     };
     if !origin_ok {
         return full(pages::page(Failure::CrossOrigin, alias));
+    }
+    if auth == Auth::Token && session.load.first_open() {
+        let client = conn.peer.ip();
+        shared
+            .audit
+            .record(&session, audit::Event::FirstAccess { client });
     }
     let set_cookie = (auth == Auth::Token).then(|| edge_auth::cookie_header(shared, &session, now));
     let mut response = match (session.state, &session.backend_authority) {

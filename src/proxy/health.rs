@@ -37,8 +37,7 @@ pub async fn sweep(shared: Arc<Shared>) {
             let result = if session.state != SessionState::Ended && now >= session.expires_at {
                 tracing::info!(alias = %session.alias, "session expired");
                 shared
-                    .store
-                    .end(&session.alias, Some(EndReason::Expired))
+                    .end_session(&session.alias, Some(EndReason::Expired))
                     .await
                     .map(|_| ())
             } else if session.state == SessionState::Ended
@@ -104,7 +103,10 @@ pub async fn check_backends(shared: Arc<Shared>) {
             };
             if count >= limit {
                 tracing::warn!(%alias, "backend stopped answering; session ended");
-                if let Err(error) = shared.store.end(&alias, Some(EndReason::Unreachable)).await {
+                if let Err(error) = shared
+                    .end_session(&alias, Some(EndReason::Unreachable))
+                    .await
+                {
                     tracing::error!(%alias, %error, "health check");
                 }
             } else if count > 0 {

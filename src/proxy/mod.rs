@@ -21,6 +21,7 @@
 mod access_log;
 mod aliases;
 mod api;
+mod audit;
 mod budget;
 pub(crate) mod config;
 mod cookie_key;
@@ -79,6 +80,8 @@ pub enum ServeError {
     Store(#[from] StoreError),
     #[error(transparent)]
     CookieKey(#[from] cookie_key::CookieKeyError),
+    #[error(transparent)]
+    Audit(#[from] audit::AuditError),
     #[error("cannot start: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -117,6 +120,8 @@ pub(crate) struct Shared {
     addresses: Arc<budget::AddressBudget>,
     /// What new sessions' edge cookies are derived from.
     cookie_key: Arc<cookie_key::CookieKey>,
+    /// One line per session event.
+    audit: audit::Audit,
     /// `https://` or `http://`, and `:port` unless it is the scheme's default.
     url_scheme: &'static str,
     url_port: String,
@@ -146,6 +151,25 @@ thread_local! {
 }
 
 impl Shared {
+    /// Ends a session (idempotent) and, when that changed it, says so in
+    /// the audit log: the one way sessions end, whoever ends them.
+    pub async fn end_session(
+        &self,
+        alias: &str,
+        reason: Option<crate::api::EndReason>,
+    ) -> Result<bool, StoreError> {
+        let changed = self.store.end(alias, reason).await?;
+        if changed && let Some(session) = self.store.get(alias) {
+            self.audit.record(
+                &session,
+                audit::Event::Ended {
+                    reason: session.end_reason,
+                },
+            );
+        }
+        Ok(changed)
+    }
+
     /// The calling worker's backend pool.
     pub fn forwarder(&self) -> &forwarder::Forwarder {
         &self.workers[WORKER.with(Cell::get) % self.workers.len()].forwarder
@@ -291,6 +315,7 @@ async fn run_async(config: ProxyConfig) -> Result<(), ServeError> {
         api_slots: Arc::new(Semaphore::new(config.limits.max_api_connections)),
         addresses: budget::AddressBudget::new(config.limits.max_connections_per_address),
         cookie_key,
+        audit: audit::Audit::open(config.audit_log.as_deref())?,
         config,
     });
 

@@ -300,7 +300,13 @@ async fn slurm_with_munge_identity_sessions_are_listed_and_ended_from_anywhere()
         "identity = \"munge\"\nmunge_socket = {:?}\n",
         socket.display().to_string()
     );
-    let site = Site::with_proxy("slurm", &jupyter, &identity, &identity);
+    let audit_dir = tempfile::tempdir().unwrap();
+    let audit_log = audit_dir.path().join("audit.log");
+    let proxy_extra = format!(
+        "{identity}audit_log = {:?}\n",
+        audit_log.display().to_string()
+    );
+    let site = Site::with_proxy("slurm", &jupyter, &identity, &proxy_extra);
     let (launched, _) = site.up_ok(&["-t", "10"]).await;
     let status_url = launched.url.replacen("/?token=", "/api/status?token=", 1);
     assert_eq!(site.get(&status_url).await.0, 200, "{}", site.logs());
@@ -327,6 +333,48 @@ async fn slurm_with_munge_identity_sessions_are_listed_and_ended_from_anywhere()
     wait_job_gone(&job_id, Duration::from_secs(30)).await;
     let (status, _) = site.get(&launched.url).await;
     assert_eq!(status, ENDED);
+
+    // The audit log of the whole launch, line by line, with no secret in it.
+    let secret =
+        std::fs::read_to_string(site.session_dir(&launched.alias).join("register_secret")).unwrap();
+    let text = std::fs::read_to_string(&audit_log).unwrap();
+    eprintln!("audit log:\n{text}");
+    for secret in [launched.token.as_str(), secret.trim()] {
+        assert!(!text.contains(secret), "a secret in the audit log");
+    }
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let events: Vec<&str> = lines.iter().map(|l| l["event"].as_str().unwrap()).collect();
+    assert_eq!(
+        events,
+        [
+            "created",
+            "job_linked",
+            "registered",
+            "first_access",
+            "ended"
+        ],
+        "{text}"
+    );
+    let uid = rustix::process::getuid().as_raw();
+    for line in &lines {
+        assert_eq!(
+            (&line["alias"], &line["uid"]),
+            (&serde_json::json!(launched.alias), &serde_json::json!(uid)),
+            "{line}"
+        );
+    }
+    assert_eq!(lines[1]["job_id"], job_id.as_str());
+    assert_eq!(lines[4]["reason"], "cancelled");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&audit_log).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
     // The launching side sees it ended, and why.
     let here = site.ls_json().await;
     assert_eq!(
