@@ -143,6 +143,31 @@ async fn sessions_belong_to_the_uid_munge_proves() {
         "{body}"
     );
 
+    // Expired: munged's own clock, one second of life, used after two.
+    let out = Command::new("munge")
+        .args(["--no-input", "--ttl", "1", "--socket"])
+        .arg(&call.socket)
+        .output()
+        .unwrap();
+    let short = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let made = std::time::Instant::now();
+    while made.elapsed() < std::time::Duration::from_secs(2) {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (status, body) = call
+        .send(
+            Method::POST,
+            "/sessions",
+            create(me()),
+            Some(format!("Munge {short}")),
+        )
+        .await;
+    assert_eq!(status, 401, "an expired credential: {body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("xpired"),
+        "{body}"
+    );
+
     // The `user` field must be the caller.
     let (status, body) = call
         .send(
