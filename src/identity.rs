@@ -4,14 +4,20 @@
 //! munged (same realm key) proves them. munged itself refuses a credential
 //! that is malformed, expired (its TTL, 5 minutes by default) or replayed.
 //!
+//! A credential's payload names the API it is for ([`AUDIENCE`]), and the
+//! proxy accepts only that: a credential a user sent to another
+//! munge-authenticated service cannot be replayed to jrps (each munged
+//! keeps its own replay cache, so munge alone would not notice).
+//!
 //! Credentials are made and decoded with the `munge` and `unmunge` commands,
 //! which every munge installation has, rather than libmunge: binding the C
 //! library would take `unsafe` code, which this crate forbids. A decode costs
-//! one process (about 1.3 ms), on API calls only, never on the request path.
-//! This module also owns the uid-to-name lookup in `/etc/passwd`.
+//! one process (about 1 ms), on API calls only, never on the request path.
+//! This module also owns the uid-to-name lookup.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::time::Duration;
 
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
@@ -21,6 +27,9 @@ pub const DEFAULT_MUNGE_SOCKET: &str = "/run/munge/munge.socket.2";
 
 /// The `Authorization` scheme of a munge credential.
 pub const AUTH_SCHEME: &str = "Munge";
+
+/// How long a decode may take before the call is refused.
+const DECODE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// `identity` in `proxy.toml` and `site.toml`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -45,6 +54,13 @@ pub struct Caller {
     pub gid: u32,
 }
 
+/// The payload of every credential for the jrps API.
+pub const AUDIENCE: &str = "jrps-api v1";
+
+/// Decodes the proxy runs at once; beyond them a call gets 503 at once
+/// rather than a queue of processes.
+pub const MAX_DECODES: usize = 32;
+
 #[derive(Debug, thiserror::Error)]
 pub enum MungeError {
     #[error("cannot run {program}: {source}")]
@@ -53,22 +69,31 @@ pub enum MungeError {
         #[source]
         source: std::io::Error,
     },
-    /// munge's own words (`Replayed credential`, `Expired credential`, ...).
+    /// The credential's fault, in munge's words (`Replayed credential`, ...).
     #[error("{program} refused: {message}")]
     Refused {
+        program: &'static str,
+        message: String,
+    },
+    /// munge could not answer (munged down, a timeout): the host's fault,
+    /// not the caller's.
+    #[error("{program} failed: {message}")]
+    Failed {
         program: &'static str,
         message: String,
     },
 }
 
 impl Munge {
-    /// A fresh credential for one call, with no payload.
+    /// A fresh credential for one call to the jrps API.
     pub async fn credential(&self) -> Result<String, MungeError> {
         let output = tokio::process::Command::new("munge")
-            .arg("--no-input")
+            .arg("--string")
+            .arg(AUDIENCE)
             .arg("--socket")
             .arg(&self.socket)
             .stdin(Stdio::null())
+            .kill_on_drop(true)
             .output()
             .await
             .map_err(|source| MungeError::Spawn {
@@ -76,20 +101,22 @@ impl Munge {
                 source,
             })?;
         if !output.status.success() {
-            return Err(refused("munge", &output.stderr));
+            return Err(failed("munge", &output.stderr));
         }
         Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
     }
 
-    /// The uid and gid a credential proves.
+    /// The uid and gid a credential for the jrps API proves.
     pub async fn decode(&self, credential: &str) -> Result<Caller, MungeError> {
         let mut child = tokio::process::Command::new("unmunge")
-            .args(["--numeric", "--keys", "UID,GID", "--output", "/dev/null"])
+            .args(["--numeric", "--keys", "UID,GID"])
             .arg("--socket")
             .arg(&self.socket)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // A caller that hangs up takes its decode with it.
+            .kill_on_drop(true)
             .spawn()
             .map_err(|source| MungeError::Spawn {
                 program: "unmunge",
@@ -99,35 +126,46 @@ impl Munge {
             // A refused credential can close the pipe early; the status says why.
             let _ = stdin.write_all(credential.as_bytes()).await;
         }
-        let output = child
-            .wait_with_output()
-            .await
-            .map_err(|source| MungeError::Spawn {
+        let output = match tokio::time::timeout(DECODE_TIMEOUT, child.wait_with_output()).await {
+            Err(_) => {
+                return Err(MungeError::Failed {
+                    program: "unmunge",
+                    message: format!("no answer in {}s", DECODE_TIMEOUT.as_secs()),
+                });
+            }
+            Ok(output) => output.map_err(|source| MungeError::Spawn {
                 program: "unmunge",
                 source,
-            })?;
-        // unmunge prints the metadata of a replayed credential too: only
-        // its exit status says the credential is good.
+            })?,
+        };
+        // unmunge prints a replayed credential's metadata too: only its exit
+        // status says the credential is good.
         if !output.status.success() {
-            let mut error = refused("unmunge", &output.stderr);
-            if let (MungeError::Refused { message, .. }, Some(words)) =
-                (&mut error, output.status.code().and_then(status_words))
-                && message.is_empty()
-            {
-                *message = words.to_owned();
-            }
-            return Err(error);
+            return Err(match output.status.code().and_then(status_words) {
+                Some(words) => MungeError::Refused {
+                    program: "unmunge",
+                    message: words.to_owned(),
+                },
+                None => failed("unmunge", &output.stderr),
+            });
         }
-        parse_metadata(&String::from_utf8_lossy(&output.stdout)).ok_or_else(|| {
-            MungeError::Refused {
+        // The metadata lines, a blank line, then the payload as sent.
+        let text = String::from_utf8_lossy(&output.stdout);
+        let (metadata, payload) = text.split_once("\n\n").unwrap_or((&text, ""));
+        if payload != AUDIENCE {
+            return Err(MungeError::Refused {
                 program: "unmunge",
-                message: "no UID and GID in its answer".into(),
-            }
+                message: "the credential is not for this API".into(),
+            });
+        }
+        parse_metadata(metadata).ok_or_else(|| MungeError::Failed {
+            program: "unmunge",
+            message: "no UID and GID in its answer".into(),
         })
     }
 }
 
-fn refused(program: &'static str, stderr: &[u8]) -> MungeError {
+fn failed(program: &'static str, stderr: &[u8]) -> MungeError {
     let text = String::from_utf8_lossy(stderr);
     let message = text
         .trim()
@@ -135,15 +173,19 @@ fn refused(program: &'static str, stderr: &[u8]) -> MungeError {
         .trim_start_matches("munge: ")
         .trim_start_matches("Error: ")
         .to_owned();
-    MungeError::Refused { program, message }
+    MungeError::Failed { program, message }
 }
 
-/// munge's exit statuses for a credential it refuses (`munge_err_t`),
-/// since unmunge says nothing on stderr for some of them.
+/// munge's exit statuses for a credential it refuses (`munge_err_t`); the
+/// others (socket, timeout, ...) are munge failing, not the credential.
 fn status_words(status: i32) -> Option<&'static str> {
     Some(match status {
+        3 => "Invalid credential length",
         8 => "Invalid credential format",
         9 => "Unsupported credential version",
+        10 => "Unsupported cipher",
+        11 => "Unsupported MAC",
+        12 => "Unsupported compression",
         13 => "Credential from another realm",
         14 => "Invalid credential",
         15 => "Expired credential",
@@ -170,18 +212,34 @@ fn parse_metadata(text: &str) -> Option<Caller> {
     })
 }
 
-/// The name of `uid` in this host's `/etc/passwd`, if it has one.
+/// The name of `uid` on this host, through NSS (`getent passwd`, so LDAP
+/// and SSSD users are found as well as `/etc/passwd`'s), if it has one.
 pub fn user_name(uid: u32) -> Option<String> {
-    user_name_in(Path::new("/etc/passwd"), uid)
+    let output = std::process::Command::new("getent")
+        .args(["passwd", &uid.to_string()])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output();
+    match output {
+        Ok(output) if output.status.success() => {
+            name_of(&String::from_utf8_lossy(&output.stdout), uid)
+        }
+        // No getent on this host: the file is what there is.
+        Err(_) => name_of(
+            &std::fs::read_to_string(Path::new("/etc/passwd")).ok()?,
+            uid,
+        ),
+        Ok(_) => None,
+    }
 }
 
-fn user_name_in(passwd: &Path, uid: u32) -> Option<String> {
-    let text = std::fs::read_to_string(passwd).ok()?;
+/// The name on the passwd line of `uid`.
+fn name_of(passwd: &str, uid: u32) -> Option<String> {
     let uid = uid.to_string();
-    text.lines().find_map(|line| {
+    passwd.lines().find_map(|line| {
         let mut fields = line.split(':');
         let name = fields.next()?;
-        (fields.nth(1)? == uid).then(|| name.to_owned())
+        (fields.nth(1)? == uid && !name.is_empty()).then(|| name.to_owned())
     })
 }
 
@@ -202,16 +260,11 @@ mod tests {
     }
 
     #[test]
-    fn names_come_from_the_passwd_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let passwd = dir.path().join("passwd");
-        std::fs::write(
-            &passwd,
-            "root:x:0:0::/root:/bin/sh\nann:x:1000:100::/home/ann:/bin/sh\n",
-        )
-        .unwrap();
-        assert_eq!(user_name_in(&passwd, 1000).as_deref(), Some("ann"));
-        assert_eq!(user_name_in(&passwd, 0).as_deref(), Some("root"));
-        assert_eq!(user_name_in(&passwd, 7), None);
+    fn names_come_from_passwd_lines() {
+        let passwd = "root:x:0:0::/root:/bin/sh\nann:x:1000:100::/home/ann:/bin/sh\n";
+        assert_eq!(name_of(passwd, 1000).as_deref(), Some("ann"));
+        assert_eq!(name_of(passwd, 0).as_deref(), Some("root"));
+        assert_eq!(name_of(passwd, 7), None);
+        assert_eq!(user_name(0).as_deref(), Some("root"), "getent knows root");
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::api::EndReason;
+use crate::api::{EndReason, SessionState};
 use crate::clock::unix_now;
 use crate::launcher::environment::Environment;
 use crate::launcher::launcher_error::LauncherError;
@@ -85,6 +85,8 @@ struct Session {
     state: StateDirs,
     /// What the proxy says about how it ended (sessions from the proxy).
     proxy_end: Option<EndReason>,
+    /// Its state at the proxy (sessions from the proxy).
+    proxy_state: Option<SessionState>,
 }
 
 impl Session {
@@ -110,10 +112,19 @@ fn sessions() -> Result<Vec<Session>, SessionCommandError> {
                 record,
                 state: state.clone(),
                 proxy_end: None,
+                proxy_state: None,
             });
         }
     }
-    let remote = from_proxy(&env, &state, &sessions);
+    Ok(sessions)
+}
+
+/// This state directory's sessions and, with identity on, the caller's
+/// others that the proxy knows.
+fn all_sessions() -> Result<Vec<Session>, SessionCommandError> {
+    let mut sessions = sessions()?;
+    let env = Environment::capture();
+    let remote = from_proxy(&env, &env.state_dirs()?, &sessions)?;
     sessions.extend(remote);
     Ok(sessions)
 }
@@ -121,12 +132,14 @@ fn sessions() -> Result<Vec<Session>, SessionCommandError> {
 /// With `identity = "munge"`, the caller's sessions the proxy knows and
 /// this state directory does not. Best effort: a proxy out of reach leaves
 /// the local list, with a warning.
-fn from_proxy(env: &Environment, state: &StateDirs, local: &[Session]) -> Vec<Session> {
-    let Ok(site) = SiteConfig::load(&env.site_dir()) else {
-        return Vec::new();
-    };
+fn from_proxy(
+    env: &Environment,
+    state: &StateDirs,
+    local: &[Session],
+) -> Result<Vec<Session>, SessionCommandError> {
+    let site = SiteConfig::load(&env.site_dir())?;
     let (Some(munge), Some(url)) = (site.munge.clone(), site.proxy_url.clone()) else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
     let endpoint = ProxyEndpoint {
         url,
@@ -148,10 +161,11 @@ fn from_proxy(env: &Environment, state: &StateDirs, local: &[Session]) -> Vec<Se
         Ok(own) => own,
         Err(error) => {
             eprintln!("warning: sessions launched elsewhere are not listed: {error}");
-            return Vec::new();
+            return Ok(Vec::new());
         }
     };
-    own.into_iter()
+    Ok(own
+        .into_iter()
         .filter(|s| !local.iter().any(|l| l.record.alias == s.alias))
         .map(|s| Session {
             dir: None,
@@ -172,8 +186,9 @@ fn from_proxy(env: &Environment, state: &StateDirs, local: &[Session]) -> Vec<Se
             },
             state: state.clone(),
             proxy_end: s.end_reason,
+            proxy_state: Some(s.state),
         })
-        .collect()
+        .collect())
 }
 
 impl Session {
@@ -187,11 +202,25 @@ impl Session {
     }
 }
 
+/// The session named `wanted` (alias or job id): this state directory's
+/// first, the proxy asked only when it is not here.
 fn find(wanted: &str) -> Result<Session, SessionCommandError> {
-    let all = sessions()?;
-    let known: Vec<String> = all.iter().map(|s| s.record.alias.clone()).collect();
-    all.into_iter()
-        .find(|s| s.record.alias == wanted || s.record.job_id.as_deref() == Some(wanted))
+    let matches =
+        |s: &Session| s.record.alias == wanted || s.record.job_id.as_deref() == Some(wanted);
+    let local = sessions()?;
+    if let Some(index) = local.iter().position(matches) {
+        return Ok(local.into_iter().nth(index).expect("position is in range"));
+    }
+    let env = Environment::capture();
+    let remote = from_proxy(&env, &env.state_dirs()?, &local)?;
+    let known: Vec<String> = local
+        .iter()
+        .chain(&remote)
+        .map(|s| s.record.alias.clone())
+        .collect();
+    remote
+        .into_iter()
+        .find(matches)
         .ok_or_else(|| SessionCommandError::NotFound {
             wanted: wanted.to_owned(),
             known,
@@ -218,7 +247,7 @@ struct Listing {
 
 pub fn ls(json: bool) -> Result<(), SessionCommandError> {
     let now = unix_now();
-    let rows: Vec<Listing> = sessions()?
+    let rows: Vec<Listing> = all_sessions()?
         .iter()
         .map(|session| {
             let mut scheduler_end = None;
@@ -230,6 +259,15 @@ pub fn ls(json: bool) -> Result<(), SessionCommandError> {
                 Some(JobStatus::Ended { state }) => {
                     scheduler_end = state.as_deref().and_then(end_reason_of);
                     ("ended", None, None, None)
+                }
+                // Known only from the proxy, with a job this scheduler cannot see.
+                None if session.proxy_state.is_some() => {
+                    let state = match session.proxy_state {
+                        Some(SessionState::Ended) => "ended",
+                        Some(SessionState::Ready) => "running",
+                        _ => "pending",
+                    };
+                    (state, None, None, None)
                 }
                 None if session.record.job_id.is_none() => ("unsubmitted", None, None, None),
                 None => ("unknown", None, None, None),
@@ -348,7 +386,11 @@ fn copy_from(path: &Path, offset: u64, out: &mut impl Write) -> u64 {
 
 pub fn down(target: DownTarget) -> Result<(), SessionCommandError> {
     let targets = match target {
-        DownTarget::All => sessions()?,
+        // Every live session: those the proxy already ended are not news.
+        DownTarget::All => all_sessions()?
+            .into_iter()
+            .filter(|s| s.dir.is_some() || s.proxy_state != Some(SessionState::Ended))
+            .collect(),
         DownTarget::One(wanted) => vec![find(&wanted)?],
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -372,7 +414,15 @@ pub fn down(target: DownTarget) -> Result<(), SessionCommandError> {
 /// dir goes last, so a failure leaves what is needed to try again.
 async fn end_session(session: &Session) -> Result<(), SessionCommandError> {
     if let Some(id) = &session.record.job_id {
-        session.scheduler().cancel(&JobId::from(id.clone()))?;
+        match session.scheduler().cancel(&JobId::from(id.clone())) {
+            Ok(()) => {}
+            // From another login node the scheduler may be out of reach;
+            // the session still ends, and the job with its trap or limit.
+            Err(error) if session.dir.is_none() => {
+                eprintln!("warning: job {id} not cancelled from here: {error}");
+            }
+            Err(error) => return Err(error.into()),
+        }
     }
     // A session from another state directory has no secret here; the
     // proxy takes its owner's proven uid instead.

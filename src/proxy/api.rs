@@ -124,7 +124,7 @@ async fn dispatch(shared: &Arc<Shared>, conn: ConnInfo, req: Request<Incoming>) 
     if segments.iter().any(|segment| segment.is_empty()) {
         return Err(Refusal::new(Failure::NotFound, format!("no API at {path}")));
     }
-    let caller = caller(shared, &req).await?;
+    let caller = caller(shared, conn, &req).await?;
     if let ["sessions", alias, ..] = segments.as_slice() {
         owned_by(shared, caller, &known_alias(alias)?)?;
     }
@@ -171,7 +171,11 @@ async fn dispatch(shared: &Arc<Shared>, conn: ConnInfo, req: Request<Incoming>) 
 /// With `identity = "munge"`, the uid the call's credential proves; a call
 /// without one, or with one munge refuses (malformed, expired, replayed,
 /// another realm's), gets 401. `None` when identity is off.
-async fn caller(shared: &Shared, req: &Request<Incoming>) -> Result<Option<Caller>, Refusal> {
+async fn caller(
+    shared: &Shared,
+    conn: ConnInfo,
+    req: &Request<Incoming>,
+) -> Result<Option<Caller>, Refusal> {
     let Some(munge) = &shared.config.identity else {
         return Ok(None);
     };
@@ -192,13 +196,38 @@ async fn caller(shared: &Shared, req: &Request<Incoming>) -> Result<Option<Calle
                 ),
             )
         })?;
-    munge.decode(credential).await.map(Some).map_err(|error| {
-        tracing::info!(%error, "API call refused: munge credential");
-        Refusal::new(
+    // Only login and compute nodes call the API: nobody else may make the
+    // proxy start a process, and no more than MAX_DECODES run at once.
+    let ip = canonical_ip(conn.peer.ip());
+    if !cidrs_contain(&shared.config.allowed_client_cidrs, ip)
+        && !cidrs_contain(&shared.config.allowed_backend_cidrs, ip)
+    {
+        return Err(Refusal::new(
+            Failure::Forbidden,
+            format!("{ip} is in neither allowed_client_cidrs nor allowed_backend_cidrs"),
+        ));
+    }
+    let Ok(_decoding) = shared.decodes.try_acquire() else {
+        return Err(Refusal::new(
+            Failure::Unavailable,
+            "too many credential checks at once; try again",
+        ));
+    };
+    match munge.decode(credential).await {
+        Ok(caller) => Ok(Some(caller)),
+        // munge's words for the credential, nothing about this host.
+        Err(identity::MungeError::Refused { message, .. }) => Err(Refusal::new(
             Failure::Unauthenticated,
-            format!("munge credential refused: {error}"),
-        )
-    })
+            format!("munge credential refused: {message}"),
+        )),
+        Err(error) => {
+            tracing::error!(%error, "cannot check munge credentials");
+            Err(Refusal::new(
+                Failure::Unavailable,
+                "cannot check credentials now",
+            ))
+        }
+    }
 }
 
 /// With identity on, a session answers only its owner; another uid's and

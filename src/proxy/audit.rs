@@ -18,6 +18,7 @@ use crate::api::EndReason;
 use crate::clock::unix_now;
 
 pub struct Audit {
+    path: Option<PathBuf>,
     file: Option<Mutex<File>>,
 }
 
@@ -53,6 +54,18 @@ struct Line<'a> {
     uid: Option<u32>,
 }
 
+fn append(path: &Path) -> Result<File, AuditError> {
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|source| AuditError {
+            path: path.to_owned(),
+            source,
+        })
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("cannot open the audit log {}", path.display())]
 pub struct AuditError {
@@ -64,20 +77,24 @@ pub struct AuditError {
 impl Audit {
     pub fn open(path: Option<&Path>) -> Result<Audit, AuditError> {
         let Some(path) = path else {
-            return Ok(Audit { file: None });
+            return Ok(Audit {
+                path: None,
+                file: None,
+            });
         };
-        let file = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(|source| AuditError {
-                path: path.to_owned(),
-                source,
-            })?;
         Ok(Audit {
-            file: Some(Mutex::new(file)),
+            path: Some(path.to_owned()),
+            file: Some(Mutex::new(append(path)?)),
         })
+    }
+
+    /// Opens the file again (SIGHUP), for log rotation that renames it.
+    pub fn reopen(&self) -> Result<(), AuditError> {
+        if let (Some(path), Some(file)) = (&self.path, &self.file) {
+            let fresh = append(path)?;
+            *file.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
+        }
+        Ok(())
     }
 
     pub fn record(&self, session: &Session, event: Event) {

@@ -91,7 +91,8 @@ impl ServeError {
     /// that goes wrong while running exits 1.
     pub fn exit_code(&self) -> u8 {
         match self {
-            ServeError::Config(_) | ServeError::Tls(_) => 2,
+            // A log folder that is not there is the configuration's fault.
+            ServeError::Config(_) | ServeError::Tls(_) | ServeError::Audit(_) => 2,
             _ => 1,
         }
     }
@@ -122,6 +123,8 @@ pub(crate) struct Shared {
     cookie_key: Arc<cookie_key::CookieKey>,
     /// One line per session event.
     audit: audit::Audit,
+    /// Munge decodes running now (`identity::MAX_DECODES`).
+    decodes: Semaphore,
     /// `https://` or `http://`, and `:port` unless it is the scheme's default.
     url_scheme: &'static str,
     url_port: String,
@@ -316,6 +319,7 @@ async fn run_async(config: ProxyConfig) -> Result<(), ServeError> {
         addresses: budget::AddressBudget::new(config.limits.max_connections_per_address),
         cookie_key,
         audit: audit::Audit::open(config.audit_log.as_deref())?,
+        decodes: Semaphore::new(crate::identity::MAX_DECODES),
         config,
     });
 
@@ -378,13 +382,18 @@ async fn run_async(config: ProxyConfig) -> Result<(), ServeError> {
                 _ = &mut accepting => break,
                 _ = terminate.recv() => { tracing::info!("SIGTERM: shutting down"); break }
                 _ = interrupt.recv() => { tracing::info!("SIGINT: shutting down"); break }
-                _ = hangup.recv() => match &tls {
-                    Some(tls) => match tls.reload() {
-                        Ok(()) => tracing::info!("SIGHUP: certificate reloaded"),
-                        Err(error) => tracing::error!(%error, "SIGHUP: certificate not reloaded; keeping the old one"),
-                    },
-                    None => tracing::info!("SIGHUP: no certificate configured, nothing to reload"),
-                },
+                _ = hangup.recv() => {
+                    match &tls {
+                        Some(tls) => match tls.reload() {
+                            Ok(()) => tracing::info!("SIGHUP: certificate reloaded"),
+                            Err(error) => tracing::error!(%error, "SIGHUP: certificate not reloaded; keeping the old one"),
+                        },
+                        None => tracing::info!("SIGHUP: no certificate configured, nothing to reload"),
+                    }
+                    if let Err(error) = shared.audit.reopen() {
+                        tracing::error!(%error, "SIGHUP: audit log not reopened; writing to the old file");
+                    }
+                }
             }
         }
     }

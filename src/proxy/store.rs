@@ -67,6 +67,13 @@ impl Session {
         self.state != SessionState::Ended && now < self.expires_at
     }
 
+    /// Whose quota it counts against: its proven uid when identity is on,
+    /// else the `user` it was created for.
+    fn quota_key(&self) -> String {
+        self.owner
+            .map_or_else(|| self.user.clone(), |uid| format!("uid:{uid}"))
+    }
+
     /// Why it ended, for a session that has: its recorded reason, or
     /// `Expired` for one past its TTL that the sweep has not recorded yet.
     pub fn end_reason_now(&self) -> Option<EndReason> {
@@ -143,7 +150,7 @@ impl Index {
             return;
         }
         self.live += 1;
-        *self.live_by_user.entry(session.user.clone()).or_insert(0) += 1;
+        *self.live_by_user.entry(session.quota_key()).or_insert(0) += 1;
         if let Some(client) = session.client {
             *self.live_by_client.entry(client).or_insert(0) += 1;
         }
@@ -165,7 +172,7 @@ impl Index {
                 }
             }
         }
-        down(&mut self.live_by_user, &session.user);
+        down(&mut self.live_by_user, &session.quota_key());
         if let Some(client) = session.client {
             down(&mut self.live_by_client, &client);
         }
@@ -180,7 +187,11 @@ impl Index {
     }
 
     fn check(&self, new: &Session, quotas: &Quotas) -> Result<(), QuotaExceeded> {
-        let user = self.live_by_user.get(&new.user).copied().unwrap_or(0);
+        let user = self
+            .live_by_user
+            .get(&new.quota_key())
+            .copied()
+            .unwrap_or(0);
         if user >= quotas.per_user {
             return Err(QuotaExceeded::User(user));
         }

@@ -9,6 +9,9 @@ use serde_json::{Value, json};
 
 use super::backends::http_backend;
 use super::harness::{Options, Proxy, random_token, sha256_hex};
+
+/// The payload of jrps's credentials (`identity::AUDIENCE`).
+const AUDIENCE: &str = "jrps-api v1";
 use crate::scheduler::slurm::cluster;
 
 /// The munged socket the test cluster's Slurm uses (its `AuthInfo`).
@@ -39,8 +42,7 @@ pub(crate) fn credential(socket: &PathBuf, nobody: bool) -> String {
         Command::new("munge")
     };
     let out = command
-        .arg("--no-input")
-        .arg("--socket")
+        .args(["--string", AUDIENCE, "--socket"])
         .arg(socket)
         .output()
         .unwrap();
@@ -145,7 +147,7 @@ async fn sessions_belong_to_the_uid_munge_proves() {
 
     // Expired: munged's own clock, one second of life, used after two.
     let out = Command::new("munge")
-        .args(["--no-input", "--ttl", "1", "--socket"])
+        .args(["--string", AUDIENCE, "--ttl", "1", "--socket"])
         .arg(&call.socket)
         .output()
         .unwrap();
@@ -165,6 +167,31 @@ async fn sessions_belong_to_the_uid_munge_proves() {
     assert_eq!(status, 401, "an expired credential: {body}");
     assert!(
         body["detail"].as_str().unwrap().contains("xpired"),
+        "{body}"
+    );
+
+    // A good credential for something else: another service's cannot be
+    // replayed here.
+    let out = Command::new("munge")
+        .args(["--string", "some-other-service", "--socket"])
+        .arg(&call.socket)
+        .output()
+        .unwrap();
+    let elsewhere = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let (status, body) = call
+        .send(
+            Method::POST,
+            "/sessions",
+            create(me()),
+            Some(format!("Munge {elsewhere}")),
+        )
+        .await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not for this API"),
         "{body}"
     );
 
@@ -192,6 +219,11 @@ async fn sessions_belong_to_the_uid_munge_proves() {
             json!({"job_id": "1", "secret": secret}),
         ),
         (Method::GET, session.clone(), json!({})),
+        (
+            Method::POST,
+            format!("{session}/phase"),
+            json!({"secret": secret, "phase": "queued"}),
+        ),
         (
             Method::POST,
             format!("{session}/activity"),
