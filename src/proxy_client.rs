@@ -93,7 +93,8 @@ pub struct ProxyEndpoint {
     pub ca_file: Option<PathBuf>,
     /// Connect here instead of resolving the URL's host (no DNS needed on
     /// compute nodes; TLS still checks the certificate against the URL's host).
-    pub connect_to: Option<SocketAddr>,
+    /// Several for replicas: a call that cannot connect to one tries the next.
+    pub connect_to: Vec<SocketAddr>,
     /// The site's `identity = "munge"`: every call carries a fresh credential.
     pub munge: Option<Munge>,
 }
@@ -127,8 +128,8 @@ impl ProxyClient {
             // Proxy variables meant for the internet must not divert calls
             // that stay inside the cluster.
             .no_proxy();
-        if let (Some(addr), Some(host)) = (endpoint.connect_to, base.host_str()) {
-            builder = builder.resolve(host, addr);
+        if let (false, Some(host)) = (endpoint.connect_to.is_empty(), base.host_str()) {
+            builder = builder.resolve_to_addrs(host, &endpoint.connect_to);
         }
         let http = builder.build().map_err(ProxyClientError::Client)?;
         Ok(ProxyClient {
@@ -428,7 +429,7 @@ mod tests {
         let endpoint = ProxyEndpoint {
             url: format!("http://127.0.0.1:{port}"),
             ca_file: None,
-            connect_to: None,
+            connect_to: Vec::new(),
             munge: None,
         };
         let client = ProxyClient::new(&endpoint, None).unwrap();

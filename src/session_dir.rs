@@ -58,7 +58,12 @@ pub struct SessionRecord {
     pub url: String,
     pub proxy_url: String,
     pub proxy_ca: Option<PathBuf>,
+    /// The one address records of earlier versions name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy_connect_to: Option<std::net::SocketAddr>,
+    /// Where to reach the proxy instead of resolving its URL, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub proxy_addresses: Vec<std::net::SocketAddr>,
     /// The munged socket for API calls when the site has `identity = "munge"`.
     #[serde(default)]
     pub munge_socket: Option<PathBuf>,
@@ -78,7 +83,12 @@ impl SessionRecord {
         ProxyEndpoint {
             url: self.proxy_url.clone(),
             ca_file: self.proxy_ca.clone(),
-            connect_to: self.proxy_connect_to,
+            connect_to: self
+                .proxy_addresses
+                .iter()
+                .copied()
+                .chain(self.proxy_connect_to)
+                .collect(),
             munge: self
                 .munge_socket
                 .clone()
@@ -245,6 +255,7 @@ mod tests {
             proxy_url: "https://manage.jrps.localhost".to_owned(),
             proxy_ca: None,
             proxy_connect_to: None,
+            proxy_addresses: Vec::new(),
             munge_socket: None,
             scheduler: SchedulerKind::Local,
             job_id: None,

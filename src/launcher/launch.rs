@@ -169,7 +169,7 @@ pub fn up(args: UpOptions) -> Result<(), LaunchError> {
     let endpoint = ProxyEndpoint {
         url: spec.site.proxy_url.clone().ok_or_else(no_proxy)?,
         ca_file: spec.site.proxy_ca.clone(),
-        connect_to: spec.site.proxy_address,
+        connect_to: spec.site.proxy_address.clone(),
         munge: spec.site.munge.clone(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -283,7 +283,8 @@ impl Launch {
             url: self.created.url.clone(),
             proxy_url: self.endpoint.url.clone(),
             proxy_ca: self.endpoint.ca_file.clone(),
-            proxy_connect_to: self.endpoint.connect_to,
+            proxy_connect_to: None,
+            proxy_addresses: self.endpoint.connect_to.clone(),
             munge_socket: self.endpoint.munge.as_ref().map(|m| m.socket.clone()),
             scheduler: spec.site.scheduler,
             job_id: None,

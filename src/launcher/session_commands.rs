@@ -144,7 +144,7 @@ fn from_proxy(
     let endpoint = ProxyEndpoint {
         url,
         ca_file: site.proxy_ca.clone(),
-        connect_to: site.proxy_address,
+        connect_to: site.proxy_address.clone(),
         munge: Some(munge.clone()),
     };
     let listed = tokio::runtime::Builder::new_current_thread()
@@ -174,7 +174,8 @@ fn from_proxy(
                 url: s.url,
                 proxy_url: endpoint.url.clone(),
                 proxy_ca: endpoint.ca_file.clone(),
-                proxy_connect_to: endpoint.connect_to,
+                proxy_connect_to: None,
+                proxy_addresses: endpoint.connect_to.clone(),
                 munge_socket: Some(munge.socket.clone()),
                 scheduler: site.scheduler,
                 job_id: s.job_id,

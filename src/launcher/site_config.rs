@@ -16,6 +16,24 @@ use crate::wall_time::{self, WallTime};
 
 pub use crate::scheduler::SchedulerKind;
 
+/// A value or a list of them (`proxy_address = "10.0.0.5:443"` or
+/// `["10.0.0.5:443", "10.0.0.6:443"]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum OneOrMore<T> {
+    One(T),
+    More(Vec<T>),
+}
+
+impl<T> OneOrMore<T> {
+    fn into_vec(self) -> Vec<T> {
+        match self {
+            OneOrMore::One(one) => vec![one],
+            OneOrMore::More(more) => more,
+        }
+    }
+}
+
 /// How a partition asks Slurm for GPUs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -63,7 +81,8 @@ pub struct SiteConfig {
     pub proxy_ca: Option<PathBuf>,
     /// Connect to the proxy here instead of resolving `proxy_url`'s host
     /// (compute nodes without DNS for it; TLS still checks `proxy_url`'s name).
-    pub proxy_address: Option<std::net::SocketAddr>,
+    /// Several when the proxy runs as replicas: calls try them in order.
+    pub proxy_address: Vec<std::net::SocketAddr>,
     pub scheduler: SchedulerKind,
     pub account_required: Option<Source>,
     pub modules: Vec<String>,
@@ -91,7 +110,7 @@ pub struct SiteConfig {
 struct SiteFile {
     proxy_url: Option<Spanned<String>>,
     proxy_ca: Option<PathBuf>,
-    proxy_address: Option<std::net::SocketAddr>,
+    proxy_address: Option<OneOrMore<std::net::SocketAddr>>,
     scheduler: Option<SchedulerKind>,
     account_required: Option<Spanned<bool>>,
     modules: Option<Spanned<Vec<String>>>,
@@ -155,7 +174,7 @@ impl SiteConfig {
             path: None,
             proxy_url: None,
             proxy_ca: None,
-            proxy_address: None,
+            proxy_address: Vec::new(),
             scheduler: SchedulerKind::Local,
             account_required: None,
             modules: Vec::new(),
@@ -220,7 +239,10 @@ impl SiteConfig {
                     .unwrap_or_else(|| PathBuf::from(crate::identity::DEFAULT_MUNGE_SOCKET)),
             });
         }
-        site.proxy_address = file.proxy_address;
+        site.proxy_address = file
+            .proxy_address
+            .map(OneOrMore::into_vec)
+            .unwrap_or_default();
         if let Some(kind) = file.scheduler {
             site.scheduler = kind;
         }

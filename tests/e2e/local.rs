@@ -86,3 +86,41 @@ async fn local_up_no_wait_json_then_url_and_logs() {
     assert_eq!(site.ls_json().await, Vec::<Value>::new());
     assert!(!site.session_dir(&alias).exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_up_and_the_job_try_the_next_proxy_address_when_one_does_not_answer() {
+    let Some(jupyter) = jupyter_executable() else {
+        return;
+    };
+    let site = Site::new("local", &jupyter, "");
+    // A replica that is down: a port nothing listens on any more.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let toml_path = site.site_toml();
+    let toml = std::fs::read_to_string(&toml_path).unwrap();
+    let listed = format!("proxy_address = [\"{dead}\", \"{}\"]", site.proxy.addr);
+    let toml: String = toml
+        .lines()
+        .map(|l| {
+            if l.starts_with("proxy_address") {
+                listed.clone()
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&toml_path, toml).unwrap();
+
+    // `up` reserves through the second address; `ready` means the job's
+    // `jrps register` got through too.
+    let (launched, out) = site.up_ok(&[]).await;
+    assert!(out.stderr.contains("] ready"), "{}", out.describe());
+    let status_url = launched.url.replacen("/?token=", "/api/status?token=", 1);
+    assert_eq!(site.get(&status_url).await.0, 200, "{}", site.logs());
+    let down = site.run(&["down", &launched.alias]).await;
+    assert_eq!(down.code, Some(0), "{}", down.describe());
+    assert_eq!(site.get(&launched.url).await.0, ENDED);
+}

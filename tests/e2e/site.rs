@@ -257,6 +257,11 @@ impl Site {
         .unwrap();
     }
 
+    /// The site's `site.toml`.
+    pub fn site_toml(&self) -> PathBuf {
+        self.root.path().join("site/site.toml")
+    }
+
     /// The `HOME` that `jrps` (and so Jupyter) sees.
     pub fn home(&self) -> PathBuf {
         self.root.path().join("home")
