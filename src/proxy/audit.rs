@@ -35,9 +35,13 @@ pub enum Event {
     Registered {
         backend: SocketAddr,
     },
-    /// The first request with the session's token: the browser that opened it.
+    /// The first request with the session's token: the browser that opened
+    /// it. Behind a TLS terminator `client` is the terminator, and
+    /// `forwarded_for` is the `X-Forwarded-For` it passed on.
     FirstAccess {
         client: IpAddr,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        forwarded_for: Option<String>,
     },
     Ended {
         reason: Option<EndReason>,

@@ -107,10 +107,19 @@ async fn session_request(
         return full(pages::page(Failure::CrossOrigin, alias));
     }
     if auth == Auth::Token && session.load.first_open() {
+        let forwarded_for = shared
+            .config
+            .behind_tls
+            .then(|| req.headers().get("x-forwarded-for"))
+            .flatten()
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let client = conn.peer.ip();
-        shared
-            .audit
-            .record(&session, audit::Event::FirstAccess { client });
+        let event = audit::Event::FirstAccess {
+            client,
+            forwarded_for,
+        };
+        shared.audit.record(&session, event);
     }
     let set_cookie = (auth == Auth::Token).then(|| edge_auth::cookie_header(shared, &session, now));
     let mut response = match (session.state, &session.backend_authority) {

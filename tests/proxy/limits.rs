@@ -326,7 +326,7 @@ async fn connection_cap_holds_new_connections_back() {
 async fn plain_http_listener_behind_a_tls_terminator() {
     let behind = Proxy::start(Options {
         tls: false,
-        extra: "behind_tls = true\napi_addr = \"127.0.0.1:0\"".into(),
+        extra: "behind_tls = true\napi_addr = \"127.0.0.1:0\"\naudit_log = \"audit.log\"".into(),
         ..Options::default()
     });
     let backend = http_backend("one").await;
@@ -345,6 +345,20 @@ async fn plain_http_listener_behind_a_tls_terminator() {
     let headers: serde_json::Value = r.json().await.unwrap();
     assert_eq!(headers["x-forwarded-proto"], "https");
     assert_eq!(headers["x-forwarded-for"], "10.9.8.7, 127.0.0.1");
+    // The audit log names the browser the terminator says it served.
+    let audit = std::fs::read_to_string(behind.dir.path().join("audit.log")).unwrap();
+    let first = audit
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|l| l["event"] == "first_access")
+        .unwrap_or_else(|| panic!("no first_access in {audit}"));
+    assert_eq!(
+        (&first["client"], &first["forwarded_for"]),
+        (
+            &serde_json::json!("127.0.0.1"),
+            &serde_json::json!("10.9.8.7")
+        )
+    );
 
     let bare = Proxy::start(Options {
         tls: false,
