@@ -100,11 +100,10 @@ impl Session {
     }
 }
 
-fn sessions() -> Result<Vec<Session>, SessionCommandError> {
-    let env = Environment::capture();
-    let state = env.state_dirs()?;
+/// This state directory's sessions.
+fn sessions(state: &StateDirs) -> Result<Vec<Session>, SessionCommandError> {
     let mut sessions = Vec::new();
-    for dir in SessionDir::list(&state)? {
+    for dir in SessionDir::list(state)? {
         // A record being rewritten right now, or a stray directory, is skipped.
         if let Ok(record) = dir.read_record() {
             sessions.push(Session {
@@ -122,9 +121,10 @@ fn sessions() -> Result<Vec<Session>, SessionCommandError> {
 /// This state directory's sessions and, with identity on, the caller's
 /// others that the proxy knows.
 fn all_sessions() -> Result<Vec<Session>, SessionCommandError> {
-    let mut sessions = sessions()?;
     let env = Environment::capture();
-    let remote = from_proxy(&env, &env.state_dirs()?, &sessions)?;
+    let state = env.state_dirs()?;
+    let mut sessions = sessions(&state)?;
+    let remote = from_proxy(&env, &state, &sessions)?;
     sessions.extend(remote);
     Ok(sessions)
 }
@@ -208,12 +208,13 @@ impl Session {
 fn find(wanted: &str) -> Result<Session, SessionCommandError> {
     let matches =
         |s: &Session| s.record.alias == wanted || s.record.job_id.as_deref() == Some(wanted);
-    let local = sessions()?;
-    if let Some(index) = local.iter().position(matches) {
-        return Ok(local.into_iter().nth(index).expect("position is in range"));
-    }
     let env = Environment::capture();
-    let remote = from_proxy(&env, &env.state_dirs()?, &local)?;
+    let state = env.state_dirs()?;
+    let mut local = sessions(&state)?;
+    if let Some(index) = local.iter().position(matches) {
+        return Ok(local.swap_remove(index));
+    }
+    let remote = from_proxy(&env, &state, &local)?;
     let known: Vec<String> = local
         .iter()
         .chain(&remote)

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::flow::ENDED;
-use super::site::{Site, squeue_active, wait_job_gone};
+use super::site::{Launched, Site, squeue_active, wait_job_gone};
 use crate::proxy::jupyter::{jupyter_executable, run_code, start_code};
 use crate::scheduler::slurm::cluster;
 
@@ -31,18 +31,24 @@ async fn listed(site: &Site, alias: &str) -> Value {
         .unwrap_or_else(|| panic!("{alias} not in jrps ls"))
 }
 
+/// `jrps up` with ten minutes and the idle timeout; the URL and the job id.
+async fn up_with_idle_timeout(site: &Site) -> (Launched, String) {
+    let (launched, _) = site.up_ok(&["-t", "10", "--idle-timeout", IDLE]).await;
+    let job_id = listed(site, &launched.alias).await["job_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (launched, job_id)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slurm_idle_session_ends_by_itself_unless_traffic_keeps_it() {
     let Some(jupyter) = slurm_and_jupyter() else {
         return;
     };
     let site = Site::new("slurm", &jupyter, "");
-    let (launched, _) = site.up_ok(&["-t", "10", "--idle-timeout", IDLE]).await;
+    let (launched, job_id) = up_with_idle_timeout(&site).await;
     let alias = launched.alias.as_str();
-    let job_id = listed(&site, alias).await["job_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     let row = listed(&site, alias).await;
     let ends_at = row["ends_at"].as_u64().expect("a running job's end time");
     let table = site.run(&["ls"]).await;
@@ -123,12 +129,8 @@ async fn slurm_a_busy_kernel_with_no_browser_is_not_idle() {
         return;
     };
     let site = Site::new("slurm", &jupyter, "");
-    let (launched, _) = site.up_ok(&["-t", "10", "--idle-timeout", IDLE]).await;
+    let (launched, job_id) = up_with_idle_timeout(&site).await;
     let alias = launched.alias.as_str();
-    let job_id = listed(&site, alias).await["job_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     start_code(
         &site.proxy,
         alias,

@@ -178,6 +178,23 @@ impl Drop for Running {
     }
 }
 
+/// Starts `command`, collecting its stdout and stderr as it runs.
+fn spawn_command(mut command: Command) -> Running {
+    let mut child = command.spawn().unwrap();
+    let stdout = Arc::new(Mutex::new(String::new()));
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let readers = vec![
+        collect(child.stdout.take().unwrap(), stdout.clone()),
+        collect(child.stderr.take().unwrap(), stderr.clone()),
+    ];
+    Running {
+        child,
+        stdout,
+        stderr,
+        readers,
+    }
+}
+
 fn collect(
     mut pipe: impl Read + Send + 'static,
     into: Arc<Mutex<String>>,
@@ -295,21 +312,7 @@ impl Site {
     pub async fn run_elsewhere(&self, args: &[&str]) -> Output {
         let mut command = self.command(args);
         command.env("XDG_STATE_HOME", self.root.path().join("state-elsewhere"));
-        let mut child = command.spawn().unwrap();
-        let stdout = Arc::new(Mutex::new(String::new()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let readers = vec![
-            collect(child.stdout.take().unwrap(), stdout.clone()),
-            collect(child.stderr.take().unwrap(), stderr.clone()),
-        ];
-        Running {
-            child,
-            stdout,
-            stderr,
-            readers,
-        }
-        .finish(COMMAND_TIMEOUT)
-        .await
+        spawn_command(command).finish(COMMAND_TIMEOUT).await
     }
 
     /// `jrps ARGS` in the hermetic environment.
@@ -346,19 +349,7 @@ impl Site {
     }
 
     pub fn spawn(&self, args: &[&str]) -> Running {
-        let mut child = self.command(args).spawn().unwrap();
-        let stdout = Arc::new(Mutex::new(String::new()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let readers = vec![
-            collect(child.stdout.take().unwrap(), stdout.clone()),
-            collect(child.stderr.take().unwrap(), stderr.clone()),
-        ];
-        Running {
-            child,
-            stdout,
-            stderr,
-            readers,
-        }
+        spawn_command(self.command(args))
     }
 
     pub async fn run(&self, args: &[&str]) -> Output {

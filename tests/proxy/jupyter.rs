@@ -299,6 +299,27 @@ pub(crate) async fn execute(ws: &mut Channels, msg_id: &str, code: &str) -> Opti
     None
 }
 
+/// Starts a kernel and opens its channels as the page would, with the
+/// page's cookies and Origin; returns them and the kernel's id.
+async fn open_kernel(
+    proxy: &Proxy,
+    alias: &str,
+    token: &str,
+    cookies: &[String],
+) -> Result<(Channels, String), String> {
+    let kernel_id = start_kernel(proxy, alias, token).await?;
+    let (ws, _) = connect_channels(
+        proxy,
+        alias,
+        &kernel_id,
+        &origin(proxy, alias),
+        &cookies.join("; "),
+    )
+    .await
+    .map_err(|e| format!("kernel WebSocket refused: {e}"))?;
+    Ok((ws, kernel_id))
+}
+
 /// Starts `code` in a new kernel and leaves it running with no client
 /// connected, as a browser tab closed on a long cell does; returns once the
 /// kernel says it is busy with it.
@@ -309,16 +330,7 @@ pub(crate) async fn start_code(
     code: &str,
 ) -> Result<(), String> {
     let cookies = lab_cookies(proxy, alias, token).await?;
-    let kernel_id = start_kernel(proxy, alias, token).await?;
-    let (mut ws, _) = connect_channels(
-        proxy,
-        alias,
-        &kernel_id,
-        &origin(proxy, alias),
-        &cookies.join("; "),
-    )
-    .await
-    .map_err(|e| format!("kernel WebSocket refused: {e}"))?;
+    let (mut ws, _) = open_kernel(proxy, alias, token, &cookies).await?;
     ws.send(Message::text(execute_request("jrps-busy", code)))
         .await
         .map_err(|e| format!("send: {e}"))?;
@@ -375,16 +387,7 @@ pub(crate) async fn run_code(
             "expected the proxy's and Jupyter's cookies, got {cookies:?}"
         ));
     }
-    let kernel_id = start_kernel(proxy, alias, token).await?;
-    let (mut ws, _) = connect_channels(
-        proxy,
-        alias,
-        &kernel_id,
-        &origin(proxy, alias),
-        &cookies.join("; "),
-    )
-    .await
-    .map_err(|e| format!("kernel WebSocket refused: {e}"))?;
+    let (mut ws, kernel_id) = open_kernel(proxy, alias, token, &cookies).await?;
     let value = tokio::time::timeout(Duration::from_secs(90), execute(&mut ws, "jrps-e2e", code))
         .await
         .map_err(|_| "no execute_result in 90 s".to_owned())?
