@@ -366,7 +366,7 @@ fn strip_query(url: &str) -> String {
     url.split('?').next().unwrap_or(url).to_owned()
 }
 
-fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, ProxyClientError> {
+pub(crate) fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, ProxyClientError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()

@@ -54,6 +54,11 @@ impl From<StoreError> for Refusal {
     fn from(error: StoreError) -> Refusal {
         match error {
             StoreError::NotFound => Refusal::new(Failure::NotFound, "no such session"),
+            // Logged once per outage by the store.
+            StoreError::Unavailable(_) => Refusal::new(
+                Failure::Unavailable,
+                "the state database is unreachable; try again shortly",
+            ),
             other => {
                 tracing::error!(error = %other, "state database");
                 Refusal::new(Failure::Internal, "the proxy could not save the change")
@@ -94,7 +99,15 @@ async fn dispatch(shared: &Arc<Shared>, conn: ConnInfo, req: Request<Incoming>) 
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
     if path == "/healthz" {
-        return Ok(text(StatusCode::OK, "ok\n".into(), "text/plain"));
+        // 200 while this replica serves: routes it knows keep working through
+        // a database outage, so a load balancer should not drop it then (and
+        // would drop every replica at once). The body says what is degraded.
+        let body = if shared.store.database_up() {
+            "ok\n"
+        } else {
+            "ok; state database unreachable: serving known routes, API changes answer 503\n"
+        };
+        return Ok(text(StatusCode::OK, body.into(), "text/plain"));
     }
     // With a listener of its own, the API is not on the public one at all
     // (`/healthz` stays, for load balancers).
@@ -488,6 +501,7 @@ async fn create(
             end_reason: None,
             owner: caller.map(|c| c.uid),
             client: Some(canonical_ip(conn.peer.ip())),
+            revision: 0,
             load: Arc::default(),
         };
         let limits = &shared.config.limits;

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+use super::store::{PgTarget, StateLocation};
 use crate::identity::{DEFAULT_MUNGE_SOCKET, IdentityKind, Munge};
 use serde::Deserialize;
 use toml::Spanned;
@@ -56,7 +57,7 @@ struct RawConfig {
     api_addr: Option<Spanned<String>>,
     tls_cert: Option<Spanned<PathBuf>>,
     tls_key: Option<Spanned<PathBuf>>,
-    state: PathBuf,
+    state: Spanned<String>,
     cookie_key: Option<PathBuf>,
     allowed_client_cidrs: Vec<Spanned<String>>,
     allowed_backend_cidrs: Vec<Spanned<String>>,
@@ -102,9 +103,11 @@ pub struct ProxyConfig {
     pub api_addr: Option<SocketAddr>,
     /// Certificate chain and key PEM files; `None` means plain HTTP.
     pub tls: Option<TlsFiles>,
-    pub state: PathBuf,
+    /// A SQLite file, or a PostgreSQL database replicas share.
+    pub state: StateLocation,
     /// The server key edge cookies are derived from (default: the state
-    /// file's path with `.key` appended); made 0600 at first start.
+    /// file's path with `.key` appended; with PostgreSQL it must be named,
+    /// and be the same file on every replica); made 0600 at first start.
     pub cookie_key: PathBuf,
     pub allowed_client_cidrs: Vec<IpNet>,
     pub allowed_backend_cidrs: Vec<IpNet>,
@@ -425,16 +428,32 @@ impl ProxyConfig {
             .long_poll_max
             .min(limits.idle_timeout.saturating_sub(Duration::from_secs(1)));
 
-        let state = resolve(raw.state);
+        let state_text = raw.state.get_ref();
+        let (state, cookie_key) = if PgTarget::is_url(state_text) {
+            let target = PgTarget::parse(state_text)
+                .map_err(|problem| at(raw.state.span().start, format!("`state`: {problem}")))?;
+            let Some(key) = raw.cookie_key else {
+                return Err(at(
+                    raw.state.span().start,
+                    "a PostgreSQL `state` needs `cookie_key`: the path of a key file that is \
+                     the same on every replica"
+                        .into(),
+                ));
+            };
+            (StateLocation::Postgres(Box::new(target)), resolve(key))
+        } else {
+            let file = resolve(PathBuf::from(state_text));
+            let key = raw
+                .cookie_key
+                .map_or_else(|| PathBuf::from(format!("{}.key", file.display())), resolve);
+            (StateLocation::File(file), key)
+        };
         Ok(ProxyConfig {
             domain,
             listen,
             api_addr,
             tls,
-            cookie_key: raw.cookie_key.map_or_else(
-                || PathBuf::from(format!("{}.key", state.display())),
-                resolve,
-            ),
+            cookie_key,
             state,
             allowed_client_cidrs,
             allowed_backend_cidrs,
@@ -497,8 +516,43 @@ allowed_backend_cidrs = ["127.0.0.1"]
         let c = ProxyConfig::parse(Path::new("/etc/jrps/proxy.toml"), MINIMAL).unwrap();
         assert_eq!(c.domain, "jrps.example.org");
         assert!(c.backend_ports.contains(1024) && !c.backend_ports.contains(22));
-        assert_eq!(c.state, Path::new("/etc/jrps/state.sqlite"));
+        assert!(
+            matches!(&c.state, StateLocation::File(f) if f == Path::new("/etc/jrps/state.sqlite"))
+        );
+        assert_eq!(c.cookie_key, Path::new("/etc/jrps/state.sqlite.key"));
         assert!(c.tls.is_none());
+    }
+
+    #[test]
+    fn a_postgres_state_needs_a_named_cookie_key_and_a_sound_url() {
+        let pg = MINIMAL.replace(
+            "state = \"state.sqlite\"",
+            "state = \"postgres://jrps@db.example/jrps\"",
+        );
+        let e = ProxyConfig::parse(Path::new("p.toml"), &pg).unwrap_err();
+        let shown = e.to_string();
+        assert!(
+            shown.starts_with("p.toml:4:9:") && shown.contains("cookie_key"),
+            "{shown}"
+        );
+        let c = ProxyConfig::parse(
+            Path::new("/etc/jrps/p.toml"),
+            &format!("{pg}cookie_key = \"cookie.key\"\n"),
+        )
+        .unwrap();
+        assert!(matches!(c.state, StateLocation::Postgres(_)));
+        assert_eq!(c.cookie_key, Path::new("/etc/jrps/cookie.key"));
+        let bad = MINIMAL.replace(
+            "state = \"state.sqlite\"",
+            "state = \"postgres://db/jrps?sslmode=maybe\"",
+        );
+        let shown = ProxyConfig::parse(Path::new("p.toml"), &bad)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            shown.starts_with("p.toml:4:9:") && shown.contains("sslmode=maybe"),
+            "{shown}"
+        );
     }
 
     #[test]

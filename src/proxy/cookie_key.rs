@@ -50,19 +50,27 @@ impl CookieKey {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 let mut key = [0u8; KEY_LEN];
                 rand::fill(&mut key);
-                // `create_new`: two proxies starting at once cannot both
-                // write a key; the loser reads the winner's.
-                let created = OpenOptions::new()
+                // Written whole under a private name, then linked into place:
+                // a link never replaces a file, so of two proxies starting at
+                // once (replicas on one shared folder) one key wins, and the
+                // other never reads it half-written.
+                let mut suffix = [0u8; 8];
+                rand::fill(&mut suffix);
+                let draft =
+                    PathBuf::from(format!("{}.{}.new", path.display(), hex::encode(suffix)));
+                let written = OpenOptions::new()
                     .write(true)
                     .create_new(true)
                     .mode(0o600)
-                    .open(path);
-                match created {
-                    Ok(mut file) => {
-                        file.write_all(&key).map_err(io)?;
-                        file.sync_all().map_err(io)?;
-                        Ok(CookieKey(key))
-                    }
+                    .open(&draft)
+                    .and_then(|mut file| {
+                        file.write_all(&key)?;
+                        file.sync_all()
+                    });
+                let linked = written.and_then(|()| fs::hard_link(&draft, path));
+                let _ = fs::remove_file(&draft);
+                match linked {
+                    Ok(()) => Ok(CookieKey(key)),
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                         Self::load_or_create(path)
                     }
@@ -82,6 +90,15 @@ impl CookieKey {
         mac.update(b"\0");
         mac.update(salt);
         mac.finalize().into_bytes().into()
+    }
+
+    /// What replicas compare to learn they hold the same key, without
+    /// showing it: a MAC of a label no cookie is made of.
+    pub fn fingerprint(&self) -> String {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0)
+            .expect("HMAC takes keys of any length");
+        mac.update(b"jrps cookie key fingerprint");
+        hex::encode(mac.finalize().into_bytes())
     }
 }
 

@@ -29,6 +29,7 @@ use super::plumbing::{ProxyBody, full};
 use super::status::Failure;
 use super::store::Session;
 use super::tunnel;
+use crate::error::error_chain;
 
 pub struct Forwarder {
     client: Client<HttpConnector, Incoming>,
@@ -142,17 +143,6 @@ fn request_was_at_fault(error: &(dyn std::error::Error + 'static)) -> bool {
     std::iter::successors(Some(error), |e| e.source())
         .find_map(|e| e.downcast_ref::<hyper::Error>())
         .is_some_and(hyper::Error::is_user)
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Counts open tunnels so shutdown can wait for them; dropping it uncounts.

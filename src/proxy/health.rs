@@ -30,7 +30,7 @@ pub async fn sweep(shared: Arc<Shared>) {
     loop {
         tick.tick().await;
         let now = unix_now();
-        if !shared.store.maybe_due(now, retention) {
+        if !shared.store.has_duty() || !shared.store.maybe_due(now, retention) {
             continue;
         }
         for session in shared.store.all() {
@@ -71,6 +71,10 @@ pub async fn check_backends(shared: Arc<Shared>) {
     let mut failures: HashMap<Box<str>, u32> = HashMap::new();
     loop {
         tick.tick().await;
+        if !shared.store.has_duty() {
+            failures.clear();
+            continue;
+        }
         let mut by_backend: HashMap<SocketAddr, Vec<Box<str>>> = HashMap::new();
         for session in shared.store.all() {
             if let (SessionState::Ready, Some(backend)) = (session.state, session.backend) {

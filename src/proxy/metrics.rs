@@ -101,10 +101,18 @@ impl Metrics {
              jrps_open_websockets {}\n\
              # HELP jrps_open_connections Client connections open now.\n\
              # TYPE jrps_open_connections gauge\n\
-             jrps_open_connections {}\n",
+             jrps_open_connections {}\n\
+             # HELP jrps_state_database_up Whether the last call to the state database succeeded.\n\
+             # TYPE jrps_state_database_up gauge\n\
+             jrps_state_database_up {}\n\
+             # HELP jrps_duty Whether this replica runs the sweeps and health checks now.\n\
+             # TYPE jrps_duty gauge\n\
+             jrps_duty {}\n",
             self.upstream_errors.load(Relaxed),
             self.open_websockets.load(Relaxed),
             self.open_connections.load(Relaxed),
+            u8::from(store.database_up()),
+            u8::from(store.has_duty()),
         );
         out.push_str(
             "# HELP jrps_activation_seconds From a register call arriving to its route being live.\n",

@@ -93,6 +93,9 @@ impl ServeError {
         match self {
             // A log folder that is not there is the configuration's fault.
             ServeError::Config(_) | ServeError::Tls(_) | ServeError::Audit(_) => 2,
+            // A schema from a newer jrps, or a cookie key the other
+            // replicas do not share: the operator's to fix, not a retry's.
+            ServeError::Store(StoreError::Refused(_)) => 2,
             _ => 1,
         }
     }
@@ -263,7 +266,7 @@ async fn run_async(config: ProxyConfig) -> Result<(), ServeError> {
     // its user's alone, whatever umask it was started with.
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cookie_key = Arc::new(cookie_key::CookieKey::load_or_create(&config.cookie_key)?);
-    let store = store::Store::open(&config.state, &cookie_key)?;
+    let store = store::Store::open(&config.state, cookie_key.clone()).await?;
     let bind = |addr: SocketAddr| async move {
         TcpListener::bind(addr)
             .await
@@ -360,9 +363,11 @@ async fn run_async(config: ProxyConfig) -> Result<(), ServeError> {
         drained.push(rx);
     }
 
+    let following = shared.clone();
     let background = [
         tokio::spawn(health::sweep(shared.clone())),
         tokio::spawn(health::check_backends(shared.clone())),
+        tokio::spawn(async move { following.store.follow().await }),
     ];
 
     let graceful = GracefulShutdown::new();

@@ -41,9 +41,8 @@ async fn registration_from_outside_backend_cidrs_is_refused() {
     assert_eq!(response.status(), 403);
 }
 
-#[tokio::test]
-async fn second_registration_is_409_and_backend_is_the_caller() {
-    let proxy = Proxy::start(Options::default());
+async fn second_registration_is_409_and_backend_is_the_caller(options: Options) {
+    let proxy = Proxy::start(options);
     let backend = http_backend("one").await;
     let token = random_token();
     let s = proxy.create(&token, 600).await;
@@ -76,9 +75,8 @@ async fn second_registration_is_409_and_backend_is_the_caller() {
     assert_eq!(r.text().await.unwrap(), "hello from one path=/");
 }
 
-#[tokio::test]
-async fn a_backend_address_routes_to_one_live_session_at_a_time() {
-    let proxy = Proxy::start(Options::default());
+async fn a_backend_address_routes_to_one_live_session_at_a_time(options: Options) {
+    let proxy = Proxy::start(options);
     let backend = http_backend("first-user").await;
     let first_token = random_token();
     let first = proxy.create(&first_token, 600).await;
@@ -223,9 +221,8 @@ async fn malformed_and_oversized_bodies_are_4xx() {
     assert_eq!(r.status(), 200);
 }
 
-#[tokio::test]
-async fn link_job_and_status() {
-    let proxy = Proxy::start(Options::default());
+async fn link_job_and_status(options: Options) {
+    let proxy = Proxy::start(options);
     let s = proxy.create(&random_token(), 600).await;
     let link = |job: &str, secret: &str| {
         proxy
@@ -263,9 +260,8 @@ async fn link_job_and_status() {
     assert_eq!(code, 404);
 }
 
-#[tokio::test]
-async fn long_poll_answers_the_moment_registration_lands() {
-    let proxy = Proxy::start(Options::default());
+async fn long_poll_answers_the_moment_registration_lands(options: Options) {
+    let proxy = Proxy::start(options);
     let backend = http_backend("one").await;
     let s = proxy.create(&random_token(), 600).await;
 
@@ -430,9 +426,8 @@ async fn live_session_quotas_answer_429_with_retry_after() {
     assert_eq!(r.status(), 429);
 }
 
-#[tokio::test]
-async fn activity_says_when_a_request_last_reached_jupyter() {
-    let proxy = Proxy::start(Options::default());
+async fn activity_says_when_a_request_last_reached_jupyter(options: Options) {
+    let proxy = Proxy::start(options);
     let backend = http_backend("jupyter").await;
     let token = random_token();
     let s = proxy.ready_session(&token, backend.port()).await;
@@ -481,9 +476,8 @@ async fn activity_says_when_a_request_last_reached_jupyter() {
     assert!((now..=now + 2).contains(&at), "{at} vs {now}");
 }
 
-#[tokio::test]
-async fn an_ended_session_keeps_its_first_reason_and_its_page_says_it() {
-    let proxy = Proxy::start(Options::default());
+async fn an_ended_session_keeps_its_first_reason_and_its_page_says_it(options: Options) {
+    let proxy = Proxy::start(options);
     let backend = http_backend("jupyter").await;
     let token = random_token();
     let s = proxy.ready_session(&token, backend.port()).await;
@@ -517,3 +511,33 @@ async fn an_ended_session_keeps_its_first_reason_and_its_page_says_it() {
         "{body}"
     );
 }
+
+/// Each test above twice: on the proxy's own SQLite file, and on a private
+/// PostgreSQL cluster (the promises are the store's, whichever backend).
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name(super::Options::default()).await
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                let Some((_cluster, options)) = super::super::postgres::on_postgres() else {
+                    return;
+                };
+                super::$name(options).await
+            }
+        }
+    )*};
+}
+
+on_both_backends!(
+    second_registration_is_409_and_backend_is_the_caller,
+    a_backend_address_routes_to_one_live_session_at_a_time,
+    link_job_and_status,
+    long_poll_answers_the_moment_registration_lands,
+    activity_says_when_a_request_last_reached_jupyter,
+    an_ended_session_keeps_its_first_reason_and_its_page_says_it,
+);

@@ -38,6 +38,12 @@ impl Default for TestCa {
 
 impl TestCa {
     pub fn new() -> TestCa {
+        Self::for_names(&[&format!("*.{DOMAIN}"), DOMAIN])
+    }
+
+    /// A CA and a certificate it signed for `names` (DNS names or IP
+    /// addresses).
+    pub fn for_names(names: &[&str]) -> TestCa {
         let ca_key = KeyPair::generate().unwrap();
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -47,10 +53,11 @@ impl TestCa {
         let ca_cert = ca_params.self_signed(&ca_key).unwrap();
         let leaf_key = KeyPair::generate().unwrap();
         let mut leaf_params =
-            CertificateParams::new(vec![format!("*.{DOMAIN}"), DOMAIN.to_owned()]).unwrap();
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap();
         leaf_params
             .distinguished_name
-            .push(DnType::CommonName, format!("*.{DOMAIN}"));
+            .push(DnType::CommonName, names[0]);
         let issuer = Issuer::from_params(&ca_params, &ca_key);
         let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
         TestCa {
@@ -80,6 +87,14 @@ pub struct Options {
     pub tls: bool,
     pub extra: String,
     pub allowed_backend_cidrs: String,
+    /// `listen`: port 0 picks one (read back from the proxy's output).
+    pub listen: SocketAddr,
+    /// `state`: the proxy's own SQLite file, or a PostgreSQL URL
+    /// ([`super::postgres::PgCluster::database`]).
+    pub state: String,
+    /// `cookie_key`, when not the default beside a SQLite file (replicas
+    /// share one).
+    pub cookie_key: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -88,6 +103,9 @@ impl Default for Options {
             tls: true,
             extra: String::new(),
             allowed_backend_cidrs: r#"["127.0.0.1/32"]"#.into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            state: "state.sqlite".into(),
+            cookie_key: None,
         }
     }
 }
@@ -104,14 +122,15 @@ pub struct Proxy {
     pub options: Options,
 }
 
-/// Resolves every name to 127.0.0.1 (the port comes from the URL).
-struct Loopback;
+/// Resolves every name to one loopback address (the port comes from the
+/// URL): 127.0.0.1, or the one a proxy listens on.
+struct Loopback(IpAddr);
 
 impl reqwest::dns::Resolve for Loopback {
     fn resolve(&self, _name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        Box::pin(async {
-            let addrs: reqwest::dns::Addrs =
-                Box::new(std::iter::once(SocketAddr::from(([127, 0, 0, 1], 0))));
+        let ip = self.0;
+        Box::pin(async move {
+            let addrs: reqwest::dns::Addrs = Box::new(std::iter::once(SocketAddr::new(ip, 0)));
             Ok(addrs)
         })
     }
@@ -137,10 +156,14 @@ impl Proxy {
         } else {
             ""
         };
+        let cookie_key = match &options.cookie_key {
+            Some(path) => format!("cookie_key = {:?}\n", path.display().to_string()),
+            None => String::new(),
+        };
         let config = format!(
-            "domain = \"{DOMAIN}\"\nlisten = \"127.0.0.1:0\"\n{tls}state = \"state.sqlite\"\n\
+            "domain = \"{DOMAIN}\"\nlisten = \"{}\"\n{tls}state = {:?}\n{cookie_key}\
              allowed_client_cidrs = [\"127.0.0.1/32\"]\nallowed_backend_cidrs = {}\n{}\n",
-            options.allowed_backend_cidrs, options.extra
+            options.listen, options.state, options.allowed_backend_cidrs, options.extra
         );
         let config_path = dir.path().join("proxy.toml");
         std::fs::write(&config_path, config).unwrap();
@@ -196,11 +219,12 @@ impl Proxy {
                 break;
             }
         }
-        let client = client_for(&ca, None);
+        let addr = addr.expect("proxy printed no listening address");
+        let client = client_at(&ca, None, addr.ip());
         Proxy {
             dir,
             ca,
-            addr: addr.expect("proxy printed no listening address"),
+            addr,
             api_addr,
             child,
             client,
@@ -390,9 +414,14 @@ pub async fn tls_connect(ca: &TestCa, tcp: TcpStream, name: &str) -> TlsStream<T
 /// An HTTPS client trusting the test CA, resolving every name to loopback,
 /// optionally sending from `local` (another 127.0.0.0/8 address).
 pub fn client_for(ca: &TestCa, local: Option<IpAddr>) -> reqwest::Client {
+    client_at(ca, local, IpAddr::from([127, 0, 0, 1]))
+}
+
+/// A client that sends every name to `ip`.
+pub fn client_at(ca: &TestCa, local: Option<IpAddr>, ip: IpAddr) -> reqwest::Client {
     let mut builder = reqwest::Client::builder()
         .tls_backend_preconfigured(ca.client_config())
-        .dns_resolver(Arc::new(Loopback))
+        .dns_resolver(Arc::new(Loopback(ip)))
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(60));
@@ -400,6 +429,18 @@ pub fn client_for(ca: &TestCa, local: Option<IpAddr>) -> reqwest::Client {
         builder = builder.local_address(local);
     }
     builder.build().unwrap()
+}
+
+/// The `name=value` edge cookie a browser gets for `alias`.
+pub async fn edge_cookie(proxy: &Proxy, alias: &str, token: &str) -> (String, String) {
+    let r = proxy
+        .get(proxy.url(alias, &format!("/?token={token}")))
+        .await;
+    assert_eq!(r.status(), 200);
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let pair = set.split(';').next().unwrap();
+    let (name, value) = pair.split_once('=').unwrap();
+    (name.to_owned(), value.to_owned())
 }
 
 pub fn sha256_hex(token: &str) -> String {

@@ -11,6 +11,8 @@ pub(crate) mod jupyter;
 mod lifecycle;
 mod limits;
 mod phase;
+pub(crate) mod postgres;
+mod replicas;
 mod routing;
 mod state;
 pub(crate) mod wire;

@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use super::backends::http_backend;
-use super::harness::{Options, Proxy, random_token};
+use super::harness::{Options, Proxy, edge_cookie, random_token};
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path)
@@ -17,18 +17,6 @@ fn mode(path: &Path) -> u32 {
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-/// The `name=value` edge cookie a browser gets for `alias`.
-async fn edge_cookie(proxy: &Proxy, alias: &str, token: &str) -> (String, String) {
-    let r = proxy
-        .get(proxy.url(alias, &format!("/?token={token}")))
-        .await;
-    assert_eq!(r.status(), 200);
-    let set = r.headers()["set-cookie"].to_str().unwrap().to_owned();
-    let pair = set.split(';').next().unwrap();
-    let (name, value) = pair.split_once('=').unwrap();
-    (name.to_owned(), value.to_owned())
 }
 
 #[tokio::test]

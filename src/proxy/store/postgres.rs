@@ -1,0 +1,669 @@
+//! The replicated backend: every `jrps serve` on one PostgreSQL database.
+//!
+//! What each promise rests on:
+//! - committed before answered: each change is one transaction, committed
+//!   (synchronously, PostgreSQL's default) before the store publishes it;
+//! - unique aliases: the table's primary key (`ON CONFLICT DO NOTHING`, and
+//!   the API draws another alias);
+//! - one-time registration, and every other read-modify-write: the row is
+//!   read `FOR UPDATE` and changed in the same transaction, so of many
+//!   concurrent changes to one version only the first sees it;
+//! - quotas: counted in the creating transaction under a transaction-level
+//!   advisory lock every replica takes;
+//! - every replica current: a trigger notifies `jrps_sessions` with the
+//!   alias on every write; the follower reads the row and publishes it, and
+//!   reads everything after a reconnect (notifications sent meanwhile are
+//!   lost) and every [`FULL_RELOAD`];
+//! - sweeps and health checks once: the follower's connection holds a
+//!   session-level advisory lock; when it dies PostgreSQL frees the lock and
+//!   another replica takes it at its next try ([`DUTY_RETRY`]).
+//!
+//! An outage: the request path never waits on the database (it reads
+//! memory); calls that must write answer 503 within [`OP_TIMEOUT`]; both
+//! connections are made again when the database is back.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio_postgres::{AsyncMessage, Client, Connection, NoTls, Row};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use super::{LiveCounts, Quotas, Session, Store, StoreError, StoredSession};
+use crate::proxy::cookie_key::CookieKey;
+
+mod embedded {
+    refinery::embed_migrations!("migrations/postgres");
+}
+
+/// Advisory lock keys, the same on every replica ("jrps" and a number).
+const MIGRATION_LOCK: i64 = 0x6a72_7073_0001;
+const QUOTA_LOCK: i64 = 0x6a72_7073_0002;
+const DUTY_LOCK: i64 = 0x6a72_7073_0003;
+
+/// The longest any database call may take before the API answers 503.
+const OP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a replica without the duty lock tries to take it, and the
+/// holder proves its connection alive: a dead holder's work moves within
+/// about this long once PostgreSQL has seen its connection close.
+pub(super) const DUTY_RETRY: Duration = Duration::from_secs(1);
+/// How often memory is compared with the whole table, for what a lost
+/// notification missed.
+pub(super) const FULL_RELOAD: Duration = Duration::from_secs(30);
+
+const CHANNEL: &str = "jrps_sessions";
+
+const COLUMNS: &str = "alias, \"user\", token_sha256, secret_sha256, cookie, job_id, backend, \
+                       state, created_at, expires_at, registered_at, ended_at, end_reason, \
+                       owner_uid, client, revision";
+
+/// A `postgres://` state URL, parsed at config time so that a bad one is a
+/// config error. Its password never leaves `config`: logs show `shown`.
+#[derive(Clone)]
+pub struct PgTarget {
+    config: tokio_postgres::Config,
+    tls: Option<MakeRustlsConnect>,
+    shown: String,
+}
+
+impl std::fmt::Debug for PgTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+impl std::fmt::Display for PgTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+impl PgTarget {
+    pub fn is_url(state: &str) -> bool {
+        state.starts_with("postgres://") || state.starts_with("postgresql://")
+    }
+
+    /// A libpq-style URL. `sslmode` `require`, `verify-ca` or `verify-full`
+    /// asks for TLS, and the server's certificate is then always verified
+    /// (against `sslrootcert` when given, else the system's roots): stricter
+    /// than libpq's `require`, which checks nothing. `disable`, `allow` and
+    /// `prefer` (libpq's default) connect without TLS, as on a Unix socket.
+    pub fn parse(url: &str) -> Result<PgTarget, String> {
+        let (base, query) = url.split_once('?').unwrap_or((url, ""));
+        let mut kept = Vec::new();
+        let mut mode = None;
+        let mut root_cert = None;
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("sslmode", value)) => mode = Some(value),
+                Some(("sslrootcert", value)) => root_cert = Some(value),
+                _ => kept.push(pair),
+            }
+        }
+        let tls = match mode {
+            None | Some("disable" | "allow" | "prefer") => false,
+            Some("require" | "verify-ca" | "verify-full") => true,
+            Some(other) => {
+                return Err(format!(
+                    "sslmode={other} is not a mode; allowed: disable, prefer, require, \
+                     verify-ca, verify-full"
+                ));
+            }
+        };
+        if root_cert.is_some() && !tls {
+            return Err("sslrootcert needs sslmode=verify-full (or require)".into());
+        }
+        kept.push(if tls {
+            "sslmode=require"
+        } else {
+            "sslmode=disable"
+        });
+        let rebuilt = format!("{base}?{}", kept.join("&"));
+        let mut config: tokio_postgres::Config = rebuilt
+            .parse()
+            .map_err(|e| format!("not a PostgreSQL URL: {}", crate::error::error_chain(&e)))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(OP_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("jrps serve");
+        }
+        // A replica whose host vanishes must not hold the duty lock for
+        // the kernel's two hours; PostgreSQL's side is the server's
+        // `tcp_keepalives_*` (docs/replicas.md).
+        config.keepalives_idle(Duration::from_secs(10));
+        let tls = if tls {
+            let config = crate::proxy_client::tls_config(root_cert.map(std::path::Path::new))
+                .map_err(|e| format!("sslrootcert: {e}"))?;
+            Some(MakeRustlsConnect::new(config))
+        } else {
+            None
+        };
+        Ok(PgTarget {
+            config,
+            tls,
+            shown: without_password(url),
+        })
+    }
+
+    /// A connection, driven by a task of its own; notifications go to
+    /// `notes` (the follower's) or nowhere.
+    async fn connect(
+        &self,
+        notes: Option<mpsc::UnboundedSender<String>>,
+    ) -> Result<Client, tokio_postgres::Error> {
+        match &self.tls {
+            None => {
+                let (client, connection) = self.config.connect(NoTls).await?;
+                drive(connection, notes);
+                Ok(client)
+            }
+            Some(tls) => {
+                let (client, connection) = self.config.connect(tls.clone()).await?;
+                drive(connection, notes);
+                Ok(client)
+            }
+        }
+    }
+}
+
+/// `postgres://user:secret@host/db?password=x` → `postgres://user:***@host/db?password=***`.
+fn without_password(url: &str) -> String {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let base = match base.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((userinfo, host)) => match userinfo.split_once(':') {
+                Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+                None => base.to_owned(),
+            },
+            None => base.to_owned(),
+        },
+        None => base.to_owned(),
+    };
+    let query: Vec<String> = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some(("password", _)) => "password=***".to_owned(),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    if query.is_empty() {
+        base
+    } else {
+        format!("{base}?{}", query.join("&"))
+    }
+}
+
+fn drive<S, T>(mut connection: Connection<S, T>, notes: Option<mpsc::UnboundedSender<String>>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        // Ends with the connection; the follower sees its channel close.
+        while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+            match message {
+                Ok(AsyncMessage::Notification(note)) => {
+                    if let Some(notes) = &notes {
+                        let _ = notes.send(note.payload().to_owned());
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::debug!(%error, "state database connection closed");
+                    break;
+                }
+            }
+        }
+    });
+}
+
+pub(super) struct Postgres {
+    target: PgTarget,
+    /// The API's connection: the store's writer lock already serialises this
+    /// replica's changes, so one connection is all they could use.
+    writer: tokio::sync::Mutex<Option<Client>>,
+    /// Set when a call failed: the connection is made again before the next.
+    writer_suspect: AtomicBool,
+    duty: AtomicBool,
+    up: AtomicBool,
+}
+
+impl Postgres {
+    /// Connects, brings the schema up to date (one replica at a time), and
+    /// checks that this replica's cookie key is the one the others use.
+    pub async fn open(target: &PgTarget, key: &CookieKey) -> Result<Postgres, StoreError> {
+        let db = Postgres {
+            target: target.clone(),
+            writer: tokio::sync::Mutex::new(None),
+            writer_suspect: AtomicBool::new(false),
+            duty: AtomicBool::new(false),
+            up: AtomicBool::new(false),
+        };
+        let mut client = db.client().await?;
+        let migrated = within(async {
+            client
+                .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+                .await?;
+            let report = embedded::migrations::runner().run_async(&mut *client).await;
+            client
+                .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+                .await?;
+            Ok::<_, tokio_postgres::Error>(report)
+        })
+        .await
+        .map_err(|e| db.unavailable("schema migration", e))?;
+        migrated.map_err(|e| StoreError::Refused(format!("{target}: schema migration: {e}")))?;
+
+        let fingerprint = key.fingerprint();
+        let agreed: String = within(async {
+            client
+                .execute(
+                    "INSERT INTO settings (name, value) VALUES ('cookie_key_fingerprint', $1)
+                     ON CONFLICT (name) DO NOTHING",
+                    &[&fingerprint],
+                )
+                .await?;
+            client
+                .query_one(
+                    "SELECT value FROM settings WHERE name = 'cookie_key_fingerprint'",
+                    &[],
+                )
+                .await?
+                .try_get(0)
+        })
+        .await
+        .map_err(|e| db.unavailable("reading settings", e))?;
+        if agreed != fingerprint {
+            return Err(StoreError::Refused(format!(
+                "{target}: this replica's cookie_key is not the one the other replicas use; \
+                 copy the same key file to every replica (a browser's cookie must open its \
+                 notebook through any of them)"
+            )));
+        }
+        drop(client);
+        Ok(db)
+    }
+
+    pub fn has_duty(&self) -> bool {
+        self.duty.load(Ordering::Acquire)
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Acquire)
+    }
+
+    /// The writer's connection, made (again) when there is none or the last
+    /// call failed.
+    async fn client(&self) -> Result<tokio::sync::MappedMutexGuard<'_, Client>, StoreError> {
+        let mut guard = self.writer.lock().await;
+        let stale = self.writer_suspect.swap(false, Ordering::AcqRel)
+            || guard.as_ref().is_none_or(Client::is_closed);
+        if stale {
+            *guard = None;
+            let client = within(self.target.connect(None))
+                .await
+                .map_err(|e| self.unavailable("connecting", e))?;
+            *guard = Some(client);
+        }
+        tokio::sync::MutexGuard::try_map(guard, Option::as_mut)
+            .map_err(|_| StoreError::Unavailable(format!("{}: no connection", self.target)))
+    }
+
+    /// A failed call: says so once per outage, and has the connection made
+    /// again before the next call.
+    fn unavailable(&self, doing: &str, error: Failure) -> StoreError {
+        self.writer_suspect.store(true, Ordering::Release);
+        if self.up.swap(false, Ordering::AcqRel) {
+            tracing::error!(
+                database = %self.target,
+                %error,
+                "state database unreachable while {doing}: routes already known are served \
+                 from memory; API calls that change sessions answer 503 until it is back"
+            );
+        }
+        StoreError::Unavailable(format!("{}: {doing}: {error}", self.target))
+    }
+
+    fn reached(&self) {
+        if !self.up.swap(true, Ordering::AcqRel) {
+            tracing::info!(database = %self.target, "state database reachable");
+        }
+    }
+
+    pub async fn load_all(&self) -> Result<Vec<StoredSession>, StoreError> {
+        let client = self.client().await?;
+        let rows = within(load(&client, None))
+            .await
+            .map_err(|e| self.unavailable("loading sessions", e))?;
+        self.reached();
+        Ok(rows)
+    }
+
+    /// The new row's revision, or `None` if the alias is taken.
+    pub async fn insert(
+        &self,
+        session: &Session,
+        quotas: &Quotas,
+    ) -> Result<Option<u64>, StoreError> {
+        let s = StoredSession::of(session);
+        let mut client = self.client().await?;
+        let outcome = within(async {
+            let tx = client.transaction().await?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&QUOTA_LOCK])
+                .await?;
+            let row = tx
+                .query_one(
+                    "SELECT
+                        count(*) FILTER (WHERE CASE WHEN $1::BIGINT IS NULL
+                            THEN owner_uid IS NULL AND \"user\" = $2
+                            ELSE owner_uid = $1 END),
+                        count(*) FILTER (WHERE client = $3),
+                        count(*)
+                     FROM sessions WHERE state <> 'ended'",
+                    &[&s.owner_uid, &s.user, &s.client],
+                )
+                .await?;
+            let count = |i| row.try_get::<_, i64>(i).map(|n| n.max(0) as usize);
+            let counts = LiveCounts {
+                user: count(0)?,
+                client: count(1)?,
+                total: count(2)?,
+            };
+            if let Err(exceeded) = quotas.check(counts) {
+                return Ok(Err(exceeded));
+            }
+            let inserted = tx
+                .query_opt(
+                    &format!(
+                        "INSERT INTO sessions ({COLUMNS})
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+                                 $15, nextval('session_revisions'))
+                         ON CONFLICT (alias) DO NOTHING
+                         RETURNING revision"
+                    ),
+                    &[
+                        &s.alias,
+                        &s.user,
+                        &s.token_sha256,
+                        &s.secret_sha256,
+                        &s.cookie_salt,
+                        &s.job_id,
+                        &s.backend,
+                        &s.state,
+                        &s.created_at,
+                        &s.expires_at,
+                        &s.registered_at,
+                        &s.ended_at,
+                        &s.end_reason,
+                        &s.owner_uid,
+                        &s.client,
+                    ],
+                )
+                .await?;
+            let revision = match inserted {
+                Some(row) => Some(row.try_get::<_, i64>(0)?.max(0) as u64),
+                None => None,
+            };
+            tx.commit().await?;
+            Ok(Ok(revision))
+        })
+        .await
+        .map_err(|e| self.unavailable("creating a session", e))?;
+        self.reached();
+        outcome.map_err(StoreError::Quota)
+    }
+
+    /// Reads the row `FOR UPDATE`, lets `change` make the new version, and
+    /// writes it in the same transaction.
+    pub async fn update<E>(
+        &self,
+        alias: &str,
+        change: impl FnOnce(StoredSession) -> Result<Session, E>,
+    ) -> Result<Result<Session, E>, StoreError> {
+        let mut client = self.client().await?;
+        let outcome = within(async {
+            let tx = client.transaction().await?;
+            let Some(row) = tx
+                .query_opt(
+                    &format!("SELECT {COLUMNS} FROM sessions WHERE alias = $1 FOR UPDATE"),
+                    &[&alias],
+                )
+                .await?
+            else {
+                return Ok(None);
+            };
+            let new = match change(stored(&row)?) {
+                Ok(new) => new,
+                // Dropping the transaction rolls it back.
+                Err(refused) => return Ok(Some(Err(refused))),
+            };
+            let s = StoredSession::of(&new);
+            let revision: i64 = tx
+                .query_one(
+                    "UPDATE sessions SET job_id = $2, backend = $3, state = $4, expires_at = $5,
+                        registered_at = $6, ended_at = $7, end_reason = $8,
+                        revision = nextval('session_revisions')
+                     WHERE alias = $1 RETURNING revision",
+                    &[
+                        &s.alias,
+                        &s.job_id,
+                        &s.backend,
+                        &s.state,
+                        &s.expires_at,
+                        &s.registered_at,
+                        &s.ended_at,
+                        &s.end_reason,
+                    ],
+                )
+                .await?
+                .try_get(0)?;
+            tx.commit().await?;
+            Ok(Some(Ok(Session {
+                revision: revision.max(0) as u64,
+                ..new
+            })))
+        })
+        .await
+        .map_err(|e| self.unavailable("changing a session", e))?;
+        self.reached();
+        outcome.ok_or(StoreError::NotFound)
+    }
+
+    pub async fn delete(&self, alias: &str) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        within(client.execute("DELETE FROM sessions WHERE alias = $1", &[&alias]))
+            .await
+            .map_err(|e| self.unavailable("forgetting a session", e))?;
+        self.reached();
+        Ok(())
+    }
+
+    /// Keeps `store` in step with the database for as long as the proxy
+    /// runs, reconnecting after any failure.
+    pub async fn follow(&self, store: &Store) {
+        let mut retry = Duration::from_millis(200);
+        loop {
+            let (notes_tx, notes) = mpsc::unbounded_channel();
+            let outcome = match within(self.target.connect(Some(notes_tx))).await {
+                Ok(client) => {
+                    retry = Duration::from_millis(200);
+                    self.follow_on(&client, notes, store).await
+                }
+                Err(error) => Err(error),
+            };
+            if self.duty.swap(false, Ordering::AcqRel) {
+                tracing::warn!("lost the duty lock: another replica runs the sweeps now");
+            }
+            if let Err(error) = outcome {
+                self.unavailable("following changes", error);
+            }
+            tokio::time::sleep(retry).await;
+            retry = (retry * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    async fn follow_on(
+        &self,
+        client: &Client,
+        mut notes: mpsc::UnboundedReceiver<String>,
+        store: &Store,
+    ) -> Result<(), Failure> {
+        within(client.batch_execute(&format!("LISTEN {CHANNEL}"))).await?;
+        store.follow_all(within(load(client, None)).await?);
+        self.reached();
+        let mut last_full = Instant::now();
+        let mut tick = tokio::time::interval(DUTY_RETRY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                note = notes.recv() => {
+                    let Some(alias) = note else {
+                        return Err(Failure::Closed);
+                    };
+                    let mut aliases = vec![alias];
+                    while let Ok(more) = notes.try_recv() {
+                        aliases.push(more);
+                    }
+                    aliases.sort_unstable();
+                    aliases.dedup();
+                    let rows = within(load(client, Some(&aliases))).await?;
+                    store.follow_rows(&aliases, rows);
+                }
+                _ = tick.tick() => {
+                    if self.has_duty() {
+                        within(client.simple_query("SELECT 1")).await?;
+                    } else {
+                        let took: bool = within(async {
+                            client
+                                .query_one("SELECT pg_try_advisory_lock($1)", &[&DUTY_LOCK])
+                                .await?
+                                .try_get(0)
+                        })
+                        .await?;
+                        if took {
+                            self.duty.store(true, Ordering::Release);
+                            tracing::info!("took the duty lock: this replica runs the sweeps and health checks");
+                        }
+                    }
+                    if last_full.elapsed() >= FULL_RELOAD {
+                        store.follow_all(within(load(client, None)).await?);
+                        last_full = Instant::now();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Why a database call did not complete.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    /// With its causes: "error performing TLS handshake" alone does not
+    /// say which certificate was refused.
+    #[error("{}", crate::error::error_chain(.0))]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("no answer in {OP_TIMEOUT:?}")]
+    TimedOut,
+    #[error("connection closed")]
+    Closed,
+}
+
+impl From<Failure> for StoreError {
+    fn from(error: Failure) -> StoreError {
+        StoreError::Unavailable(error.to_string())
+    }
+}
+
+async fn within<T>(
+    call: impl Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, Failure> {
+    match tokio::time::timeout(OP_TIMEOUT, call).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(Failure::TimedOut),
+    }
+}
+
+/// Every row, or those of `aliases`.
+async fn load(
+    client: &Client,
+    aliases: Option<&[String]>,
+) -> Result<Vec<StoredSession>, tokio_postgres::Error> {
+    let rows = match aliases {
+        None => {
+            client
+                .query(&format!("SELECT {COLUMNS} FROM sessions"), &[])
+                .await?
+        }
+        Some(aliases) => {
+            client
+                .query(
+                    &format!("SELECT {COLUMNS} FROM sessions WHERE alias = ANY($1)"),
+                    &[&aliases],
+                )
+                .await?
+        }
+    };
+    rows.iter().map(stored).collect()
+}
+
+fn stored(row: &Row) -> Result<StoredSession, tokio_postgres::Error> {
+    Ok(StoredSession {
+        alias: row.try_get(0)?,
+        user: row.try_get(1)?,
+        token_sha256: row.try_get(2)?,
+        secret_sha256: row.try_get(3)?,
+        cookie_salt: row.try_get(4)?,
+        job_id: row.try_get(5)?,
+        backend: row.try_get(6)?,
+        state: row.try_get(7)?,
+        created_at: row.try_get(8)?,
+        expires_at: row.try_get(9)?,
+        registered_at: row.try_get(10)?,
+        ended_at: row.try_get(11)?,
+        end_reason: row.try_get(12)?,
+        owner_uid: row.try_get(13)?,
+        client: row.try_get(14)?,
+        revision: row.try_get(15)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_stay_out_of_what_is_shown() {
+        assert_eq!(
+            without_password("postgres://jrps:s3cret@db.example/jrps?sslmode=require"),
+            "postgres://jrps:***@db.example/jrps?sslmode=require"
+        );
+        assert_eq!(
+            without_password("postgresql://db/jrps?user=jrps&password=s3cret"),
+            "postgresql://db/jrps?user=jrps&password=***"
+        );
+        assert_eq!(
+            without_password("postgres://jrps@%2Frun%2Fpostgresql/jrps"),
+            "postgres://jrps@%2Frun%2Fpostgresql/jrps"
+        );
+    }
+
+    #[test]
+    fn ssl_modes_are_checked_and_tls_is_used_when_asked_for() {
+        let tls = |url: &str| PgTarget::parse(url).map(|t| t.tls.is_some());
+        assert_eq!(tls("postgres://db/jrps"), Ok(false));
+        assert_eq!(tls("postgres://db/jrps?sslmode=prefer"), Ok(false));
+        assert_eq!(tls("postgres://db/jrps?sslmode=verify-full"), Ok(true));
+        let bad = PgTarget::parse("postgres://db/jrps?sslmode=sometimes").unwrap_err();
+        assert!(
+            bad.contains("sslmode=sometimes") && bad.contains("verify-full"),
+            "{bad}"
+        );
+        let bad = PgTarget::parse("postgres://db/jrps?sslrootcert=/ca.pem").unwrap_err();
+        assert!(bad.contains("sslrootcert"), "{bad}");
+        let bad = PgTarget::parse("postgres://db/jrps?colour=blue").unwrap_err();
+        assert!(bad.contains("colour"), "{bad}");
+    }
+}

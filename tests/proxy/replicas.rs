@@ -1,0 +1,470 @@
+//! Two `jrps serve` replicas on one private PostgreSQL database: a session
+//! made through one serves through the other, the once-only promises hold
+//! across them, a killed replica's work moves, and a database outage costs
+//! the API, not the routes already known.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::backends::http_backend;
+use super::harness::{Options, Proxy, TestCa, edge_cookie, eventually, random_token, sha256_hex};
+use super::postgres::PgCluster;
+
+struct Replicas {
+    cluster: PgCluster,
+    ca: Arc<TestCa>,
+    /// Both replicas' options but the folder: one database, one cookie key.
+    options: Options,
+    a: Proxy,
+    b: Proxy,
+    /// Holds the shared cookie key.
+    _shared: tempfile::TempDir,
+}
+
+impl Replicas {
+    /// Two replicas started at once on a new database (so both run the
+    /// schema migration concurrently), with `extra` in both proxy.toml.
+    fn start(extra: &str) -> Option<Replicas> {
+        let cluster = PgCluster::start()?;
+        let shared = tempfile::tempdir().unwrap();
+        let options = Options {
+            state: cluster.database("jrps"),
+            cookie_key: Some(shared.path().join("cookie.key")),
+            allowed_backend_cidrs: r#"["127.0.0.0/8"]"#.into(),
+            extra: extra.into(),
+            ..Options::default()
+        };
+        let ca = Arc::new(TestCa::new());
+        let (a, b) = std::thread::scope(|scope| {
+            let a = scope.spawn(|| replica(&ca, &options));
+            let b = scope.spawn(|| replica(&ca, &options));
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        Some(Replicas {
+            cluster,
+            ca,
+            options,
+            a,
+            b,
+            _shared: shared,
+        })
+    }
+
+    /// Starts replica A again in its folder, after it was killed.
+    fn restart_a(&mut self) {
+        let dir = self.a.dir.clone();
+        self.a = Proxy::start_in(dir, self.ca.clone(), self.options.clone());
+    }
+}
+
+fn replica(ca: &Arc<TestCa>, options: &Options) -> Proxy {
+    Proxy::start_in(
+        Arc::new(tempfile::tempdir().unwrap()),
+        ca.clone(),
+        options.clone(),
+    )
+}
+
+async fn state_of(proxy: &Proxy, alias: &str) -> String {
+    let (code, body) = proxy.status(alias, "").await;
+    match code {
+        200 => body["state"].as_str().unwrap_or_default().to_owned(),
+        other => other.to_string(),
+    }
+}
+
+async fn has_duty(proxy: &Proxy) -> bool {
+    proxy.metrics().await.lines().any(|l| l == "jrps_duty 1")
+}
+
+/// A GET of `path` on `alias` through `proxy` with only the edge cookie.
+async fn with_cookie(proxy: &Proxy, alias: &str, cookie: &(String, String)) -> u16 {
+    proxy
+        .client
+        .get(proxy.url(alias, "/notebook"))
+        .header("cookie", format!("{}={}", cookie.0, cookie.1))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn created_on_one_replica_registered_on_the_other_and_one_cookie_opens_both() {
+    let Some(r) = Replicas::start("") else {
+        return;
+    };
+    let backend = http_backend("lab").await;
+    let token = random_token();
+    let created = r.a.create(&token, 600).await;
+    let registered =
+        r.b.register(&created.alias, backend.port(), &created.register_secret)
+            .await;
+    assert_eq!(registered.status(), 200);
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            state_of(&r.a, &created.alias).await == "ready"
+        })
+        .await,
+        "A never saw the registration made through B"
+    );
+    let cookie = edge_cookie(&r.a, &created.alias, &token).await;
+    for proxy in [&r.a, &r.b] {
+        let response = proxy
+            .client
+            .get(proxy.url(&created.alias, "/lab"))
+            .header("cookie", format!("{}={}", cookie.0, cookie.1))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "through {}", proxy.addr);
+        assert!(response.text().await.unwrap().starts_with("hello from lab"));
+    }
+    // Exactly one replica holds the duty lock.
+    let holders = [has_duty(&r.a).await, has_duty(&r.b).await];
+    assert_eq!(holders.iter().filter(|h| **h).count(), 1, "{holders:?}");
+}
+
+#[tokio::test]
+async fn of_fifty_concurrent_registers_over_both_replicas_exactly_one_wins() {
+    let Some(r) = Replicas::start("") else {
+        return;
+    };
+    let backend = http_backend("lab").await;
+    let port = backend.port();
+    let created = r.a.create(&random_token(), 600).await;
+    let registers = (0..50).map(|i| {
+        let proxy = if i % 2 == 0 { &r.a } else { &r.b };
+        let (alias, secret) = (&created.alias, &created.register_secret);
+        async move { proxy.register(alias, port, secret).await.status() }
+    });
+    let statuses = futures_util::future::join_all(registers).await;
+    let won = statuses.iter().filter(|s| s.as_u16() == 200).count();
+    let refused = statuses.iter().filter(|s| s.as_u16() == 409).count();
+    assert_eq!((won, refused), (1, 49), "{statuses:?}");
+}
+
+#[tokio::test]
+async fn the_per_user_quota_counts_sessions_on_every_replica() {
+    let Some(r) = Replicas::start("[limits]\nmax_sessions_per_user = 2\n") else {
+        return;
+    };
+    r.a.create_as("ann").await;
+    r.b.create_as("ann").await;
+    let third =
+        r.a.client
+            .post(r.a.api("/sessions"))
+            .json(&json!({"user": "ann", "token_sha256": sha256_hex("t"), "ttl_seconds": 60}))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(third.status(), 429);
+    r.b.create_as("bob").await;
+}
+
+#[tokio::test]
+async fn a_killed_replica_s_sessions_serve_through_the_other_and_its_restart_catches_up() {
+    let Some(mut r) = Replicas::start("") else {
+        return;
+    };
+    let backend = http_backend("lab").await;
+    let token = random_token();
+    let first = r.a.ready_session(&token, backend.port()).await;
+    let cookie = edge_cookie(&r.a, &first.alias, &token).await;
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            state_of(&r.b, &first.alias).await == "ready"
+        })
+        .await
+    );
+
+    r.a.child.kill().unwrap();
+    r.a.child.wait().unwrap();
+    let killed = Instant::now();
+    assert_eq!(with_cookie(&r.b, &first.alias, &cookie).await, 200);
+    assert!(
+        eventually(Duration::from_secs(10), || has_duty(&r.b)).await,
+        "B never took the sweeps over"
+    );
+    eprintln!("duty on B {:?} after A was killed", killed.elapsed());
+
+    // While A is down, B takes new sessions (a second backend: one live
+    // route per address).
+    let second_backend = http_backend("second").await;
+    let second_token = random_token();
+    let second =
+        r.b.ready_session(&second_token, second_backend.port())
+            .await;
+    r.restart_a();
+    for (session, token) in [(&first, &token), (&second, &second_token)] {
+        let response =
+            r.a.get(r.a.url(&session.alias, &format!("/?token={token}")))
+                .await;
+        assert_eq!(
+            response.status(),
+            200,
+            "{} through the restarted A",
+            session.alias
+        );
+    }
+    assert_eq!(with_cookie(&r.a, &first.alias, &cookie).await, 200);
+}
+
+#[tokio::test]
+async fn a_database_outage_costs_the_api_not_the_routes_already_known() {
+    let Some(mut r) = Replicas::start("") else {
+        return;
+    };
+    let backend = http_backend("lab").await;
+    let token = random_token();
+    let known = r.a.ready_session(&token, backend.port()).await;
+    let cookie = edge_cookie(&r.a, &known.alias, &token).await;
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            state_of(&r.b, &known.alias).await == "ready"
+        })
+        .await
+    );
+
+    r.cluster.stop();
+    let create = || async {
+        r.a.client
+            .post(r.a.api("/sessions"))
+            .json(&json!({"user": "ann", "token_sha256": sha256_hex("t"), "ttl_seconds": 60}))
+            .send()
+            .await
+            .unwrap()
+    };
+    let refused = create().await;
+    assert_eq!(refused.status(), 503);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"], "unavailable", "{body}");
+    assert!(
+        r.a.log().contains("state database unreachable"),
+        "{}",
+        r.a.log()
+    );
+    let health = r.a.get(r.a.url("manage", "/healthz")).await;
+    assert_eq!(health.status(), 200);
+    assert!(health.text().await.unwrap().contains("unreachable"));
+    // Known routes are served throughout, through both replicas, while
+    // their followers fail to reconnect.
+    let outage = Instant::now();
+    while outage.elapsed() < Duration::from_secs(3) {
+        for proxy in [&r.a, &r.b] {
+            assert_eq!(with_cookie(proxy, &known.alias, &cookie).await, 200);
+        }
+    }
+
+    r.cluster.resume();
+    let back = Instant::now();
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            create().await.status() == 201
+        })
+        .await,
+        "the API did not come back"
+    );
+    eprintln!(
+        "API answering again {:?} after the database",
+        back.elapsed()
+    );
+    // And the replicas follow each other again.
+    let second_backend = http_backend("second").await;
+    let after =
+        r.b.ready_session(&random_token(), second_backend.port())
+            .await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            state_of(&r.a, &after.alias).await == "ready"
+        })
+        .await,
+        "A stopped following B"
+    );
+    assert_eq!(with_cookie(&r.a, &known.alias, &cookie).await, 200);
+}
+
+/// Expiry is recorded once: by the replica holding the duty lock, and a
+/// session ends once whichever replica would end it.
+#[tokio::test]
+async fn an_expired_session_is_ended_once_across_replicas() {
+    let Some(r) = Replicas::start("audit_log = \"audit.log\"\n") else {
+        return;
+    };
+    let created = r.a.create(&random_token(), 1).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            ended_in_memory(&r.a).await && ended_in_memory(&r.b).await
+        })
+        .await,
+        "the expiry did not reach both replicas"
+    );
+    let ended_lines: usize = [&r.a, &r.b]
+        .iter()
+        .map(|p| {
+            std::fs::read_to_string(p.dir.path().join("audit.log"))
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.contains("\"ended\"") && l.contains(&created.alias))
+                .count()
+        })
+        .sum();
+    assert_eq!(ended_lines, 1);
+}
+
+async fn ended_in_memory(proxy: &Proxy) -> bool {
+    proxy
+        .metrics()
+        .await
+        .lines()
+        .any(|l| l == "jrps_sessions{state=\"ended\"} 1")
+}
+
+#[tokio::test]
+async fn a_replica_with_another_cookie_key_refuses_to_start() {
+    let Some(r) = Replicas::start("") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("proxy.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "domain = \"jrps.localhost\"\nlisten = \"127.0.0.1:0\"\nstate = {:?}\n\
+             cookie_key = \"other.key\"\nallowed_client_cidrs = [\"127.0.0.1/32\"]\n\
+             allowed_backend_cidrs = [\"127.0.0.1/32\"]\n",
+            r.options.state
+        ),
+    )
+    .unwrap();
+    let (code, stderr) = run_to_exit(&config);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cookie_key") && stderr.contains("every replica"),
+        "{stderr}"
+    );
+}
+
+/// `jrps serve --config config` until it exits (within 30 s).
+fn run_to_exit(config: &std::path::Path) -> (Option<i32>, String) {
+    let mut child = Command::new(super::harness::jrps_bin())
+        .args(["serve", "--config"])
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("jrps serve did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    use std::io::Read;
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (status.code(), stderr)
+}
+
+/// TLS to the database: with `sslmode=verify-full` the proxy's connections
+/// are encrypted and the server's certificate is checked against
+/// `sslrootcert`; a server whose certificate another CA signed is refused.
+#[tokio::test]
+async fn the_database_connection_uses_tls_and_checks_the_certificate_when_asked() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server_ca = TestCa::for_names(&["127.0.0.1"]);
+    let certs = tempfile::tempdir().unwrap();
+    let cert = certs.path().join("server.crt");
+    let key = certs.path().join("server.key");
+    std::fs::write(&cert, &server_ca.cert_pem).unwrap();
+    std::fs::write(&key, &server_ca.key_pem).unwrap();
+    let owned_by_server = |path: &PathBuf| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        if rustix::process::geteuid().is_root() {
+            assert!(
+                Command::new("chown")
+                    .arg("postgres:postgres")
+                    .arg(path)
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+        }
+    };
+    owned_by_server(&cert);
+    owned_by_server(&key);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(certs.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let settings = [
+        "ssl=on".to_owned(),
+        format!("ssl_cert_file={}", cert.display()),
+        format!("ssl_key_file={}", key.display()),
+    ];
+    let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
+    let Some(cluster) = PgCluster::start_with(Some(port), &settings) else {
+        return;
+    };
+    cluster.database("jrps");
+    let root = certs.path().join("root.pem");
+    std::fs::write(&root, &server_ca.ca_pem).unwrap();
+    let url = |root: &std::path::Path| {
+        format!(
+            "postgres://jrps@127.0.0.1:{port}/jrps?sslmode=verify-full&sslrootcert={}",
+            root.display()
+        )
+    };
+    let proxy = Proxy::start(Options {
+        state: url(&root),
+        cookie_key: Some("cookie.key".into()),
+        ..Options::default()
+    });
+    proxy.create(&random_token(), 60).await;
+    let encrypted = cluster.psql(
+        "postgres",
+        "SELECT bool_and(s.ssl) || ' ' || count(*) FROM pg_stat_ssl s \
+         JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'jrps serve'",
+    );
+    let (all_tls, connections) = encrypted.trim().split_once(' ').unwrap();
+    assert_eq!(all_tls, "true", "{encrypted}");
+    assert!(connections.parse::<u32>().unwrap() >= 2, "{encrypted}");
+
+    let stranger = certs.path().join("stranger.pem");
+    std::fs::write(&stranger, TestCa::new().ca_pem).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("proxy.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "domain = \"jrps.localhost\"\nlisten = \"127.0.0.1:0\"\nstate = {:?}\n\
+             cookie_key = \"cookie.key\"\nallowed_client_cidrs = [\"127.0.0.1/32\"]\n\
+             allowed_backend_cidrs = [\"127.0.0.1/32\"]\n",
+            url(&stranger)
+        ),
+    )
+    .unwrap();
+    let (code, stderr) = run_to_exit(&config);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.to_lowercase().contains("certificate"), "{stderr}");
+}
