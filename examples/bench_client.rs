@@ -8,14 +8,16 @@
 //!   N sequential 32-byte round trips; prints `p50_us p99_us`.
 //! - `ws-hold ADDR HOST COOKIE N`: opens N WebSockets and holds them idle,
 //!   prints `held N` and waits for stdin to close.
-//! - `jrps-routes API DOMAIN TOKEN BACKEND_PORT N CONC`: creates and
+//! - `jrps-routes API DOMAIN TOKEN BACKEND_PORT N CONC [FROM]`: creates and
 //!   registers N sessions through the real API (the first from 127.0.0.1,
-//!   the rest each from an address of its own, 127.1.0.0 on),
+//!   the rest each from an address of its own, 127.1.0.0 on; with FROM, an
+//!   IPv4 address, all of them from FROM on, so that runs at once on one
+//!   database do not claim each other's routes),
 //!   prints `alias ALIAS` of the first and `cookie VALUE` (from `?token=`).
-//! - `jrps-activate API DOMAIN TOKEN BACKEND_PORT N`: N times: create,
-//!   register from 127.0.0.2, time from the register call's answer to the
-//!   first proxied 200, end the session;
-//!   prints `p50_us p99_us max_us`.
+//! - `jrps-activate API DOMAIN TOKEN BACKEND_PORT N [SERVE]`: N times:
+//!   create, register from 127.0.0.2, time from the register call's answer
+//!   to the first proxied 200 (asked of SERVE, another replica, when given),
+//!   end the session; prints `p50_us p99_us max_us`.
 //! - `chp-routes API AUTH DOMAIN TARGET N CONC`: adds N host routes to
 //!   configurable-http-proxy's REST API.
 //! - `chp-activate API AUTH PROXY DOMAIN TARGET N`: time from the route
@@ -67,9 +69,19 @@ fn main() -> Result<(), Err> {
             "ws-rtt" => ws_rtt(a(1).parse()?, &a(2), &a(3), n(4)).await,
             "ws-hold" => ws_hold(a(1).parse()?, &a(2), &a(3), n(4)).await,
             "jrps-routes" => {
-                jrps_routes(a(1).parse()?, &a(2), &a(3), n(4) as u16, n(5), n(6)).await
+                let from = if a(7).is_empty() {
+                    None
+                } else {
+                    Some(a(7).parse()?)
+                };
+                jrps_routes(a(1).parse()?, &a(2), &a(3), n(4) as u16, n(5), n(6), from).await
             }
-            "jrps-activate" => jrps_activate(a(1).parse()?, &a(2), &a(3), n(4) as u16, n(5)).await,
+            "jrps-activate" => {
+                // An optional last address serves the browser's requests: a
+                // second replica, for the cross-replica activation latency.
+                let serve = if a(6).is_empty() { a(1) } else { a(6) };
+                jrps_activate(a(1).parse()?, serve.parse()?, &a(2), &a(3), n(4) as u16, n(5)).await
+            }
             "chp-routes" => chp_routes(a(1).parse()?, &a(2), &a(3), &a(4), n(5), n(6)).await,
             "chp-activate" => {
                 chp_activate(a(1).parse()?, &a(2), a(3).parse()?, &a(4), &a(5), n(6)).await
@@ -415,14 +427,22 @@ async fn jrps_routes(
     port: u16,
     n: usize,
     conc: usize,
+    from: Option<std::net::Ipv4Addr>,
 ) -> Result<(), Err> {
     let started = Instant::now();
+    let (first_from, base) = match from {
+        Some(ip) => (ip, u32::from(ip) + 1),
+        None => (
+            std::net::Ipv4Addr::LOCALHOST,
+            u32::from(std::net::Ipv4Addr::new(127, 1, 0, 0)),
+        ),
+    };
     let conc = conc.max(1);
     let mut first = None;
     {
         // The first one on its own, so its alias is known.
         let mut client = conn_from(api, None).await?;
-        let mut backend = conn_from(api, Some("127.0.0.1:0".parse()?)).await?;
+        let mut backend = conn_from(api, Some(SocketAddr::from((first_from, 0)))).await?;
         let c = create(&mut client, domain, token).await?;
         register(&mut backend, domain, &c, port).await?;
         first = first.or(Some(c.alias));
@@ -440,7 +460,7 @@ async fn jrps_routes(
                 // One live route per backend address: the others register
                 // from addresses of their own (127.1.0.0 on, nothing
                 // listens there; the bench turns health checks off).
-                let n = u32::from(std::net::Ipv4Addr::new(127, 1, 0, 0)) + (w * per + i) as u32;
+                let n = base + (w * per + i) as u32;
                 let from = SocketAddr::from((std::net::Ipv4Addr::from(n), 0));
                 let mut backend = conn_from(api, Some(from)).await?;
                 register(&mut backend, &domain, &c, port).await?;
@@ -480,6 +500,7 @@ async fn jrps_routes(
 
 async fn jrps_activate(
     api: SocketAddr,
+    serve: SocketAddr,
     domain: &str,
     token: &str,
     port: u16,
@@ -489,7 +510,7 @@ async fn jrps_activate(
     // The bench's second backend address: 127.0.0.1's route is held by the
     // session the other runs use.
     let mut backend = conn_from(api, Some("127.0.0.2:0".parse()?)).await?;
-    let mut browser = conn_from(api, None).await?;
+    let mut browser = conn_from(serve, None).await?;
     let mut samples = Vec::with_capacity(n);
     for _ in 0..n {
         let c = create(&mut client, domain, token).await?;

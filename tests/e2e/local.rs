@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::flow::{ENDED, up_use_down};
 use super::site::{Site, executable};
 use crate::proxy::jupyter::jupyter_executable;
+use crate::proxy::replicas::Replicas;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_up_serves_jupyter_then_down_ends_everything() {
@@ -93,26 +94,12 @@ async fn local_up_and_the_job_try_the_next_proxy_address_when_one_does_not_answe
         return;
     };
     let site = Site::new("local", &jupyter, "");
-    // A replica that is down: a port nothing listens on any more.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let toml_path = site.site_toml();
-    let toml = std::fs::read_to_string(&toml_path).unwrap();
-    let listed = format!("proxy_address = [\"{dead}\", \"{}\"]", site.proxy.addr);
-    let toml: String = toml
-        .lines()
-        .map(|l| {
-            if l.starts_with("proxy_address") {
-                listed.clone()
-            } else {
-                l.to_owned()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(&toml_path, toml).unwrap();
+    // A replica that is down: the proxy's port on another loopback address,
+    // where nothing listens (the URL's port is the one used).
+    let live = site.proxy.addr;
+    let dead = std::net::SocketAddr::from(([127, 0, 0, 2], live.port()));
+    assert!(std::net::TcpStream::connect(dead).is_err(), "{dead} answers");
+    site.proxy_addresses(&[dead, live]);
 
     // `up` reserves through the second address; `ready` means the job's
     // `jrps register` got through too.
@@ -123,4 +110,53 @@ async fn local_up_and_the_job_try_the_next_proxy_address_when_one_does_not_answe
     let down = site.run(&["down", &launched.alias]).await;
     assert_eq!(down.code, Some(0), "{}", down.describe());
     assert_eq!(site.get(&launched.url).await.0, ENDED);
+}
+
+/// Two replicas on one PostgreSQL database: with one killed, `jrps up`
+/// still launches (reserving, and the job registering, through the other),
+/// the first session keeps serving, and the restarted replica serves what
+/// the other made meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_up_succeeds_with_a_replica_killed_and_its_restart_serves_what_the_other_made() {
+    let Some(jupyter) = jupyter_executable() else {
+        return;
+    };
+    let Some(replicas) = Replicas::start_on_one_port("") else {
+        return;
+    };
+    let (a, b) = (replicas.a.addr, replicas.b.addr);
+    let site = Site::around(replicas.a, "local", &jupyter, "");
+    site.proxy_addresses(&[a, b]);
+    let (first, _) = site.up_ok(&[]).await;
+    let status_url = |url: &str| url.replacen("/?token=", "/api/status?token=", 1);
+    assert_eq!(site.get(&status_url(&first.url)).await.0, 200);
+
+    let mut site = site;
+    site.proxy.child.kill().unwrap();
+    site.proxy.child.wait().unwrap();
+    let through_b = replicas.b.get(status_url(&first.url)).await;
+    assert_eq!(through_b.status(), 200, "the first session through B");
+
+    let (second, out) = site.up_ok(&[]).await;
+    assert!(out.stderr.contains("] ready"), "{}", out.describe());
+    assert_eq!(
+        replicas.b.get(status_url(&second.url)).await.status(),
+        200,
+        "{}",
+        site.logs()
+    );
+
+    site.proxy = Replicas::restart(&replicas.ca, &replicas.options, &site.proxy);
+    for launched in [&first, &second] {
+        assert_eq!(
+            site.get(&status_url(&launched.url)).await.0,
+            200,
+            "{} through the restarted A",
+            launched.alias
+        );
+    }
+    for launched in [&first, &second] {
+        let down = site.run(&["down", &launched.alias]).await;
+        assert_eq!(down.code, Some(0), "{}", down.describe());
+    }
 }

@@ -227,6 +227,11 @@ impl Site {
             extra: proxy_extra.into(),
             ..Options::default()
         });
+        Site::around(proxy, scheduler, jupyter, extra)
+    }
+
+    /// A site whose `site.toml` points at `proxy`, already running.
+    pub fn around(proxy: Proxy, scheduler: &str, jupyter: &Path, extra: &str) -> Site {
         let root = tempfile::Builder::new()
             .prefix("jrps-e2e")
             .tempdir()
@@ -256,6 +261,27 @@ impl Site {
             root,
             path_first: None,
         }
+    }
+
+    /// Lists `addresses` as `proxy_address`, tried in order. `proxy_url`
+    /// names the port, and a URL's port wins over an address's, so
+    /// replicas differ by IP address.
+    pub fn proxy_addresses(&self, addresses: &[std::net::SocketAddr]) {
+        let path = self.site_toml();
+        let listed: Vec<String> = addresses.iter().map(|a| format!("\"{a}\"")).collect();
+        let line = format!("proxy_address = [{}]", listed.join(", "));
+        let toml: Vec<String> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                if l.starts_with("proxy_address") {
+                    line.clone()
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect();
+        std::fs::write(&path, toml.join("\n")).unwrap();
     }
 
     /// Puts `dir` first on the `PATH` that `jrps` sees.

@@ -12,7 +12,7 @@ mod lifecycle;
 mod limits;
 mod phase;
 pub(crate) mod postgres;
-mod replicas;
+pub(crate) mod replicas;
 mod routing;
 mod state;
 pub(crate) mod wire;

@@ -14,30 +14,23 @@ use super::backends::http_backend;
 use super::harness::{Options, Proxy, TestCa, edge_cookie, eventually, random_token, sha256_hex};
 use super::postgres::PgCluster;
 
-struct Replicas {
-    cluster: PgCluster,
-    ca: Arc<TestCa>,
-    /// Both replicas' options but the folder: one database, one cookie key.
-    options: Options,
-    a: Proxy,
-    b: Proxy,
+pub(crate) struct Replicas {
+    pub cluster: PgCluster,
+    pub ca: Arc<TestCa>,
+    /// Both replicas' options but the folder and address: one database, one
+    /// cookie key.
+    pub options: Options,
+    pub a: Proxy,
+    pub b: Proxy,
     /// Holds the shared cookie key.
-    _shared: tempfile::TempDir,
+    pub _shared: tempfile::TempDir,
 }
 
 impl Replicas {
     /// Two replicas started at once on a new database (so both run the
     /// schema migration concurrently), with `extra` in both proxy.toml.
-    fn start(extra: &str) -> Option<Replicas> {
-        let cluster = PgCluster::start()?;
-        let shared = tempfile::tempdir().unwrap();
-        let options = Options {
-            state: cluster.database("jrps"),
-            cookie_key: Some(shared.path().join("cookie.key")),
-            allowed_backend_cidrs: r#"["127.0.0.0/8"]"#.into(),
-            extra: extra.into(),
-            ..Options::default()
-        };
+    pub fn start(extra: &str) -> Option<Replicas> {
+        let (cluster, shared, options) = Self::prepare(extra)?;
         let ca = Arc::new(TestCa::new());
         let (a, b) = std::thread::scope(|scope| {
             let a = scope.spawn(|| replica(&ca, &options));
@@ -54,10 +47,53 @@ impl Replicas {
         })
     }
 
-    /// Starts replica A again in its folder, after it was killed.
-    fn restart_a(&mut self) {
-        let dir = self.a.dir.clone();
-        self.a = Proxy::start_in(dir, self.ca.clone(), self.options.clone());
+    /// As [`Replicas::start`], on one port of two loopback addresses (A on
+    /// 127.0.0.1, B on 127.0.0.2), as replicas behind one DNS name are: a
+    /// launcher's `proxy_url` names one port for all of them.
+    pub fn start_on_one_port(extra: &str) -> Option<Replicas> {
+        let (cluster, shared, options) = Self::prepare(extra)?;
+        let ca = Arc::new(TestCa::new());
+        let a = replica(&ca, &options);
+        let b = replica(
+            &ca,
+            &Options {
+                listen: std::net::SocketAddr::from(([127, 0, 0, 2], a.addr.port())),
+                ..options.clone()
+            },
+        );
+        Some(Replicas {
+            cluster,
+            ca,
+            options,
+            a,
+            b,
+            _shared: shared,
+        })
+    }
+
+    fn prepare(extra: &str) -> Option<(PgCluster, tempfile::TempDir, Options)> {
+        let cluster = PgCluster::start()?;
+        let shared = tempfile::tempdir().unwrap();
+        let options = Options {
+            state: cluster.database("jrps"),
+            cookie_key: Some(shared.path().join("cookie.key")),
+            allowed_backend_cidrs: r#"["127.0.0.0/8"]"#.into(),
+            extra: extra.into(),
+            ..Options::default()
+        };
+        Some((cluster, shared, options))
+    }
+
+    /// A killed replica started again in its folder, on its address.
+    pub fn restart(ca: &Arc<TestCa>, options: &Options, killed: &Proxy) -> Proxy {
+        Proxy::start_in(
+            killed.dir.clone(),
+            ca.clone(),
+            Options {
+                listen: killed.addr,
+                ..options.clone()
+            },
+        )
     }
 }
 
@@ -199,7 +235,7 @@ async fn a_killed_replica_s_sessions_serve_through_the_other_and_its_restart_cat
     let second =
         r.b.ready_session(&second_token, second_backend.port())
             .await;
-    r.restart_a();
+    r.a = Replicas::restart(&r.ca, &r.options, &r.a);
     for (session, token) in [(&first, &token), (&second, &second_token)] {
         let response =
             r.a.get(r.a.url(&session.alias, &format!("/?token={token}")))
