@@ -80,7 +80,15 @@ fn main() -> Result<(), Err> {
                 // An optional last address serves the browser's requests: a
                 // second replica, for the cross-replica activation latency.
                 let serve = if a(6).is_empty() { a(1) } else { a(6) };
-                jrps_activate(a(1).parse()?, serve.parse()?, &a(2), &a(3), n(4) as u16, n(5)).await
+                jrps_activate(
+                    a(1).parse()?,
+                    serve.parse()?,
+                    &a(2),
+                    &a(3),
+                    n(4) as u16,
+                    n(5),
+                )
+                .await
             }
             "chp-routes" => chp_routes(a(1).parse()?, &a(2), &a(3), &a(4), n(5), n(6)).await,
             "chp-activate" => {

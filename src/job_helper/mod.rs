@@ -131,7 +131,7 @@ async fn run(args: RegisterOptions) -> Result<(), RegisterError> {
         port,
         secret: secret.clone(),
     };
-    client.register(&alias, &register).await?;
+    register_through_outages(&client, &alias, &register, REGISTER_RETRY).await?;
     log(&format!(
         "{alias} is live: the proxy routes it to {ip}:{port}"
     ));
@@ -273,6 +273,48 @@ fn log(message: &str) {
     eprintln!("jrps register: {message}");
 }
 
+/// How long a registration keeps trying while no proxy can take it.
+const REGISTER_RETRY: Duration = Duration::from_secs(300);
+
+/// Registers, trying again for up to `window` while the proxy cannot take it
+/// (no replica answers, or its state database is away: 503). The register
+/// secret is this job's alone, so "already registered" after a retry means
+/// an earlier try landed though its answer was lost; the session's state
+/// says so.
+async fn register_through_outages(
+    client: &ProxyClient,
+    alias: &str,
+    register: &Register,
+    window: Duration,
+) -> Result<(), ProxyClientError> {
+    let give_up = Instant::now() + window;
+    let mut pause = Duration::from_millis(500);
+    let mut retried = false;
+    loop {
+        let error = match client.register(alias, register).await {
+            Ok(_) => return Ok(()),
+            Err(error) => error,
+        };
+        let transient = matches!(error, ProxyClientError::Unreachable { .. })
+            || error.status() == Some(reqwest::StatusCode::SERVICE_UNAVAILABLE);
+        if retried && error.status() == Some(reqwest::StatusCode::CONFLICT) {
+            let status = client.status(alias, None).await?;
+            if status.state == crate::api::SessionState::Ready {
+                return Ok(());
+            }
+        }
+        if !transient || Instant::now() + pause > give_up {
+            return Err(error);
+        }
+        log(&format!(
+            "the proxy cannot take the registration yet ({error}); trying again in {pause:?}"
+        ));
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(10));
+        retried = true;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,6 +342,81 @@ mod tests {
             .to_string();
         assert!(error.contains("stayed 0"), "{error}");
         assert!(error.contains("jupyter_server>=2.20"), "{error}");
+    }
+
+    /// A proxy on loopback that answers each call with the next of
+    /// `answers` (status, JSON body) and counts the calls.
+    async fn proxy_answering(
+        answers: Vec<(u16, &'static str)>,
+    ) -> (ProxyClient, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = calls.clone();
+        tokio::spawn(async move {
+            for (status, body) in answers {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let mut buf = vec![0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let answer = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+            }
+        });
+        let endpoint = crate::proxy_client::ProxyEndpoint {
+            url: format!("http://127.0.0.1:{port}"),
+            ca_file: None,
+            connect_to: Vec::new(),
+            munge: None,
+        };
+        (ProxyClient::new(&endpoint, None).unwrap(), calls)
+    }
+
+    const UNAVAILABLE: (u16, &str) = (
+        503,
+        r#"{"error":"unavailable","detail":"the state database is unreachable"}"#,
+    );
+    const READY: &str = r#"{"alias":"a-b-c","state":"ready","job_id":null,"expires_at":1}"#;
+
+    fn register() -> Register {
+        Register {
+            port: 8888,
+            secret: "s".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_registration_waits_out_a_state_database_outage() {
+        let (client, calls) = proxy_answering(vec![UNAVAILABLE, UNAVAILABLE, (200, READY)]).await;
+        register_through_outages(&client, "a-b-c", &register(), Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_retry_that_finds_its_own_registration_landed_succeeds_and_others_fail_at_once() {
+        let conflict = (
+            409,
+            r#"{"error":"conflict","detail":"this session is already registered"}"#,
+        );
+        let (client, _) = proxy_answering(vec![UNAVAILABLE, conflict, (200, READY)]).await;
+        register_through_outages(&client, "a-b-c", &register(), Duration::from_secs(30))
+            .await
+            .unwrap();
+        // A conflict on the first try is someone else's registration.
+        let (client, calls) = proxy_answering(vec![conflict]).await;
+        let error =
+            register_through_outages(&client, "a-b-c", &register(), Duration::from_secs(30))
+                .await
+                .unwrap_err();
+        assert_eq!(error.status(), Some(reqwest::StatusCode::CONFLICT));
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[tokio::test]

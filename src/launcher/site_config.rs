@@ -34,6 +34,18 @@ impl<T> OneOrMore<T> {
     }
 }
 
+/// The port an `http(s)://host:port/...` URL names, if it names one.
+fn explicit_port(url: &str) -> Option<u16> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = host_port.rsplit_once(':')?;
+    if host.starts_with('[') && !host.ends_with(']') {
+        return None;
+    }
+    port.parse().ok()
+}
+
 /// How a partition asks Slurm for GPUs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -110,7 +122,7 @@ pub struct SiteConfig {
 struct SiteFile {
     proxy_url: Option<Spanned<String>>,
     proxy_ca: Option<PathBuf>,
-    proxy_address: Option<OneOrMore<std::net::SocketAddr>>,
+    proxy_address: Option<Spanned<OneOrMore<std::net::SocketAddr>>>,
     scheduler: Option<SchedulerKind>,
     account_required: Option<Spanned<bool>>,
     modules: Option<Spanned<Vec<String>>>,
@@ -239,10 +251,31 @@ impl SiteConfig {
                     .unwrap_or_else(|| PathBuf::from(crate::identity::DEFAULT_MUNGE_SOCKET)),
             });
         }
-        site.proxy_address = file
-            .proxy_address
-            .map(OneOrMore::into_vec)
-            .unwrap_or_default();
+        if let Some(addresses) = file.proxy_address {
+            let source = at(addresses.span().start);
+            site.proxy_address = addresses.into_inner().into_vec();
+            // A URL that names a port is connected to on that port, whatever
+            // an address says (the HTTP client's rule): an address on another
+            // port would silently reach the URL's instead.
+            let url_port = site.proxy_url.as_deref().and_then(explicit_port);
+            if let Some(port) = url_port
+                && let Some(other) = site.proxy_address.iter().find(|a| a.port() != port)
+            {
+                return Err(LauncherError::Invalid {
+                    field: "proxy_address".into(),
+                    value: other.to_string(),
+                    origin: source,
+                    problem: format!(
+                        "its port is not {port}, the port proxy_url names, which is the one \
+                         connected to"
+                    ),
+                    allowed: format!(
+                        "addresses on port {port} (replicas differ by IP address), or a \
+                         proxy_url without a port"
+                    ),
+                });
+            }
+        }
         if let Some(kind) = file.scheduler {
             site.scheduler = kind;
         }

@@ -13,8 +13,9 @@
 //! shares), `access_log` (the event every answer ends with), `budget`
 //! (connections per client address), `cookie_key` (the server key edge
 //! cookies are derived from), `api` (API
-//! v1), `store` (SQLite + in-memory table), `health` (expiry and backend
-//! checks), `aliases`, `pages`, `status`, `metrics`, `phases` (the
+//! v1), `store` (the in-memory table, on SQLite or PostgreSQL; replicas
+//! follow each other through it), `health` (expiry and backend
+//! checks, on the replica holding the duty lock), `aliases`, `pages`, `status`, `metrics`, `phases` (the
 //! launcher's reports for the starting page). This file wires them
 //! together and owns start-up and shutdown.
 

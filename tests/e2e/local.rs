@@ -98,7 +98,10 @@ async fn local_up_and_the_job_try_the_next_proxy_address_when_one_does_not_answe
     // where nothing listens (the URL's port is the one used).
     let live = site.proxy.addr;
     let dead = std::net::SocketAddr::from(([127, 0, 0, 2], live.port()));
-    assert!(std::net::TcpStream::connect(dead).is_err(), "{dead} answers");
+    assert!(
+        std::net::TcpStream::connect(dead).is_err(),
+        "{dead} answers"
+    );
     site.proxy_addresses(&[dead, live]);
 
     // `up` reserves through the second address; `ready` means the job's

@@ -205,6 +205,18 @@ fn site_toml_error_names_file_and_line() {
 }
 
 #[test]
+fn proxy_addresses_on_another_port_than_proxy_url_names() {
+    let t = render(&[]).site_file(
+        "site.toml",
+        "proxy_url = \"https://manage.jrps.example.org:8443\"\n\
+         proxy_address = [\"10.0.0.5:8443\", \"10.0.0.6:443\"]\n",
+    );
+    refused("error__site_proxy_address_port", t)
+        .stderr_has("[TMP]/site/site.toml:2")
+        .stderr_has("10.0.0.6:443");
+}
+
+#[test]
 fn site_two_default_partitions() {
     let t = render(&[]).site_file(
         "site.toml",

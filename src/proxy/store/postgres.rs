@@ -51,6 +51,8 @@ pub(super) const DUTY_RETRY: Duration = Duration::from_secs(1);
 /// How often memory is compared with the whole table, for what a lost
 /// notification missed.
 pub(super) const FULL_RELOAD: Duration = Duration::from_secs(30);
+/// See `Postgres::last_try`.
+const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
 
 const CHANNEL: &str = "jrps_sessions";
 
@@ -227,6 +229,11 @@ pub(super) struct Postgres {
     writer: tokio::sync::Mutex<Option<Client>>,
     /// Set when a call failed: the connection is made again before the next.
     writer_suspect: AtomicBool,
+    /// When the writer last tried to connect while the database was down:
+    /// calls in the [`RECONNECT_PAUSE`] after a failed try answer 503 at
+    /// once, rather than each waiting out a connect timeout in turn behind
+    /// the store's writer lock.
+    last_try: std::sync::Mutex<Option<Instant>>,
     duty: AtomicBool,
     up: AtomicBool,
 }
@@ -239,6 +246,7 @@ impl Postgres {
             target: target.clone(),
             writer: tokio::sync::Mutex::new(None),
             writer_suspect: AtomicBool::new(false),
+            last_try: std::sync::Mutex::new(None),
             duty: AtomicBool::new(false),
             up: AtomicBool::new(false),
         };
@@ -303,6 +311,16 @@ impl Postgres {
             || guard.as_ref().is_none_or(Client::is_closed);
         if stale {
             *guard = None;
+            {
+                let mut last_try = self.last_try.lock().unwrap_or_else(|e| e.into_inner());
+                if !self.is_up() && last_try.is_some_and(|t| t.elapsed() < RECONNECT_PAUSE) {
+                    return Err(StoreError::Unavailable(format!(
+                        "{}: unreachable (tried less than {RECONNECT_PAUSE:?} ago)",
+                        self.target
+                    )));
+                }
+                *last_try = Some(Instant::now());
+            }
             let client = within(self.target.connect(None))
                 .await
                 .map_err(|e| self.unavailable("connecting", e))?;
@@ -552,6 +570,8 @@ impl Postgres {
                         store.follow_all(within(load(client, None)).await?);
                         last_full = Instant::now();
                     }
+                    // The writer may have given up on a call meanwhile.
+                    self.reached();
                 }
             }
         }
