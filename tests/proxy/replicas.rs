@@ -521,3 +521,55 @@ async fn the_database_connection_uses_tls_and_checks_the_certificate_when_asked(
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.to_lowercase().contains("certificate"), "{stderr}");
 }
+
+/// A change made while a replica was not listening (here: by hand, with the
+/// trigger off, so no notification is sent at all) reaches memory when the
+/// replica reconnects: it reloads what it missed.
+#[tokio::test]
+async fn a_replica_that_reconnects_catches_up_on_what_it_missed() {
+    let Some(r) = Replicas::start("") else {
+        return;
+    };
+    let backend = http_backend("lab").await;
+    let created = r.a.ready_session(&random_token(), backend.port()).await;
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            state_of(&r.b, &created.alias).await == "ready"
+        })
+        .await
+    );
+    r.cluster.psql(
+        "jrps",
+        &format!(
+            "ALTER TABLE sessions DISABLE TRIGGER sessions_changed; \
+             UPDATE sessions SET state = 'ended', end_reason = 'cancelled', \
+                 ended_at = extract(epoch FROM now())::bigint, \
+                 revision = nextval('session_revisions') \
+             WHERE alias = '{}'; \
+             ALTER TABLE sessions ENABLE TRIGGER sessions_changed",
+            created.alias
+        ),
+    );
+    for proxy in [&r.a, &r.b] {
+        assert_eq!(
+            state_of(proxy, &created.alias).await,
+            "ready",
+            "no news yet"
+        );
+    }
+    r.cluster.psql(
+        "postgres",
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE application_name = 'jrps serve'",
+    );
+    for proxy in [&r.a, &r.b] {
+        assert!(
+            eventually(Duration::from_secs(10), || async {
+                state_of(proxy, &created.alias).await == "ended"
+            })
+            .await,
+            "{} did not catch up",
+            proxy.addr
+        );
+    }
+}

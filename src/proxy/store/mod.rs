@@ -623,26 +623,25 @@ impl Store {
     }
 
     /// After a reconnect (notifications sent meanwhile are lost) and on a
-    /// slow timer: memory becomes the database's whole set. A session memory
-    /// holds that is newer than every row read was committed after the read
-    /// and stays.
-    fn follow_all(&self, rows: Vec<StoredSession>) {
-        let newest = rows
-            .iter()
-            .map(|r| r.revision.max(0) as u64)
-            .max()
-            .unwrap_or(0);
-        let mut present = std::collections::HashSet::with_capacity(rows.len());
-        for row in rows {
-            present.insert(row.alias.clone());
-            let known = self.get(&row.alias);
-            self.publish(row.into_session(&self.key, known.as_deref()));
-        }
+    /// slow timer: `listing` is every alias the database has, with its
+    /// revision. Forgets what the database no longer has, and returns the
+    /// aliases whose rows memory must read (new, or newer there). A session
+    /// memory holds that is newer than every row listed was committed after
+    /// the listing and stays.
+    fn reconcile(&self, listing: &[(String, u64)]) -> Vec<String> {
+        let newest = listing.iter().map(|(_, r)| *r).max().unwrap_or(0);
+        let present: std::collections::HashSet<&str> =
+            listing.iter().map(|(a, _)| a.as_str()).collect();
         for session in self.all() {
             if !present.contains(&*session.alias) {
                 self.unpublish(&session.alias, newest);
             }
         }
+        listing
+            .iter()
+            .filter(|(alias, revision)| self.get(alias).is_none_or(|k| k.revision < *revision))
+            .map(|(alias, _)| alias.clone())
+            .collect()
     }
 
     /// Inserts a new session within `quotas`; `AliasTaken` if the alias

@@ -530,7 +530,7 @@ impl Postgres {
         store: &Store,
     ) -> Result<(), Failure> {
         within(client.batch_execute(&format!("LISTEN {CHANNEL}"))).await?;
-        store.follow_all(within(load(client, None)).await?);
+        catch_up(client, store).await?;
         self.reached();
         let mut last_full = Instant::now();
         let mut tick = tokio::time::interval(DUTY_RETRY);
@@ -547,8 +547,7 @@ impl Postgres {
                     }
                     aliases.sort_unstable();
                     aliases.dedup();
-                    let rows = within(load(client, Some(&aliases))).await?;
-                    store.follow_rows(&aliases, rows);
+                    follow(client, store, &aliases).await?;
                 }
                 _ = tick.tick() => {
                     if self.has_duty() {
@@ -567,7 +566,7 @@ impl Postgres {
                         }
                     }
                     if last_full.elapsed() >= FULL_RELOAD {
-                        store.follow_all(within(load(client, None)).await?);
+                        catch_up(client, store).await?;
                         last_full = Instant::now();
                     }
                     // The writer may have given up on a call meanwhile.
@@ -604,6 +603,34 @@ async fn within<T>(
         Ok(result) => Ok(result?),
         Err(_) => Err(Failure::TimedOut),
     }
+}
+
+/// Memory made the database's whole set: every alias and revision is
+/// listed, and only the rows memory lacks or holds an older version of are
+/// read (a reload every [`FULL_RELOAD`] with 100,000 sessions reads a list,
+/// not 100,000 rows).
+async fn catch_up(client: &Client, store: &Store) -> Result<(), Failure> {
+    let listing: Vec<(String, u64)> = within(async {
+        client
+            .query("SELECT alias, revision FROM sessions", &[])
+            .await?
+            .iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get::<_, i64>(1)?.max(0) as u64)))
+            .collect::<Result<_, tokio_postgres::Error>>()
+    })
+    .await?;
+    let behind = store.reconcile(&listing);
+    for aliases in behind.chunks(1000) {
+        follow(client, store, aliases).await?;
+    }
+    Ok(())
+}
+
+/// Memory takes the rows of `aliases` as they are now.
+async fn follow(client: &Client, store: &Store, aliases: &[String]) -> Result<(), Failure> {
+    let rows = within(load(client, Some(aliases))).await?;
+    store.follow_rows(aliases, rows);
+    Ok(())
 }
 
 /// Every row, or those of `aliases`.
