@@ -20,7 +20,7 @@ use crate::launcher::session_commands::{self, DownTarget, SessionCommandError};
 #[derive(Debug, Parser)]
 #[command(
     name = "jrps",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("JRPS_COMMIT"), ")"),
     about = "Jupyter on HPC compute nodes behind a private HTTPS URL"
 )]
 pub struct Arguments {

@@ -44,14 +44,22 @@ pub async fn sweep(shared: Arc<Shared>) {
                 && session.ended_at.unwrap_or(0).saturating_add(retention) <= now
             {
                 tracing::info!(alias = %session.alias, "ended session forgotten");
-                shared.store.forget(&session.alias).await
+                shared.store.forget(&session).await
             } else {
                 shared.store.keep_due(&session);
                 Ok(())
             };
-            if let Err(error) = result {
-                shared.store.keep_due(&session);
-                tracing::error!(alias = %session.alias, %error, "sweep");
+            match result {
+                Ok(()) => {}
+                // The store has said so; the rest waits for the database.
+                Err(crate::proxy::StoreError::Unavailable(_)) => {
+                    shared.store.rescan();
+                    break;
+                }
+                Err(error) => {
+                    shared.store.keep_due(&session);
+                    tracing::error!(alias = %session.alias, %error, "sweep");
+                }
             }
         }
     }

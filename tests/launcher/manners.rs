@@ -20,13 +20,23 @@ fn jrps() -> assert_cmd::Command {
     command
 }
 
+/// The version and the commit it was built from: the checkout's HEAD now
+/// (so a build that missed a commit fails here).
 #[test]
-fn version_names_the_program_and_its_version() {
+fn version_names_the_program_its_version_and_commit() {
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8(o.stdout).unwrap().trim().to_owned())
+        .unwrap_or_else(|| "unknown".to_owned());
     jrps()
         .arg("--version")
         .assert()
         .success()
-        .stdout(format!("jrps {}\n", env!("CARGO_PKG_VERSION")))
+        .stdout(format!("jrps {} ({head})\n", env!("CARGO_PKG_VERSION")))
         .stderr("");
 }
 

@@ -522,9 +522,42 @@ async fn the_database_connection_uses_tls_and_checks_the_certificate_when_asked(
     assert!(stderr.to_lowercase().contains("certificate"), "{stderr}");
 }
 
-/// A change made while a replica was not listening (here: by hand, with the
-/// trigger off, so no notification is sent at all) reaches memory when the
-/// replica reconnects: it reloads what it missed.
+/// Runs `sql` on the replicas' database with the notifying trigger off:
+/// nothing tells them, as when a change lands while they are not listening.
+fn change_unannounced(r: &Replicas, sql: &str) {
+    r.cluster.psql(
+        "jrps",
+        &format!(
+            "ALTER TABLE sessions DISABLE TRIGGER sessions_changed; {sql}; \
+             ALTER TABLE sessions ENABLE TRIGGER sessions_changed"
+        ),
+    );
+}
+
+/// Ends every replica's database connections; they reconnect.
+fn cut_connections(r: &Replicas) {
+    r.cluster.psql(
+        "postgres",
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE application_name = 'jrps serve'",
+    );
+}
+
+async fn both_come_to(r: &Replicas, alias: &str, state: &str) {
+    for proxy in [&r.a, &r.b] {
+        assert!(
+            eventually(Duration::from_secs(10), || async {
+                state_of(proxy, alias).await == state
+            })
+            .await,
+            "{} never showed {alias} {state}",
+            proxy.addr
+        );
+    }
+}
+
+/// A change made while the replicas were not listening reaches memory when
+/// they reconnect: they reload what they missed.
 #[tokio::test]
 async fn a_replica_that_reconnects_catches_up_on_what_it_missed() {
     let Some(r) = Replicas::start("") else {
@@ -532,44 +565,50 @@ async fn a_replica_that_reconnects_catches_up_on_what_it_missed() {
     };
     let backend = http_backend("lab").await;
     let created = r.a.ready_session(&random_token(), backend.port()).await;
-    assert!(
-        eventually(Duration::from_secs(5), || async {
-            state_of(&r.b, &created.alias).await == "ready"
-        })
-        .await
-    );
-    r.cluster.psql(
-        "jrps",
+    both_come_to(&r, &created.alias, "ready").await;
+    change_unannounced(
+        &r,
         &format!(
-            "ALTER TABLE sessions DISABLE TRIGGER sessions_changed; \
-             UPDATE sessions SET state = 'ended', end_reason = 'cancelled', \
+            "UPDATE sessions SET state = 'ended', end_reason = 'cancelled', \
                  ended_at = extract(epoch FROM now())::bigint, \
                  revision = nextval('session_revisions') \
-             WHERE alias = '{}'; \
-             ALTER TABLE sessions ENABLE TRIGGER sessions_changed",
+             WHERE alias = '{}'",
             created.alias
         ),
     );
     for proxy in [&r.a, &r.b] {
-        assert_eq!(
-            state_of(proxy, &created.alias).await,
-            "ready",
-            "no news yet"
-        );
+        assert_eq!(state_of(proxy, &created.alias).await, "ready", "no news yet");
     }
-    r.cluster.psql(
-        "postgres",
-        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-         WHERE application_name = 'jrps serve'",
+    cut_connections(&r);
+    both_come_to(&r, &created.alias, "ended").await;
+}
+
+/// A database put back to an earlier state (a restore; here its rows and
+/// revision sequence set back by hand) wins over memory that is ahead of it.
+#[tokio::test]
+async fn a_database_that_went_back_in_time_is_taken_as_it_is() {
+    let Some(r) = Replicas::start("") else {
+        return;
+    };
+    let backend = http_backend("lab").await;
+    let created = r.a.ready_session(&random_token(), backend.port()).await;
+    both_come_to(&r, &created.alias, "ready").await;
+    change_unannounced(
+        &r,
+        &format!(
+            "UPDATE sessions SET state = 'pending', backend = NULL, registered_at = NULL, \
+                 revision = 1 WHERE alias = '{}'; \
+             SELECT setval('session_revisions', 1, true)",
+            created.alias
+        ),
     );
-    for proxy in [&r.a, &r.b] {
-        assert!(
-            eventually(Duration::from_secs(10), || async {
-                state_of(proxy, &created.alias).await == "ended"
-            })
-            .await,
-            "{} did not catch up",
-            proxy.addr
-        );
-    }
+    cut_connections(&r);
+    both_come_to(&r, &created.alias, "pending").await;
+    // And the sessions go on from there: it registers again.
+    let again = r
+        .b
+        .register(&created.alias, backend.port(), &created.register_secret)
+        .await;
+    assert_eq!(again.status(), 200);
+    both_come_to(&r, &created.alias, "ready").await;
 }

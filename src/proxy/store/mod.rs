@@ -624,24 +624,45 @@ impl Store {
 
     /// After a reconnect (notifications sent meanwhile are lost) and on a
     /// slow timer: `listing` is every alias the database has, with its
-    /// revision. Forgets what the database no longer has, and returns the
-    /// aliases whose rows memory must read (new, or newer there). A session
-    /// memory holds that is newer than every row listed was committed after
-    /// the listing and stays.
-    fn reconcile(&self, listing: &[(String, u64)]) -> Vec<String> {
-        let newest = listing.iter().map(|(_, r)| *r).max().unwrap_or(0);
+    /// revision, and `last_revision` the newest it had handed out by then.
+    /// Forgets what the database no longer has (a session committed after
+    /// the listing comes back with its notification), and returns the
+    /// aliases whose rows memory must read. `held_before`, memory's newest
+    /// revision before the listing, above `last_revision` means the database
+    /// went back in time: then memory is emptied and every row read again.
+    fn reconcile(
+        &self,
+        held_before: u64,
+        listing: &[(String, u64)],
+        last_revision: u64,
+    ) -> Vec<String> {
+        if held_before > last_revision {
+            tracing::warn!(
+                last_revision,
+                "the state database is behind this replica's memory (restored or failed \
+                 over?): taking its sessions as they are"
+            );
+            for session in self.all() {
+                self.unpublish(&session.alias, u64::MAX);
+            }
+        }
         let present: std::collections::HashSet<&str> =
             listing.iter().map(|(a, _)| a.as_str()).collect();
         for session in self.all() {
             if !present.contains(&*session.alias) {
-                self.unpublish(&session.alias, newest);
+                self.unpublish(&session.alias, u64::MAX);
             }
         }
         listing
             .iter()
-            .filter(|(alias, revision)| self.get(alias).is_none_or(|k| k.revision < *revision))
+            .filter(|(alias, revision)| self.get(alias).is_none_or(|k| k.revision != *revision))
             .map(|(alias, _)| alias.clone())
             .collect()
+    }
+
+    /// The newest revision memory holds.
+    fn newest_revision(&self) -> u64 {
+        self.all().iter().map(|s| s.revision).max().unwrap_or(0)
     }
 
     /// Inserts a new session within `quotas`; `AliasTaken` if the alias
@@ -726,15 +747,26 @@ impl Store {
         Ok(r.is_ok())
     }
 
-    /// Forgets a session entirely (after its retention), freeing its alias.
-    pub async fn forget(&self, alias: &str) -> Result<(), StoreError> {
+    /// Forgets a session entirely (after its retention), freeing its alias:
+    /// the version given, not one that replaced it since.
+    pub async fn forget(&self, session: &Session) -> Result<(), StoreError> {
         let _writer = self.writer.lock().await;
-        match &self.backend {
-            Backend::Sqlite(db) => db.delete(alias).await?,
-            Backend::Postgres(db) => db.delete(alias).await?,
+        let gone = match &self.backend {
+            Backend::Sqlite(db) => {
+                db.delete(&session.alias).await?;
+                true
+            }
+            Backend::Postgres(db) => db.delete(&session.alias, session.revision).await?,
+        };
+        if gone {
+            self.unpublish(&session.alias, session.revision);
         }
-        self.unpublish(alias, u64::MAX);
         Ok(())
+    }
+
+    /// Makes the next sweep scan every session (one was cut short).
+    pub fn rescan(&self) {
+        self.earliest_expiry.store(0, Ordering::Release);
     }
 }
 

@@ -51,10 +51,16 @@ pub(super) const DUTY_RETRY: Duration = Duration::from_secs(1);
 /// How often memory is compared with the whole table, for what a lost
 /// notification missed.
 pub(super) const FULL_RELOAD: Duration = Duration::from_secs(30);
-/// See `Postgres::last_try`.
-const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
 
 const CHANNEL: &str = "jrps_sessions";
+
+/// What PostgreSQL allows a jrps connection idle inside a transaction.
+const IDLE_IN_TRANSACTION: Duration = Duration::from_secs(10);
+/// What it allows the follower idle outside one (PostgreSQL 14 and later):
+/// the follower speaks every [`DUTY_RETRY`], so only a replica that is
+/// stopped or wedged (not dead, so its kernel keeps the connection open)
+/// goes quiet this long, and then it loses the duty lock.
+const FOLLOWER_IDLE: Duration = Duration::from_secs(15);
 
 const COLUMNS: &str = "alias, \"user\", token_sha256, secret_sha256, cookie, job_id, backend, \
                        state, created_at, expires_at, registered_at, ended_at, end_reason, \
@@ -135,6 +141,15 @@ impl PgTarget {
         // the kernel's two hours; PostgreSQL's side is the server's
         // `tcp_keepalives_*` (docs/replicas.md).
         config.keepalives_idle(Duration::from_secs(10));
+        // A replica cut off mid-transaction must not hold the quota lock or
+        // a row lock for the other replicas until TCP gives up: no jrps
+        // transaction waits on anything but the database.
+        let options = format!(
+            "{} -c idle_in_transaction_session_timeout={}",
+            config.get_options().unwrap_or(""),
+            IDLE_IN_TRANSACTION.as_millis()
+        );
+        config.options(options.trim_start());
         let tls = if tls {
             let config = crate::proxy_client::tls_config(root_cert.map(std::path::Path::new))
                 .map_err(|e| format!("sslrootcert: {e}"))?;
@@ -172,17 +187,18 @@ impl PgTarget {
 
 /// `postgres://user:secret@host/db?password=x` → `postgres://user:***@host/db?password=***`.
 fn without_password(url: &str) -> String {
-    let (base, query) = url.split_once('?').unwrap_or((url, ""));
-    let base = match base.split_once("://") {
-        Some((scheme, rest)) => match rest.rsplit_once('@') {
-            Some((userinfo, host)) => match userinfo.split_once(':') {
-                Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-                None => base.to_owned(),
-            },
-            None => base.to_owned(),
+    // The last `@` ends the user info, whatever characters an unencoded
+    // password holds (`?`, `/`); where a later `@` is something else, more
+    // is hidden than needed, never less.
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let rest = match rest.rfind('@') {
+        Some(at) => match rest[..at].split_once(':') {
+            Some((user, _)) => format!("{user}:***{}", &rest[at..]),
+            None => rest.to_owned(),
         },
-        None => base.to_owned(),
+        None => rest.to_owned(),
     };
+    let (base, query) = rest.split_once('?').unwrap_or((&rest, ""));
     let query: Vec<String> = query
         .split('&')
         .filter(|p| !p.is_empty())
@@ -191,10 +207,15 @@ fn without_password(url: &str) -> String {
             _ => pair.to_owned(),
         })
         .collect();
-    if query.is_empty() {
-        base
+    let scheme = if scheme.is_empty() {
+        String::new()
     } else {
-        format!("{base}?{}", query.join("&"))
+        format!("{scheme}://")
+    };
+    if query.is_empty() {
+        format!("{scheme}{base}")
+    } else {
+        format!("{scheme}{base}?{}", query.join("&"))
     }
 }
 
@@ -229,11 +250,12 @@ pub(super) struct Postgres {
     writer: tokio::sync::Mutex<Option<Client>>,
     /// Set when a call failed: the connection is made again before the next.
     writer_suspect: AtomicBool,
-    /// When the writer last tried to connect while the database was down:
-    /// calls in the [`RECONNECT_PAUSE`] after a failed try answer 503 at
-    /// once, rather than each waiting out a connect timeout in turn behind
-    /// the store's writer lock.
-    last_try: std::sync::Mutex<Option<Instant>>,
+    /// Set when a writer call failed, cleared when it connects again. While
+    /// it is set and the database is not known to be up, calls answer 503 at
+    /// once, rather than each waiting out a timeout in turn behind the
+    /// store's writer lock; the follower, which keeps trying, says when the
+    /// database is back (`up`).
+    writer_failed: AtomicBool,
     duty: AtomicBool,
     up: AtomicBool,
 }
@@ -246,7 +268,7 @@ impl Postgres {
             target: target.clone(),
             writer: tokio::sync::Mutex::new(None),
             writer_suspect: AtomicBool::new(false),
-            last_try: std::sync::Mutex::new(None),
+            writer_failed: AtomicBool::new(false),
             duty: AtomicBool::new(false),
             up: AtomicBool::new(false),
         };
@@ -311,19 +333,16 @@ impl Postgres {
             || guard.as_ref().is_none_or(Client::is_closed);
         if stale {
             *guard = None;
-            {
-                let mut last_try = self.last_try.lock().unwrap_or_else(|e| e.into_inner());
-                if !self.is_up() && last_try.is_some_and(|t| t.elapsed() < RECONNECT_PAUSE) {
-                    return Err(StoreError::Unavailable(format!(
-                        "{}: unreachable (tried less than {RECONNECT_PAUSE:?} ago)",
-                        self.target
-                    )));
-                }
-                *last_try = Some(Instant::now());
+            if !self.is_up() && self.writer_failed.load(Ordering::Acquire) {
+                return Err(StoreError::Unavailable(format!(
+                    "{}: unreachable, waiting for it to come back",
+                    self.target
+                )));
             }
             let client = within(self.target.connect(None))
                 .await
                 .map_err(|e| self.unavailable("connecting", e))?;
+            self.writer_failed.store(false, Ordering::Release);
             *guard = Some(client);
         }
         tokio::sync::MutexGuard::try_map(guard, Option::as_mut)
@@ -334,6 +353,7 @@ impl Postgres {
     /// again before the next call.
     fn unavailable(&self, doing: &str, error: Failure) -> StoreError {
         self.writer_suspect.store(true, Ordering::Release);
+        self.writer_failed.store(true, Ordering::Release);
         if self.up.swap(false, Ordering::AcqRel) {
             tracing::error!(
                 database = %self.target,
@@ -490,13 +510,20 @@ impl Postgres {
         outcome.ok_or(StoreError::NotFound)
     }
 
-    pub async fn delete(&self, alias: &str) -> Result<(), StoreError> {
+    /// Deletes the row if it is still at `revision` (the version the sweep
+    /// judged; an alias drawn again since is another session). Returns
+    /// whether it did.
+    pub async fn delete(&self, alias: &str, revision: u64) -> Result<bool, StoreError> {
         let client = self.client().await?;
-        within(client.execute("DELETE FROM sessions WHERE alias = $1", &[&alias]))
-            .await
-            .map_err(|e| self.unavailable("forgetting a session", e))?;
+        let revision = revision as i64;
+        let deleted = within(client.execute(
+            "DELETE FROM sessions WHERE alias = $1 AND revision = $2",
+            &[&alias, &revision],
+        ))
+        .await
+        .map_err(|e| self.unavailable("forgetting a session", e))?;
         self.reached();
-        Ok(())
+        Ok(deleted > 0)
     }
 
     /// Keeps `store` in step with the database for as long as the proxy
@@ -530,6 +557,12 @@ impl Postgres {
         store: &Store,
     ) -> Result<(), Failure> {
         within(client.batch_execute(&format!("LISTEN {CHANNEL}"))).await?;
+        // Older servers do not know the setting; that costs only the bound.
+        let _ = within(client.batch_execute(&format!(
+            "SET idle_session_timeout = {}",
+            FOLLOWER_IDLE.as_millis()
+        )))
+        .await;
         catch_up(client, store).await?;
         self.reached();
         let mut last_full = Instant::now();
@@ -610,6 +643,8 @@ async fn within<T>(
 /// read (a reload every [`FULL_RELOAD`] with 100,000 sessions reads a list,
 /// not 100,000 rows).
 async fn catch_up(client: &Client, store: &Store) -> Result<(), Failure> {
+    // Every version memory holds now was committed before the listing.
+    let held_before = store.newest_revision();
     let listing: Vec<(String, u64)> = within(async {
         client
             .query("SELECT alias, revision FROM sessions", &[])
@@ -619,7 +654,17 @@ async fn catch_up(client: &Client, store: &Store) -> Result<(), Failure> {
             .collect::<Result<_, tokio_postgres::Error>>()
     })
     .await?;
-    let behind = store.reconcile(&listing);
+    // Read after the listing: memory that held more before it means the
+    // database went back in time (a restore, a failover to a standby that
+    // lagged), and its rows win.
+    let last_revision: i64 = within(async {
+        client
+            .query_one("SELECT last_value FROM session_revisions", &[])
+            .await?
+            .try_get(0)
+    })
+    .await?;
+    let behind = store.reconcile(held_before, &listing, last_revision.max(0) as u64);
     for aliases in behind.chunks(1000) {
         follow(client, store, aliases).await?;
     }
@@ -694,6 +739,10 @@ mod tests {
         assert_eq!(
             without_password("postgres://jrps@%2Frun%2Fpostgresql/jrps"),
             "postgres://jrps@%2Frun%2Fpostgresql/jrps"
+        );
+        assert_eq!(
+            without_password("postgres://jrps:pa?ss/w@rd@db/jrps"),
+            "postgres://jrps:***@db/jrps"
         );
     }
 
