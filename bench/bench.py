@@ -541,6 +541,9 @@ def ab(args):
     if args.ab_b_limits:
         conf = WORK / "jrps-100k.toml"
         conf.write_text(conf.read_text() + args.ab_b_limits.replace("\\n", "\n") + "\n")
+    if args.ab_limits:
+        for conf in (WORK / "jrps.toml", WORK / "jrps-100k.toml"):
+            conf.write_text(conf.read_text() + args.ab_limits.replace("\\n", "\n") + "\n")
     try:
         start("backend", [str(CLIENT), "backend", f"127.0.0.1:{P['backend']}"], wait_line="listening")
         start("A", [a, "serve", "--config", str(WORK / "jrps.toml")], wait_line="ready")
@@ -745,6 +748,7 @@ def main():
     ap.add_argument("--ab-idle", type=int, default=0, help="seconds of idle CPU to measure in A/B")
     ap.add_argument("--ab-b-extra", help="top-level proxy.toml lines for B, e.g. 'workers = 1'")
     ap.add_argument("--ab-b-limits", help="[limits] lines for B, e.g. 'max_connections_per_address = 40000'")
+    ap.add_argument("--ab-limits", help="[limits] lines for both A and B (two builds of the same code)")
     ap.add_argument("--no-write", action="store_true", help="do not rewrite BENCHMARKS.md")
     ap.add_argument("--report-only", help="re-render from a results.json")
     ARGS = args = ap.parse_args()

@@ -577,7 +577,11 @@ async fn a_replica_that_reconnects_catches_up_on_what_it_missed() {
         ),
     );
     for proxy in [&r.a, &r.b] {
-        assert_eq!(state_of(proxy, &created.alias).await, "ready", "no news yet");
+        assert_eq!(
+            state_of(proxy, &created.alias).await,
+            "ready",
+            "no news yet"
+        );
     }
     cut_connections(&r);
     both_come_to(&r, &created.alias, "ended").await;
@@ -605,10 +609,9 @@ async fn a_database_that_went_back_in_time_is_taken_as_it_is() {
     cut_connections(&r);
     both_come_to(&r, &created.alias, "pending").await;
     // And the sessions go on from there: it registers again.
-    let again = r
-        .b
-        .register(&created.alias, backend.port(), &created.register_secret)
-        .await;
+    let again =
+        r.b.register(&created.alias, backend.port(), &created.register_secret)
+            .await;
     assert_eq!(again.status(), 200);
     both_come_to(&r, &created.alias, "ready").await;
 }
