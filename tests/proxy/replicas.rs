@@ -382,19 +382,7 @@ async fn a_replica_with_another_cookie_key_refuses_to_start() {
     let Some(r) = Replicas::start("") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("proxy.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "domain = \"jrps.localhost\"\nlisten = \"127.0.0.1:0\"\nstate = {:?}\n\
-             cookie_key = \"other.key\"\nallowed_client_cidrs = [\"127.0.0.1/32\"]\n\
-             allowed_backend_cidrs = [\"127.0.0.1/32\"]\n",
-            r.options.state
-        ),
-    )
-    .unwrap();
-    let (code, stderr) = run_to_exit(&config);
+    let (code, stderr) = serve_to_exit(&r.options.state, "other.key");
     assert_eq!(code, Some(2), "{stderr}");
     assert!(
         stderr.contains("cookie_key") && stderr.contains("every replica"),
@@ -402,11 +390,23 @@ async fn a_replica_with_another_cookie_key_refuses_to_start() {
     );
 }
 
-/// `jrps serve --config config` until it exits (within 30 s).
-fn run_to_exit(config: &std::path::Path) -> (Option<i32>, String) {
+/// `jrps serve` on `state` with `cookie_key`, in a folder of its own, for
+/// a start that must fail: its exit code and stderr (within 30 s).
+fn serve_to_exit(state: &str, cookie_key: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("proxy.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "domain = \"jrps.localhost\"\nlisten = \"127.0.0.1:0\"\nstate = {state:?}\n\
+             cookie_key = {cookie_key:?}\nallowed_client_cidrs = [\"127.0.0.1/32\"]\n\
+             allowed_backend_cidrs = [\"127.0.0.1/32\"]\n"
+        ),
+    )
+    .unwrap();
     let mut child = Command::new(super::harness::jrps_bin())
         .args(["serve", "--config"])
-        .arg(config)
+        .arg(&config)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -505,19 +505,7 @@ async fn the_database_connection_uses_tls_and_checks_the_certificate_when_asked(
 
     let stranger = certs.path().join("stranger.pem");
     std::fs::write(&stranger, TestCa::new().ca_pem).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("proxy.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "domain = \"jrps.localhost\"\nlisten = \"127.0.0.1:0\"\nstate = {:?}\n\
-             cookie_key = \"cookie.key\"\nallowed_client_cidrs = [\"127.0.0.1/32\"]\n\
-             allowed_backend_cidrs = [\"127.0.0.1/32\"]\n",
-            url(&stranger)
-        ),
-    )
-    .unwrap();
-    let (code, stderr) = run_to_exit(&config);
+    let (code, stderr) = serve_to_exit(&url(&stranger), "cookie.key");
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.to_lowercase().contains("certificate"), "{stderr}");
 }
