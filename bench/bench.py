@@ -171,6 +171,9 @@ def write_configs(per_address=True):
     per_address = ("max_connections_per_address = 40000\nmax_sessions_per_user = 200000\n"
                    "max_sessions_per_client = 200000\nmax_sessions = 200000\n"
                    "max_websockets_per_session = 40000\n"
+                   # h2load's 50 connections x 10 streams are 500 requests
+                   # at once to one session.
+                   "max_requests_per_session = 40000\n"
                    if per_address else "")
     health = "health_check_interval_s = 86400\n" if per_address else ""
     cert, key = WORK / "cert.pem", WORK / "key.pem"
@@ -190,16 +193,21 @@ worker_rlimit_nofile 100000;
 events {{ worker_connections 30000; }}
 http {{
   access_log off;
+  # nginx closes a connection after 1,000 requests by default (HTTP/2 too),
+  # and h2load does not reconnect; jrps sets no such limit.
+  keepalive_requests 1000000;
   client_body_temp_path {WORK}/nginx/body;
   proxy_temp_path {WORK}/nginx/proxy;
   fastcgi_temp_path {WORK}/nginx/fastcgi;
   uwsgi_temp_path {WORK}/nginx/uwsgi;
   scgi_temp_path {WORK}/nginx/scgi;
   map $http_upgrade $connection_upgrade {{ default upgrade; '' ''; }}
-  upstream backend {{ server 127.0.0.1:{b}; keepalive 64; }}
+  # Idle upstream connections kept: above the most requests in flight (h2load's
+  # 500), so nginx never closes and reopens backend connections under load.
+  upstream backend {{ server 127.0.0.1:{b}; keepalive 1024; }}
   server {{
     listen 127.0.0.1:{P['nginx']};
-    listen 127.0.0.1:{P['nginx-tls']} ssl;
+    listen 127.0.0.1:{P['nginx-tls']} ssl http2;
     server_name {host};
     ssl_certificate {cert};
     ssl_certificate_key {key};

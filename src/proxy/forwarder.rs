@@ -48,7 +48,7 @@ impl Forwarder {
         connector.set_connect_timeout(Some(Duration::from_secs(10)));
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(64)
+            .pool_max_idle_per_host(super::upstream::MAX_IDLE)
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
             .build(connector);

@@ -16,8 +16,15 @@ use tokio::net::TcpStream;
 /// A connection idle longer than this is closed rather than reused; the
 /// backend may be about to close it itself.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Idle connections kept per backend and worker thread.
-const MAX_IDLE: usize = 64;
+/// Idle connections kept per backend and worker thread, by this pool and by
+/// the hyper path's ([`super::forwarder`]). High, so that a burst's
+/// connections stay for the next one instead of being closed and opened
+/// again: an HTTP/2 browser or h2load sends hundreds of requests at once
+/// over a few connections, and at a cap of 64 the hyper path closed and
+/// reopened about 230 backend connections a second, which halved its
+/// HTTP/2 throughput (BENCHMARKS.md, issue 17). Idle ones still close after
+/// [`IDLE_TIMEOUT`].
+pub(super) const MAX_IDLE: usize = 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One connection to a backend, with what has been read from it but not yet

@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""HTTP/2 over TLS, jrps beside nginx: what browsers use (ALPN picks h2).
+
+h2load (Debian's nghttp2-client) with C connections of M concurrent streams
+each, D seconds, against jrps (TLS) and nginx (TLS, `http2`, keep-alive to
+the same backend), rounds interleaved; per target the median req/s and the
+proxy's CPU time per request (user+system of its processes, from /proc).
+The configs are bench.py's (`write_configs`), so both proxies are set up as
+in the HTTP/1.1 table.
+
+Run through `scripts/bench --h2` (builds the binaries, installs h2load)."""
+
+import argparse
+import re
+import resource
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench as B  # noqa: E402
+
+
+def h2load(port, host, cookie, conns, streams, secs):
+    cmd = ["h2load", "-c", str(conns), "-m", str(streams), "-D", str(secs),
+           "--warm-up-time=1", "-H", f":authority: {host}",
+           "-H", f"cookie: jrps_session={cookie}; __Host-jrps_session={cookie}",
+           f"https://127.0.0.1:{port}/"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"finished in [\d.]+s, ([\d.]+) req/s", out).group(1))
+    done = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded", out)
+    ok2xx = int(re.search(r"status codes: (\d+) 2xx", out).group(1))
+    if ok2xx != int(done.group(2)):
+        sys.exit(f"h2load on {port}: not every answer was 2xx\n{out}")
+    if "h2" not in out:
+        sys.exit(f"h2load on {port}: HTTP/2 was not negotiated\n{out}")
+    return rps, int(done.group(1))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--work", default="/tmp/jrps-bench")
+    ap.add_argument("--state-dir", default="/dev/shm/jrps-bench")
+    ap.add_argument("--jrps", default=str(B.REPO / "target/release/jrps"))
+    ap.add_argument("--conns", type=int, default=50)
+    ap.add_argument("--streams", type=int, default=10)
+    ap.add_argument("--duration", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    B.WORK, B.STATE = Path(args.work), Path(args.state_dir)
+    B.WORK.mkdir(parents=True, exist_ok=True)
+    B.STATE.mkdir(parents=True, exist_ok=True)
+    B.CLIENT = B.REPO / "target/release/examples/bench_client"
+    for f in B.STATE.glob("jrps.sqlite*"):
+        f.unlink()
+    B.write_configs()
+    P = B.P
+    try:
+        B.start("backend", [str(B.CLIENT), "backend", f"127.0.0.1:{P['backend']}"],
+                wait_line="listening")
+        B.start("jrps", [args.jrps, "serve", "--config", str(B.WORK / "jrps.toml")],
+                wait_line="ready")
+        out = B.client("jrps-routes", f"127.0.0.1:{P['jrps']}", B.DOMAIN, B.TOKEN,
+                       P["backend"], 1, 1)
+        info = dict(line.split(" ", 1) for line in out.strip().splitlines())
+        host, cookie = f"{info['alias']}.{B.DOMAIN}", info["cookie"]
+        # The TLS instance loads the session from the same state file.
+        B.start("jrps-tls", [args.jrps, "serve", "--config", str(B.WORK / "jrps-tls.toml")],
+                wait_line="ready")
+        B.start("nginx", ["nginx", "-c", str(B.WORK / "nginx.conf"), "-g", "daemon off;"],
+                wait_port=P["nginx-tls"])
+        targets = {"jrps": (P["jrps-tls"], "jrps-tls"), "nginx": (P["nginx-tls"], "nginx")}
+        rows = {name: [] for name in targets}
+        for rnd in range(args.rounds):
+            for name in (list(targets) if rnd % 2 == 0 else list(targets)[::-1]):
+                port, proc = targets[name]
+                pid = B.pid_of(proc)
+                before = B.cpu_ticks(pid)
+                rps, done = h2load(port, host, cookie, args.conns, args.streams, args.duration)
+                cpu_us = (B.cpu_ticks(pid) - before) / B.CLK_TCK * 1e6 / max(done, 1)
+                rows[name].append((rps, cpu_us))
+                B.log(f"  {name:5} round {rnd + 1}: {rps:9,.0f} req/s  {cpu_us:5.1f} µs/req  "
+                      f"load {B.uptime()}")
+    finally:
+        B.stop_all()
+    med = {n: (statistics.median(r for r, _ in v), statistics.median(c for _, c in v))
+           for n, v in rows.items()}
+    (jr, jc), (nr, nc) = med["jrps"], med["nginx"]
+    print(f"HTTP/2 over TLS, h2load -c {args.conns} -m {args.streams}, median of "
+          f"{args.rounds} x {args.duration} s:")
+    print(f"  jrps   {jr:9,.0f} req/s  {jc:5.1f} µs CPU/req")
+    print(f"  nginx  {nr:9,.0f} req/s  {nc:5.1f} µs CPU/req")
+    print(f"  jrps/nginx: {jr / nr:.2f}x req/s, {jc / nc:.2f}x CPU per request")
+
+
+if __name__ == "__main__":
+    main()
