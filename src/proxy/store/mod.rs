@@ -624,19 +624,21 @@ impl Store {
 
     /// After a reconnect (notifications sent meanwhile are lost) and on a
     /// slow timer: `listing` is every alias the database has, with its
-    /// revision, and `last_revision` the newest it had handed out by then.
-    /// Forgets what the database no longer has (a session committed after
-    /// the listing comes back with its notification), and returns the
-    /// aliases whose rows memory must read. `held_before`, memory's newest
-    /// revision before the listing, above `last_revision` means the database
+    /// revision, `last_revision` the newest it had handed out by then, and
+    /// `held` what memory held (alias and revision) before the listing was
+    /// read. Forgets what the database no longer has, but only versions
+    /// memory held before the listing: one published since (this replica's
+    /// own create, answered already) was committed after the listing and
+    /// must stay visible. Returns the aliases whose rows memory must read.
+    /// Memory that held a revision above `last_revision` means the database
     /// went back in time: then memory is emptied and every row read again.
     fn reconcile(
         &self,
-        held_before: u64,
+        held: &HashMap<Box<str>, u64>,
         listing: &[(String, u64)],
         last_revision: u64,
     ) -> Vec<String> {
-        if held_before > last_revision {
+        if held.values().any(|revision| *revision > last_revision) {
             tracing::warn!(
                 last_revision,
                 "the state database is behind this replica's memory (restored or failed \
@@ -648,9 +650,9 @@ impl Store {
         }
         let present: std::collections::HashSet<&str> =
             listing.iter().map(|(a, _)| a.as_str()).collect();
-        for session in self.all() {
-            if !present.contains(&*session.alias) {
-                self.unpublish(&session.alias, u64::MAX);
+        for (alias, revision) in held {
+            if !present.contains(&**alias) {
+                self.unpublish(alias, *revision);
             }
         }
         listing
@@ -660,9 +662,12 @@ impl Store {
             .collect()
     }
 
-    /// The newest revision memory holds.
-    fn newest_revision(&self) -> u64 {
-        self.all().iter().map(|s| s.revision).max().unwrap_or(0)
+    /// Every alias memory holds, with its revision.
+    fn held(&self) -> HashMap<Box<str>, u64> {
+        self.all()
+            .iter()
+            .map(|s| (s.alias.clone(), s.revision))
+            .collect()
     }
 
     /// Inserts a new session within `quotas`; `AliasTaken` if the alias

@@ -644,7 +644,7 @@ async fn within<T>(
 /// not 100,000 rows).
 async fn catch_up(client: &Client, store: &Store) -> Result<(), Failure> {
     // Every version memory holds now was committed before the listing.
-    let held_before = store.newest_revision();
+    let held = store.held();
     let listing: Vec<(String, u64)> = within(async {
         client
             .query("SELECT alias, revision FROM sessions", &[])
@@ -664,7 +664,7 @@ async fn catch_up(client: &Client, store: &Store) -> Result<(), Failure> {
             .try_get(0)
     })
     .await?;
-    let behind = store.reconcile(held_before, &listing, last_revision.max(0) as u64);
+    let behind = store.reconcile(&held, &listing, last_revision.max(0) as u64);
     for aliases in behind.chunks(1000) {
         follow(client, store, aliases).await?;
     }
