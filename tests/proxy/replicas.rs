@@ -544,6 +544,14 @@ async fn both_come_to(r: &Replicas, alias: &str, state: &str) {
     }
 }
 
+/// A session registered through A, once both replicas show it ready.
+async fn ready_on_both(r: &Replicas) -> (super::backends::Backend, jrps::api::SessionCreated) {
+    let backend = http_backend("lab").await;
+    let created = r.a.ready_session(&random_token(), backend.port()).await;
+    both_come_to(r, &created.alias, "ready").await;
+    (backend, created)
+}
+
 /// A change made while the replicas were not listening reaches memory when
 /// they reconnect: they reload what they missed.
 #[tokio::test]
@@ -551,9 +559,7 @@ async fn a_replica_that_reconnects_catches_up_on_what_it_missed() {
     let Some(r) = Replicas::start("") else {
         return;
     };
-    let backend = http_backend("lab").await;
-    let created = r.a.ready_session(&random_token(), backend.port()).await;
-    both_come_to(&r, &created.alias, "ready").await;
+    let (_backend, created) = ready_on_both(&r).await;
     change_unannounced(
         &r,
         &format!(
@@ -582,9 +588,7 @@ async fn a_database_that_went_back_in_time_is_taken_as_it_is() {
     let Some(r) = Replicas::start("") else {
         return;
     };
-    let backend = http_backend("lab").await;
-    let created = r.a.ready_session(&random_token(), backend.port()).await;
-    both_come_to(&r, &created.alias, "ready").await;
+    let (backend, created) = ready_on_both(&r).await;
     change_unannounced(
         &r,
         &format!(
