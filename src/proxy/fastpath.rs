@@ -40,7 +40,7 @@ use super::routing::{self, Target};
 use super::scratch;
 use super::status::Failure;
 use super::store::Session;
-use super::upstream::{self, Upstream};
+use super::upstream::{self, Parsed, READ_CHUNK, Upstream};
 use crate::clock::unix_now;
 
 /// How a connection left the fast path.
@@ -61,11 +61,7 @@ pub struct Flags {
     pub stopping: AtomicBool,
 }
 
-const MAX_HEADERS: usize = 64;
-/// Largest read from a backend at a time.
-const READ_CHUNK: usize = 8 * 1024;
-/// A backend's response head larger than this is answered with 502.
-const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+pub(super) const MAX_HEADERS: usize = 64;
 
 /// A request whose head (rewritten for the backend) and body are in the
 /// outgoing buffer.
@@ -380,7 +376,7 @@ pub(crate) fn take<'b, T>(
     ))
 }
 
-fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+pub(super) fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
@@ -404,23 +400,12 @@ enum Exchange {
     Broken,
 }
 
-/// The backend's response head, in the form the client gets it.
-enum Head {
-    /// Head written into the outgoing buffer; `len` bytes of the backend's
-    /// buffer were its head.
-    Final {
-        status: u16,
-        len: usize,
-        framing: Framing,
-        reusable: bool,
-    },
-    /// A 1xx interim response of `len` bytes, dropped like hyper's client
-    /// drops it.
-    Interim {
-        len: usize,
-    },
-    Incomplete,
-    Malformed,
+/// A backend's final response head, written in the client's form into the
+/// outgoing buffer.
+struct FinalHead {
+    status: u16,
+    framing: Framing,
+    reusable: bool,
 }
 
 async fn exchange<S>(
@@ -433,68 +418,20 @@ async fn exchange<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut attempts = 0;
-    let (mut up, status, mut framing, reusable) = 'attempt: loop {
-        attempts += 1;
-        let mut up = match upstream::checkout(request.backend) {
-            Some(up) => up,
-            None => match upstream::connect(request.backend).await {
-                Ok(up) => up,
-                Err(error) => {
-                    return bad_gateway(shared, client, request, &format!("connect: {error}"))
-                        .await;
-                }
-            },
-        };
-        if let Err(error) = up.stream.write_all(outgoing).await {
-            // The backend did not take the whole request: safe to resend.
-            if up.reused && attempts < 3 {
-                continue;
-            }
-            return bad_gateway(shared, client, request, &format!("send: {error}")).await;
-        }
-        loop {
-            match parse_head(&up.buf, request.head, response_head) {
-                Head::Final {
-                    status,
-                    len,
-                    framing,
-                    reusable,
-                } => {
-                    up.buf.advance(len);
-                    break 'attempt (up, status, framing, reusable);
-                }
-                Head::Interim { len } => {
-                    up.buf.advance(len);
-                    continue;
-                }
-                Head::Malformed => {
-                    return bad_gateway(shared, client, request, "malformed response head").await;
-                }
-                Head::Incomplete if up.buf.len() > MAX_RESPONSE_HEAD => {
-                    return bad_gateway(shared, client, request, "response head too large").await;
-                }
-                Head::Incomplete => {}
-            }
-            up.buf.reserve(READ_CHUNK);
-            match up.stream.read_buf(&mut up.buf).await {
-                Ok(n) if n > 0 => {}
-                // A pooled connection the backend had closed: an idempotent
-                // request goes again on another.
-                _ if up.buf.is_empty() && up.reused && request.idempotent && attempts < 3 => {
-                    continue 'attempt;
-                }
-                _ => {
-                    return bad_gateway(
-                        shared,
-                        client,
-                        request,
-                        "connection closed before a response",
-                    )
-                    .await;
-                }
-            }
-        }
+    let answer = upstream::exchange(request.backend, outgoing, request.idempotent, |buf| {
+        parse_head(buf, request.head, response_head)
+    })
+    .await;
+    let (
+        mut up,
+        FinalHead {
+            status,
+            mut framing,
+            reusable,
+        },
+    ) = match answer {
+        Ok(answer) => answer,
+        Err(failed) => return bad_gateway(shared, client, request, &failed.to_string()).await,
     };
 
     // The head and whatever body bytes came with it, in one write.
@@ -524,7 +461,7 @@ where
 
 /// Parses a response head from `buf` and writes the client's version of it
 /// into `out`.
-fn parse_head(buf: &[u8], request_is_head: bool, out: &mut Vec<u8>) -> Head {
+fn parse_head(buf: &[u8], request_is_head: bool, out: &mut Vec<u8>) -> Parsed<FinalHead> {
     let mut headers = [const { MaybeUninit::<Header<'_>>::uninit() }; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut []);
     let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
@@ -534,21 +471,21 @@ fn parse_head(buf: &[u8], request_is_head: bool, out: &mut Vec<u8>) -> Head {
     );
     let len = match parsed {
         Ok(Status::Complete(len)) => len,
-        Ok(Status::Partial) => return Head::Incomplete,
-        Err(_) => return Head::Malformed,
+        Ok(Status::Partial) => return Parsed::Incomplete,
+        Err(_) => return Parsed::Malformed,
     };
     let Some(status) = resp.code else {
-        return Head::Malformed;
+        return Parsed::Malformed;
     };
     // 101 was never asked for (upgrades go through hyper).
     if status == 101 {
-        return Head::Malformed;
+        return Parsed::Malformed;
     }
     if (100..200).contains(&status) {
-        return Head::Interim { len };
+        return Parsed::Interim { len };
     }
     let Ok(framing) = framing::response_framing(request_is_head, status, resp.headers) else {
-        return Head::Malformed;
+        return Parsed::Malformed;
     };
     let tokens = ConnectionTokens::parse(
         resp.headers
@@ -591,11 +528,13 @@ fn parse_head(buf: &[u8], request_is_head: bool, out: &mut Vec<u8>) -> Head {
         Framing::Empty | Framing::Length(_) => {}
     }
     out.extend_from_slice(b"\r\n");
-    Head::Final {
-        status,
+    Parsed::Final {
         len,
-        framing,
-        reusable,
+        head: FinalHead {
+            status,
+            framing,
+            reusable,
+        },
     }
 }
 
@@ -606,30 +545,10 @@ fn pass_body(
     up: &mut Upstream,
     out: &mut Vec<u8>,
 ) -> Result<bool, framing::BadFraming> {
-    let (take, complete) = body_part(framing, &up.buf)?;
+    let (take, complete) = framing.advance(&up.buf, |_| {})?;
     out.extend_from_slice(&up.buf[..take]);
     up.buf.advance(take);
     Ok(complete)
-}
-
-/// How many bytes of `available` belong to the body, and whether it ends
-/// with them. Counts them off the framing's remainder.
-fn body_part(
-    framing: &mut Framing,
-    available: &[u8],
-) -> Result<(usize, bool), framing::BadFraming> {
-    Ok(match framing {
-        Framing::Empty => (0, true),
-        Framing::Length(remaining) => {
-            let take = available
-                .len()
-                .min(usize::try_from(*remaining).unwrap_or(usize::MAX));
-            *remaining -= take as u64;
-            (take, *remaining == 0)
-        }
-        Framing::Chunked(scanner) => scanner.scan(available)?,
-        Framing::UntilClose => (available.len(), false),
-    })
 }
 
 /// Copies the rest of the body from the backend to the client.
@@ -648,7 +567,7 @@ where
                 Err(())
             };
         }
-        let (take, complete) = body_part(framing, &up.buf).map_err(|_| ())?;
+        let (take, complete) = framing.advance(&up.buf, |_| {}).map_err(|_| ())?;
         client.write_all(&up.buf[..take]).await.map_err(|_| ())?;
         up.buf.advance(take);
         if complete {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use http::header::{CONNECTION, HeaderValue, UPGRADE};
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{Request, Response, StatusCode, Uri};
+use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::Either;
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
@@ -23,6 +23,7 @@ use crate::api::SessionState;
 
 use super::Shared;
 use super::budget::{AddressSlot, InUse};
+use super::direct;
 use super::forwarding;
 use super::pages;
 use super::plumbing::{ProxyBody, full};
@@ -64,6 +65,19 @@ impl Forwarder {
         mut req: Request<Incoming>,
         upgrade: Option<HeaderValue>,
     ) -> Response<ProxyBody> {
+        if direct::takes(&req, upgrade.is_some())
+            && let Some(address) = session.backend
+        {
+            let (parts, _) = req.into_parts();
+            return match direct::forward(address, &parts).await {
+                Ok(response) => response.map(|body| Either::Left(Either::Right(body))),
+                Err(failed) => {
+                    shared.metrics.upstream_error();
+                    tracing::warn!(alias = %session.alias, error = %failed, "backend unreachable");
+                    full(pages::page(Failure::BackendUnreachable, &session.alias))
+                }
+            };
+        }
         let path = req
             .uri()
             .path_and_query()
@@ -93,6 +107,7 @@ impl Forwarder {
             None => None,
         };
         let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
+        *req.version_mut() = Version::HTTP_11;
 
         let mut response = match self.client.request(req).await {
             Ok(response) => response,
@@ -131,7 +146,7 @@ impl Forwarder {
                 }
             }
         }
-        response.map(Either::Left)
+        response.map(|body| Either::Left(Either::Left(body)))
     }
 }
 

@@ -1,7 +1,10 @@
-//! Where an HTTP/1.1 message body ends (RFC 9112 §6), for the fast path,
-//! which passes bodies through as they are rather than decoding them: a
-//! fixed length, a chunked body (scanned, not decoded, so the bytes go out
-//! exactly as they came in), or everything until the sender closes.
+//! Where an HTTP/1.1 message body ends (RFC 9112 §6): a fixed length, a
+//! chunked body, or everything until the sender closes. The fast path passes
+//! bodies through as they are, so a chunked body is scanned, not decoded, and
+//! its bytes go out exactly as they came in; [`super::direct`] takes only the
+//! chunks' data, which the scan points out as it passes.
+
+use std::ops::Range;
 
 use httparse::Header;
 
@@ -14,6 +17,35 @@ pub enum Framing {
     Chunked(ChunkedScanner),
     /// Until the backend closes its connection.
     UntilClose,
+}
+
+impl Framing {
+    /// Counts `available`, the next bytes from the sender, off the body.
+    /// Returns how many of them belong to it and whether it ends with them;
+    /// `on_data` is given the ranges of `available` that are the body's data
+    /// (all of them, except a chunked body's chunk lines and trailers).
+    pub fn advance(
+        &mut self,
+        available: &[u8],
+        mut on_data: impl FnMut(Range<usize>),
+    ) -> Result<(usize, bool), BadFraming> {
+        Ok(match self {
+            Framing::Empty => (0, true),
+            Framing::Length(remaining) => {
+                let take = available
+                    .len()
+                    .min(usize::try_from(*remaining).unwrap_or(usize::MAX));
+                *remaining -= take as u64;
+                on_data(0..take);
+                (take, *remaining == 0)
+            }
+            Framing::Chunked(scanner) => scanner.scan(available, on_data)?,
+            Framing::UntilClose => {
+                on_data(0..available.len());
+                (available.len(), false)
+            }
+        })
+    }
 }
 
 /// The headers that decide framing were contradictory or malformed.
@@ -105,13 +137,19 @@ enum ChunkState {
 const MAX_LINE: usize = 8 * 1024;
 
 impl ChunkedScanner {
-    /// Scans `bytes`, the next bytes of the body. Returns how many of them
-    /// belong to the body and whether the body ended there.
-    pub fn scan(&mut self, bytes: &[u8]) -> Result<(usize, bool), BadFraming> {
+    /// Scans `bytes`, the next bytes of the body, giving `on_data` the range
+    /// of each run of chunk data in them. Returns how many of them belong to
+    /// the body and whether the body ended there.
+    fn scan(
+        &mut self,
+        bytes: &[u8],
+        mut on_data: impl FnMut(Range<usize>),
+    ) -> Result<(usize, bool), BadFraming> {
         let mut i = 0;
         while i < bytes.len() {
             if self.state == ChunkState::Data {
                 let take = (bytes.len() - i).min(usize::try_from(self.size).unwrap_or(usize::MAX));
+                on_data(i..i + take);
                 i += take;
                 self.size -= take as u64;
                 if self.size == 0 {
@@ -207,13 +245,30 @@ mod tests {
         let mut scanner = ChunkedScanner::default();
         let mut used = 0;
         for piece in body.chunks(step) {
-            let (n, done) = scanner.scan(piece)?;
+            let (n, done) = scanner.scan(piece, |_| {})?;
             used += n;
             if done {
                 return Ok((used, true));
             }
         }
         Ok((used, false))
+    }
+
+    #[test]
+    fn chunked_data_is_pointed_out_in_any_split() {
+        let body = b"5\r\nhello\r\n1;ext=1\r\n!\r\n0\r\nX-Trailer: yes\r\n\r\n";
+        for step in 1..=body.len() {
+            let mut framing = Framing::Chunked(ChunkedScanner::default());
+            let mut data = Vec::new();
+            let mut ended = false;
+            for piece in body.chunks(step) {
+                let (_, done) = framing
+                    .advance(piece, |r| data.extend_from_slice(&piece[r]))
+                    .unwrap();
+                ended = done;
+            }
+            assert_eq!((&data[..], ended), (&b"hello!"[..], true), "step {step}");
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use http::HeaderValue;
 use http::header::{ORIGIN, SET_COOKIE, UPGRADE};
-use http::{Request, Response, Version};
+use http::{Request, Response};
 use hyper::body::Incoming;
 
 use crate::api::SessionState;
@@ -146,7 +146,6 @@ async fn session_request(
                 authority,
             );
             parts.headers = headers;
-            parts.version = Version::HTTP_11;
             shared
                 .forwarder()
                 .forward(

@@ -26,6 +26,7 @@ mod audit;
 mod budget;
 pub(crate) mod config;
 mod cookie_key;
+mod direct;
 mod edge_auth;
 mod fastpath;
 mod forwarder;

@@ -10,9 +10,11 @@ use http::Response;
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
-/// Every response body the proxy sends: a backend's streamed body or one it
-/// made itself.
-pub type ProxyBody = Either<Incoming, Full<Bytes>>;
+use super::direct::DirectBody;
+
+/// Every response body the proxy sends: a backend's streamed body (from
+/// hyper's client or [`super::direct`]) or one it made itself.
+pub type ProxyBody = Either<Either<Incoming, DirectBody>, Full<Bytes>>;
 
 pub fn full(response: Response<Full<Bytes>>) -> Response<ProxyBody> {
     response.map(Either::Right)

@@ -1,7 +1,10 @@
 //! Keep-alive connections to backends for the fast path: one small pool per
 //! worker thread, so taking and returning a connection is a thread-local
-//! vector push and pop, with no lock, no channel and no task of its own.
-//! (The hyper path keeps its own pool in [`super::forwarder`].)
+//! vector push and pop, with no lock, no channel and no task of its own;
+//! and [`exchange`], one request's trip over them up to the response head,
+//! for the fast path and for [`super::direct`]. (Requests with bodies and
+//! upgrades from hyper's server go through hyper's client and its pool, in
+//! [`super::forwarder`].)
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -10,7 +13,8 @@ use std::net::SocketAddr;
 use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// A connection idle longer than this is closed rather than reused; the
@@ -26,6 +30,13 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// [`IDLE_TIMEOUT`].
 pub(super) const MAX_IDLE: usize = 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest read from a backend at a time.
+pub(super) const READ_CHUNK: usize = 8 * 1024;
+/// A backend's response head larger than this is answered with 502.
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+/// Tries one request gets, when the pooled connections it was sent on turn
+/// out closed.
+const ATTEMPTS: u32 = 3;
 
 /// One connection to a backend, with what has been read from it but not yet
 /// passed on.
@@ -118,4 +129,91 @@ pub async fn connect(backend: SocketAddr) -> io::Result<Upstream> {
         reused: false,
         idle_since: Instant::now(),
     })
+}
+
+/// What a response-head parser found at the start of a backend's buffer.
+pub enum Parsed<T> {
+    /// A final response, whose head was `len` bytes.
+    Final {
+        len: usize,
+        head: T,
+    },
+    /// A 1xx interim response of `len` bytes, dropped like hyper's client
+    /// drops it.
+    Interim {
+        len: usize,
+    },
+    Incomplete,
+    Malformed,
+}
+
+/// Why a request got no usable answer from its backend.
+#[derive(Debug, thiserror::Error)]
+pub enum Failed {
+    #[error("connect: {0}")]
+    Connect(io::Error),
+    #[error("send: {0}")]
+    Send(io::Error),
+    #[error("connection closed before a response")]
+    Closed,
+    #[error("malformed response head")]
+    Malformed,
+    #[error("response head too large")]
+    TooLarge,
+}
+
+/// Sends `request` (head and body, as the backend gets them) on a pooled
+/// connection to `backend`, or a new one, and reads until `parse` finds a
+/// final response head; the connection's buffer then starts after it. A
+/// pooled connection that turns out closed is replaced: always if it did
+/// not take the request, and if it took it but answered nothing, only for
+/// an `idempotent` request.
+pub async fn exchange<T>(
+    backend: SocketAddr,
+    request: &[u8],
+    idempotent: bool,
+    mut parse: impl FnMut(&[u8]) -> Parsed<T>,
+) -> Result<(Upstream, T), Failed> {
+    let mut attempts = 0;
+    'attempt: loop {
+        attempts += 1;
+        let mut up = match checkout(backend) {
+            Some(up) => up,
+            None => connect(backend).await.map_err(Failed::Connect)?,
+        };
+        if let Err(error) = up.stream.write_all(request).await {
+            // The backend did not take the whole request: safe to resend.
+            if up.reused && attempts < ATTEMPTS {
+                continue;
+            }
+            return Err(Failed::Send(error));
+        }
+        loop {
+            match parse(&up.buf) {
+                Parsed::Final { len, head } => {
+                    up.buf.advance(len);
+                    return Ok((up, head));
+                }
+                Parsed::Interim { len } => {
+                    up.buf.advance(len);
+                    continue;
+                }
+                Parsed::Malformed => return Err(Failed::Malformed),
+                Parsed::Incomplete if up.buf.len() > MAX_RESPONSE_HEAD => {
+                    return Err(Failed::TooLarge);
+                }
+                Parsed::Incomplete => {}
+            }
+            up.buf.reserve(READ_CHUNK);
+            match up.stream.read_buf(&mut up.buf).await {
+                Ok(n) if n > 0 => {}
+                // A pooled connection the backend had closed: an idempotent
+                // request goes again on another.
+                _ if up.buf.is_empty() && up.reused && idempotent && attempts < ATTEMPTS => {
+                    continue 'attempt;
+                }
+                _ => return Err(Failed::Closed),
+            }
+        }
+    }
 }

@@ -626,3 +626,114 @@ async fn framing_request_head_size_limit() {
         );
     }
 }
+
+/// The same backend answers as the tests above, to an HTTP/2 client (as
+/// browsers are): each reaches it decoded and whole, or visibly broken.
+#[tokio::test]
+async fn framing_http2_clients_get_every_kind_of_backend_body() {
+    let proxy = Proxy::start(Options::default());
+    let big = pattern(70_000);
+    let chunked = {
+        let mut b =
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n1;ext=1\r\n \r\n"
+                .to_vec();
+        b.extend(format!("{:x}\r\n", big.len()).bytes());
+        b.extend(&big);
+        b.extend(b"\r\n0\r\nX-Sum: 42\r\n\r\n");
+        b
+    };
+    let until_close = {
+        let mut b = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
+        b.extend(&big);
+        b
+    };
+    let backend = raw_backend(move |seen| match (seen.head.method(), seen.head.path()) {
+        ("HEAD", _) => reply("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"),
+        (_, "/chunked") => reply(chunked.clone()),
+        (_, "/eof") => Reply {
+            close: true,
+            ..reply(until_close.clone())
+        },
+        (_, "/204") => reply("HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n"),
+        (_, "/304") => {
+            reply("HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nContent-Length: 5\r\n\r\n")
+        }
+        (_, "/hints") => reply(
+            "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n\
+             HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal",
+        ),
+        (_, "/short") => Reply {
+            close: true,
+            ..reply("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\nonly ten b")
+        },
+        (_, "/garbage") => Reply {
+            close: true,
+            ..reply("HELLO\r\n\r\n")
+        },
+        (_, "/set-cookie") => reply(
+            "HTTP/1.1 200 OK\r\nSet-Cookie: a=1; Domain=example.org; Path=/\r\n\
+             Connection: close, X-Secret\r\nX-Secret: 1\r\nContent-Length: 2\r\n\r\nok",
+        ),
+        // Closes after every answer: the next request finds its pooled
+        // connection closed and must go again on a new one.
+        (_, path) if path.starts_with("/closing") => Reply {
+            close: true,
+            ..echo_path(seen)
+        },
+        _ => echo_path(seen),
+    })
+    .await;
+    let site = Site::new(&proxy, backend.port).await;
+    let mut h2 = site.connect_h2(&proxy).await;
+    let ok_body = |answer: &H2Answer| answer.body.clone().expect("body cut short");
+
+    let mut expected = b"hello ".to_vec();
+    expected.extend(&big);
+    for _ in 0..2 {
+        let answer = h2.send("GET", "/chunked").await;
+        assert_eq!(answer.status, 200);
+        assert!(ok_body(&answer) == expected, "chunked body corrupted");
+    }
+    let answer = h2.send("GET", "/eof").await;
+    assert_eq!(answer.status, 200);
+    assert!(ok_body(&answer) == big, "close-delimited body corrupted");
+    let answer = h2.send("HEAD", "/doc").await;
+    assert_eq!((answer.status, ok_body(&answer).len()), (200, 0));
+    assert_eq!(
+        answer.headers["content-length"], "1000",
+        "HEAD keeps the GET length"
+    );
+    for (path, status) in [("/204", 204), ("/304", 304)] {
+        let answer = h2.send("GET", path).await;
+        assert_eq!(
+            (answer.status, ok_body(&answer).len()),
+            (status, 0),
+            "{path}"
+        );
+    }
+    let answer = h2.send("GET", "/hints").await;
+    assert_eq!((answer.status, ok_body(&answer)), (200, b"final".to_vec()));
+    let answer = h2.send("GET", "/set-cookie").await;
+    assert_eq!(answer.headers["set-cookie"], "a=1; Path=/", "{answer:?}");
+    assert!(!answer.headers.contains_key("x-secret"), "{answer:?}");
+    // The stream is reset; whether the head got out before depends on how
+    // fast the backend closed.
+    if let Ok(answer) = h2.try_send("GET", "/short").await {
+        assert_eq!(answer.status, 200);
+        assert!(
+            answer.body.is_err(),
+            "a truncated body looked complete: {answer:?}"
+        );
+    }
+    let answer = h2.send("GET", "/garbage").await;
+    assert_eq!(answer.status, 502);
+    assert!(String::from_utf8_lossy(&ok_body(&answer)).contains(&site.alias));
+    for i in 0..5 {
+        let path = format!("/closing{i}");
+        let answer = h2.send("GET", &path).await;
+        assert_eq!((answer.status, ok_body(&answer)), (200, path.into_bytes()));
+    }
+    // All on the one client connection, which the failures did not end.
+    let answer = h2.send("GET", "/after").await;
+    assert_eq!((answer.status, ok_body(&answer)), (200, b"/after".to_vec()));
+}

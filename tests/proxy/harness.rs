@@ -403,8 +403,24 @@ impl Drop for Proxy {
 }
 
 pub async fn tls_connect(ca: &TestCa, tcp: TcpStream, name: &str) -> TlsStream<TcpStream> {
+    tls_connect_with(ca, tcp, name, b"http/1.1").await
+}
+
+/// A TLS connection that offers only HTTP/2, as browsers pick it by ALPN.
+pub async fn h2_connect(ca: &TestCa, tcp: TcpStream, name: &str) -> TlsStream<TcpStream> {
+    let tls = tls_connect_with(ca, tcp, name, b"h2").await;
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    tls
+}
+
+async fn tls_connect_with(
+    ca: &TestCa,
+    tcp: TcpStream,
+    name: &str,
+    alpn: &[u8],
+) -> TlsStream<TcpStream> {
     let mut config = ca.client_config();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![alpn.to_vec()];
     TlsConnector::from(Arc::new(config))
         .connect(ServerName::try_from(name.to_owned()).unwrap(), tcp)
         .await

@@ -7,7 +7,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::backends::http_backend;
-use super::harness::{DOMAIN, Options, Proxy, random_token, tls_connect};
+use super::harness::{DOMAIN, Options, Proxy, h2_connect, random_token, tls_connect};
 
 fn with(extra: &str) -> Options {
     Options {
@@ -152,7 +152,7 @@ async fn connections_that_send_nothing_get_the_header_timeout_not_the_idle_one()
     // HTTP/2 by ALPN, then not even the connection preface.
     let started = Instant::now();
     let tcp = TcpStream::connect(tls.addr).await.unwrap();
-    let mut silent_h2 = h2_tls(&tls, tcp, &manage).await;
+    let mut silent_h2 = h2_connect(&tls.ca, tcp, &manage).await;
     assert_eq!(silent_h2.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
     let what = "an HTTP/2 connection that sent no preface";
     assert_closed_soon(&mut silent_h2, started, what).await;
@@ -162,28 +162,12 @@ async fn connections_that_send_nothing_get_the_header_timeout_not_the_idle_one()
     assert_eq!(r.status(), 200);
 }
 
-async fn h2_tls(
-    proxy: &Proxy,
-    tcp: TcpStream,
-    name: &str,
-) -> tokio_rustls::client::TlsStream<TcpStream> {
-    let mut config = proxy.ca.client_config();
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
-        .connect(
-            rustls::pki_types::ServerName::try_from(name.to_owned()).unwrap(),
-            tcp,
-        )
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn an_http2_connection_with_no_open_stream_closes_whatever_pings_it_sends() {
     let proxy = Proxy::start(with("[limits]\nidle_timeout_s = 2\n"));
     let host = format!("manage.{DOMAIN}");
     let tcp = TcpStream::connect(proxy.addr).await.unwrap();
-    let tls = h2_tls(&proxy, tcp, &host).await;
+    let tls = h2_connect(&proxy.ca, tcp, &host).await;
     // The client PINGs every 200 ms: bytes move both ways all the time.
     let (mut sender, connection) =
         hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())

@@ -9,7 +9,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use super::backends::{http_backend, pattern_byte, websocket_backend};
-use super::harness::{DOMAIN, Options, Proxy, random_token, tls_connect};
+use super::harness::{DOMAIN, Options, Proxy, h2_connect, random_token, tls_connect};
 
 const SIZE: usize = 6 * 1024 * 1024 + 17;
 
@@ -301,18 +301,9 @@ async fn http2_clients_are_served_too() {
     let token = random_token();
     let s = proxy.ready_session(&token, backend.port()).await;
 
-    let mut config = proxy.ca.client_config();
-    config.alpn_protocols = vec![b"h2".to_vec()];
     let tcp = TcpStream::connect(proxy.addr).await.unwrap();
     let name = format!("{}.{DOMAIN}", s.alias);
-    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
-        .connect(
-            rustls::pki_types::ServerName::try_from(name.clone()).unwrap(),
-            tcp,
-        )
-        .await
-        .unwrap();
-    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let tls = h2_connect(&proxy.ca, tcp, &name).await;
     let (mut sender, conn) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
             .await

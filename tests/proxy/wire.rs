@@ -6,6 +6,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -14,7 +17,7 @@ use tokio::time::timeout;
 use tokio_rustls::client::TlsStream;
 
 use super::backends::pattern_byte;
-use super::harness::{DOMAIN, Proxy, random_token, tls_connect};
+use super::harness::{DOMAIN, Proxy, h2_connect, random_token, tls_connect};
 
 /// How long any single step may take before the test calls it a hang.
 pub(crate) const WAIT: Duration = Duration::from_secs(5);
@@ -404,12 +407,76 @@ impl Site {
         Wire::new(tls_connect(&proxy.ca, tcp, &self.host()).await)
     }
 
+    /// A fresh HTTP/2 connection to the proxy for this site, the way a
+    /// browser talks to it.
+    pub(crate) async fn connect_h2(&self, proxy: &Proxy) -> H2 {
+        let tcp = TcpStream::connect(proxy.addr).await.unwrap();
+        let tls = h2_connect(&proxy.ca, tcp, &self.host()).await;
+        let (sender, connection) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+                .await
+                .unwrap();
+        tokio::spawn(connection);
+        H2 {
+            sender,
+            authority: format!("{}:{}", self.host(), proxy.addr.port()),
+            cookie: self.cookie.clone(),
+        }
+    }
+
     /// GET `path` on `wire`; asserts a 200 whose body is `path`.
     pub(crate) async fn expect_echo(&self, wire: &mut Wire<TlsStream<TcpStream>>, path: &str) {
         wire.send(&self.get(path)).await;
         let answer = wire.answer(false).await;
         assert_eq!(answer.head.status(), 200, "{path}: {answer:?}");
         assert_eq!(answer.text(), path);
+    }
+}
+
+/// One HTTP/2 connection to a site, with its edge cookie.
+pub(crate) struct H2 {
+    sender: hyper::client::conn::http2::SendRequest<Empty<Bytes>>,
+    authority: String,
+    cookie: String,
+}
+
+/// An answer over HTTP/2; `body` is an error if the stream ended short.
+#[derive(Debug)]
+pub(crate) struct H2Answer {
+    pub(crate) status: u16,
+    pub(crate) headers: http::HeaderMap,
+    pub(crate) body: Result<Vec<u8>, String>,
+}
+
+impl H2 {
+    pub(crate) async fn send(&mut self, method: &str, path: &str) -> H2Answer {
+        self.try_send(method, path).await.unwrap()
+    }
+
+    /// Like [`send`](Self::send), but a stream reset before the response
+    /// head is an `Err`.
+    pub(crate) async fn try_send(&mut self, method: &str, path: &str) -> Result<H2Answer, String> {
+        let request = http::Request::builder()
+            .method(method)
+            .uri(format!("https://{}{path}", self.authority))
+            .header("cookie", &self.cookie)
+            .body(Empty::new())
+            .unwrap();
+        let response = timeout(WAIT, self.sender.send_request(request))
+            .await
+            .expect("no answer in time")
+            .map_err(|e| e.to_string())?;
+        let (parts, body) = response.into_parts();
+        let body = timeout(WAIT, body.collect())
+            .await
+            .expect("body did not end in time")
+            .map(|b| b.to_bytes().to_vec())
+            .map_err(|e| e.to_string());
+        Ok(H2Answer {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+        })
     }
 }
 
