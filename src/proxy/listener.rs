@@ -250,11 +250,11 @@ fn spawn_connection(
         shared.metrics.connection_opened();
         let conn = ConnInfo { peer, api_only };
         // A task's memory is the largest state of its future, held for the
-        // connection's life: the TLS states live in a box of their own so
-        // that a plain connection does not carry their size.
+        // connection's life: each kind of connection's states live in a box
+        // of their own, so that none carries the size of another's.
         match tls {
             Some(tls) => Box::pin(serve_tls(&shared, conn, stream, &tls, watcher)).await,
-            None => serve_connection(&shared, conn, stream, watcher, !api_only).await,
+            None => Box::pin(serve_connection(&shared, conn, stream, watcher, !api_only)).await,
         }
         shared.metrics.connection_closed();
         shared.workers[worker].load.fetch_sub(1, Relaxed);
@@ -304,8 +304,9 @@ async fn serve_connection<S>(
         let flags = fastpath::Flags::default();
         let mut inbuf = BytesMut::new();
         let outcome = {
-            let serving = fastpath::serve(shared, conn, &mut io, &mut inbuf, &flags);
-            tokio::pin!(serving);
+            // Boxed, so that an HTTP/2 connection, which never takes the fast
+            // path, does not carry its state for its whole life.
+            let mut serving = Box::pin(fastpath::serve(shared, conn, &mut io, &mut inbuf, &flags));
             let mut shutdown = shared.shutdown.clone();
             tokio::select! {
                 outcome = &mut serving => outcome,
