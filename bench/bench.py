@@ -101,6 +101,24 @@ def pss_kib(pid):
 
 # ---------------------------------------------------------------- processes
 
+def hold_cost(pid, what, port, host, cookie, n):
+    """Opens n idle connections with bench_client's `what` (ws-hold,
+    h2-hold) and measures the proxy's memory (PSS, KiB) before and while
+    they are held; returns (before, after, held, client's stderr)."""
+    before = pss_kib(pid)
+    p = subprocess.Popen([str(CLIENT), what, f"127.0.0.1:{port}", host, cookie, str(n)],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    line = p.stdout.readline().split()
+    held = int(line[1]) if len(line) > 1 else 0
+    time.sleep(2)  # let the proxy's allocator settle
+    after = pss_kib(pid)
+    p.stdin.close()
+    err = p.stderr.read().strip()
+    p.wait(60)
+    return before, after, held, err
+
+
 def start(name, cmd, env=None, wait_line=None, wait_port=None, cwd=None):
     logf = open(WORK / f"{name}.log", "w")
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE if wait_line else logf, stderr=logf,
@@ -458,18 +476,7 @@ def run(args):
     for n in args.ws_hold:
         asked, n = n, min(n, cap)
         for name in ("jrps", "nginx", "apache", "chp"):
-            pid = pid_of(name)
-            before = pss_kib(pid)
-            p = subprocess.Popen([str(CLIENT), "ws-hold", f"127.0.0.1:{P[name]}", host, cookie, str(n)],
-                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True)
-            line = p.stdout.readline().split()
-            held = int(line[1]) if len(line) > 1 else 0
-            time.sleep(2)
-            after = pss_kib(pid)
-            p.stdin.close()
-            err = p.stderr.read().strip()
-            p.wait(60)
+            before, after, held, err = hold_cost(pid_of(name), "ws-hold", P[name], host, cookie, n)
             per = (after - before) * 1024 / held if held else None
             rec("ws-idle", name, {"n": asked, "held": held, "bytes_per_ws": per,
                                   "tried": n, "pss_before_kib": before, "pss_after_kib": after,
