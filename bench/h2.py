@@ -45,7 +45,7 @@ def main():
     ap.add_argument("--work", default="/tmp/jrps-bench")
     ap.add_argument("--state-dir", default="/dev/shm/jrps-bench")
     ap.add_argument("--jrps", default=str(B.REPO / "target/release/jrps"),
-                    help="the jrps binary; A,B for an A/B run: each in turn, nginx beside")
+                    help="the jrps binary; A,B[,C] to compare builds: each in turn, nginx beside")
     ap.add_argument("--conns", type=int, default=50)
     ap.add_argument("--streams", type=int, default=10)
     ap.add_argument("--duration", type=int, default=5)
@@ -77,9 +77,9 @@ def main():
         # Each jrps binary in turn serves TLS; it loads the session from the
         # same state file.
         binaries = args.jrps.split(",")
-        names = ["jrps"] if len(binaries) == 1 else [f"jrps-{c}" for c in "AB"[:len(binaries)]]
-        if len(binaries) > 2:
-            sys.exit("--jrps takes one binary, or two for an A/B run")
+        names = ["jrps"] if len(binaries) == 1 else [f"jrps-{c}" for c in "ABC"[:len(binaries)]]
+        if len(binaries) > 3:
+            sys.exit("--jrps takes one binary, or two or three to compare")
         serving = None
 
         def serve_tls(binary):

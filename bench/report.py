@@ -192,7 +192,8 @@ scripts/bench            # full run (~10 min); rewrites BENCHMARKS.md
 scripts/bench --quick    # 2 s runs, 1,000 WebSockets, 10,000 routes; leaves BENCHMARKS.md alone
 python3 bench/bench.py --ab OLD_JRPS,NEW_JRPS   # A/B two jrps builds (after one scripts/bench)
 scripts/bench --state    # SQLite against two replicas on PostgreSQL (~1 min; prints, writes nothing)
-scripts/bench --h2       # HTTP/2 over TLS, jrps beside nginx under h2load (~1 min; prints, writes nothing)
+scripts/bench --h2       # HTTP/2 over TLS, jrps beside nginx under h2load, and memory per idle connection (~2 min; prints)
+scripts/bench --browser  # JupyterLab in headless Chromium: direct, jrps, nginx (~5 min; prints)
 ```
 
 As root on a Debian machine: the script installs nginx, apache2, wrk and

@@ -8,6 +8,9 @@
 //!   N sequential 32-byte round trips; prints `p50_us p99_us`.
 //! - `ws-hold ADDR HOST COOKIE N`: opens N WebSockets and holds them idle,
 //!   prints `held N` and waits for stdin to close.
+//! - `h2-hold ADDR HOST COOKIE N`: opens N HTTP/2 connections over TLS
+//!   (any certificate accepted: loopback benchmarks only), sends one GET /
+//!   on each, as a page load would, and holds them idle, like `ws-hold`.
 //! - `jrps-routes API DOMAIN TOKEN BACKEND_PORT N CONC [FROM]`: creates and
 //!   registers N sessions through the real API (the first from 127.0.0.1,
 //!   the rest each from an address of its own, 127.1.0.0 on; with FROM, an
@@ -68,6 +71,7 @@ fn main() -> Result<(), Err> {
             "backend" => backend(a(1).parse()?).await,
             "ws-rtt" => ws_rtt(a(1).parse()?, &a(2), &a(3), n(4)).await,
             "ws-hold" => ws_hold(a(1).parse()?, &a(2), &a(3), n(4)).await,
+            "h2-hold" => h2_hold(a(1).parse()?, &a(2), &a(3), n(4)).await,
             "jrps-routes" => {
                 let from = if a(7).is_empty() {
                     None
@@ -221,9 +225,112 @@ async fn ws_rtt(addr: SocketAddr, host: &str, cookie: &str, n: usize) -> Result<
 }
 
 async fn ws_hold(addr: SocketAddr, host: &str, cookie: &str, n: usize) -> Result<(), Err> {
-    // A proxy that cannot take more (a thread per connection, say) leaves
-    // connections hanging: each gets 5 s, and the first failure stops
-    // further attempts.
+    let (host, cookie) = (Arc::<str>::from(host), Arc::<str>::from(cookie));
+    hold(n, move || {
+        let (host, cookie) = (host.clone(), cookie.clone());
+        async move { ws_connect(addr, &host, &cookie).await }
+    })
+    .await
+}
+
+async fn h2_hold(addr: SocketAddr, host: &str, cookie: &str, n: usize) -> Result<(), Err> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned())?;
+    let request = Request::get(format!("https://{host}/"))
+        .header(
+            "cookie",
+            format!("jrps_session={cookie}; __Host-jrps_session={cookie}"),
+        )
+        .body(http_body_util::Empty::<Bytes>::new())?;
+    hold(n, move || {
+        let (tls, name, request) = (tls.clone(), name.clone(), request.clone());
+        async move {
+            let tcp = TcpStream::connect(addr).await?;
+            let stream = tls.connect(name, tcp).await?;
+            let (mut send, conn) = hyper::client::conn::http2::handshake(
+                hyper_util::rt::TokioExecutor::new(),
+                TokioIo::new(stream),
+            )
+            .await?;
+            tokio::spawn(conn);
+            let response = send.send_request(request).await?;
+            if response.status() != StatusCode::OK {
+                return Err(format!("GET /: {}", response.status()).into());
+            }
+            response.into_body().collect().await?;
+            Ok(send)
+        }
+    })
+    .await
+}
+
+/// Accepts the benchmark's self-signed certificate (and any other), still
+/// checking the handshake's signatures.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Opens `n` connections with `connect`, 64 at a time, holds them, prints
+/// `held H failed F`, and waits for stdin to close. A proxy that cannot take
+/// more (a thread per connection, say) leaves connections hanging: each
+/// gets 5 s, and the first failure stops further attempts.
+async fn hold<T, F, Fut>(n: usize, connect: F) -> Result<(), Err>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Err>> + Send + 'static,
+    T: Send + 'static,
+{
     let sem = Arc::new(tokio::sync::Semaphore::new(64));
     let failed_flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut tasks = Vec::with_capacity(n);
@@ -232,16 +339,10 @@ async fn ws_hold(addr: SocketAddr, host: &str, cookie: &str, n: usize) -> Result
         if failed_flag.load(std::sync::atomic::Ordering::Relaxed) {
             break;
         }
-        let host = host.to_owned();
-        let cookie = cookie.to_owned();
         let flag = failed_flag.clone();
+        let connecting = connect();
         tasks.push(tokio::spawn(async move {
-            let r = match tokio::time::timeout(
-                Duration::from_secs(5),
-                ws_connect(addr, &host, &cookie),
-            )
-            .await
-            {
+            let r = match tokio::time::timeout(Duration::from_secs(5), connecting).await {
                 Ok(r) => r,
                 Err(_) => Err("timed out after 5 s".into()),
             };
@@ -257,7 +358,7 @@ async fn ws_hold(addr: SocketAddr, host: &str, cookie: &str, n: usize) -> Result
     let mut first_err = None;
     for t in tasks {
         match t.await? {
-            Ok(ws) => held.push(ws),
+            Ok(connection) => held.push(connection),
             Err(e) => {
                 failed += 1;
                 first_err.get_or_insert(e.to_string());
