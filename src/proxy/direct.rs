@@ -10,20 +10,17 @@
 //! while the answer may already come is what it is for.
 
 use std::io;
-use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version, request};
-use httparse::{Header, Status};
 use hyper::body::{Body, Frame, SizeHint};
 
-use super::fastpath::{MAX_HEADERS, push_header};
-use super::forwarding::{self, ConnectionTokens, ResponseHeader};
-use super::framing::{self, Framing};
+use super::fastpath::push_header;
+use super::framing::Framing;
 use super::upstream::{self, Failed, Parsed, READ_CHUNK, Upstream};
 
 /// Whether a request goes this way: HTTP/2, GET or HEAD, no body, no
@@ -82,71 +79,22 @@ type Head = (Response<()>, Framing, bool);
 
 /// Parses a response head from `buf` into the client's version of it.
 fn parse_head(buf: &[u8], request_is_head: bool) -> Parsed<Head> {
-    let mut headers = [const { MaybeUninit::<Header<'_>>::uninit() }; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut []);
-    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
-        &mut resp,
-        buf,
-        &mut headers,
-    );
-    let len = match parsed {
-        Ok(Status::Complete(len)) => len,
-        Ok(Status::Partial) => return Parsed::Incomplete,
-        Err(_) => return Parsed::Malformed,
-    };
-    let Some(code) = resp.code else {
-        return Parsed::Malformed;
-    };
-    // 101 was never asked for: upgrades go through hyper's client.
-    if code == 101 {
-        return Parsed::Malformed;
-    }
-    if (100..200).contains(&code) {
-        return Parsed::Interim { len };
-    }
-    let Ok(framing) = framing::response_framing(request_is_head, code, resp.headers) else {
-        return Parsed::Malformed;
-    };
-    let Ok(status) = StatusCode::from_u16(code) else {
-        return Parsed::Malformed;
-    };
-    let tokens = ConnectionTokens::parse(
-        resp.headers
-            .iter()
-            .filter(|h| h.name.eq_ignore_ascii_case("connection"))
-            .map(|h| h.value),
-    );
-    let reusable = resp.version == Some(1) && !tokens.close;
-    let chunked = matches!(framing, Framing::Chunked(_));
-    let mut map = HeaderMap::with_capacity(resp.headers.len());
-    for header in resp.headers.iter() {
-        let name = header.name.as_bytes();
-        let value = match forwarding::response_header(name, &tokens) {
-            // A chunked body's length is the client connection's business.
-            ResponseHeader::Forward if chunked && name.eq_ignore_ascii_case(b"content-length") => {
-                continue;
+    upstream::parse_response(buf, request_is_head, |head| {
+        let mut response = Response::new(());
+        *response.status_mut() = StatusCode::from_u16(head.status).ok()?;
+        let headers = response.headers_mut();
+        headers.reserve(head.fields());
+        let mut valid = true;
+        head.for_client(|name, value| {
+            match (HeaderName::from_bytes(name), HeaderValue::from_bytes(value)) {
+                (Ok(name), Ok(value)) => {
+                    headers.append(name, value);
+                }
+                _ => valid = false,
             }
-            ResponseHeader::Forward => HeaderValue::from_bytes(header.value),
-            ResponseHeader::SetCookie => match forwarding::set_cookie_for_client(header.value) {
-                Some(value) => HeaderValue::from_maybe_shared(Bytes::from(value)),
-                None => HeaderValue::from_bytes(header.value),
-            },
-            ResponseHeader::Drop => continue,
-        };
-        match (HeaderName::from_bytes(name), value) {
-            (Ok(name), Ok(value)) => {
-                map.append(name, value);
-            }
-            _ => return Parsed::Malformed,
-        }
-    }
-    let mut response = Response::new(());
-    *response.status_mut() = status;
-    *response.headers_mut() = map;
-    Parsed::Final {
-        len,
-        head: (response, framing, reusable),
-    }
+        });
+        valid.then(|| (response, head.framing.clone(), head.reusable))
+    })
 }
 
 /// A response body read from the backend connection as it is polled; the

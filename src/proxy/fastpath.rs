@@ -32,7 +32,7 @@ use super::Shared;
 use super::access_log;
 use super::budget::InUse;
 use super::edge_auth;
-use super::forwarding::{self, ConnectionTokens, Forwarder, RequestHeader, ResponseHeader};
+use super::forwarding::{self, ConnectionTokens, Forwarder, RequestHeader};
 use super::framing::{self, Framing};
 use super::pages;
 use super::plumbing::ConnInfo;
@@ -40,7 +40,7 @@ use super::routing::{self, Target};
 use super::scratch;
 use super::status::Failure;
 use super::store::Session;
-use super::upstream::{self, Parsed, READ_CHUNK, Upstream};
+use super::upstream::{self, MAX_HEADERS, Parsed, READ_CHUNK, Upstream};
 use crate::clock::unix_now;
 
 /// How a connection left the fast path.
@@ -60,8 +60,6 @@ pub struct Flags {
     /// Shutdown started: finish this response, read no further request.
     pub stopping: AtomicBool,
 }
-
-pub(super) const MAX_HEADERS: usize = 64;
 
 /// A request whose head (rewritten for the backend) and body are in the
 /// outgoing buffer.
@@ -462,80 +460,32 @@ where
 /// Parses a response head from `buf` and writes the client's version of it
 /// into `out`.
 fn parse_head(buf: &[u8], request_is_head: bool, out: &mut Vec<u8>) -> Parsed<FinalHead> {
-    let mut headers = [const { MaybeUninit::<Header<'_>>::uninit() }; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut []);
-    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
-        &mut resp,
-        buf,
-        &mut headers,
-    );
-    let len = match parsed {
-        Ok(Status::Complete(len)) => len,
-        Ok(Status::Partial) => return Parsed::Incomplete,
-        Err(_) => return Parsed::Malformed,
-    };
-    let Some(status) = resp.code else {
-        return Parsed::Malformed;
-    };
-    // 101 was never asked for (upgrades go through hyper).
-    if status == 101 {
-        return Parsed::Malformed;
-    }
-    if (100..200).contains(&status) {
-        return Parsed::Interim { len };
-    }
-    let Ok(framing) = framing::response_framing(request_is_head, status, resp.headers) else {
-        return Parsed::Malformed;
-    };
-    let tokens = ConnectionTokens::parse(
-        resp.headers
-            .iter()
-            .filter(|h| h.name.eq_ignore_ascii_case("connection"))
-            .map(|h| h.value),
-    );
-    let reusable = resp.version == Some(1) && !tokens.close;
-    out.clear();
-    out.reserve(len + 64);
-    out.extend_from_slice(b"HTTP/1.1 ");
-    // httparse accepts exactly three digits.
-    out.extend_from_slice(&[
-        b'0' + (status / 100 % 10) as u8,
-        b'0' + (status / 10 % 10) as u8,
-        b'0' + (status % 10) as u8,
-        b' ',
-    ]);
-    out.extend_from_slice(resp.reason.unwrap_or("").as_bytes());
-    out.extend_from_slice(b"\r\n");
-    let chunked = matches!(framing, Framing::Chunked(_));
-    for header in resp.headers.iter() {
-        let name = header.name.as_bytes();
-        match forwarding::response_header(name, &tokens) {
-            ResponseHeader::Forward => {
-                if !(chunked && name.eq_ignore_ascii_case(b"content-length")) {
-                    push_header(out, name, header.value);
-                }
-            }
-            ResponseHeader::SetCookie => match forwarding::set_cookie_for_client(header.value) {
-                Some(value) => push_header(out, name, &value),
-                None => push_header(out, name, header.value),
-            },
-            ResponseHeader::Drop => {}
+    upstream::parse_response(buf, request_is_head, |head| {
+        let status = head.status;
+        out.clear();
+        out.extend_from_slice(b"HTTP/1.1 ");
+        // httparse accepts exactly three digits.
+        out.extend_from_slice(&[
+            b'0' + (status / 100 % 10) as u8,
+            b'0' + (status / 10 % 10) as u8,
+            b'0' + (status % 10) as u8,
+            b' ',
+        ]);
+        out.extend_from_slice(head.reason.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        head.for_client(|name, value| push_header(out, name, value));
+        match head.framing {
+            Framing::Chunked(_) => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+            Framing::UntilClose => out.extend_from_slice(b"connection: close\r\n"),
+            Framing::Empty | Framing::Length(_) => {}
         }
-    }
-    match framing {
-        Framing::Chunked(_) => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
-        Framing::UntilClose => out.extend_from_slice(b"connection: close\r\n"),
-        Framing::Empty | Framing::Length(_) => {}
-    }
-    out.extend_from_slice(b"\r\n");
-    Parsed::Final {
-        len,
-        head: FinalHead {
+        out.extend_from_slice(b"\r\n");
+        Some(FinalHead {
             status,
-            framing,
-            reusable,
-        },
-    }
+            framing: head.framing.clone(),
+            reusable: head.reusable,
+        })
+    })
 }
 
 /// Moves the body bytes already in the backend's buffer into `out`.

@@ -13,9 +13,15 @@ use std::net::SocketAddr;
 use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
+use std::mem::MaybeUninit;
+
 use bytes::{Buf, BytesMut};
+use httparse::{Header, Status};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use super::forwarding::{self, ConnectionTokens, ResponseHeader};
+use super::framing::{self, Framing};
 
 /// A connection idle longer than this is closed rather than reused; the
 /// backend may be about to close it itself.
@@ -34,6 +40,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub(super) const READ_CHUNK: usize = 8 * 1024;
 /// A backend's response head larger than this is answered with 502.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+/// Header fields a parsed head may have (the fast path's requests, every
+/// backend response); one with more is refused.
+pub(super) const MAX_HEADERS: usize = 64;
 /// Tries one request gets, when the pooled connections it was sent on turn
 /// out closed.
 const ATTEMPTS: u32 = 3;
@@ -145,6 +154,99 @@ pub enum Parsed<T> {
     },
     Incomplete,
     Malformed,
+}
+
+/// A backend's final response head, as parsed.
+pub struct ResponseHead<'a> {
+    pub status: u16,
+    pub reason: &'a str,
+    pub framing: Framing,
+    /// Whether the connection may carry another request after this body.
+    pub reusable: bool,
+    headers: &'a [Header<'a>],
+    tokens: ConnectionTokens<'a>,
+}
+
+impl ResponseHead<'_> {
+    /// How many header fields the backend sent.
+    pub fn fields(&self) -> usize {
+        self.headers.len()
+    }
+
+    /// The header fields the client gets, by the [`forwarding`] policy,
+    /// each given to `add` as name and value.
+    pub fn for_client(&self, mut add: impl FnMut(&[u8], &[u8])) {
+        let chunked = matches!(self.framing, Framing::Chunked(_));
+        for header in self.headers {
+            let name = header.name.as_bytes();
+            match forwarding::response_header(name, &self.tokens) {
+                // A chunked body's length is the client connection's business.
+                ResponseHeader::Forward
+                    if chunked && name.eq_ignore_ascii_case(b"content-length") => {}
+                ResponseHeader::Forward => add(name, header.value),
+                ResponseHeader::SetCookie => {
+                    match forwarding::set_cookie_for_client(header.value) {
+                        Some(value) => add(name, &value),
+                        None => add(name, header.value),
+                    }
+                }
+                ResponseHeader::Drop => {}
+            }
+        }
+    }
+}
+
+/// Parses a response head at the start of `buf`, the answer to a request
+/// that was HEAD if `request_is_head`. A final head is given to `build`,
+/// whose `None` makes it malformed.
+pub fn parse_response<T>(
+    buf: &[u8],
+    request_is_head: bool,
+    build: impl FnOnce(&ResponseHead<'_>) -> Option<T>,
+) -> Parsed<T> {
+    let mut headers = [const { MaybeUninit::<Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut resp,
+        buf,
+        &mut headers,
+    );
+    let len = match parsed {
+        Ok(Status::Complete(len)) => len,
+        Ok(Status::Partial) => return Parsed::Incomplete,
+        Err(_) => return Parsed::Malformed,
+    };
+    let Some(status) = resp.code else {
+        return Parsed::Malformed;
+    };
+    // 101 was never asked for: upgrades go through hyper's client.
+    if status == 101 {
+        return Parsed::Malformed;
+    }
+    if (100..200).contains(&status) {
+        return Parsed::Interim { len };
+    }
+    let Ok(framing) = framing::response_framing(request_is_head, status, resp.headers) else {
+        return Parsed::Malformed;
+    };
+    let tokens = ConnectionTokens::parse(
+        resp.headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+            .map(|h| h.value),
+    );
+    let head = ResponseHead {
+        status,
+        reason: resp.reason.unwrap_or(""),
+        framing,
+        reusable: resp.version == Some(1) && !tokens.close,
+        headers: resp.headers,
+        tokens,
+    };
+    match build(&head) {
+        Some(head) => Parsed::Final { len, head },
+        None => Parsed::Malformed,
+    }
 }
 
 /// Why a request got no usable answer from its backend.
