@@ -179,6 +179,19 @@ def pid_of(name):
 
 # ---------------------------------------------------------------- configs
 
+def fresh_setup(work, state_dir):
+    """For the scripts that import this one (h2.py, browser.py): the work
+    and state dirs, no state left from an earlier run, bench.py's configs."""
+    global WORK, STATE, CLIENT
+    WORK, STATE = Path(work), Path(state_dir)
+    WORK.mkdir(parents=True, exist_ok=True)
+    STATE.mkdir(parents=True, exist_ok=True)
+    CLIENT = REPO / "target/release/examples/bench_client"
+    for f in STATE.glob("jrps.sqlite*"):
+        f.unlink()
+    write_configs()
+
+
 def write_configs(per_address=True):
     """proxy.toml for each jrps instance. The WebSocket hold opens 10,000
     tunnels from one address to one session and the route test makes

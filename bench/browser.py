@@ -96,13 +96,7 @@ def main():
                     help="which of direct,jrps,nginx to load (all three for the table)")
     ap.add_argument("--json", help="also write every load's figures here")
     args = ap.parse_args()
-    B.WORK, B.STATE = Path(args.work), Path(args.state_dir)
-    B.WORK.mkdir(parents=True, exist_ok=True)
-    B.STATE.mkdir(parents=True, exist_ok=True)
-    B.CLIENT = B.REPO / "target/release/examples/bench_client"
-    for f in B.STATE.glob("jrps.sqlite*"):
-        f.unlink()
-    B.write_configs()
+    B.fresh_setup(args.work, args.state_dir)
     cert, key = B.WORK / "cert.pem", B.WORK / "key.pem"
     root = B.WORK / "lab-root"
     root.mkdir(exist_ok=True)

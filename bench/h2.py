@@ -55,13 +55,7 @@ def main():
     args = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    B.WORK, B.STATE = Path(args.work), Path(args.state_dir)
-    B.WORK.mkdir(parents=True, exist_ok=True)
-    B.STATE.mkdir(parents=True, exist_ok=True)
-    B.CLIENT = B.REPO / "target/release/examples/bench_client"
-    for f in B.STATE.glob("jrps.sqlite*"):
-        f.unlink()
-    B.write_configs()
+    B.fresh_setup(args.work, args.state_dir)
     P = B.P
     try:
         B.start("backend", [str(B.CLIENT), "backend", f"127.0.0.1:{P['backend']}"],
