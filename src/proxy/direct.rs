@@ -5,9 +5,10 @@
 //! each through its pool's lock, a channel to the connection's own task and
 //! back, and a channel for the body; under h2load its connection tasks were
 //! 42 % of the proxy's samples, and this path took CPU per request from
-//! 39.7 to 30.9 µs (BENCHMARKS.md, issue 17). Requests with a body, and upgrades, still go
-//! through hyper's client ([`super::forwarder`]): streaming a client's body
-//! while the answer may already come is what it is for.
+//! 39.7 to 30.9 µs (BENCHMARKS.md, issue 17). Requests with a body, and
+//! upgrades, still go through hyper's client ([`super::forwarder`]):
+//! streaming a client's body while the answer may already come is what it
+//! is for.
 
 use std::io;
 use std::net::SocketAddr;
@@ -36,7 +37,7 @@ pub fn takes(request: &Request<impl Body>, upgrade: bool) -> bool {
 }
 
 /// Sends the request (its headers already the backend's, by the
-/// [`forwarding`] policy) to `backend` and returns the answer, its headers
+/// [`super::forwarding`] policy) to `backend` and returns the answer, its headers
 /// the client's by the same policy; its body streams from the backend.
 pub async fn forward(
     backend: SocketAddr,
