@@ -102,6 +102,9 @@ pub enum EndReason {
     Expired,
     /// Its Jupyter stopped answering the proxy's health checks.
     Unreachable,
+    /// No job was linked to it in time: the launch that reserved it never
+    /// submitted one, or gave up while the proxy was away.
+    NeverSubmitted,
 }
 
 impl EndReason {
@@ -115,6 +118,7 @@ impl EndReason {
             EndReason::JobFailed => "job failed",
             EndReason::Expired => "expired",
             EndReason::Unreachable => "Jupyter stopped answering",
+            EndReason::NeverSubmitted => "never submitted",
         }
     }
 
@@ -128,6 +132,7 @@ impl EndReason {
             EndReason::JobFailed => "job-failed",
             EndReason::Expired => "expired",
             EndReason::Unreachable => "unreachable",
+            EndReason::NeverSubmitted => "never-submitted",
         }
     }
 
@@ -136,7 +141,7 @@ impl EndReason {
     }
 }
 
-pub const ALL_END_REASONS: [EndReason; 7] = [
+pub const ALL_END_REASONS: [EndReason; 8] = [
     EndReason::Idle,
     EndReason::TimeLimit,
     EndReason::Cancelled,
@@ -144,6 +149,7 @@ pub const ALL_END_REASONS: [EndReason; 7] = [
     EndReason::JobFailed,
     EndReason::Expired,
     EndReason::Unreachable,
+    EndReason::NeverSubmitted,
 ];
 
 /// `POST /api/v1/sessions/{alias}/activity`, from the registered host (the

@@ -207,6 +207,9 @@ pub struct RegisterArgs {
     /// With --deregister: why the session ends.
     #[arg(long, value_parser = parse_end_reason)]
     pub reason: Option<EndReason>,
+    /// With --deregister: what went wrong, when the batch script found it.
+    #[arg(long, requires = "deregister")]
+    pub detail: Option<String>,
 }
 
 fn parse_end_reason(name: &str) -> Result<EndReason, String> {
@@ -304,6 +307,7 @@ impl From<RegisterArgs> for RegisterOptions {
             timeout: std::time::Duration::from_secs(args.timeout_s),
             idle_timeout: args.idle_timeout.map(std::time::Duration::from_secs),
             reason: args.reason,
+            detail: args.detail,
         }
     }
 }

@@ -75,6 +75,45 @@ impl ProxyClientError {
             _ => None,
         }
     }
+
+    /// Whether the same call may well succeed later: no proxy answered
+    /// (restarting, a replica away), or it could not reach its state
+    /// database (503). A refusal for cause is never an outage.
+    pub fn is_outage(&self) -> bool {
+        matches!(self, ProxyClientError::Unreachable { .. })
+            || self.status() == Some(StatusCode::SERVICE_UNAVAILABLE)
+    }
+}
+
+/// How long a call that must land (ending a session, registering one)
+/// keeps trying while the proxy is away: a proxy restart or a database
+/// fail-over takes seconds to minutes, and a call given up leaves a route
+/// to a dead job or a session that never ends.
+pub const OUTAGE_PATIENCE: Duration = Duration::from_secs(300);
+
+/// Runs `call` until it succeeds, fails for cause, or the proxy has been
+/// away for `patience`, pausing 0.5 s, 1 s, 2 s ... 10 s between tries.
+/// `waiting` hears each outage and the pause before the next try.
+pub async fn through_outages<T, Fut>(
+    patience: Duration,
+    mut waiting: impl FnMut(&ProxyClientError, Duration),
+    mut call: impl FnMut() -> Fut,
+) -> Result<T, ProxyClientError>
+where
+    Fut: std::future::Future<Output = Result<T, ProxyClientError>>,
+{
+    let give_up = tokio::time::Instant::now() + patience;
+    let mut pause = Duration::from_millis(500);
+    loop {
+        match call().await {
+            Err(error) if error.is_outage() && tokio::time::Instant::now() + pause <= give_up => {
+                waiting(&error, pause);
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(10));
+            }
+            answer => return answer,
+        }
+    }
 }
 
 /// What [`ProxyClient::end_session`] found.
@@ -236,10 +275,25 @@ impl ProxyClient {
         .await
     }
 
-    /// Ends a session. One the proxy no longer knows (it expired, or
-    /// another of `down`, the job's exit trap and a failed launch got there
-    /// first) is what every caller wanted, so it is not an error.
+    /// Ends a session, trying again through an outage for `patience`
+    /// (`waiting` hears each). One the proxy no longer knows (it expired,
+    /// or another of `down`, the job's exit trap and a failed launch got
+    /// there first) is what every caller wanted, so it is not an error.
     pub async fn end_session(
+        &self,
+        alias: &str,
+        secret: &str,
+        reason: Option<EndReason>,
+        patience: Duration,
+        waiting: impl FnMut(&ProxyClientError, Duration),
+    ) -> Result<Ended, ProxyClientError> {
+        through_outages(patience, waiting, || {
+            self.end_session_once(alias, secret, reason)
+        })
+        .await
+    }
+
+    async fn end_session_once(
         &self,
         alias: &str,
         secret: &str,

@@ -29,6 +29,12 @@ const RECORD_FILE: &str = "session.json";
 const SCRIPT_FILE: &str = "job.sh";
 /// Why the session ended, written by the job (`jrps register`), read by `jrps ls`.
 const END_REASON_FILE: &str = "end_reason";
+/// What went wrong, in words, when the job failed before Jupyter was ready
+/// (the proxy's refusal, a node without an address): shown by `jrps up`
+/// and `jrps ls`, so the cause is not only in the job log's tail.
+const FAILURE_FILE: &str = "failure";
+/// Longest failure text kept: it is a line on a terminal, not a log.
+const FAILURE_MAX_BYTES: usize = 500;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionDirError {
@@ -172,24 +178,10 @@ impl SessionDir {
     /// the first to know (the idle watch) is not overwritten by the exit
     /// trap that runs after it.
     pub fn record_end_reason(&self, reason: EndReason) -> Result<EndReason, SessionDirError> {
-        let path = self.path.join(END_REASON_FILE);
-        let created = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path);
-        match created {
-            Ok(mut file) => {
-                let line = format!("{}\n", reason.name());
-                file.write_all(line.as_bytes())
-                    .and_then(|()| file.sync_all())
-                    .map_err(|source| io_error("write", &path, source))?;
-                Ok(reason)
-            }
-            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
-                Ok(self.end_reason().unwrap_or(reason))
-            }
-            Err(source) => Err(io_error("create", &path, source)),
+        if self.write_once(END_REASON_FILE, reason.name())? {
+            Ok(reason)
+        } else {
+            Ok(self.end_reason().unwrap_or(reason))
         }
     }
 
@@ -199,11 +191,65 @@ impl SessionDir {
         EndReason::parse(text.trim())
     }
 
+    /// Records what made the job fail, unless a cause is recorded already
+    /// (the first failure is the cause; what follows it is consequence).
+    /// Control characters become spaces: the text is shown on terminals.
+    pub fn record_failure(&self, cause: &str) -> Result<(), SessionDirError> {
+        let mut line: String = cause
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        if line.len() > FAILURE_MAX_BYTES {
+            let mut end = FAILURE_MAX_BYTES;
+            while !line.is_char_boundary(end) {
+                end -= 1;
+            }
+            line.truncate(end);
+        }
+        self.write_once(FAILURE_FILE, line.trim()).map(|_| ())
+    }
+
+    /// What made the job fail, if it said.
+    pub fn failure(&self) -> Option<String> {
+        let text = fs::read_to_string(self.path.join(FAILURE_FILE)).ok()?;
+        Some(text.trim().to_owned()).filter(|t| !t.is_empty())
+    }
+
+    /// Writes `line` to `name` unless that file exists; whether it wrote.
+    fn write_once(&self, name: &str, line: &str) -> Result<bool, SessionDirError> {
+        let path = self.path.join(name);
+        let created = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path);
+        match created {
+            Ok(mut file) => {
+                file.write_all(format!("{line}\n").as_bytes())
+                    .and_then(|()| file.sync_all())
+                    .map_err(|source| io_error("write", &path, source))?;
+                Ok(true)
+            }
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(source) => Err(io_error("create", &path, source)),
+        }
+    }
+
     pub fn remove(&self) -> Result<(), SessionDirError> {
-        match fs::remove_dir_all(&self.path) {
-            Ok(()) => Ok(()),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(io_error("remove", &self.path, source)),
+        // A job cancelled a moment ago may still be recording why it ended
+        // (its exit trap), so a file can appear while the folder is being
+        // emptied: empty it again.
+        let mut tries = 0;
+        loop {
+            match fs::remove_dir_all(&self.path) {
+                Ok(()) => return Ok(()),
+                Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(error) if error.kind() == io::ErrorKind::DirectoryNotEmpty && tries < 20 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(source) => return Err(io_error("remove", &self.path, source)),
+            }
         }
     }
 
@@ -296,10 +342,19 @@ mod tests {
         );
         assert_eq!(dir.end_reason(), Some(EndReason::Idle));
 
+        assert_eq!(dir.failure(), None);
+        dir.record_failure("refused:\n403\x1b[31m").unwrap();
+        dir.record_failure("a consequence").unwrap();
+        assert_eq!(dir.failure().as_deref(), Some("refused: 403 [31m"));
+        let long = "é".repeat(FAILURE_MAX_BYTES);
+        let other = SessionDir::create(&state, "other-alias-here").unwrap();
+        other.record_failure(&long).unwrap();
+        assert!(other.failure().unwrap().len() <= FAILURE_MAX_BYTES);
+
         dir.write_record(&record("amber-otter-lagoon")).unwrap();
         assert_eq!(dir.read_record().unwrap(), record("amber-otter-lagoon"));
         let listed = SessionDir::list(&state).unwrap();
-        assert_eq!(listed.len(), 1);
+        assert_eq!(listed.len(), 1, "only folders with a record are sessions");
         dir.remove().unwrap();
         assert!(SessionDir::list(&state).unwrap().is_empty());
     }

@@ -2,6 +2,7 @@
 //! real servers on loopback; see the README's test command for what it needs.
 
 mod browser;
+mod cluster;
 mod e2e;
 mod launcher;
 mod proxy;

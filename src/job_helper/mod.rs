@@ -20,7 +20,7 @@ use serde::Deserialize;
 
 use crate::api::{EndReason, Register};
 use crate::env_vars;
-use crate::proxy_client::{Ended, ProxyClient, ProxyClientError};
+use crate::proxy_client::{Ended, OUTAGE_PATIENCE, ProxyClient, ProxyClientError, through_outages};
 use crate::session_dir::{REGISTER_SECRET_FILE, SessionDir, SessionDirError, TOKEN_FILE};
 
 const POLL: Duration = Duration::from_millis(100);
@@ -69,6 +69,9 @@ pub struct RegisterOptions {
     pub idle_timeout: Option<Duration>,
     /// With `deregister`: why the session ends (the exit trap knows).
     pub reason: Option<EndReason>,
+    /// With `deregister`: what went wrong, when the batch script found it
+    /// (kept in the session folder for `jrps up` and `jrps ls`).
+    pub detail: Option<String>,
 }
 
 pub fn register(args: RegisterOptions) -> Result<(), RegisterError> {
@@ -84,11 +87,11 @@ async fn run(args: RegisterOptions) -> Result<(), RegisterError> {
         .filter(|v| !v.is_empty())
         .map(SessionDir::open)
         .ok_or(RegisterError::NoSessionDir)?;
-    let record = session_dir.read_record()?;
-    let secret = session_dir.read_secret(REGISTER_SECRET_FILE)?;
-    let alias = record.alias.clone();
-
     if args.deregister {
+        // Recorded first: whatever else fails below, `jrps ls` can say why.
+        if let Some(detail) = &args.detail {
+            record_failure(&session_dir, detail);
+        }
         // The first reason recorded wins: after an idle stop, the exit trap
         // that follows reports "Jupyter exited", which is not the story. A
         // reason that cannot be recorded must not keep the route alive.
@@ -96,14 +99,45 @@ async fn run(args: RegisterOptions) -> Result<(), RegisterError> {
             Some(reason) => Some(record_end_reason(&session_dir, reason)),
             None => session_dir.end_reason(),
         };
+        let record = session_dir.read_record()?;
+        let secret = session_dir.read_secret(REGISTER_SECRET_FILE)?;
+        let alias = record.alias.clone();
         let client = ProxyClient::new(&record.proxy_endpoint(), None)?;
-        if client.end_session(&alias, &secret, reason).await? == Ended::Now {
+        if end_through_outages(&client, &alias, &secret, reason).await? == Ended::Now {
             let why = reason.map_or(String::new(), |r| format!(" ({})", r.words()));
             log(&format!("session {alias} ended{why}; its route is gone"));
         }
         return Ok(());
     }
 
+    let record = session_dir.read_record()?;
+    let secret = session_dir.read_secret(REGISTER_SECRET_FILE)?;
+    let registered = go_live(
+        args,
+        &session_dir,
+        &record.proxy_endpoint(),
+        &record.alias,
+        &secret,
+    )
+    .await;
+    if let Err(error) = &registered {
+        // The cause, where `jrps up` and `jrps ls` on the login node read it.
+        record_failure(&session_dir, &error_chain(error));
+    }
+    registered
+}
+
+/// Waits for Jupyter, registers it with the proxy and, with an idle
+/// timeout, watches it until it is idle.
+async fn go_live(
+    args: RegisterOptions,
+    session_dir: &SessionDir,
+    endpoint: &crate::proxy_client::ProxyEndpoint,
+    alias: &str,
+    secret: &str,
+) -> Result<(), RegisterError> {
+    let alias = alias.to_owned();
+    let secret = secret.to_owned();
     let ip = args.ip.ok_or(RegisterError::NoNodeIp)?;
     let runtime_dir = args.runtime_dir.ok_or(RegisterError::TimedOut {
         what: "a Jupyter runtime dir (pass --runtime-dir)".to_owned(),
@@ -124,14 +158,14 @@ async fn run(args: RegisterOptions) -> Result<(), RegisterError> {
 
     log(&format!(
         "registering {alias} with the proxy at {}",
-        record.proxy_url
+        endpoint.url
     ));
-    let client = ProxyClient::new(&record.proxy_endpoint(), Some(ip))?;
+    let client = ProxyClient::new(endpoint, Some(ip))?;
     let register = Register {
         port,
         secret: secret.clone(),
     };
-    register_through_outages(&client, &alias, &register, REGISTER_RETRY).await?;
+    register_through_outages(&client, &alias, &register, OUTAGE_PATIENCE).await?;
     log(&format!(
         "{alias} is live: the proxy routes it to {ip}:{port}"
     ));
@@ -148,10 +182,9 @@ async fn run(args: RegisterOptions) -> Result<(), RegisterError> {
         timeout: idle_timeout,
     };
     if watch.run().await == idle::Outcome::Idle {
-        record_end_reason(&session_dir, EndReason::Idle);
-        if let Err(error) = client
-            .end_session(&alias, &secret, Some(EndReason::Idle))
-            .await
+        record_end_reason(session_dir, EndReason::Idle);
+        if let Err(error) =
+            end_through_outages(&client, &alias, &secret, Some(EndReason::Idle)).await
         {
             log(&format!("could not end {alias} at the proxy: {error}"));
         }
@@ -269,12 +302,45 @@ fn record_end_reason(session_dir: &SessionDir, reason: EndReason) -> EndReason {
         })
 }
 
+/// Records the cause of a failure, logging a folder that cannot take it.
+fn record_failure(session_dir: &SessionDir, cause: &str) {
+    if let Err(error) = session_dir.record_failure(cause) {
+        log(&format!("could not record why the job failed: {error}"));
+    }
+}
+
+/// An error and its sources on one line, as `jrps up` shows them.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Ends the session, waiting out a proxy outage: a route must not outlive
+/// its job because the proxy was restarting when the job ended.
+async fn end_through_outages(
+    client: &ProxyClient,
+    alias: &str,
+    secret: &str,
+    reason: Option<EndReason>,
+) -> Result<Ended, ProxyClientError> {
+    client
+        .end_session(alias, secret, reason, OUTAGE_PATIENCE, |error, pause| {
+            log(&format!(
+                "the proxy cannot end the session yet ({error}); trying again in {pause:?}"
+            ))
+        })
+        .await
+}
+
 fn log(message: &str) {
     eprintln!("jrps register: {message}");
 }
-
-/// How long a registration keeps trying while no proxy can take it.
-const REGISTER_RETRY: Duration = Duration::from_secs(300);
 
 /// Registers, trying again for up to `window` while the proxy cannot take it
 /// (no replica answers, or its state database is away: 503). The register
@@ -287,32 +353,30 @@ async fn register_through_outages(
     register: &Register,
     window: Duration,
 ) -> Result<(), ProxyClientError> {
-    let give_up = Instant::now() + window;
-    let mut pause = Duration::from_millis(500);
-    let mut retried = false;
-    loop {
-        let error = match client.register(alias, register).await {
-            Ok(_) => return Ok(()),
-            Err(error) => error,
-        };
-        let transient = matches!(error, ProxyClientError::Unreachable { .. })
-            || error.status() == Some(reqwest::StatusCode::SERVICE_UNAVAILABLE);
-        if retried && error.status() == Some(reqwest::StatusCode::CONFLICT) {
-            let status = client.status(alias, None).await?;
-            if status.state == crate::api::SessionState::Ready {
-                return Ok(());
-            }
-        }
-        if !transient || Instant::now() + pause > give_up {
-            return Err(error);
-        }
+    let mut tries = 0;
+    let waiting = |error: &ProxyClientError, pause: Duration| {
         log(&format!(
             "the proxy cannot take the registration yet ({error}); trying again in {pause:?}"
-        ));
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_secs(10));
-        retried = true;
-    }
+        ))
+    };
+    through_outages(window, waiting, || {
+        tries += 1;
+        let retried = tries > 1;
+        async move {
+            match client.register(alias, register).await {
+                Err(error) if retried && error.status() == Some(reqwest::StatusCode::CONFLICT) => {
+                    let status = client.status(alias, None).await?;
+                    if status.state == crate::api::SessionState::Ready {
+                        Ok(())
+                    } else {
+                        Err(error)
+                    }
+                }
+                answer => answer.map(|_| ()),
+            }
+        }
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -15,18 +15,21 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
-use crate::api::{CreateSession, LinkJob, Phase, ReportPhase, SessionCreated, SessionState};
+use crate::api::{
+    CreateSession, EndReason, LinkJob, Phase, ReportPhase, SessionCreated, SessionState,
+};
 use crate::clock::unix_now;
 use crate::env_vars;
 use crate::launcher::launch_fields::LaunchRequest;
 use crate::launcher::progress::Progress;
 use crate::launcher::{Environment, LaunchSpec, LauncherError, dry_run_summary, resolve, script};
-use crate::proxy_client::{ProxyClient, ProxyClientError, ProxyEndpoint};
+use crate::proxy_client::{ProxyClient, ProxyClientError, ProxyEndpoint, through_outages};
 use crate::scheduler::{JobId, JobStatus, JobSubmission, Scheduler, SchedulerError};
 use crate::session_dir::{
     REGISTER_SECRET_FILE, SessionDir, SessionDirError, SessionRecord, TOKEN_FILE,
 };
 use crate::user_dirs::StateDirs;
+use crate::wall_time::WallTime;
 
 /// Added to the wall time for the proxy's TTL: the job may sit in the queue
 /// before its wall time starts, and deregistration plus the proxy's health
@@ -203,13 +206,20 @@ async fn launch(
         user_name(env)
     };
     let ttl = Duration::from_secs(spec.time.seconds()) + GRACE + QUEUE_ALLOWANCE;
-    let created = client
-        .create_session(&CreateSession {
-            user: user.clone(),
-            token_sha256: hex::encode(Sha256::digest(token.as_bytes())),
-            ttl_seconds: ttl.as_secs(),
-        })
-        .await?;
+    let patience = Duration::from_secs(spec.site.proxy_outage_limit.value.seconds());
+    let request = CreateSession {
+        user: user.clone(),
+        token_sha256: hex::encode(Sha256::digest(token.as_bytes())),
+        ttl_seconds: ttl.as_secs(),
+    };
+    // A reservation whose answer was lost stays unlinked, and the proxy
+    // ends unlinked sessions by itself: trying again is safe.
+    let created = through_outages(
+        patience,
+        |error, _| progress.phase(&outage_phase(error, patience, "nothing is queued yet")),
+        || client.create_session(&request),
+    )
+    .await?;
     progress.phase(&format!("reserved {}", created.alias));
 
     let mut launch = Launch {
@@ -219,6 +229,7 @@ async fn launch(
         created,
         session_dir: None,
         job_id: None,
+        patience,
     };
     match launch
         .run(
@@ -240,10 +251,25 @@ async fn launch(
         }
         Err(error) => {
             progress.finish();
-            launch.abandon().await;
+            let reason = match &error {
+                LaunchError::Interrupted { .. } => Some(EndReason::Cancelled),
+                LaunchError::JobEnded { .. } | LaunchError::SessionEnded { .. } => {
+                    Some(EndReason::JobFailed)
+                }
+                _ => None,
+            };
+            launch.abandon(reason, &mut interrupts).await;
             Err(error)
         }
     }
+}
+
+/// The waiting line while the proxy is away: what happened, that the
+/// launch goes on, and until when.
+fn outage_phase(error: &ProxyClientError, patience: Duration, meanwhile: &str) -> String {
+    let limit = WallTime::from_seconds(patience.as_secs())
+        .map_or_else(|| format!("{}s", patience.as_secs()), |t| t.to_string());
+    format!("the proxy is unreachable ({error}); {meanwhile}; waiting up to {limit} for it")
 }
 
 /// A reserved session and what has been made for it so far.
@@ -255,6 +281,8 @@ struct Launch {
     created: SessionCreated,
     session_dir: Option<SessionDir>,
     job_id: Option<JobId>,
+    /// How long a proxy outage is waited out (site `proxy_outage_limit`).
+    patience: Duration,
 }
 
 impl Launch {
@@ -318,15 +346,17 @@ impl Launch {
         record.job_id = Some(job_id.to_string());
         session_dir.write_record(&record)?;
         progress.phase(&format!("submitted job {job_id}"));
-        self.client
-            .link_job(
-                &alias,
-                &LinkJob {
-                    job_id: job_id.to_string(),
-                    secret,
-                },
-            )
-            .await?;
+        let link = LinkJob {
+            job_id: job_id.to_string(),
+            secret,
+        };
+        let meanwhile = format!("job {job_id} stays queued");
+        through_outages(
+            self.patience,
+            |error, _| progress.phase(&outage_phase(error, self.patience, &meanwhile)),
+            || self.client.link_job(&alias, &link),
+        )
+        .await?;
 
         let ready = if args.no_wait {
             // An interrupt while submitting still undoes the launch.
@@ -374,14 +404,35 @@ impl Launch {
             alias: alias.clone(),
             job_id: job_id.to_string(),
         };
-        let mut ready = pin!(self.client.status(alias, Some(LONG_POLL)));
+        let mut ready = pin!(self.long_poll(Duration::ZERO));
         let mut ticker = tokio::time::interval(SCHEDULER_POLL);
         let mut failures = 0;
         let mut reported = None;
+        // Since when the proxy has been away, and the pause before asking again.
+        let mut outage: Option<(tokio::time::Instant, Duration)> = None;
+        let mut where_job_is = String::new();
         loop {
             tokio::select! {
                 status = &mut ready => {
-                    match status?.state {
+                    let status = match status {
+                        Ok(status) => status,
+                        Err(error) if error.is_outage() => {
+                            let (since, pause) = outage.unwrap_or((tokio::time::Instant::now(), Duration::from_millis(500)));
+                            if since.elapsed() >= self.patience {
+                                return Err(error.into());
+                            }
+                            let meanwhile = format!("job {job_id} is {where_job_is}");
+                            progress.phase(&outage_phase(&error, self.patience, meanwhile.trim_end()));
+                            outage = Some((since, (pause * 2).min(Duration::from_secs(10))));
+                            ready.set(self.long_poll(pause));
+                            continue;
+                        }
+                        Err(error) => return Err(error.into()),
+                    };
+                    if outage.take().is_some() {
+                        progress.phase("the proxy answers again");
+                    }
+                    match status.state {
                         SessionState::Ready => {
                             progress.phase("ready");
                             return Ok(());
@@ -389,11 +440,11 @@ impl Launch {
                         SessionState::Ended => {
                             return Err(LaunchError::SessionEnded {
                                 alias: alias.clone(),
-                                tail: log_tail(log, LOG_TAIL_LINES),
+                                tail: self.failure_and_tail(log),
                             });
                         }
                         SessionState::Pending => {
-                            ready.set(self.client.status(alias, Some(LONG_POLL)));
+                            ready.set(self.long_poll(Duration::ZERO));
                         }
                     }
                 }
@@ -417,6 +468,17 @@ impl Launch {
                             continue;
                         }
                     };
+                    where_job_is = match &status {
+                        JobStatus::Pending { .. } => "queued".into(),
+                        JobStatus::Running { node, .. } => format!("running on {node}"),
+                        JobStatus::Ended { .. } => "ended".into(),
+                    };
+                    if let Some((_, _)) = outage {
+                        // The outage line stays up; the job's place is in it.
+                        if !matches!(status, JobStatus::Ended { .. }) {
+                            continue;
+                        }
+                    }
                     match status {
                         JobStatus::Pending { reason, expected_start } => {
                             let mut text = format!("queued as job {job_id}");
@@ -435,15 +497,19 @@ impl Launch {
                         }
                         JobStatus::Ended { .. } => {
                             // It may have become ready just before it ended.
-                            let status = self.client.status(alias, None).await?;
-                            if status.state == SessionState::Ready {
+                            let ready_now = self
+                                .client
+                                .status(alias, None)
+                                .await
+                                .is_ok_and(|status| status.state == SessionState::Ready);
+                            if ready_now {
                                 progress.phase("ready");
                                 return Ok(());
                             }
                             return Err(LaunchError::JobEnded {
                                 job_id: job_id.to_string(),
                                 log: log.to_owned(),
-                                tail: log_tail(log, LOG_TAIL_LINES),
+                                tail: self.failure_and_tail(log),
                             });
                         }
                     }
@@ -451,6 +517,26 @@ impl Launch {
                 // Also one that came while reserving or submitting.
                 _ = interrupts.recv() => return Err(interrupted()),
             }
+        }
+    }
+
+    /// One long-poll for readiness, after `pause` (a proxy that was away).
+    async fn long_poll(
+        &self,
+        pause: Duration,
+    ) -> Result<crate::api::SessionStatus, ProxyClientError> {
+        tokio::time::sleep(pause).await;
+        self.client
+            .status(&self.created.alias, Some(LONG_POLL))
+            .await
+    }
+
+    /// What the job said went wrong (its session folder), then its log's tail.
+    fn failure_and_tail(&self, log: &std::path::Path) -> String {
+        let tail = log_tail(log, LOG_TAIL_LINES);
+        match self.session_dir.as_ref().and_then(SessionDir::failure) {
+            Some(cause) => format!("cause: {cause}\n{tail}"),
+            None => tail,
         }
     }
 
@@ -481,7 +567,10 @@ impl Launch {
     /// Undoes whatever was made: cancels the job, deletes the proxy session,
     /// removes the session dir. Best effort, each step independent, and each
     /// failure said plainly, because the user must know what may be left.
-    async fn abandon(&mut self) {
+    ///
+    /// A job that ran and failed keeps its folder: its cause and log are what
+    /// `jrps ls` and `jrps logs` show next, and `jrps down` removes it.
+    async fn abandon(&mut self, reason: Option<EndReason>, interrupts: &mut Interrupts) {
         if let Some(job_id) = self.job_id.take() {
             let scheduler = self.scheduler.clone();
             let id = job_id.clone();
@@ -490,21 +579,38 @@ impl Launch {
                 eprintln!("warning: could not cancel job {job_id}: cancel it by hand");
             }
         }
-        let ended = self
-            .client
-            .end_session(&self.created.alias, &self.created.register_secret, None)
-            .await;
+        let alias = &self.created.alias;
+        let waiting = |error: &ProxyClientError, pause: Duration| {
+            eprintln!(
+                "the proxy cannot end session {alias} yet ({error}); trying again in {pause:?} \
+                 (Ctrl-C leaves it to the proxy)"
+            );
+        };
+        let end = self.client.end_session(
+            alias,
+            &self.created.register_secret,
+            reason,
+            self.patience,
+            waiting,
+        );
+        let ended = tokio::select! {
+            ended = end => Some(ended),
+            _ = interrupts.recv() => None,
+        };
         match ended {
-            Ok(_) => {}
-            Err(error) => eprintln!(
-                "warning: could not delete session {} at the proxy: {error}",
-                self.created.alias
+            Some(Ok(_)) => {}
+            Some(Err(error)) => {
+                eprintln!("warning: could not delete session {alias} at the proxy: {error}")
+            }
+            None => eprintln!(
+                "warning: session {alias} not ended at the proxy; it ends there when its time runs out"
             ),
         }
-        if let Some(dir) = self.session_dir.take()
-            && let Err(error) = dir.remove()
-        {
-            eprintln!("warning: {error}");
+        if let Some(dir) = self.session_dir.take() {
+            let job_ran = dir.failure().is_some() || dir.end_reason().is_some();
+            if !job_ran && let Err(error) = dir.remove() {
+                eprintln!("warning: {error}");
+            }
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::clock::unix_now;
 use crate::launcher::environment::Environment;
 use crate::launcher::launcher_error::LauncherError;
 use crate::launcher::site_config::SiteConfig;
-use crate::proxy_client::{ProxyClient, ProxyClientError, ProxyEndpoint};
+use crate::proxy_client::{OUTAGE_PATIENCE, ProxyClient, ProxyClientError, ProxyEndpoint};
 use crate::scheduler::{JobId, JobStatus, Scheduler, SchedulerError};
 use crate::session_dir::{
     REGISTER_SECRET_FILE, SessionDir, SessionDirError, SessionRecord, TOKEN_FILE,
@@ -241,6 +241,9 @@ struct Listing {
     ends_at: Option<u64>,
     /// Why an ended session ended, when that is known.
     end_reason: Option<EndReason>,
+    /// What made its job fail, in the job's words (the proxy's refusal, a
+    /// node without an address), when it said.
+    cause: Option<String>,
     url: String,
     profile: String,
     partition: String,
@@ -287,6 +290,7 @@ pub fn ls(json: bool) -> Result<(), SessionCommandError> {
                         recorded.or(session.proxy_end).or(scheduler_end)
                     })
                     .flatten(),
+                cause: session.dir.as_ref().and_then(SessionDir::failure),
                 url: session.record.url.clone(),
                 profile: session.record.profile.clone(),
                 partition: session.record.partition.clone(),
@@ -309,7 +313,7 @@ pub fn ls(json: bool) -> Result<(), SessionCommandError> {
         "{:<28} {:<12} {:<24} {:<11} {:<16} URL",
         "ALIAS", "JOB", "STATE", "LEFT", "NODE"
     );
-    for row in rows {
+    for row in &rows {
         let state = match (&row.reason, row.end_reason) {
             (Some(reason), _) => format!("{} ({reason})", row.state),
             (None, Some(ended)) => format!("{} ({})", row.state, ended.words()),
@@ -329,6 +333,12 @@ pub fn ls(json: bool) -> Result<(), SessionCommandError> {
             row.node.as_deref().unwrap_or("-"),
             row.url
         );
+    }
+    // Below the table: a cause is a sentence, not a column.
+    for row in rows.iter().filter(|row| row.state == "ended") {
+        if let Some(cause) = &row.cause {
+            let _ = writeln!(out, "{}: {cause}", row.alias);
+        }
     }
     Ok(())
 }
@@ -433,8 +443,18 @@ async fn end_session(session: &Session) -> Result<(), SessionCommandError> {
         None => String::new(),
     };
     let client = ProxyClient::new(&session.record.proxy_endpoint(), None)?;
+    let alias = &session.record.alias;
+    let waiting = |error: &ProxyClientError, pause: Duration| {
+        eprintln!("{alias}: the proxy cannot end it yet ({error}); trying again in {pause:?}");
+    };
     client
-        .end_session(&session.record.alias, &secret, Some(EndReason::Cancelled))
+        .end_session(
+            alias,
+            &secret,
+            Some(EndReason::Cancelled),
+            OUTAGE_PATIENCE,
+            waiting,
+        )
         .await?;
     if let Some(dir) = &session.dir {
         dir.remove()?;

@@ -109,8 +109,12 @@ pub struct SiteConfig {
     /// `identity = "munge"`: API calls carry a munge credential made here
     /// (the launcher) and on compute nodes (the job helper).
     pub munge: Option<crate::identity::Munge>,
-    /// Network interface whose address Jupyter binds to; `hostname -i` when unset.
+    /// Network interface whose address Jupyter binds to; the node's first
+    /// address that is not loopback when unset.
     pub node_interface: Option<String>,
+    /// How long `jrps up` waits out a proxy it cannot reach (a restart, a
+    /// replica fail-over) before it gives the launch up.
+    pub proxy_outage_limit: Sourced<WallTime>,
     pub batch_dirs: Vec<PathBuf>,
     pub partitions: BTreeMap<String, Partition>,
     /// The `[defaults]` table: launch fields for every profile.
@@ -133,6 +137,7 @@ struct SiteFile {
     identity: Option<crate::identity::IdentityKind>,
     munge_socket: Option<PathBuf>,
     node_interface: Option<Spanned<String>>,
+    proxy_outage_limit: Option<Spanned<toml::Value>>,
     batch_dirs: Option<Vec<PathBuf>>,
     partitions: Option<BTreeMap<String, Spanned<PartitionFile>>>,
     defaults: Option<LaunchTable>,
@@ -152,6 +157,10 @@ struct PartitionFile {
     idle_timeout: Option<Spanned<toml::Value>>,
     max_idle_timeout: Option<Spanned<toml::Value>>,
 }
+
+/// `proxy_outage_limit` when the site sets none: longer than a proxy
+/// restart or a database fail-over takes.
+const DEFAULT_PROXY_OUTAGE_MINUTES: u64 = 10;
 
 /// The partitions of the original `start-jupyter`, used when a site defines none.
 const BUILT_IN_PARTITIONS: &[(&str, Option<u64>, bool, u32, u32)] = &[
@@ -197,6 +206,11 @@ impl SiteConfig {
             jrps: "jrps".into(),
             munge: None,
             node_interface: None,
+            proxy_outage_limit: Sourced::new(
+                WallTime::from_minutes(DEFAULT_PROXY_OUTAGE_MINUTES)
+                    .expect("a positive number of minutes is a wall time"),
+                Source::BuiltInSite,
+            ),
             batch_dirs: Vec::new(),
             partitions,
             defaults: Layers::default(),
@@ -337,6 +351,21 @@ impl SiteConfig {
                 });
             }
             site.node_interface = Some(interface);
+        }
+        if let Some(limit) = file.proxy_outage_limit {
+            let source = at(limit.span().start);
+            let raw = match limit.into_inner() {
+                toml::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            let limit = WallTime::parse(&raw).map_err(|problem| LauncherError::Invalid {
+                field: "proxy_outage_limit".into(),
+                value: raw.clone(),
+                origin: source.clone(),
+                problem,
+                allowed: wall_time::FORMATS.into(),
+            })?;
+            site.proxy_outage_limit = Sourced::new(limit, source);
         }
         site.batch_dirs = file.batch_dirs.unwrap_or_default();
         if let Some(partitions) = file.partitions {

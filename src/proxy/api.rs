@@ -798,10 +798,15 @@ async fn activity(
 }
 
 /// Calls about a session that only its owner makes: from a login node, or
-/// from the host its Jupyter runs on.
+/// from the host its Jupyter runs on. Before a backend is known, from any
+/// host a backend may be on: a job that fails before Jupyter registers
+/// ends its session from its node, so the page says so at once.
 fn owner_only(shared: &Shared, conn: ConnInfo, session: &Session) -> Result<(), Refusal> {
     let ip = canonical_ip(conn.peer.ip());
-    let from_backend = session.backend.is_some_and(|b| canonical_ip(b.ip()) == ip);
+    let from_backend = match session.backend {
+        Some(backend) => canonical_ip(backend.ip()) == ip,
+        None => cidrs_contain(&shared.config.allowed_backend_cidrs, ip),
+    };
     if !from_backend && !cidrs_contain(&shared.config.allowed_client_cidrs, ip) {
         return Err(Refusal::new(
             Failure::Forbidden,

@@ -68,6 +68,7 @@ struct RawConfig {
     health_check_interval_s: Option<u64>,
     health_check_failures: Option<u32>,
     ended_retention_s: Option<u64>,
+    unlinked_session_s: Option<u64>,
     workers: Option<usize>,
     identity: Option<IdentityKind>,
     munge_socket: Option<PathBuf>,
@@ -123,6 +124,10 @@ pub struct ProxyConfig {
     /// How long an ended session stays answerable (`state: ended`) before it
     /// is forgotten and its alias can be drawn again.
     pub ended_retention: Duration,
+    /// How long a session may wait for its launcher to link a job before
+    /// the proxy ends it (`never-submitted`): a launch that died or gave up
+    /// between reserving and submitting must not count against a quota.
+    pub unlinked_session: Duration,
     /// Threads serving connections, each with its own single-threaded
     /// runtime and backend connection pool (default: one per CPU).
     pub workers: usize,
@@ -465,6 +470,8 @@ impl ProxyConfig {
                 .max(Duration::from_secs(1)),
             health_check_failures: raw.health_check_failures.unwrap_or(3).max(1),
             ended_retention: secs(raw.ended_retention_s, Duration::from_secs(24 * 3600)),
+            unlinked_session: secs(raw.unlinked_session_s, Duration::from_secs(15 * 60))
+                .max(Duration::from_secs(1)),
             workers: raw
                 .workers
                 .filter(|&n| n > 0)

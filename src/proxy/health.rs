@@ -1,5 +1,6 @@
 //! The two background duties that end sessions without an API call: TTL
-//! expiry (plus forgetting ended sessions after their retention) and the
+//! expiry, ending sessions no job was linked to in time (plus forgetting
+//! ended sessions after their retention), and the
 //! backend health check. The request path already refuses expired sessions
 //! by comparing `expires_at` itself; the sweep makes it durable and wakes
 //! long-polls and WebSocket tunnels.
@@ -27,10 +28,11 @@ pub async fn sweep(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let retention = shared.config.ended_retention.as_secs();
+    let unlinked = shared.config.unlinked_session.as_secs();
     loop {
         tick.tick().await;
         let now = unix_now();
-        if !shared.store.has_duty() || !shared.store.maybe_due(now, retention) {
+        if !shared.store.has_duty() || !shared.store.maybe_due(now, retention, unlinked) {
             continue;
         }
         for session in shared.store.all() {
@@ -38,6 +40,12 @@ pub async fn sweep(shared: Arc<Shared>) {
                 tracing::info!(alias = %session.alias, "session expired");
                 shared
                     .end_session(&session.alias, Some(EndReason::Expired))
+                    .await
+                    .map(|_| ())
+            } else if session.is_unlinked() && session.created_at.saturating_add(unlinked) <= now {
+                tracing::info!(alias = %session.alias, "no job linked in time: session ended");
+                shared
+                    .end_session(&session.alias, Some(EndReason::NeverSubmitted))
                     .await
                     .map(|_| ())
             } else if session.state == SessionState::Ended

@@ -80,6 +80,7 @@ fn ended_because(reason: Option<EndReason>) -> &'static str {
         Some(EndReason::JobFailed) => ": its job failed before Jupyter was running",
         Some(EndReason::Expired) => ": its time ran out",
         Some(EndReason::Unreachable) => ": its Jupyter server stopped answering",
+        Some(EndReason::NeverSubmitted) => ": its launch never submitted a job for it",
         None => {
             ": its job finished, reached its time limit, was stopped, or its Jupyter \
              server stopped answering"

@@ -179,7 +179,7 @@ impl Drop for Running {
 }
 
 /// Starts `command`, collecting its stdout and stderr as it runs.
-fn spawn_command(mut command: Command) -> Running {
+pub(crate) fn spawn_command(mut command: Command) -> Running {
     let mut child = command.spawn().unwrap();
     let stdout = Arc::new(Mutex::new(String::new()));
     let stderr = Arc::new(Mutex::new(String::new()));
@@ -249,6 +249,7 @@ impl Site {
              scheduler = \"{scheduler}\"\n\
              jupyter = {jupyter:?}\n\
              jrps = {jrps:?}\n\
+             node_interface = \"lo\"\n\
              {extra}\n",
             ca = ca.display().to_string(),
             addr = proxy.addr,

@@ -313,6 +313,30 @@ fn script_that_fails_before_jupyter_reports_job_failed() {
     assert_eq!(run.log, "jrps register --deregister --reason job-failed\n");
 }
 
+/// A node whose only address is loopback (`hostname -I` prints nothing):
+/// Jupyter is not started on an address the proxy cannot reach; the job
+/// fails at once and says which setting fixes it, to the log and to the
+/// session (for `jrps up` and `jrps ls`).
+#[test]
+fn a_node_with_only_loopback_fails_at_once_naming_node_interface() {
+    let (mut command, t, log) = prepare(&[], true, "");
+    stub(
+        &t.path().join("bin"),
+        "hostname",
+        "if [[ ${1:-} == -I ]]; then echo; else echo node9; fi",
+    );
+    let out = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let cause = "node node9 has no address but loopback; set node_interface in site.toml";
+    assert!(stderr.contains(&format!("jrps: {cause}")), "{stderr}");
+    assert_eq!(
+        read_log(&log, t.path()),
+        format!("jrps register --deregister --reason job-failed --detail {cause}\n"),
+        "Jupyter must not start"
+    );
+}
+
 /// Runs the script until Jupyter is up, then sends it SIGTERM, as Slurm
 /// does at the time limit and on `scancel`; returns the stubs' log.
 fn terminated(args: &[&str]) -> String {

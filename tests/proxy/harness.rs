@@ -402,6 +402,41 @@ impl Drop for Proxy {
     }
 }
 
+/// Where a browser reaches sessions: a proxy on loopback here, or the
+/// cluster in a box's proxy seen from its client host.
+pub trait Edge {
+    /// An HTTPS client that trusts the edge's CA and reaches its address.
+    fn edge_client(&self) -> &reqwest::Client;
+    fn edge_ca(&self) -> &TestCa;
+    fn edge_addr(&self) -> SocketAddr;
+    /// `<alias>.<domain>`.
+    fn session_host(&self, alias: &str) -> String;
+    /// `https://<alias>.<domain>[:port]<path>`, as a browser has it.
+    fn session_url(&self, alias: &str, path: &str) -> String;
+}
+
+impl Edge for Proxy {
+    fn edge_client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    fn edge_ca(&self) -> &TestCa {
+        &self.ca
+    }
+
+    fn edge_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn session_host(&self, alias: &str) -> String {
+        format!("{alias}.{DOMAIN}")
+    }
+
+    fn session_url(&self, alias: &str, path: &str) -> String {
+        self.url(alias, path)
+    }
+}
+
 pub async fn tls_connect(ca: &TestCa, tcp: TcpStream, name: &str) -> TlsStream<TcpStream> {
     tls_connect_with(ca, tcp, name, b"http/1.1").await
 }

@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_rustls::client::TlsStream;
 use tokio_tungstenite::WebSocketStream;
 
-use super::harness::{DOMAIN, Options, Proxy, random_token, tls_connect};
+use super::harness::{Edge, Options, Proxy, random_token, tls_connect};
 
 /// A kernel's channels WebSocket through the proxy.
 pub(crate) type Channels = WebSocketStream<TlsStream<TcpStream>>;
@@ -197,20 +197,20 @@ fn execute_request(msg_id: &str, code: &str) -> String {
 }
 
 /// The Origin a browser sends from the session's own page.
-pub(crate) fn origin(proxy: &Proxy, alias: &str) -> String {
-    format!("https://{alias}.{DOMAIN}:{}", proxy.addr.port())
+pub(crate) fn origin(proxy: &impl Edge, alias: &str) -> String {
+    proxy.session_url(alias, "")
 }
 
 /// Opens `/lab?token=` as a browser first does and returns the cookies set
 /// (`name=value`): the proxy's and Jupyter's login cookie.
 pub(crate) async fn lab_cookies(
-    proxy: &Proxy,
+    proxy: &impl Edge,
     alias: &str,
     token: &str,
 ) -> Result<Vec<String>, String> {
     let r = proxy
-        .client
-        .get(proxy.url(alias, &format!("/lab?token={token}")))
+        .edge_client()
+        .get(proxy.session_url(alias, &format!("/lab?token={token}")))
         .send()
         .await
         .map_err(|e| format!("GET /lab: {e}"))?;
@@ -229,13 +229,13 @@ pub(crate) async fn lab_cookies(
 /// Starts a kernel with a POST carrying an Origin, like the browser's fetch;
 /// returns its id.
 pub(crate) async fn start_kernel(
-    proxy: &Proxy,
+    proxy: &impl Edge,
     alias: &str,
     token: &str,
 ) -> Result<String, String> {
     let r = proxy
-        .client
-        .post(proxy.url(alias, "/api/kernels"))
+        .edge_client()
+        .post(proxy.session_url(alias, "/api/kernels"))
         .header("authorization", format!("token {token}"))
         .header("origin", origin(proxy, alias))
         .json(&json!({"name": "python3"}))
@@ -255,22 +255,21 @@ pub(crate) async fn start_kernel(
 /// Opens a kernel's channels as the browser does: no token in the URL,
 /// cookies only, and the given Origin.
 pub(crate) async fn connect_channels(
-    proxy: &Proxy,
+    proxy: &impl Edge,
     alias: &str,
     kernel_id: &str,
     origin: &str,
     cookie_header: &str,
 ) -> Result<(Channels, http::Response<Option<Vec<u8>>>), tokio_tungstenite::tungstenite::Error> {
-    let url = format!(
-        "wss://{alias}.{DOMAIN}:{}/api/kernels/{kernel_id}/channels",
-        proxy.addr.port()
-    );
+    let url = proxy
+        .session_url(alias, &format!("/api/kernels/{kernel_id}/channels"))
+        .replacen("https://", "wss://", 1);
     let mut request = url.as_str().into_client_request().unwrap();
     let headers = request.headers_mut();
     headers.insert("origin", HeaderValue::from_str(origin).unwrap());
     headers.insert("cookie", HeaderValue::from_str(cookie_header).unwrap());
-    let tcp = TcpStream::connect(proxy.addr).await.unwrap();
-    let tls = tls_connect(&proxy.ca, tcp, &format!("{alias}.{DOMAIN}")).await;
+    let tcp = TcpStream::connect(proxy.edge_addr()).await.unwrap();
+    let tls = tls_connect(proxy.edge_ca(), tcp, &proxy.session_host(alias)).await;
     tokio_tungstenite::client_async(request, tls).await
 }
 
@@ -302,7 +301,7 @@ pub(crate) async fn execute(ws: &mut Channels, msg_id: &str, code: &str) -> Opti
 /// Starts a kernel and opens its channels as the page would, with the
 /// page's cookies and Origin; returns them and the kernel's id.
 async fn open_kernel(
-    proxy: &Proxy,
+    proxy: &impl Edge,
     alias: &str,
     token: &str,
     cookies: &[String],
@@ -324,7 +323,7 @@ async fn open_kernel(
 /// connected, as a browser tab closed on a long cell does; returns once the
 /// kernel says it is busy with it.
 pub(crate) async fn start_code(
-    proxy: &Proxy,
+    proxy: &impl Edge,
     alias: &str,
     token: &str,
     code: &str,
@@ -356,10 +355,15 @@ pub(crate) async fn start_code(
 }
 
 /// Shuts a kernel down through the proxy; returns the status.
-pub(crate) async fn delete_kernel(proxy: &Proxy, alias: &str, token: &str, kernel_id: &str) -> u16 {
+pub(crate) async fn delete_kernel(
+    proxy: &impl Edge,
+    alias: &str,
+    token: &str,
+    kernel_id: &str,
+) -> u16 {
     proxy
-        .client
-        .delete(proxy.url(alias, &format!("/api/kernels/{kernel_id}")))
+        .edge_client()
+        .delete(proxy.session_url(alias, &format!("/api/kernels/{kernel_id}")))
         .header("authorization", format!("token {token}"))
         .send()
         .await
@@ -372,7 +376,7 @@ pub(crate) async fn delete_kernel(proxy: &Proxy, alias: &str, token: &str, kerne
 /// start a kernel, run `code` over its WebSocket, shut the kernel down.
 /// Returns the result's `text/plain`, or what went wrong.
 pub(crate) async fn run_code(
-    proxy: &Proxy,
+    proxy: &impl Edge,
     alias: &str,
     token: &str,
     code: &str,

@@ -81,6 +81,11 @@ impl Session {
         self.state != SessionState::Ended && now < self.expires_at
     }
 
+    /// Reserved, and still waiting for its launcher to link a job.
+    pub fn is_unlinked(&self) -> bool {
+        self.state == SessionState::Pending && self.job_id.is_none()
+    }
+
     /// Whose quota it counts against: its proven uid when identity is on,
     /// else the `user` it was created for.
     fn quota_key(&self) -> String {
@@ -381,6 +386,8 @@ pub struct Store {
     /// (`u64::MAX`: none). Only ever lowered, except by [`Store::maybe_due`].
     earliest_expiry: AtomicU64,
     earliest_ended: AtomicU64,
+    /// The earliest `created_at` of a pending session with no job linked.
+    earliest_unlinked: AtomicU64,
     index: Mutex<Index>,
 }
 
@@ -444,6 +451,7 @@ impl Store {
             // The first sweep scans everything loaded.
             earliest_expiry: AtomicU64::new(0),
             earliest_ended: AtomicU64::new(0),
+            earliest_unlinked: AtomicU64::new(0),
             index: Mutex::new(Index::default()),
         };
         for row in rows {
@@ -510,6 +518,10 @@ impl Store {
             _ => {
                 self.earliest_expiry
                     .fetch_min(session.expires_at, Ordering::AcqRel);
+                if session.is_unlinked() {
+                    self.earliest_unlinked
+                        .fetch_min(session.created_at, Ordering::AcqRel);
+                }
             }
         }
     }
@@ -518,14 +530,19 @@ impl Store {
     /// When it may, the bounds are reset: the scan that follows must call
     /// [`Store::keep_due`] for every session it leaves as it is (changes it
     /// makes lower the bounds themselves).
-    pub fn maybe_due(&self, now: u64, retention: u64) -> bool {
+    pub fn maybe_due(&self, now: u64, retention: u64, unlinked: u64) -> bool {
         let expiry = self.earliest_expiry.load(Ordering::Acquire);
         let ended = self.earliest_ended.load(Ordering::Acquire);
-        if now < expiry && ended.saturating_add(retention) > now {
+        let created = self.earliest_unlinked.load(Ordering::Acquire);
+        if now < expiry
+            && ended.saturating_add(retention) > now
+            && created.saturating_add(unlinked) > now
+        {
             return false;
         }
         self.earliest_expiry.store(u64::MAX, Ordering::Release);
         self.earliest_ended.store(u64::MAX, Ordering::Release);
+        self.earliest_unlinked.store(u64::MAX, Ordering::Release);
         true
     }
 
