@@ -70,6 +70,18 @@ pub struct Register {
     pub secret: String,
 }
 
+/// `POST /api/v1/sessions/{alias}/restart`, from the node of a job the
+/// scheduler started again (Slurm requeues a batch job whose node failed):
+/// the session waits for this run's registration, on the same alias, once
+/// its first run's backend no longer answers. Answer: 200 [`SessionStatus`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Restart {
+    /// The job this run belongs to: the one linked to the session.
+    pub job_id: String,
+    pub secret: String,
+}
+
 /// `DELETE /api/v1/sessions/{alias}`, from the launcher or the registered host. Answer: 204.
 /// The first reason given is the one kept.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,6 +117,9 @@ pub enum EndReason {
     /// No job was linked to it in time: the launch that reserved it never
     /// submitted one, or gave up while the proxy was away.
     NeverSubmitted,
+    /// Its node failed and the scheduler did not start its job again (the
+    /// site submits with `requeue = false`, or Slurm's `JobRequeue=0`).
+    NodeFailed,
 }
 
 impl EndReason {
@@ -119,6 +134,7 @@ impl EndReason {
             EndReason::Expired => "expired",
             EndReason::Unreachable => "Jupyter stopped answering",
             EndReason::NeverSubmitted => "never submitted",
+            EndReason::NodeFailed => "node failed",
         }
     }
 
@@ -133,6 +149,7 @@ impl EndReason {
             EndReason::Expired => "expired",
             EndReason::Unreachable => "unreachable",
             EndReason::NeverSubmitted => "never-submitted",
+            EndReason::NodeFailed => "node-failed",
         }
     }
 
@@ -141,7 +158,7 @@ impl EndReason {
     }
 }
 
-pub const ALL_END_REASONS: [EndReason; 8] = [
+pub const ALL_END_REASONS: [EndReason; 9] = [
     EndReason::Idle,
     EndReason::TimeLimit,
     EndReason::Cancelled,
@@ -150,6 +167,7 @@ pub const ALL_END_REASONS: [EndReason; 8] = [
     EndReason::Expired,
     EndReason::Unreachable,
     EndReason::NeverSubmitted,
+    EndReason::NodeFailed,
 ];
 
 /// `POST /api/v1/sessions/{alias}/activity`, from the registered host (the
@@ -235,6 +253,10 @@ pub struct SessionStatus {
     /// Set once the session has ended, when the reason is known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_reason: Option<EndReason>,
+    /// Its job was started again after a node failure: pending means its
+    /// new run is starting, and what ran before it is gone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restarted: bool,
 }
 
 /// One of the caller's sessions, in `GET /api/v1/sessions` (identity on).
@@ -249,6 +271,9 @@ pub struct OwnSession {
     pub expires_at: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_reason: Option<EndReason>,
+    /// As in [`SessionStatus`].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restarted: bool,
 }
 
 /// Every non-2xx API answer: `{"error": "<what>", "detail": "<why>"}`.

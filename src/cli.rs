@@ -189,6 +189,10 @@ pub struct RegisterArgs {
     /// End the session instead (the job's exit trap).
     #[arg(long)]
     pub deregister: bool,
+    /// Tell the proxy the job was started again (a requeue after a node
+    /// failure), before this run's Jupyter starts.
+    #[arg(long, conflicts_with = "deregister")]
+    pub restart: bool,
     /// Jupyter's private runtime dir, where it writes `jpserver-<pid>.json`.
     #[arg(long)]
     pub runtime_dir: Option<PathBuf>,
@@ -301,6 +305,7 @@ impl From<RegisterArgs> for RegisterOptions {
     fn from(args: RegisterArgs) -> RegisterOptions {
         RegisterOptions {
             deregister: args.deregister,
+            restart: args.restart,
             runtime_dir: args.runtime_dir,
             pid: args.pid,
             ip: args.ip,

@@ -221,6 +221,18 @@ impl ProxyClient {
             .await
     }
 
+    /// Tells the proxy the session's job was started again (a requeue after
+    /// a node failure): it waits for this run's registration.
+    pub async fn restart(
+        &self,
+        alias: &str,
+        request: &api::Restart,
+    ) -> Result<SessionStatus, ProxyClientError> {
+        let path = format!("sessions/{alias}/restart");
+        self.call("restart", Method::POST, &path, Some(request), None)
+            .await
+    }
+
     /// The session's state; with `wait_ready`, the proxy holds the call until
     /// the session is ready or ended, or the wait runs out.
     pub async fn status(

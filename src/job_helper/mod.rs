@@ -34,6 +34,8 @@ pub enum RegisterError {
     NoSessionDir,
     #[error("no node address: pass --ip or set {}", env_vars::NODE_IP)]
     NoNodeIp,
+    #[error("the session folder names no job: a restart needs the job `jrps up` submitted")]
+    NoJobId,
     #[error("Jupyter (pid {pid}) exited before it wrote its port to {}", runtime_dir.display())]
     JupyterExited { pid: u32, runtime_dir: PathBuf },
     #[error("waited {waited:?} for {what}; giving up")]
@@ -57,6 +59,9 @@ struct JupyterServerInfo {
 pub struct RegisterOptions {
     /// End the session instead (the job's exit trap).
     pub deregister: bool,
+    /// Put the session back to waiting for a registration: the scheduler
+    /// started the job again after its node failed.
+    pub restart: bool,
     /// Jupyter's private runtime dir, where it writes `jpserver-<pid>.json`.
     pub runtime_dir: Option<PathBuf>,
     /// Jupyter's process id, to stop waiting at once if it dies.
@@ -112,6 +117,29 @@ async fn run(args: RegisterOptions) -> Result<(), RegisterError> {
 
     let record = session_dir.read_record()?;
     let secret = session_dir.read_secret(REGISTER_SECRET_FILE)?;
+    if args.restart {
+        let job_id = record.job_id.clone().ok_or(RegisterError::NoJobId)?;
+        let client = ProxyClient::new(&record.proxy_endpoint(), None)?;
+        let request = crate::api::Restart { job_id, secret };
+        let waiting = |error: &ProxyClientError, pause: Duration| {
+            log(&format!(
+                "the proxy cannot take the restart yet ({error}); trying again in {pause:?}"
+            ))
+        };
+        let restarted = through_outages(OUTAGE_PATIENCE, waiting, || {
+            client.restart(&record.alias, &request)
+        })
+        .await;
+        if let Err(error) = &restarted {
+            record_failure(&session_dir, &error_chain(error));
+        }
+        restarted?;
+        log(&format!(
+            "{}: the job runs again here; the session waits for this run's Jupyter",
+            record.alias
+        ));
+        return Ok(());
+    }
     let registered = go_live(
         args,
         &session_dir,

@@ -190,6 +190,9 @@ fn sbatch_directives(spec: &LaunchSpec) -> Vec<String> {
     if let Some(memory) = &spec.memory {
         out.push(format!("--mem={memory}"));
     }
+    if !spec.site.requeue {
+        out.push("--no-requeue".to_owned());
+    }
     out.extend(spec.sbatch_options.iter().cloned());
     out
 }

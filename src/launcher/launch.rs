@@ -480,7 +480,7 @@ impl Launch {
                         }
                     }
                     match status {
-                        JobStatus::Pending { reason, expected_start } => {
+                        JobStatus::Pending { reason, expected_start, .. } => {
                             let mut text = format!("queued as job {job_id}");
                             if let Some(reason) = &reason {
                                 text.push_str(&format!(" ({reason})"));

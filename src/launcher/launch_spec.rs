@@ -106,14 +106,18 @@ const CONTROLLED_OPTIONS: &[&str] = &[
     "--cpus-per-task",
     "--mem",
     "--wrap",
+    // A session follows its job through a requeue only as the site allows
+    // (`requeue` in site.toml), and its log keeps every run (`jrps up`
+    // submits with --open-mode=append).
+    "--requeue",
+    "--no-requeue",
+    "--open-mode",
 ];
 
 /// Options that would change which job runs, as whom, or how many of it:
-/// a session is one job of the user's that registers once, and jrps reads
-/// sbatch's answer itself.
+/// a session is one job of the user's, and jrps reads sbatch's answer itself.
 const IDENTITY_OR_COUNT_OPTIONS: &[&str] = &[
     "--array",
-    "--requeue",
     "--export-file",
     "--uid",
     "--gid",

@@ -87,6 +87,8 @@ struct Session {
     proxy_end: Option<EndReason>,
     /// Its state at the proxy (sessions from the proxy).
     proxy_state: Option<SessionState>,
+    /// The proxy waits for a new run of its job (sessions from the proxy).
+    proxy_restarted: bool,
 }
 
 impl Session {
@@ -97,6 +99,25 @@ impl Session {
     fn job_status(&self) -> Option<JobStatus> {
         let id = JobId::from(self.record.job_id.clone()?);
         self.scheduler().status(&id).ok()
+    }
+
+    /// The proxy's view (state, end reason, restarted): the listing's when
+    /// it had one, else asked now. `None` when the proxy does not answer.
+    fn proxy_view(&self) -> Option<(SessionState, Option<EndReason>, bool)> {
+        if let Some(state) = self.proxy_state {
+            return Some((state, self.proxy_end, self.proxy_restarted));
+        }
+        let client = ProxyClient::new(&self.record.proxy_endpoint(), None).ok()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()?;
+        let ask = client.status(&self.record.alias, None);
+        let status = runtime
+            .block_on(async { tokio::time::timeout(Duration::from_secs(5), ask).await })
+            .ok()?
+            .ok()?;
+        Some((status.state, status.end_reason, status.restarted))
     }
 }
 
@@ -112,6 +133,7 @@ fn sessions(state: &StateDirs) -> Result<Vec<Session>, SessionCommandError> {
                 state: state.clone(),
                 proxy_end: None,
                 proxy_state: None,
+                proxy_restarted: false,
             });
         }
     }
@@ -188,6 +210,7 @@ fn from_proxy(
             state: state.clone(),
             proxy_end: s.end_reason,
             proxy_state: Some(s.state),
+            proxy_restarted: s.restarted,
         })
         .collect())
 }
@@ -257,10 +280,23 @@ pub fn ls(json: bool) -> Result<(), SessionCommandError> {
         .map(|session| {
             let mut scheduler_end = None;
             let (state, reason, node, time_left) = match session.job_status() {
-                Some(JobStatus::Pending { reason, .. }) => ("queued", reason, None, None),
-                Some(JobStatus::Running { node, time_left }) => {
-                    ("running", None, Some(node), time_left)
+                Some(JobStatus::Pending {
+                    reason, restarts, ..
+                }) => {
+                    // Slurm started it again after its node failed: queued anew.
+                    let state = if restarts > 0 { "requeued" } else { "queued" };
+                    (state, reason, None, None)
                 }
+                Some(JobStatus::Running {
+                    node,
+                    time_left,
+                    restarts,
+                }) => (
+                    running_state(session.proxy_view(), restarts),
+                    None,
+                    Some(node),
+                    time_left,
+                ),
                 Some(JobStatus::Ended { state }) => {
                     scheduler_end = state.as_deref().and_then(end_reason_of);
                     ("ended", None, None, None)
@@ -343,6 +379,23 @@ pub fn ls(json: bool) -> Result<(), SessionCommandError> {
     Ok(())
 }
 
+/// What a running job's session is, by what the proxy sees: serving; its
+/// node not answering (it failed, and Slurm has not noticed yet); or a new
+/// run of the job starting after a node failure.
+fn running_state(
+    proxy: Option<(SessionState, Option<EndReason>, bool)>,
+    restarts: u32,
+) -> &'static str {
+    match proxy {
+        Some((SessionState::Pending, _, true)) => "restarting",
+        Some((SessionState::Ended, Some(EndReason::Unreachable), _)) if restarts > 0 => {
+            "restarting"
+        }
+        Some((SessionState::Ended, Some(EndReason::Unreachable), _)) => "unreachable",
+        _ => "running",
+    }
+}
+
 /// Slurm's final job state as a reason, for a job that could not record
 /// its own (cancelled while queued, killed outright). `COMPLETED` says
 /// nothing the job did not: it ended itself.
@@ -350,7 +403,8 @@ fn end_reason_of(state: &str) -> Option<EndReason> {
     match state {
         "TIMEOUT" | "DEADLINE" => Some(EndReason::TimeLimit),
         "CANCELLED" | "PREEMPTED" => Some(EndReason::Cancelled),
-        "FAILED" | "NODE_FAIL" | "OUT_OF_MEMORY" | "BOOT_FAIL" => Some(EndReason::JobFailed),
+        "NODE_FAIL" => Some(EndReason::NodeFailed),
+        "FAILED" | "OUT_OF_MEMORY" | "BOOT_FAIL" => Some(EndReason::JobFailed),
         _ => None,
     }
 }

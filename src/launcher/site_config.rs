@@ -115,6 +115,10 @@ pub struct SiteConfig {
     /// How long `jrps up` waits out a proxy it cannot reach (a restart, a
     /// replica fail-over) before it gives the launch up.
     pub proxy_outage_limit: Sourced<WallTime>,
+    /// Whether Slurm may start a session's job again after its node fails
+    /// (its default); `false` submits with `--no-requeue`, and the session
+    /// ends with its node.
+    pub requeue: bool,
     pub batch_dirs: Vec<PathBuf>,
     pub partitions: BTreeMap<String, Partition>,
     /// The `[defaults]` table: launch fields for every profile.
@@ -138,6 +142,7 @@ struct SiteFile {
     munge_socket: Option<PathBuf>,
     node_interface: Option<Spanned<String>>,
     proxy_outage_limit: Option<Spanned<toml::Value>>,
+    requeue: Option<bool>,
     batch_dirs: Option<Vec<PathBuf>>,
     partitions: Option<BTreeMap<String, Spanned<PartitionFile>>>,
     defaults: Option<LaunchTable>,
@@ -211,6 +216,7 @@ impl SiteConfig {
                     .expect("a positive number of minutes is a wall time"),
                 Source::BuiltInSite,
             ),
+            requeue: true,
             batch_dirs: Vec::new(),
             partitions,
             defaults: Layers::default(),
@@ -367,6 +373,7 @@ impl SiteConfig {
             })?;
             site.proxy_outage_limit = Sourced::new(limit, source);
         }
+        site.requeue = file.requeue.unwrap_or(true);
         site.batch_dirs = file.batch_dirs.unwrap_or_default();
         if let Some(partitions) = file.partitions {
             site.partitions = BTreeMap::new();

@@ -160,6 +160,10 @@ async fn dispatch(shared: &Arc<Shared>, conn: ConnInfo, req: Request<Incoming>) 
             let alias = known_alias(alias)?;
             register(shared, conn, &alias, req).await
         }
+        (["sessions", alias, "restart"], &Method::POST) => {
+            let alias = known_alias(alias)?;
+            restart(shared, conn, &alias, req).await
+        }
         (["sessions", alias], &Method::GET) => {
             let alias = known_alias(alias)?;
             status(shared, conn, &alias, &req).await
@@ -171,7 +175,11 @@ async fn dispatch(shared: &Arc<Shared>, conn: ConnInfo, req: Request<Incoming>) 
         (
             ["sessions"]
             | ["sessions", _]
-            | ["sessions", _, "job" | "register" | "phase" | "activity"],
+            | [
+                "sessions",
+                _,
+                "job" | "register" | "restart" | "phase" | "activity",
+            ],
             _,
         ) => Err(Refusal::new(
             Failure::MethodNotAllowed,
@@ -283,6 +291,7 @@ fn list(shared: &Shared, conn: ConnInfo, caller: Option<Caller>) -> ApiResult {
                 created_at: s.created_at,
                 expires_at: s.expires_at,
                 end_reason: status.end_reason,
+                restarted: status.restarted,
             }
         })
         .collect();
@@ -415,6 +424,7 @@ fn status_of(session: &Session) -> SessionStatus {
         end_reason: (state == SessionState::Ended)
             .then(|| session.end_reason_now())
             .flatten(),
+        restarted: session.is_restarting(),
     }
 }
 
@@ -648,7 +658,8 @@ async fn register(
             if !secret_ok(s, &request.secret) {
                 return Err(bad_secret());
             }
-            if s.registered_at.is_some() {
+            // Once per run: a restarted session is pending again.
+            if s.state == SessionState::Ready {
                 return Err(Refusal::new(
                     Failure::Conflict,
                     "this session is already registered",
@@ -691,6 +702,90 @@ async fn register(
         .audit
         .record(&session, audit::Event::Registered { backend });
     Ok(json(StatusCode::OK, &status_of(&session)))
+}
+
+/// A job the scheduler started again after its node failed: the session
+/// goes back to pending for the new run's registration. Only for the job
+/// linked to it, with its secret, from where backends may be, for a session
+/// that was registered and did not end for another reason, and only once
+/// its first run's backend no longer answers (a requeue that Slurm made
+/// while the old node still runs must not move a live session).
+async fn restart(
+    shared: &Arc<Shared>,
+    conn: ConnInfo,
+    alias: &str,
+    req: Request<Incoming>,
+) -> ApiResult {
+    let request: api::Restart = body(shared, req).await?;
+    let ip = canonical_ip(conn.peer.ip());
+    if !cidrs_contain(&shared.config.allowed_backend_cidrs, ip) {
+        return Err(Refusal::new(
+            Failure::Forbidden,
+            format!("{ip} is not in allowed_backend_cidrs"),
+        ));
+    }
+    let before = shared
+        .store
+        .get(alias)
+        .ok_or_else(|| Refusal::new(Failure::NotFound, "no such session"))?;
+    if !secret_ok(&before, &request.secret) {
+        return Err(bad_secret());
+    }
+    if let Some(old) = before.backend
+        && before.state == SessionState::Ready
+        && backend_answers(old).await
+    {
+        return Err(Refusal::new(
+            Failure::Conflict,
+            "the session's first run still answers",
+        ));
+    }
+    let now = unix_now();
+    let session = shared
+        .store
+        .update(alias, |s| {
+            if !secret_ok(s, &request.secret) {
+                return Err(bad_secret());
+            }
+            if s.job_id.as_deref() != Some(request.job_id.as_str()) {
+                return Err(Refusal::new(
+                    Failure::Conflict,
+                    "the session belongs to another job",
+                ));
+            }
+            let lost = match s.state {
+                SessionState::Ready => s.backend == before.backend,
+                SessionState::Ended => s.end_reason == Some(EndReason::Unreachable),
+                // Not registered yet, or restarted already: nothing to undo.
+                SessionState::Pending => return Ok(s.clone()),
+            };
+            if !lost || now >= s.expires_at {
+                return Err(Refusal::new(Failure::Conflict, "the session has ended"));
+            }
+            Ok(Session {
+                backend: None,
+                backend_authority: None,
+                state: SessionState::Pending,
+                ended_at: None,
+                end_reason: None,
+                ..s.clone()
+            })
+        })
+        .await??;
+    tracing::info!(alias, node = %ip, "job started again: session waits for its new run");
+    shared
+        .audit
+        .record(&session, audit::Event::Restarted { node: ip });
+    Ok(json(StatusCode::OK, &status_of(&session)))
+}
+
+/// Whether something accepts a TCP connection at `backend` within 2 s.
+async fn backend_answers(backend: SocketAddr) -> bool {
+    let connect = tokio::net::TcpStream::connect(backend);
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), connect).await,
+        Ok(Ok(_))
+    )
 }
 
 async fn status(

@@ -35,6 +35,10 @@ pub enum Event {
     Registered {
         backend: SocketAddr,
     },
+    /// Its job was started again on `node` (a node failure and a requeue).
+    Restarted {
+        node: IpAddr,
+    },
     /// The first request with the session's token: the browser that opened
     /// it. Behind a TLS terminator `client` is the terminator, and
     /// `forwarded_for` is the `X-Forwarded-For` it passed on.

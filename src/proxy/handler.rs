@@ -158,7 +158,11 @@ async fn session_request(
                 )
                 .await
         }
-        _ => full(pages::starting(alias, shared.phases.get(alias).as_ref())),
+        _ => full(pages::starting(
+            alias,
+            shared.phases.get(alias).as_ref(),
+            session.is_restarting(),
+        )),
     };
     if let Some(cookie) = set_cookie {
         response.headers_mut().append(SET_COOKIE, cookie);

@@ -52,17 +52,22 @@ fn escape(s: &str) -> String {
 
 /// The page for `failure` about `name` (an alias, or the Host as sent).
 pub fn page(failure: Failure, name: &str) -> Response<Full<Bytes>> {
-    render(failure, name, None, None)
+    render(failure, name, None, None, false)
 }
 
-/// The "starting" page, with what the launcher last reported about the job.
-pub fn starting(alias: &str, reported: Option<&Reported>) -> Response<Full<Bytes>> {
-    render(Failure::Starting, alias, reported, None)
+/// The "starting" page, with what the launcher last reported about the job;
+/// `restarted` when the job was started again after its node failed.
+pub fn starting(
+    alias: &str,
+    reported: Option<&Reported>,
+    restarted: bool,
+) -> Response<Full<Bytes>> {
+    render(Failure::Starting, alias, reported, None, restarted)
 }
 
 /// The "session ended" page, saying why when that is known.
 pub fn ended(alias: &str, reason: Option<EndReason>) -> Response<Full<Bytes>> {
-    render(Failure::Ended, alias, None, reason)
+    render(Failure::Ended, alias, None, reason, false)
 }
 
 /// Why a session ended, as the end of the sentence "The session … has ended".
@@ -81,6 +86,7 @@ fn ended_because(reason: Option<EndReason>) -> &'static str {
         Some(EndReason::Expired) => ": its time ran out",
         Some(EndReason::Unreachable) => ": its Jupyter server stopped answering",
         Some(EndReason::NeverSubmitted) => ": its launch never submitted a job for it",
+        Some(EndReason::NodeFailed) => ": its compute node failed",
         None => {
             ": its job finished, reached its time limit, was stopped, or its Jupyter \
              server stopped answering"
@@ -155,9 +161,23 @@ fn render(
     name: &str,
     reported: Option<&Reported>,
     reason: Option<EndReason>,
+    restarted: bool,
 ) -> Response<Full<Bytes>> {
     let name = escape(name);
     let (title, body, refresh) = match failure {
+        Failure::Starting if restarted => (
+            "Your session is restarting on another node",
+            format!(
+                "<p>The compute node of your session <code>{name}</code> failed, and the \
+                 scheduler started its job again on another node. JupyterLab comes back at \
+                 this same address: this page opens it by itself once it is ready.</p>\
+                 <p class=\"next\">What ran before the failure is lost: kernels start \
+                 afresh, so run your notebooks again, and changes that were not saved are \
+                 gone. Saved files are kept.</p>\
+                 <p>This page checks again every {STARTING_REFRESH_S} seconds.</p>"
+            ),
+            true,
+        ),
         Failure::Starting => (
             match reported.map(|r| r.phase) {
                 Some(Phase::Queued) => "Waiting for a compute node",
@@ -310,7 +330,7 @@ mod tests {
             phase: Phase::Queued,
             detail: Some("Priority".into()),
         };
-        let html = text(starting("amber-otter-lagoon", Some(&queued)));
+        let html = text(starting("amber-otter-lagoon", Some(&queued), false));
         assert!(html.contains("Waiting for a compute node"), "{html}");
         assert!(html.contains("other jobs are ahead of it"), "{html}");
         assert!(html.contains("http-equiv=\"refresh\""), "{html}");
@@ -318,10 +338,18 @@ mod tests {
             phase: Phase::Running,
             detail: Some("<b>node042</b>".into()),
         };
-        let html = text(starting("amber-otter-lagoon", Some(&running)));
+        let html = text(starting("amber-otter-lagoon", Some(&running), false));
         assert!(
             html.contains("Running on <code>&lt;b&gt;node042&lt;/b&gt;</code>"),
             "{html}"
         );
+    }
+
+    #[test]
+    fn a_restarting_session_says_its_node_failed_and_what_is_lost() {
+        let html = text(starting("amber-otter-lagoon", None, true));
+        assert!(html.contains("restarting on another node"), "{html}");
+        assert!(html.contains("kernels start afresh"), "{html}");
+        assert!(html.contains("http-equiv=\"refresh\""), "{html}");
     }
 }

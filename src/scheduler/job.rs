@@ -60,15 +60,19 @@ pub enum JobStatus {
     /// Queued. `reason` is the scheduler's word for why (Slurm: `Priority`,
     /// `Resources`, `BeginTime`, ...); `expected_start` is its estimate in its
     /// own format (Slurm: `2026-11-27T14:27:05`, local time) when it has one.
+    /// `restarts`: how often the scheduler started it again (Slurm
+    /// requeues a batch job whose node failed).
     Pending {
         reason: Option<String>,
         expected_start: Option<String>,
+        restarts: u32,
     },
     /// Running on `node`, with `time_left` seconds before its time limit
     /// when the scheduler enforces one.
     Running {
         node: String,
         time_left: Option<u64>,
+        restarts: u32,
     },
     /// Finished, failed, cancelled, or no longer known. `state` is the
     /// scheduler's word for how, while it still remembers (Slurm:

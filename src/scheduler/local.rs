@@ -151,6 +151,7 @@ impl Scheduler for Local {
             Some(record) if group_alive(&record) => Ok(JobStatus::Running {
                 node: hostname(),
                 time_left: None,
+                restarts: 0,
             }),
             _ => Ok(JobStatus::Ended { state: None }),
         }

@@ -1,5 +1,5 @@
 //! Slurm through its own commands: `sbatch --parsable` (script on stdin),
-//! `squeue -h -j ID -t all -o ...`, `scancel`. Clients find the cluster the
+//! `squeue -h -j ID -t all -O ...`, `scancel`. Clients find the cluster the
 //! usual way (`SLURM_CONF` or the system `slurm.conf`); jrps passes nothing
 //! about the cluster itself, so a multi-cluster id (`4711;cluster`) is cut to
 //! its number.
@@ -53,6 +53,8 @@ impl Scheduler for Slurm {
             .arg("--export=ALL")
             .arg(format!("--job-name={}", job.job_name))
             .arg(format!("--output={}", job_log::slurm_pattern(&log_path)))
+            // A requeued job starts its script again: its log keeps every run.
+            .arg("--open-mode=append")
             .arg(format!("--chdir={}", job.workdir.display()))
             .envs(job.env.iter().map(|(name, value)| (name, value)));
         let out = run(sbatch, "sbatch", Some(job.script.as_bytes()))?;
@@ -70,7 +72,7 @@ impl Scheduler for Slurm {
         let mut squeue = self.command("squeue");
         // `-t all` keeps finished jobs visible (for MinJobAge) so that their end
         // state, not just their absence, tells us they ended.
-        squeue.args(["-h", "-t", "all", "-j", number, "-o", "%T|%r|%N|%S|%L"]);
+        squeue.args(["-h", "-t", "all", "-j", number, "-O", SQUEUE_FIELDS]);
         let out = run(squeue, "squeue", None)?;
         if !out.success {
             // Slurm forgets finished jobs after MinJobAge and then calls the id invalid.
@@ -176,9 +178,14 @@ fn slurm_number(id: &JobId) -> Result<&str, SchedulerError> {
     }
 }
 
-/// One line of `%T|%r|%N|%S`: state, reason, node list, (expected) start time.
+/// What `squeue -O` prints per job, each field ended by `|`, unpadded:
+/// state, reason, node list, (expected) start time, time left, and how
+/// often Slurm started the job again (a requeue after a node failure).
+const SQUEUE_FIELDS: &str = "State:|,Reason:|,NodeList:|,StartTime:|,TimeLeft:|,RestartCnt:|";
+
+/// One line of [`SQUEUE_FIELDS`].
 fn parse_status(line: &str) -> Option<JobStatus> {
-    let mut fields = line.trim().splitn(5, '|');
+    let mut fields = line.trim().split('|');
     let state = fields.next()?;
     let reason = fields.next()?;
     let nodes = fields.next()?;
@@ -188,6 +195,10 @@ fn parse_status(line: &str) -> Option<JobStatus> {
         .next()
         .and_then(|left| WallTime::parse(left).ok())
         .map(WallTime::seconds);
+    let restarts = fields
+        .next()
+        .and_then(|count| count.trim().parse().ok())
+        .unwrap_or(0);
     let known = |text: &str| {
         let text = text.trim();
         (!text.is_empty() && !matches!(text, "None" | "N/A" | "Unknown" | "(null)"))
@@ -198,11 +209,13 @@ fn parse_status(line: &str) -> Option<JobStatus> {
         | "CONFIGURING" => JobStatus::Pending {
             reason: known(reason).or_else(|| (state != "PENDING").then(|| state.to_owned())),
             expected_start: known(start),
+            restarts,
         },
         // Suspended and stopped jobs still hold their node and come back to it.
         "RUNNING" | "SUSPENDED" | "STOPPED" | "RESIZING" | "SIGNALING" => JobStatus::Running {
             node: known(nodes).unwrap_or_else(|| "unknown".into()),
             time_left,
+            restarts,
         },
         // COMPLETING: the script has exited and Slurm is cleaning up.
         "COMPLETING" => JobStatus::Ended { state: None },
@@ -227,35 +240,39 @@ mod tests {
     #[test]
     fn parses_squeue_lines() {
         assert_eq!(
-            parse_status("PENDING|BeginTime||2026-11-27T14:28:09"),
+            parse_status("PENDING|BeginTime||2026-11-27T14:28:09|INVALID|1|"),
             Some(JobStatus::Pending {
                 reason: Some("BeginTime".into()),
-                expected_start: Some("2026-11-27T14:28:09".into())
+                expected_start: Some("2026-11-27T14:28:09".into()),
+                restarts: 1,
             })
         );
         assert_eq!(
-            parse_status("PENDING|None||N/A"),
+            parse_status("PENDING|None||N/A|INVALID|0|"),
             Some(JobStatus::Pending {
                 reason: None,
-                expected_start: None
+                expected_start: None,
+                restarts: 0,
             })
         );
         assert_eq!(
-            parse_status("RUNNING|None|node17|2026-11-27T13:28:13|1-02:03:04"),
+            parse_status("RUNNING|None|node17|2026-11-27T13:28:13|1-02:03:04|0|"),
             Some(JobStatus::Running {
                 node: "node17".into(),
-                time_left: Some(((24 + 2) * 60 + 3) * 60 + 4)
+                time_left: Some(((24 + 2) * 60 + 3) * 60 + 4),
+                restarts: 0,
             })
         );
         assert_eq!(
-            parse_status("RUNNING|None|node17|2026-11-27T13:28:13|UNLIMITED"),
+            parse_status("RUNNING|None|node17|2026-11-27T13:28:13|UNLIMITED|2|"),
             Some(JobStatus::Running {
                 node: "node17".into(),
-                time_left: None
+                time_left: None,
+                restarts: 2,
             })
         );
         assert_eq!(
-            parse_status("COMPLETED|None|localhost|2026-11-27T13:28:13"),
+            parse_status("COMPLETED|None|localhost|2026-11-27T13:28:13|0:00|0|"),
             Some(JobStatus::Ended {
                 state: Some("COMPLETED".into())
             })

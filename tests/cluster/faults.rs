@@ -127,3 +127,144 @@ async fn a_session_at_its_time_limit_ends_as_time_limit() {
     assert_eq!(status, 404, "{page}");
     assert!(page.contains("reached its time limit"), "{page}");
 }
+
+/// One look at a session during a fault: what `jrps ls` said, where.
+#[derive(Debug, Clone, PartialEq)]
+struct Seen {
+    at: Duration,
+    state: String,
+    node: Option<String>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_dies_takes_the_session_to_the_requeued_job_on_another_node() {
+    let Some(cluster) = Cluster::get() else {
+        return;
+    };
+    let launched = cluster.up_ok("alice", &["-t", "10"]).await;
+    let row = cluster.listing("alice", &launched.alias).await.unwrap();
+    assert_eq!(row["state"], "running", "{row}");
+    let first = row["node"].as_str().unwrap().to_owned();
+    let job = row["job_id"].as_str().unwrap().to_owned();
+    let Launched { alias, token } = launched.clone();
+    let edge = cluster.edge();
+    let answer = on_client(move || async move { run_code(&edge, &alias, &token, "6*7").await });
+    assert_eq!(answer.as_deref(), Ok("42"));
+
+    // A power cut: every process on the node, Jupyter and slurmd included.
+    let kill = cluster.admin(&["kill", &first]);
+    assert_eq!(kill.code, Some(0), "{}", kill.describe());
+    let cut = Instant::now();
+    let mut seen: Vec<Seen> = Vec::new();
+    let mut restarting_page = false;
+    let serving = loop {
+        assert!(
+            cut.elapsed() < Duration::from_secs(240),
+            "the session never came back; jrps ls said {seen:#?}"
+        );
+        let row = cluster.listing("alice", &launched.alias).await.unwrap();
+        let now = Seen {
+            at: cut.elapsed(),
+            state: row["state"].as_str().unwrap_or("").to_owned(),
+            node: row["node"].as_str().map(str::to_owned),
+        };
+        assert_ne!(now.state, "ended", "the session ended: {row}\n{seen:#?}");
+        if seen.last().map(|s| (&s.state, &s.node)) != Some((&now.state, &now.node)) {
+            seen.push(now.clone());
+        }
+        let (status, page) = cluster.page(&launched.alias, &format!("/?token={}", launched.token));
+        if status == 503 && page.contains("restarting on another node") {
+            restarting_page = true;
+        }
+        if now.state == "running" && now.node.as_deref() != Some(first.as_str()) && status != 503 {
+            break cut.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    eprintln!(
+        "node {first} cut; jrps ls said, in order: {seen:#?}; serving again after {serving:?}"
+    );
+    // The truth at each step, in its order: the node stopped answering,
+    // Slurm queued the job again, and it runs on the other node.
+    let states: Vec<&str> = seen.iter().map(|s| s.state.as_str()).collect();
+    let position = |wanted: &str| states.iter().position(|s| *s == wanted);
+    let unreachable =
+        position("unreachable").unwrap_or_else(|| panic!("never unreachable: {seen:#?}"));
+    let requeued = position("requeued").unwrap_or_else(|| panic!("never requeued: {seen:#?}"));
+    assert!(unreachable < requeued, "{seen:#?}");
+    assert_eq!(
+        seen[unreachable].node.as_deref(),
+        Some(first.as_str()),
+        "{seen:#?}"
+    );
+    assert!(
+        seen[requeued..]
+            .iter()
+            .all(|s| s.node.as_deref() != Some(first.as_str())),
+        "after the requeue, nothing on {first}: {seen:#?}"
+    );
+    assert!(restarting_page, "the page never said the session restarted");
+
+    // The same URL, a new kernel: it answers again.
+    let Launched { alias, token } = launched.clone();
+    let edge = cluster.edge();
+    let answer = on_client(move || async move { run_code(&edge, &alias, &token, "6*7").await });
+    assert_eq!(answer.as_deref(), Ok("42"), "the kernel after the restart");
+    let logs = cluster.jrps("alice", &["logs", &launched.alias]).await;
+    assert!(
+        logs.stdout
+            .contains(&format!("run 1 of job {job} on {first}"))
+            && logs.stdout.contains(&format!("run 2 of job {job} on ")),
+        "the log keeps both runs:\n{}",
+        logs.describe()
+    );
+    let down = cluster.jrps("alice", &["down", &launched.alias]).await;
+    assert_eq!(down.code, Some(0), "{}", down.describe());
+    // The node back for the tests after this one.
+    let back = cluster.admin(&["up"]);
+    assert_eq!(back.code, Some(0), "{}", back.describe());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_dies_without_requeue_ends_the_session_as_node_failed() {
+    let Some(cluster) = Cluster::get() else {
+        return;
+    };
+    let out = cluster
+        .spawn_jrps_at("site-norequeue", "bob", &["up", "-t", "10"])
+        .finish(COMMAND_TIMEOUT)
+        .await;
+    assert_eq!(out.code, Some(0), "{}", out.describe());
+    let launched = Launched::parse(&out.stdout);
+    let render = cluster
+        .spawn_jrps_at("site-norequeue", "bob", &["render", "-t", "10"])
+        .finish(COMMAND_TIMEOUT)
+        .await;
+    assert!(
+        render.stdout.contains("#SBATCH --no-requeue\n"),
+        "{}",
+        render.describe()
+    );
+    let row = cluster.listing("bob", &launched.alias).await.unwrap();
+    let node = row["node"].as_str().unwrap().to_owned();
+    let kill = cluster.admin(&["kill", &node]);
+    assert_eq!(kill.code, Some(0), "{}", kill.describe());
+    let cut = Instant::now();
+    let row = until(Duration::from_secs(120), "ended with its node", || async {
+        match cluster.listing("bob", &launched.alias).await {
+            Some(row) if row["state"] == "ended" => Ok(row),
+            Some(row) => {
+                assert_ne!(row["state"], "requeued", "{row}");
+                Err(row.to_string())
+            }
+            None => Err("not listed".into()),
+        }
+    })
+    .await;
+    eprintln!("ended {:?} after node {node} was cut: {row}", cut.elapsed());
+    assert_eq!(row["end_reason"], "node-failed", "{row}");
+    let (status, page) = cluster.page(&launched.alias, "/lab");
+    assert_eq!(status, 404, "{page}");
+    let back = cluster.admin(&["up"]);
+    assert_eq!(back.code, Some(0), "{}", back.describe());
+}

@@ -103,7 +103,14 @@ impl Cluster {
 
     /// `jrps ARGS` run by `user` on the login node, collected as it runs.
     pub fn spawn_jrps(&self, user: &str, args: &[&str]) -> Running {
-        let mut all = vec!["on", "login", "-u", user, "--", "jrps"];
+        self.spawn_jrps_at("site", user, args)
+    }
+
+    /// As [`Cluster::spawn_jrps`], with the site folder `site` of the
+    /// cluster's (`site-norequeue`: the same site with `requeue = false`).
+    pub fn spawn_jrps_at(&self, site: &str, user: &str, args: &[&str]) -> Running {
+        let site_dir = format!("JRPS_SITE_DIR={}", self.dir.join(site).display());
+        let mut all = vec!["on", "login", "-u", user, "--", "env", &site_dir, "jrps"];
         all.extend_from_slice(args);
         spawn_command(self.command(&all))
     }

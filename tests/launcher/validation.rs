@@ -251,6 +251,9 @@ fn sbatch_options_jrps_controls() {
         "--job-name=x",
         "--output=/tmp/x",
         "--export=NONE",
+        "--requeue",
+        "--no-requeue",
+        "--open-mode=truncate",
     ] {
         let t = render(&["o"]).user_file(
             "profiles/o.toml",
@@ -269,7 +272,6 @@ fn sbatch_options_jrps_controls() {
 fn sbatch_options_that_change_the_jobs_identity_or_count() {
     for option in [
         "--array=1-10",
-        "--requeue",
         "--export-file=/tmp/env",
         "--uid=0",
         "--gid=0",

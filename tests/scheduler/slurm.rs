@@ -41,10 +41,16 @@ fn submitted_job_runs_then_ends() {
     let running = wait_for(&slurm, &id, Duration::from_secs(30), "running", |status| {
         matches!(status, JobStatus::Running { .. })
     });
-    let JobStatus::Running { node, time_left } = running else {
+    let JobStatus::Running {
+        node,
+        time_left,
+        restarts,
+    } = running
+    else {
         unreachable!("waited for Running")
     };
     assert_eq!(node, "localhost");
+    assert_eq!(restarts, 0, "a job that was never requeued");
     let left = time_left.expect("squeue says how long a job with a time limit has");
     assert!(
         (240..=300).contains(&left),
@@ -80,6 +86,7 @@ fn held_job_is_pending_then_cancelled() {
     let JobStatus::Pending {
         reason,
         expected_start,
+        ..
     } = status
     else {
         panic!("a job held until later is pending, not {status:?}");

@@ -81,6 +81,12 @@ impl Session {
         self.state != SessionState::Ended && now < self.expires_at
     }
 
+    /// Pending again after it was registered: its job was started again
+    /// (a node failure) and the new run has not registered yet.
+    pub fn is_restarting(&self) -> bool {
+        self.state == SessionState::Pending && self.registered_at.is_some()
+    }
+
     /// Reserved, and still waiting for its launcher to link a job.
     pub fn is_unlinked(&self) -> bool {
         self.state == SessionState::Pending && self.job_id.is_none()
