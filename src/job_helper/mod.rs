@@ -512,6 +512,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn ending_a_session_waits_out_an_outage_and_a_refusal_does_not() {
+        let (client, calls) = proxy_answering(vec![UNAVAILABLE, UNAVAILABLE, (204, "")]).await;
+        let ended = end_through_outages(&client, "a-b-c", "s", Some(EndReason::JobFailed))
+            .await
+            .unwrap();
+        assert_eq!(ended, Ended::Now);
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 3);
+        let forbidden = (403, r#"{"error":"forbidden","detail":"no"}"#);
+        let (client, calls) = proxy_answering(vec![forbidden]).await;
+        let error = end_through_outages(&client, "a-b-c", "s", None)
+            .await
+            .unwrap_err();
+        assert_eq!(error.status(), Some(reqwest::StatusCode::FORBIDDEN));
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
     async fn no_runtime_file_says_what_was_awaited() {
         let error = wait_on(None).await.unwrap_err().to_string();
         assert!(error.contains("a jpserver-*.json in"), "{error}");

@@ -512,6 +512,112 @@ async fn an_ended_session_keeps_its_first_reason_and_its_page_says_it(options: O
     );
 }
 
+/// POST .../restart, as a requeued job's new run calls it.
+async fn restart(proxy: &Proxy, alias: &str, job_id: &str, secret: &str) -> (u16, Value) {
+    let response = proxy
+        .client
+        .post(proxy.api(&format!("/sessions/{alias}/restart")))
+        .json(&json!({"job_id": job_id, "secret": secret}))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// A job the scheduler started again after its node failed: the session
+/// waits for the new run and then routes to it, on the same alias and
+/// token; only the same job, with its secret, once the old run is gone.
+async fn a_requeued_job_takes_its_session_to_its_new_run(options: Options) {
+    let proxy = Proxy::start(options);
+    let first = http_backend("first-run").await;
+    let token = random_token();
+    let s = proxy.create(&token, 600).await;
+    let link = proxy
+        .client
+        .post(proxy.api(&format!("/sessions/{}/job", s.alias)))
+        .json(&json!({"job_id": "4711", "secret": s.register_secret}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(link.status(), 204);
+    let registered = proxy
+        .register(&s.alias, first.port(), &s.register_secret)
+        .await;
+    assert_eq!(registered.status(), 200);
+
+    let (code, body) = restart(&proxy, &s.alias, "4711", &s.register_secret).await;
+    assert_eq!(code, 409, "the first run still answers: {body}");
+    first.kill();
+    let (code, _) = restart(&proxy, &s.alias, "4711", "not-the-secret").await;
+    assert_eq!(code, 403);
+    let (code, body) = restart(&proxy, &s.alias, "4712", &s.register_secret).await;
+    assert_eq!(code, 409, "another job: {body}");
+    let (code, body) = restart(&proxy, &s.alias, "4711", &s.register_secret).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        (&body["state"], &body["restarted"]),
+        (&json!("pending"), &json!(true))
+    );
+    let page = proxy
+        .get(proxy.url(&s.alias, &format!("/?token={token}")))
+        .await;
+    assert_eq!(page.status(), 503);
+    let text = page.text().await.unwrap();
+    assert!(text.contains("restarting on another node"), "{text}");
+
+    let second = http_backend("second-run").await;
+    let registered = proxy
+        .register(&s.alias, second.port(), &s.register_secret)
+        .await;
+    assert_eq!(registered.status(), 200);
+    let again = proxy
+        .register(&s.alias, second.port(), &s.register_secret)
+        .await;
+    assert_eq!(again.status(), 409, "once per run");
+    let r = proxy
+        .get(proxy.url(&s.alias, &format!("/?token={token}")))
+        .await;
+    assert_eq!(r.text().await.unwrap(), "hello from second-run path=/");
+
+    // A session that ended for another reason stays ended.
+    assert_eq!(proxy.delete(&s.alias, &s.register_secret).await, 204);
+    second.kill();
+    let (code, _) = restart(&proxy, &s.alias, "4711", &s.register_secret).await;
+    assert_eq!(code, 409);
+}
+
+/// A launch that reserved a session and never linked a job (it died, or
+/// gave up while the proxy was away) does not hold a quota slot for long.
+async fn a_session_no_job_was_linked_to_ends_as_never_submitted(options: Options) {
+    let proxy = Proxy::start(Options {
+        extra: format!("{}\nunlinked_session_s = 1\n", options.extra),
+        ..options
+    });
+    let abandoned = proxy.create(&random_token(), 600).await;
+    let submitted = proxy.create(&random_token(), 600).await;
+    let link = proxy
+        .client
+        .post(proxy.api(&format!("/sessions/{}/job", submitted.alias)))
+        .json(&json!({"job_id": "12", "secret": submitted.register_secret}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(link.status(), 204);
+    let ended = super::harness::eventually(Duration::from_secs(10), || async {
+        proxy.status(&abandoned.alias, "").await.1["state"] == "ended"
+    })
+    .await;
+    assert!(ended, "an unlinked session still pending");
+    let (_, status) = proxy.status(&abandoned.alias, "").await;
+    assert_eq!(status["end_reason"], "never-submitted", "{status}");
+    let (_, status) = proxy.status(&submitted.alias, "").await;
+    assert_eq!(
+        status["state"], "pending",
+        "a linked session waits for its job"
+    );
+}
+
 /// Each test above twice: on the proxy's own SQLite file, and on a private
 /// PostgreSQL cluster (the promises are the store's, whichever backend).
 macro_rules! on_both_backends {
@@ -540,4 +646,45 @@ on_both_backends!(
     long_poll_answers_the_moment_registration_lands,
     activity_says_when_a_request_last_reached_jupyter,
     an_ended_session_keeps_its_first_reason_and_its_page_says_it,
+    a_requeued_job_takes_its_session_to_its_new_run,
+    a_session_no_job_was_linked_to_ends_as_never_submitted,
 );
+
+/// A job that fails before Jupyter registers ends its session from its
+/// node: before a backend is known, any host a backend may be on may end
+/// it with its secret; others may not.
+#[tokio::test]
+async fn a_job_that_fails_before_registering_ends_its_session_from_its_node() {
+    let proxy = Proxy::start(Options {
+        allowed_backend_cidrs: r#"["127.0.0.2/32"]"#.into(),
+        ..Options::default()
+    });
+    let s = proxy.create(&random_token(), 600).await;
+    let delete_from = |ip: [u8; 4]| {
+        let client = client_for(&proxy.ca, Some(IpAddr::from(ip)));
+        let url = proxy.api(&format!("/sessions/{}", s.alias));
+        let body = json!({"secret": s.register_secret, "reason": "job-failed"});
+        async move {
+            client
+                .delete(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(
+        delete_from([127, 0, 0, 3]).await,
+        403,
+        "neither a client nor a node"
+    );
+    let (_, status) = proxy.status(&s.alias, "").await;
+    assert_eq!(status["state"], "pending");
+    assert_eq!(delete_from([127, 0, 0, 2]).await, 204);
+    let (_, status) = proxy.status(&s.alias, "").await;
+    assert_eq!(
+        (&status["state"], &status["end_reason"]),
+        (&json!("ended"), &json!("job-failed"))
+    );
+}
