@@ -5,10 +5,11 @@
 //!
 //! Guards: create, status and `/metrics` from `allowed_client_cidrs`
 //! (`/healthz` from anywhere); link and delete
-//! need the session's secret (delete also from the registered backend host);
-//! register needs the secret and a peer inside `allowed_backend_cidrs`;
-//! phase (the launcher's report for the starting page) needs the secret and
-//! changes nothing durable.
+//! need the session's secret (delete also from the registered backend host,
+//! or before registration from any backend address); register and restart
+//! need the secret and a peer inside `allowed_backend_cidrs`; phase (the
+//! launcher's report for the starting page) needs the secret and changes
+//! nothing durable.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
