@@ -56,24 +56,6 @@ async fn slurm_refused_submission_quotes_slurm_and_leaves_nothing() {
     );
     assert!(out.stdout.is_empty(), "{}", out.describe());
     let alias = out.reserved_alias().expect("an alias was reserved");
-    let cause = "cause: Jupyter (pid";
-    assert!(out.stderr.contains(cause), "{}", out.describe());
-    // The job ran: its folder stays, so `jrps ls` can say what went wrong
-    // and `jrps logs` show the run, until `jrps down` clears it.
-    site.assert_no_live_session(&alias).await;
-    let rows = site.ls_json().await;
-    assert_eq!(rows.len(), 1, "{rows:?}");
-    assert_eq!(rows[0]["state"], "ended", "{rows:?}");
-    assert_eq!(rows[0]["end_reason"], "job-failed", "{rows:?}");
-    assert!(
-        rows[0]["cause"]
-            .as_str()
-            .unwrap_or("")
-            .contains("exited before it wrote its port"),
-        "{rows:?}"
-    );
-    let down = site.run(&["down", &alias]).await;
-    assert_eq!(down.code, Some(0), "{}", down.describe());
     assert_nothing_left(&site, &alias).await;
 }
 
