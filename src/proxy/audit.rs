@@ -41,11 +41,11 @@ pub enum Event {
     },
     /// The first request with the session's token: the browser that opened
     /// it. Behind a TLS terminator `client` is the terminator, and
-    /// `forwarded_for` is the `X-Forwarded-For` it passed on.
+    /// `forwarded_for` the address it says it served ([`terminators_client`]).
     FirstAccess {
         client: IpAddr,
         #[serde(skip_serializing_if = "Option::is_none")]
-        forwarded_for: Option<String>,
+        forwarded_for: Option<IpAddr>,
     },
     Ended {
         reason: Option<EndReason>,
@@ -72,6 +72,29 @@ fn append(path: &Path) -> Result<File, AuditError> {
             path: path.to_owned(),
             source,
         })
+}
+
+/// The client address a trusted TLS terminator added: the last entry of the
+/// last `X-Forwarded-For`. Entries before it are whatever the client wrote,
+/// and an investigator must not be pointed at them. Anything that is not an
+/// address (or `address:port`) is no address at all.
+pub fn terminators_client(headers: &http::HeaderMap) -> Option<IpAddr> {
+    let header = headers.get_all("x-forwarded-for").iter().next_back()?;
+    let last = header.to_str().ok()?.rsplit(',').next()?.trim();
+    last.parse::<IpAddr>()
+        .ok()
+        .or_else(|| last.parse::<SocketAddr>().ok().map(|a| a.ip()))
+}
+
+/// The longest text field a line carries: users and job ids are bounded by
+/// the API, but a line must stay a line whatever a database row holds.
+const FIELD_MAX_CHARS: usize = 128;
+
+fn capped(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(FIELD_MAX_CHARS) {
+        Some((end, _)) => format!("{}…", &text[..end]).into(),
+        None => text.into(),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -106,11 +129,17 @@ impl Audit {
     }
 
     pub fn record(&self, session: &Session, event: Event) {
+        let event = match event {
+            Event::JobLinked { job_id } => Event::JobLinked {
+                job_id: capped(&job_id).into_owned(),
+            },
+            other => other,
+        };
         let line = Line {
             time: unix_now(),
             event: &event,
-            alias: &session.alias,
-            user: &session.user,
+            alias: &capped(&session.alias),
+            user: &capped(&session.user),
             uid: session.owner,
         };
         // Plain strings, numbers and addresses always serialise.
@@ -124,5 +153,43 @@ impl Audit {
             }
             None => tracing::info!(target: "jrps::audit", "{text}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forwarded(values: &[&str]) -> Option<IpAddr> {
+        let mut headers = http::HeaderMap::new();
+        for value in values {
+            headers.append("x-forwarded-for", value.parse().unwrap());
+        }
+        terminators_client(&headers)
+    }
+
+    #[test]
+    fn the_terminators_entry_is_the_last_and_a_client_cannot_write_it() {
+        let terminator = Some(IpAddr::from([10, 9, 8, 7]));
+        assert_eq!(forwarded(&["10.9.8.7"]), terminator);
+        assert_eq!(forwarded(&["203.0.113.66, 10.9.8.7"]), terminator);
+        assert_eq!(forwarded(&["203.0.113.66", "10.9.8.7"]), terminator);
+        assert_eq!(forwarded(&["10.9.8.7:51234"]), terminator);
+        assert_eq!(
+            forwarded(&["[2001:db8::1]:443"]),
+            Some("2001:db8::1".parse().unwrap())
+        );
+        assert_eq!(forwarded(&["10.9.8.7, not-an-address"]), None);
+        assert_eq!(forwarded(&[&"x".repeat(10_000)]), None);
+        assert_eq!(forwarded(&[]), None);
+    }
+
+    #[test]
+    fn long_fields_are_capped() {
+        assert_eq!(capped("alice"), "alice");
+        let long = "é".repeat(1000);
+        let cut = capped(&long);
+        assert_eq!(cut.chars().count(), FIELD_MAX_CHARS + 1);
+        assert!(cut.ends_with('…'));
     }
 }

@@ -110,10 +110,8 @@ async fn session_request(
         let forwarded_for = shared
             .config
             .behind_tls
-            .then(|| req.headers().get("x-forwarded-for"))
-            .flatten()
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+            .then(|| audit::terminators_client(req.headers()))
+            .flatten();
         let client = conn.peer.ip();
         let event = audit::Event::FirstAccess {
             client,

@@ -320,7 +320,8 @@ async fn plain_http_listener_behind_a_tls_terminator() {
     let r = behind
         .client
         .get(behind.url(&s.alias, &format!("/headers?token={token}")))
-        .header("x-forwarded-for", "10.9.8.7")
+        // The client wrote the first entry; the terminator added the last.
+        .header("x-forwarded-for", "203.0.113.66, 10.9.8.7")
         .send()
         .await
         .unwrap();
@@ -328,8 +329,12 @@ async fn plain_http_listener_behind_a_tls_terminator() {
     assert!(cookie.contains("; Secure"), "{cookie}");
     let headers: serde_json::Value = r.json().await.unwrap();
     assert_eq!(headers["x-forwarded-proto"], "https");
-    assert_eq!(headers["x-forwarded-for"], "10.9.8.7, 127.0.0.1");
-    // The audit log names the browser the terminator says it served.
+    assert_eq!(
+        headers["x-forwarded-for"],
+        "203.0.113.66, 10.9.8.7, 127.0.0.1"
+    );
+    // The audit log names the browser the terminator says it served, not
+    // the address the client wrote before it.
     let audit = std::fs::read_to_string(behind.dir.path().join("audit.log")).unwrap();
     let first = audit
         .lines()
