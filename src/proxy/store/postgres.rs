@@ -95,8 +95,11 @@ impl PgTarget {
     /// A libpq-style URL. `sslmode` `require`, `verify-ca` or `verify-full`
     /// asks for TLS, and the server's certificate is then always verified
     /// (against `sslrootcert` when given, else the system's roots): stricter
-    /// than libpq's `require`, which checks nothing. `disable`, `allow` and
-    /// `prefer` (libpq's default) connect without TLS, as on a Unix socket.
+    /// than libpq's `require`, which checks nothing. Over TCP, plaintext
+    /// only when asked for by name (`sslmode=disable`): without `sslmode`,
+    /// or with `allow` or `prefer` (libpq's default), the URL is refused,
+    /// because libpq would at least try TLS there and jrps would silently
+    /// not. A Unix socket needs no TLS.
     pub fn parse(url: &str) -> Result<PgTarget, String> {
         let (base, query) = url.split_once('?').unwrap_or((url, ""));
         let mut kept = Vec::new();
@@ -131,6 +134,20 @@ impl PgTarget {
         let mut config: tokio_postgres::Config = rebuilt
             .parse()
             .map_err(|e| format!("not a PostgreSQL URL: {}", crate::error::error_chain(&e)))?;
+        let over_tcp = config
+            .get_hosts()
+            .iter()
+            .any(|host| matches!(host, tokio_postgres::config::Host::Tcp(_)));
+        if over_tcp && matches!(mode, None | Some("allow" | "prefer")) {
+            return Err(format!(
+                "{} over TCP would be plaintext; add sslmode=verify-full (and \
+                 sslrootcert=CA.pem for a private CA), or sslmode=disable to accept \
+                 plaintext on a network you trust",
+                mode.map_or("a URL without sslmode".to_owned(), |m| format!(
+                    "sslmode={m}"
+                ))
+            ));
+        }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(OP_TIMEOUT);
         }
@@ -749,9 +766,21 @@ mod tests {
     #[test]
     fn ssl_modes_are_checked_and_tls_is_used_when_asked_for() {
         let tls = |url: &str| PgTarget::parse(url).map(|t| t.tls.is_some());
-        assert_eq!(tls("postgres://db/jrps"), Ok(false));
-        assert_eq!(tls("postgres://db/jrps?sslmode=prefer"), Ok(false));
+        assert_eq!(tls("postgres://db/jrps?sslmode=disable"), Ok(false));
         assert_eq!(tls("postgres://db/jrps?sslmode=verify-full"), Ok(true));
+        assert_eq!(tls("postgres://jrps@%2Frun%2Fpostgresql/jrps"), Ok(false));
+        for plaintext_by_default in [
+            "postgres://db/jrps",
+            "postgres://db/jrps?sslmode=prefer",
+            "postgres://db/jrps?sslmode=allow",
+            "postgres://jrps@%2Frun%2Fpostgresql,db/jrps",
+        ] {
+            let refused = PgTarget::parse(plaintext_by_default).unwrap_err();
+            assert!(
+                refused.contains("plaintext") && refused.contains("sslmode=verify-full"),
+                "{plaintext_by_default}: {refused}"
+            );
+        }
         let bad = PgTarget::parse("postgres://db/jrps?sslmode=sometimes").unwrap_err();
         assert!(
             bad.contains("sslmode=sometimes") && bad.contains("verify-full"),
