@@ -212,8 +212,85 @@ fn parse_metadata(text: &str) -> Option<Caller> {
     })
 }
 
+/// The proxy's user-name lookups: `getent` as a child process the worker
+/// awaits (never a blocking call on a worker that serves other
+/// connections), bounded in time, and remembered for a minute. A user
+/// directory (SSSD, LDAP) that hangs delays only the API call that asked.
+pub struct UserNames {
+    known: std::sync::Mutex<std::collections::HashMap<u32, (Option<String>, std::time::Instant)>>,
+}
+
+/// How long one lookup may take; after it the caller is known by uid.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an answer is reused: a renamed account is seen this late.
+const LOOKUP_TTL: Duration = Duration::from_secs(60);
+
+impl Default for UserNames {
+    fn default() -> Self {
+        UserNames {
+            known: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+}
+
+impl UserNames {
+    /// The name of `uid`, if this host has one and says so in time.
+    pub async fn name(&self, uid: u32) -> Option<String> {
+        if let Some((name, at)) = self.lock().get(&uid)
+            && at.elapsed() < LOOKUP_TTL
+        {
+            return name.clone();
+        }
+        let lookup = tokio::process::Command::new("getent")
+            .args(["passwd", &uid.to_string()])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        let name = match tokio::time::timeout(LOOKUP_TIMEOUT, lookup).await {
+            Ok(Ok(output)) if output.status.success() => {
+                name_of(&String::from_utf8_lossy(&output.stdout), uid)
+            }
+            Ok(Ok(_)) => None,
+            Ok(Err(_)) => return passwd_file_name(uid),
+            Err(_) => {
+                tracing::warn!(
+                    uid,
+                    "the user directory did not answer in {LOOKUP_TIMEOUT:?}"
+                );
+                return None;
+            }
+        };
+        let mut known = self.lock();
+        // A bound on memory: a full table starts again.
+        if known.len() >= 10_000 {
+            known.clear();
+        }
+        known.insert(uid, (name.clone(), std::time::Instant::now()));
+        name
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        std::collections::HashMap<u32, (Option<String>, std::time::Instant)>,
+    > {
+        self.known.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// No getent on this host: `/etc/passwd` is what there is.
+fn passwd_file_name(uid: u32) -> Option<String> {
+    name_of(
+        &std::fs::read_to_string(Path::new("/etc/passwd")).ok()?,
+        uid,
+    )
+}
+
 /// The name of `uid` on this host, through NSS (`getent passwd`, so LDAP
 /// and SSSD users are found as well as `/etc/passwd`'s), if it has one.
+/// Blocking: for the launcher; the proxy asks [`UserNames`].
 pub fn user_name(uid: u32) -> Option<String> {
     let output = std::process::Command::new("getent")
         .args(["passwd", &uid.to_string()])
@@ -224,11 +301,7 @@ pub fn user_name(uid: u32) -> Option<String> {
         Ok(output) if output.status.success() => {
             name_of(&String::from_utf8_lossy(&output.stdout), uid)
         }
-        // No getent on this host: the file is what there is.
-        Err(_) => name_of(
-            &std::fs::read_to_string(Path::new("/etc/passwd")).ok()?,
-            uid,
-        ),
+        Err(_) => passwd_file_name(uid),
         Ok(_) => None,
     }
 }

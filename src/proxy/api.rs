@@ -468,7 +468,7 @@ async fn create(
     // be its name here, when this host knows the uid (else the uid is).
     let user = match caller {
         None => request.user.clone(),
-        Some(caller) => match identity::user_name(caller.uid) {
+        Some(caller) => match shared.user_names.name(caller.uid).await {
             Some(name) if name != request.user => {
                 return Err(Refusal::new(
                     Failure::Forbidden,

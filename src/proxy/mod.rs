@@ -130,6 +130,8 @@ pub(crate) struct Shared {
     audit: audit::Audit,
     /// Munge decodes running now (`identity::MAX_DECODES`).
     decodes: Semaphore,
+    /// Proven callers' names, looked up off the request path's threads.
+    user_names: crate::identity::UserNames,
     /// `https://` or `http://`, and `:port` unless it is the scheme's default.
     url_scheme: &'static str,
     url_port: String,
@@ -325,6 +327,7 @@ async fn run_async(config: ProxyConfig) -> Result<(), ServeError> {
         cookie_key,
         audit: audit::Audit::open(config.audit_log.as_deref())?,
         decodes: Semaphore::new(crate::identity::MAX_DECODES),
+        user_names: crate::identity::UserNames::default(),
         config,
     });
 

@@ -95,6 +95,8 @@ pub struct Options {
     /// `cookie_key`, when not the default beside a SQLite file (replicas
     /// share one).
     pub cookie_key: Option<std::path::PathBuf>,
+    /// Put first on the proxy's `PATH` (stand-ins for the commands it runs).
+    pub path_first: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -106,6 +108,7 @@ impl Default for Options {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             state: "state.sqlite".into(),
             cookie_key: None,
+            path_first: None,
         }
     }
 }
@@ -172,7 +175,16 @@ impl Proxy {
             .append(true)
             .open(dir.path().join("proxy.log"))
             .unwrap();
-        let mut child = Command::new(jrps_bin())
+        let mut command = Command::new(jrps_bin());
+        if let Some(first) = &options.path_first {
+            let inherited = std::env::var_os("PATH").unwrap_or_default();
+            let path = std::env::join_paths(
+                std::iter::once(first.clone()).chain(std::env::split_paths(&inherited)),
+            )
+            .unwrap();
+            command.env("PATH", path);
+        }
+        let mut child = command
             .args(["serve", "--config"])
             .arg(&config_path)
             .stdin(Stdio::null())

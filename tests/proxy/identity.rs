@@ -311,3 +311,83 @@ async fn sessions_belong_to_the_uid_munge_proves() {
         (&json!("ended"), &json!("cancelled"))
     );
 }
+
+/// A user directory that hangs (a stand-in `getent` on the proxy's PATH
+/// that sleeps 30 s) delays only the create that asked, for the lookup's
+/// bound, and no proxied request: on one worker, requests to a session go
+/// on answering while the lookup waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_user_directory_delays_no_proxied_request() {
+    let Some(socket) = munge_socket() else { return };
+    let stand_ins = tempfile::tempdir().unwrap();
+    let getent = stand_ins.path().join("getent");
+    std::fs::write(
+        &getent,
+        "#!/bin/sh\n# stand-in: a user directory that hangs\nsleep 30\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&getent, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let proxy = Proxy::start(Options {
+        extra: format!(
+            "identity = \"munge\"\nmunge_socket = {:?}\nworkers = 1\n",
+            socket.display().to_string()
+        ),
+        path_first: Some(stand_ins.path().to_owned()),
+        ..Options::default()
+    });
+    let call = Call {
+        proxy: &proxy,
+        socket,
+    };
+    use reqwest::Method;
+    let token = random_token();
+    let create = json!({"user": me(), "token_sha256": sha256_hex(&token), "ttl_seconds": 600});
+    let started = std::time::Instant::now();
+    let (status, created) = call
+        .send(Method::POST, "/sessions", create.clone(), call.as_me())
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let waited = started.elapsed();
+    assert!(
+        waited < std::time::Duration::from_secs(15),
+        "the lookup is bounded: {waited:?}"
+    );
+    let alias = created["alias"].as_str().unwrap().to_owned();
+    let backend = http_backend("jupyter").await;
+    let register = json!({"port": backend.port(), "secret": created["register_secret"]});
+    let (status, body) = call
+        .send(
+            Method::POST,
+            &format!("/sessions/{alias}/register"),
+            register,
+            call.as_me(),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    // Another create waits on the directory; the session's requests do not.
+    let slow = call.send(Method::POST, "/sessions", create, call.as_me());
+    let requests = async {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let mut slowest = std::time::Duration::ZERO;
+        for _ in 0..20 {
+            let sent = std::time::Instant::now();
+            let r = tokio::time::timeout(
+                std::time::Duration::from_secs(3),
+                proxy.get(proxy.url(&alias, &format!("/?token={token}"))),
+            )
+            .await
+            .expect("a proxied request waited on the user directory");
+            assert_eq!(r.status(), 200);
+            slowest = slowest.max(sent.elapsed());
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        slowest
+    };
+    let ((status, _), slowest) = tokio::join!(slow, requests);
+    assert_eq!(status, 201);
+    assert!(
+        slowest < std::time::Duration::from_secs(1),
+        "slowest proxied request during the lookup: {slowest:?}"
+    );
+}
