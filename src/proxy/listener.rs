@@ -385,12 +385,16 @@ async fn serve_with_hyper<S>(
     }
 }
 
-/// What a connection's idle timeout watches. Until the first byte of a
-/// request arrives, `header_read_timeout` applies: a connection that sends
-/// nothing is closed as soon as one that stalls mid-head. After that, on
-/// the fast path any byte moved counts; on hyper's path only requests
-/// (HTTP/2 streams) do, so PINGs and other control frames never keep an
-/// HTTP/2 connection open: with no open stream for `idle_timeout` it closes.
+/// What a connection's idle timeout watches. Until a request has begun,
+/// `header_read_timeout` applies: a connection that sends nothing is closed
+/// as soon as one that stalls mid-head. On the fast path a request begins
+/// with its first byte; on hyper's path with its whole header block, so an
+/// HTTP/2 connection that sends only its preface, or half a first request,
+/// gets the header timeout too. After that, on the fast path any byte moved
+/// counts; on hyper's path only requests (HTTP/2 streams) do, so PINGs and
+/// other control frames never keep an HTTP/2 connection open: with no open
+/// stream for `idle_timeout` it closes. (A header block left unfinished
+/// after an earlier request is held to `idle_timeout`, not the header one.)
 #[derive(Clone)]
 struct Activity(Arc<ActivityState>);
 
@@ -424,10 +428,13 @@ impl Activity {
     }
 
     fn bytes_moved(&self, read: bool) {
-        if read {
-            self.0.spoke.store(true, Relaxed);
-        }
+        // On hyper's path only a whole request speaks: an HTTP/2 preface,
+        // SETTINGS or a header block that never ends are still "nothing
+        // yet", held to `header_read_timeout` as an HTTP/1.1 head is.
         if self.0.count_bytes.load(Relaxed) {
+            if read {
+                self.0.spoke.store(true, Relaxed);
+            }
             self.touch();
         }
     }

@@ -157,6 +157,33 @@ async fn connections_that_send_nothing_get_the_header_timeout_not_the_idle_one()
     let what = "an HTTP/2 connection that sent no preface";
     assert_closed_soon(&mut silent_h2, started, what).await;
 
+    // HTTP/2: the preface and SETTINGS, then nothing; and the same with
+    // half a first request (a HEADERS frame without END_HEADERS, whose
+    // CONTINUATION never comes). Neither has made a request yet.
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    const SETTINGS: [u8; 9] = [0, 0, 0, 4, 0, 0, 0, 0, 0];
+    // One byte of HPACK (`:method: GET`), END_STREAM but not END_HEADERS, stream 1.
+    const HALF_HEADERS: [u8; 10] = [0, 0, 1, 1, 0x1, 0, 0, 0, 1, 0x82];
+    for (what, frames) in [
+        (
+            "an HTTP/2 connection that sent only its preface",
+            vec![PREFACE, &SETTINGS[..]],
+        ),
+        (
+            "an HTTP/2 connection with a half-sent first request",
+            vec![PREFACE, &SETTINGS[..], &HALF_HEADERS[..]],
+        ),
+    ] {
+        let started = Instant::now();
+        let tcp = TcpStream::connect(tls.addr).await.unwrap();
+        let mut h2 = h2_connect(&tls.ca, tcp, &manage).await;
+        for frame in frames {
+            h2.write_all(frame).await.unwrap();
+        }
+        h2.flush().await.unwrap();
+        assert_closed_soon(&mut h2, started, what).await;
+    }
+
     // Meanwhile a client that talks is served.
     let r = tls.get(tls.url("manage", "/healthz")).await;
     assert_eq!(r.status(), 200);
