@@ -57,9 +57,124 @@ pub struct Caller {
 /// The payload of every credential for the jrps API.
 pub const AUDIENCE: &str = "jrps-api v1";
 
-/// Decodes the proxy runs at once; beyond them a call gets 503 at once
-/// rather than a queue of processes.
-pub const MAX_DECODES: usize = 32;
+/// Decodes the proxy runs at once, and of them for any one address: one
+/// host flooding the API with credentials takes a quarter at most, so the
+/// other hosts' calls still find slots.
+const MAX_DECODES: usize = 32;
+const MAX_DECODES_PER_ADDRESS: usize = 8;
+/// How long a call waits for a slot before it gets 503: a burst queues
+/// briefly instead of failing.
+const DECODE_QUEUE_WAIT: Duration = Duration::from_secs(2);
+
+/// Whether `credential` has munge's shape (`MUNGE:` base64 `:`): anything
+/// else is refused without starting a process for it.
+pub fn looks_like_credential(credential: &str) -> bool {
+    let Some(body) = credential
+        .strip_prefix("MUNGE:")
+        .and_then(|rest| rest.strip_suffix(':'))
+    else {
+        return false;
+    };
+    (16..=8192).contains(&body.len())
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+}
+
+/// The slots for credential checks: [`MAX_DECODES`] in all, at most
+/// [`MAX_DECODES_PER_ADDRESS`] for one peer address, waited for up to
+/// [`DECODE_QUEUE_WAIT`].
+pub struct DecodeSlots {
+    total: tokio::sync::Semaphore,
+    per_address: std::sync::Mutex<
+        std::collections::HashMap<std::net::IpAddr, std::sync::Arc<tokio::sync::Semaphore>>,
+    >,
+}
+
+/// A slot held while one credential is checked.
+pub struct DecodeSlot<'a> {
+    _total: tokio::sync::SemaphorePermit<'a>,
+    _address: tokio::sync::OwnedSemaphorePermit,
+    slots: &'a DecodeSlots,
+    address: std::net::IpAddr,
+}
+
+impl Default for DecodeSlots {
+    fn default() -> Self {
+        DecodeSlots {
+            total: tokio::sync::Semaphore::new(MAX_DECODES),
+            per_address: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+}
+
+impl DecodeSlots {
+    /// A slot for a check from `address`; `None` once the wait ran out.
+    pub async fn acquire(&self, address: std::net::IpAddr) -> Option<DecodeSlot<'_>> {
+        let own = self
+            .lock()
+            .entry(address)
+            .or_insert_with(|| {
+                std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_DECODES_PER_ADDRESS))
+            })
+            .clone();
+        let both = async {
+            let address_permit = own.acquire_owned().await.ok()?;
+            let total = self.total.acquire().await.ok()?;
+            Some((total, address_permit))
+        };
+        let acquired = tokio::time::timeout(DECODE_QUEUE_WAIT, both)
+            .await
+            .ok()
+            .flatten();
+        match acquired {
+            Some((total, address_permit)) => Some(DecodeSlot {
+                _total: total,
+                _address: address_permit,
+                slots: self,
+                address,
+            }),
+            None => {
+                self.forget_idle(address);
+                None
+            }
+        }
+    }
+
+    /// Drops the address's entry once nobody holds or waits for its slots.
+    fn forget_idle(&self, address: std::net::IpAddr) {
+        let mut map = self.lock();
+        if let Some(own) = map.get(&address)
+            && std::sync::Arc::strong_count(own) == 1
+            && own.available_permits() == MAX_DECODES_PER_ADDRESS
+        {
+            map.remove(&address);
+        }
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        std::collections::HashMap<std::net::IpAddr, std::sync::Arc<tokio::sync::Semaphore>>,
+    > {
+        self.per_address.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for DecodeSlot<'_> {
+    fn drop(&mut self) {
+        // The address permit goes back with this struct's fields, after
+        // this body: count this holder out by hand.
+        let mut map = self.slots.lock();
+        if let Some(own) = map.get(&self.address)
+            && std::sync::Arc::strong_count(own) == 2
+            && own.available_permits() == MAX_DECODES_PER_ADDRESS - 1
+        {
+            map.remove(&self.address);
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum MungeError {
@@ -319,6 +434,47 @@ fn name_of(passwd: &str, uid: u32) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_credentials_of_munges_shape_reach_unmunge() {
+        let real =
+            "MUNGE:AwQFAAAytoU0t+qzvyH3q00avdQ2IpGsO5ejbuZhEqevqV0MBhSo7O980az30T69jsQM9STA=:";
+        assert!(looks_like_credential(real));
+        for bad in [
+            "",
+            "MUNGE:",
+            "MUNGE::",
+            "MUNGE:short:",
+            "munge:AwQFAAAytoU0t+qzvyH3q00avdQ2IpGsO5ej:",
+            "MUNGE:AwQFAAAytoU0t+qzvyH3q00avdQ2IpGsO5ej",
+            "MUNGE:AwQFAAAytoU0t qzvyH3q00avdQ2IpGsO5ej:",
+            "MUNGE:AwQFAAAytoU0t+qzvyH3q00avdQ2IpGsO5ej:\nUID: 0",
+        ] {
+            assert!(!looks_like_credential(bad), "{bad:?}");
+        }
+        assert!(!looks_like_credential(&format!(
+            "MUNGE:{}:",
+            "A".repeat(9000)
+        )));
+    }
+
+    #[tokio::test]
+    async fn one_address_gets_its_share_of_the_slots_and_others_theirs() {
+        let slots = DecodeSlots::default();
+        let flooder: std::net::IpAddr = [10, 0, 0, 1].into();
+        let mut held = Vec::new();
+        for _ in 0..MAX_DECODES_PER_ADDRESS {
+            held.push(slots.acquire(flooder).await.expect("within its share"));
+        }
+        let started = std::time::Instant::now();
+        assert!(slots.acquire(flooder).await.is_none(), "beyond its share");
+        assert!(started.elapsed() >= DECODE_QUEUE_WAIT, "it waited first");
+        let other = slots.acquire([10, 0, 0, 2].into()).await;
+        assert!(other.is_some(), "another address is not held up");
+        drop(other);
+        drop(held);
+        assert!(slots.lock().is_empty(), "idle addresses are forgotten");
+    }
 
     #[test]
     fn reads_unmunge_numeric_metadata() {

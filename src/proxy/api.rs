@@ -219,7 +219,8 @@ async fn caller(
             )
         })?;
     // Only login and compute nodes call the API: nobody else may make the
-    // proxy start a process, and no more than MAX_DECODES run at once.
+    // proxy start a process; a malformed credential starts none; and one
+    // address takes only its share of the checks that may run at once.
     let ip = canonical_ip(conn.peer.ip());
     if !cidrs_contain(&shared.config.allowed_client_cidrs, ip)
         && !cidrs_contain(&shared.config.allowed_backend_cidrs, ip)
@@ -229,7 +230,13 @@ async fn caller(
             format!("{ip} is in neither allowed_client_cidrs nor allowed_backend_cidrs"),
         ));
     }
-    let Ok(_decoding) = shared.decodes.try_acquire() else {
+    if !identity::looks_like_credential(credential) {
+        return Err(Refusal::new(
+            Failure::Unauthenticated,
+            "munge credential refused: it is not one (MUNGE:…:)",
+        ));
+    }
+    let Some(_decoding) = shared.decodes.acquire(ip).await else {
         return Err(Refusal::new(
             Failure::Unavailable,
             "too many credential checks at once; try again",

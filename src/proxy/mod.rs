@@ -128,8 +128,8 @@ pub(crate) struct Shared {
     cookie_key: Arc<cookie_key::CookieKey>,
     /// One line per session event.
     audit: audit::Audit,
-    /// Munge decodes running now (`identity::MAX_DECODES`).
-    decodes: Semaphore,
+    /// Slots for munge credential checks, shared fairly between addresses.
+    decodes: crate::identity::DecodeSlots,
     /// Proven callers' names, looked up off the request path's threads.
     user_names: crate::identity::UserNames,
     /// `https://` or `http://`, and `:port` unless it is the scheme's default.
@@ -326,7 +326,7 @@ async fn run_async(config: ProxyConfig) -> Result<(), ServeError> {
         addresses: budget::AddressBudget::new(config.limits.max_connections_per_address),
         cookie_key,
         audit: audit::Audit::open(config.audit_log.as_deref())?,
-        decodes: Semaphore::new(crate::identity::MAX_DECODES),
+        decodes: crate::identity::DecodeSlots::default(),
         user_names: crate::identity::UserNames::default(),
         config,
     });

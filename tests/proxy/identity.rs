@@ -391,3 +391,86 @@ async fn a_hanging_user_directory_delays_no_proxied_request() {
         "slowest proxied request during the lookup: {slowest:?}"
     );
 }
+
+/// One address floods the API with well-formed credentials that are not
+/// valid (each costs an `unmunge`), 48 at a time; legitimate calls from
+/// another address meanwhile all succeed, because one address gets only its
+/// share of the checks and a call waits briefly for a slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_bad_credentials_from_one_address_fails_no_one_else() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let Some(socket) = munge_socket() else { return };
+    let proxy = Proxy::start(Options {
+        extra: format!(
+            "identity = \"munge\"\nmunge_socket = {:?}\n",
+            socket.display().to_string()
+        ),
+        allowed_backend_cidrs: r#"["127.0.0.0/8"]"#.into(),
+        ..Options::default()
+    });
+    let flooder = super::harness::client_for(&proxy.ca, Some([127, 0, 0, 2].into()));
+    let url = proxy.api("/sessions/amber-otter-lagoon/activity");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (refused, busy) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut flood = tokio::task::JoinSet::new();
+    for _ in 0..48 {
+        let (client, url, stop) = (flooder.clone(), url.clone(), stop.clone());
+        let (refused, busy) = (refused.clone(), busy.clone());
+        flood.spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let mut bytes = [0u8; 120];
+                rand::fill(&mut bytes);
+                let fake = format!(
+                    "Munge MUNGE:{}:",
+                    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes)
+                );
+                let status = client
+                    .post(&url)
+                    .header("authorization", fake)
+                    .json(&json!({"secret": "x"}))
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16());
+                match status {
+                    Ok(401) => refused.fetch_add(1, Ordering::Relaxed),
+                    _ => busy.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        });
+    }
+    // The flood is on before the first legitimate call.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while refused.load(Ordering::Relaxed) < 48 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the flood never got going"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let call = Call {
+        proxy: &proxy,
+        socket,
+    };
+    let mut failed = Vec::new();
+    for _ in 0..39 {
+        let (status, body) = call
+            .send(reqwest::Method::GET, "/sessions", Value::Null, call.as_me())
+            .await;
+        if status != 200 {
+            failed.push((status, body));
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    while flood.join_next().await.is_some() {}
+    eprintln!(
+        "flood: {} refused, {} not checked (503 or cut); legitimate calls failed: {}",
+        refused.load(Ordering::Relaxed),
+        busy.load(Ordering::Relaxed),
+        failed.len()
+    );
+    assert!(
+        failed.is_empty(),
+        "legitimate calls failed during the flood: {failed:?}"
+    );
+}
