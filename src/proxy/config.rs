@@ -229,13 +229,40 @@ impl PortSet {
     }
 }
 
+/// Who besides the proxy may read a file: anyone (world-readable), or a
+/// group that is not the proxy's own. `None` when only the proxy may.
+fn readers_beyond_the_proxy(meta: &std::fs::Metadata) -> Option<&'static str> {
+    use std::os::unix::fs::MetadataExt;
+    let mode = meta.mode();
+    if mode & 0o004 != 0 {
+        Some("every user")
+    } else if mode & 0o040 != 0 && meta.gid() != rustix::process::getegid().as_raw() {
+        Some("another group")
+    } else {
+        None
+    }
+}
+
 impl ProxyConfig {
     /// Reads and validates `path`. Relative paths inside the file are taken
     /// relative to the file's directory, so a config works from any cwd.
     pub fn load(path: &Path) -> Result<ProxyConfig, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::whole(path, format!("cannot read: {e}")))?;
-        Self::parse(path, &text)
+        let config = Self::parse(path, &text)?;
+        if let StateLocation::Postgres(target) = &config.state
+            && target.has_password()
+            && let Some(readers) = std::fs::metadata(path)
+                .ok()
+                .and_then(|meta| readers_beyond_the_proxy(&meta))
+        {
+            eprintln!(
+                "warning: {} holds the state database's password and {readers} can read it; \
+                 make it 0640 root:jrps (or 0600)",
+                path.display()
+            );
+        }
+        Ok(config)
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<ProxyConfig, ConfigError> {

@@ -331,3 +331,60 @@ fn config_errors_exit_2_naming_file_and_line() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("missing.pem"));
 }
+
+/// A `proxy.toml` that holds the database password is a secret: the proxy
+/// says so when anyone but itself (or its own group) can read it.
+#[test]
+fn a_readable_proxy_toml_with_a_database_password_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("proxy.toml");
+    let with_password = "domain = \"jrps.localhost\"\nlisten = \"127.0.0.1:0\"\n\
+         state = \"postgres://jrps:pw@%2Fnonexistent/jrps\"\ncookie_key = \"k\"\n\
+         allowed_client_cidrs = []\nallowed_backend_cidrs = []\n";
+    let warning = "holds the state database's password and every user can read it";
+    for (mode, warned) in [(0o644, true), (0o600, false)] {
+        std::fs::write(&path, with_password).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        let output = Command::new(jrps_bin())
+            .args(["serve", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.contains(warning), warned, "mode {mode:o}: {stderr}");
+        assert!(!stderr.contains(":pw@"), "the password stays out: {stderr}");
+    }
+}
+
+/// The unit the packages install, as `systemd-analyze security` rates it
+/// offline: 2.0 or lower ("OK"), so a site's audit does not flag it.
+#[test]
+fn the_packaged_unit_is_rated_ok_by_systemd_analyze() {
+    let unit = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/jrps-proxy.service");
+    let output = match Command::new("systemd-analyze")
+        .args(["security", "--offline=yes"])
+        .arg(&unit)
+        .output()
+    {
+        Ok(output) => output,
+        Err(_) if std::env::var_os("CI").is_none() => {
+            eprintln!("notice: no systemd-analyze here; skipping the unit's rating");
+            return;
+        }
+        Err(error) => panic!("CI is set but systemd-analyze cannot run: {error}"),
+    };
+    let text = String::from_utf8_lossy(&output.stdout);
+    let score: f64 = text
+        .lines()
+        .find_map(|line| line.split("exposure level for jrps-proxy.service: ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|score| score.parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "no exposure level in:\n{text}{}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+    assert!(score <= 2.0, "the unit rates {score}:\n{text}");
+}

@@ -88,6 +88,11 @@ impl std::fmt::Display for PgTarget {
 }
 
 impl PgTarget {
+    /// Whether the URL carries a password (then its file is a secret).
+    pub fn has_password(&self) -> bool {
+        self.config.get_password().is_some()
+    }
+
     pub fn is_url(state: &str) -> bool {
         state.starts_with("postgres://") || state.starts_with("postgresql://")
     }
