@@ -103,11 +103,18 @@ async fn dispatch(shared: &Arc<Shared>, conn: ConnInfo, req: Request<Incoming>) 
         // 200 while this replica serves: routes it knows keep working through
         // a database outage, so a load balancer should not drop it then (and
         // would drop every replica at once). The body says what is degraded.
-        let body = if shared.store.database_up() {
-            "ok\n"
+        let mut body = if shared.store.database_up() {
+            "ok\n".to_owned()
         } else {
             "ok; state database unreachable: serving known routes, API changes answer 503\n"
+                .to_owned()
         };
+        if let Some(lapse) = shared.store.duty_lapse(unix_now()) {
+            body.push_str(&format!(
+                "no replica has held the duty lock for {lapse} s: ended sessions are not \
+                 swept and backends not health-checked (is something else holding it?)\n"
+            ));
+        }
         return Ok(text(StatusCode::OK, body.into(), "text/plain"));
     }
     // With a listener of its own, the API is not on the public one at all

@@ -107,12 +107,16 @@ impl Metrics {
              jrps_state_database_up {}\n\
              # HELP jrps_duty Whether this replica runs the sweeps and health checks now.\n\
              # TYPE jrps_duty gauge\n\
-             jrps_duty {}\n",
+             jrps_duty {}\n\
+             # HELP jrps_duty_lapse_seconds How long no replica has held duty, when too long (else 0).\n\
+             # TYPE jrps_duty_lapse_seconds gauge\n\
+             jrps_duty_lapse_seconds {}\n",
             self.upstream_errors.load(Relaxed),
             self.open_websockets.load(Relaxed),
             self.open_connections.load(Relaxed),
             u8::from(store.database_up()),
             u8::from(store.has_duty()),
+            store.duty_lapse(crate::clock::unix_now()).unwrap_or(0),
         );
         out.push_str(
             "# HELP jrps_activation_seconds From a register call arriving to its route being live.\n",

@@ -211,6 +211,24 @@ impl PgCluster {
         self.url(name)
     }
 
+    /// `psql` running each of `sql` in `database`, left running: a
+    /// connection that holds what it took until it is killed.
+    pub fn psql_session(&self, database: &str, sql: &[&str]) -> Child {
+        let mut command = Command::new(self.bin.join("psql"));
+        command.arg("-h").arg(self.dir.path()).args([
+            "-p",
+            &self.port().to_string(),
+            "-U",
+            "jrps",
+            "-d",
+            database,
+        ]);
+        for statement in sql {
+            command.args(["-c", statement]);
+        }
+        command.stdout(Stdio::null()).spawn().unwrap()
+    }
+
     /// Runs `sql` in `database`; returns what `psql` printed (unaligned,
     /// tuples only).
     pub fn psql(&self, database: &str, sql: &str) -> String {

@@ -607,3 +607,66 @@ async fn a_database_that_went_back_in_time_is_taken_as_it_is() {
     assert_eq!(again.status(), 200);
     both_come_to(&r, &created.alias, "ready").await;
 }
+
+/// Quotas count only sessions that have not expired, whoever holds the duty
+/// lock: here another connection to the database holds it, so no replica
+/// sweeps, and two expired sessions must still not keep a third out.
+#[tokio::test]
+async fn expired_sessions_count_for_no_quota_while_nobody_sweeps() {
+    let Some(cluster) = PgCluster::start() else {
+        return;
+    };
+    let state = cluster.database("jrps");
+    // A connection that is not a replica takes the duty lock first and keeps it.
+    let mut holder = cluster.psql_session(
+        "jrps",
+        &[
+            "SELECT pg_advisory_lock(117039745400835)",
+            "SELECT pg_sleep(120)",
+        ],
+    );
+    let held = eventually(Duration::from_secs(10), || async {
+        cluster.psql(
+            "jrps",
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'",
+        ) == "1\n"
+    })
+    .await;
+    assert!(held, "the stranger never took the lock");
+    let proxy = Proxy::start(Options {
+        state,
+        cookie_key: Some("cookie.key".into()),
+        extra: "[limits]\nmax_sessions_per_user = 2\n".into(),
+        ..Options::default()
+    });
+    proxy.create(&random_token(), 1).await;
+    proxy.create(&random_token(), 1).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let third = proxy
+        .client
+        .post(proxy.api("/sessions"))
+        .json(&json!({"user": "alice", "token_sha256": sha256_hex("t"), "ttl_seconds": 60}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(third.status(), 201, "expired sessions still counted");
+    // And the operator is told that nobody sweeps.
+    let told = eventually(Duration::from_secs(20), || async {
+        let health = proxy.get(proxy.url("manage", "/healthz")).await;
+        health.status() == 200
+            && health
+                .text()
+                .await
+                .unwrap()
+                .contains("no replica has held the duty lock")
+    })
+    .await;
+    assert!(told, "/healthz never said that no replica holds duty");
+    let metrics = proxy.metrics().await;
+    assert!(
+        !metrics.contains("jrps_duty_lapse_seconds 0\n"),
+        "{metrics}"
+    );
+    let _ = holder.kill();
+    let _ = holder.wait();
+}

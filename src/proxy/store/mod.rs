@@ -484,6 +484,19 @@ impl Store {
         }
     }
 
+    /// How long no replica has held the duty lock, when that is longer than
+    /// it should ever be: expired sessions then stay unswept (they are
+    /// refused and count for no quota all the same) and backends unchecked.
+    pub fn duty_lapse(&self, now: u64) -> Option<u64> {
+        match &self.backend {
+            Backend::Sqlite(_) => None,
+            Backend::Postgres(db) => {
+                let lapse = now.saturating_sub(db.duty_seen());
+                (lapse > postgres::DUTY_LAPSE.as_secs()).then_some(lapse)
+            }
+        }
+    }
+
     /// Whether the last word from the database was good (metrics, `/healthz`).
     pub fn database_up(&self) -> bool {
         match &self.backend {

@@ -31,6 +31,7 @@ use tokio_postgres::{AsyncMessage, Client, Connection, NoTls, Row};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{LiveCounts, Quotas, Session, Store, StoreError, StoredSession};
+use crate::clock::unix_now;
 use crate::proxy::cookie_key::CookieKey;
 
 mod embedded {
@@ -280,7 +281,17 @@ pub(super) struct Postgres {
     writer_failed: AtomicBool,
     duty: AtomicBool,
     up: AtomicBool,
+    /// When some replica last said it holds the duty lock (Unix seconds):
+    /// the holder writes `duty_at` every [`DUTY_BEAT`], the others read it.
+    duty_seen: std::sync::atomic::AtomicU64,
 }
+
+/// How often the duty holder says so in `settings`, and the others look.
+const DUTY_BEAT: Duration = Duration::from_secs(2);
+/// A lapse longer than this is reported (`/healthz`, `/metrics`): no
+/// replica sweeps or health-checks, for instance because something that is
+/// not a replica holds the lock.
+pub(super) const DUTY_LAPSE: Duration = Duration::from_secs(6);
 
 impl Postgres {
     /// Connects, brings the schema up to date (one replica at a time), and
@@ -293,6 +304,8 @@ impl Postgres {
             writer_failed: AtomicBool::new(false),
             duty: AtomicBool::new(false),
             up: AtomicBool::new(false),
+            // A grace at start: the first look comes within a beat.
+            duty_seen: std::sync::atomic::AtomicU64::new(unix_now()),
         };
         let mut client = db.client().await?;
         let migrated = within(async {
@@ -341,6 +354,11 @@ impl Postgres {
 
     pub fn has_duty(&self) -> bool {
         self.duty.load(Ordering::Acquire)
+    }
+
+    /// When a replica last held duty, as far as this one knows.
+    pub fn duty_seen(&self) -> u64 {
+        self.duty_seen.load(Ordering::Acquire)
     }
 
     pub fn is_up(&self) -> bool {
@@ -422,8 +440,10 @@ impl Postgres {
                             ELSE owner_uid = $1 END),
                         count(*) FILTER (WHERE client = $3),
                         count(*)
-                     FROM sessions WHERE state <> 'ended'",
-                    &[&s.owner_uid, &s.user, &s.client],
+                     FROM sessions WHERE state <> 'ended' AND expires_at > $4",
+                    // Past its expiry a session counts for nobody, whether
+                    // or not a sweep (the duty holder's) has ended it yet.
+                    &[&s.owner_uid, &s.user, &s.client, &(unix_now() as i64)],
                 )
                 .await?;
             let count = |i| row.try_get::<_, i64>(i).map(|n| n.max(0) as usize);
@@ -588,6 +608,7 @@ impl Postgres {
         catch_up(client, store).await?;
         self.reached();
         let mut last_full = Instant::now();
+        let mut last_beat: Option<Instant> = None;
         let mut tick = tokio::time::interval(DUTY_RETRY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -620,6 +641,10 @@ impl Postgres {
                             tracing::info!("took the duty lock: this replica runs the sweeps and health checks");
                         }
                     }
+                    if last_beat.is_none_or(|at| at.elapsed() >= DUTY_BEAT) {
+                        self.duty_beat(client).await?;
+                        last_beat = Some(Instant::now());
+                    }
                     if last_full.elapsed() >= FULL_RELOAD {
                         catch_up(client, store).await?;
                         last_full = Instant::now();
@@ -629,6 +654,36 @@ impl Postgres {
                 }
             }
         }
+    }
+}
+
+impl Postgres {
+    /// The duty holder writes when it last held duty; any other replica
+    /// reads it.
+    async fn duty_beat(&self, client: &Client) -> Result<(), Failure> {
+        let now = unix_now();
+        let seen = if self.has_duty() {
+            within(client.execute(
+                "INSERT INTO settings (name, value) VALUES ('duty_at', $1) \
+                 ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
+                &[&now.to_string()],
+            ))
+            .await?;
+            now
+        } else {
+            let row =
+                within(client.query_opt("SELECT value FROM settings WHERE name = 'duty_at'", &[]))
+                    .await?;
+            match row
+                .and_then(|r| r.try_get::<_, String>(0).ok())
+                .and_then(|v| v.parse().ok())
+            {
+                Some(at) => at,
+                None => return Ok(()),
+            }
+        };
+        self.duty_seen.fetch_max(seen, Ordering::AcqRel);
+        Ok(())
     }
 }
 
