@@ -115,7 +115,7 @@ async fn dispatch(shared: &Arc<Shared>, conn: ConnInfo, req: Request<Incoming>) 
                  swept and backends not health-checked (is something else holding it?)\n"
             ));
         }
-        return Ok(text(StatusCode::OK, body.into(), "text/plain"));
+        return Ok(text(StatusCode::OK, body, "text/plain"));
     }
     // With a listener of its own, the API is not on the public one at all
     // (`/healthz` stays, for load balancers).
