@@ -97,7 +97,8 @@ def start_postgres(work):
             sys.exit("postgres did not start")
         time.sleep(0.05)
     subprocess.run([str(bin_dir / "psql"), "-h", str(pg), "-U", "jrps", "-d", "postgres", "-qc",
-                    "CREATE DATABASE jrps"], check=True)
+                    "CREATE DATABASE jrps", "-c",
+                    "REVOKE CONNECT, TEMPORARY ON DATABASE jrps FROM PUBLIC"], check=True)
     return "postgres://jrps@" + str(pg).replace("/", "%2F") + "/jrps"
 
 

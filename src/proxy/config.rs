@@ -69,6 +69,7 @@ struct RawConfig {
     health_check_failures: Option<u32>,
     ended_retention_s: Option<u64>,
     unlinked_session_s: Option<u64>,
+    trust_database_roles: Option<bool>,
     workers: Option<usize>,
     identity: Option<IdentityKind>,
     munge_socket: Option<PathBuf>,
@@ -472,6 +473,8 @@ impl ProxyConfig {
                         .into(),
                 ));
             };
+            let mut target = target;
+            target.trust_database_roles = raw.trust_database_roles.unwrap_or(false);
             (StateLocation::Postgres(Box::new(target)), resolve(key))
         } else {
             let file = resolve(PathBuf::from(state_text));
@@ -561,7 +564,7 @@ allowed_backend_cidrs = ["127.0.0.1"]
     fn a_postgres_state_needs_a_named_cookie_key_and_a_sound_url() {
         let pg = MINIMAL.replace(
             "state = \"state.sqlite\"",
-            "state = \"postgres://jrps@db.example/jrps\"",
+            "state = \"postgres://jrps@db.example/jrps?sslmode=verify-full\"",
         );
         let e = ProxyConfig::parse(Path::new("p.toml"), &pg).unwrap_err();
         let shown = e.to_string();

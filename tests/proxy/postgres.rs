@@ -208,6 +208,11 @@ impl PgCluster {
     /// Makes database `name` and returns its URL.
     pub fn database(&self, name: &str) -> String {
         self.psql("postgres", &format!("CREATE DATABASE \"{name}\""));
+        // As docs/replicas.md asks: only jrps's role may connect.
+        self.psql(
+            "postgres",
+            &format!("REVOKE CONNECT, TEMPORARY ON DATABASE \"{name}\" FROM PUBLIC"),
+        );
         self.url(name)
     }
 
@@ -232,10 +237,15 @@ impl PgCluster {
     /// Runs `sql` in `database`; returns what `psql` printed (unaligned,
     /// tuples only).
     pub fn psql(&self, database: &str, sql: &str) -> String {
+        self.psql_as("jrps", database, sql)
+    }
+
+    /// As [`PgCluster::psql`], connected as `role`.
+    pub fn psql_as(&self, role: &str, database: &str, sql: &str) -> String {
         let out = Command::new(self.bin.join("psql"))
             .arg("-h")
             .arg(self.dir.path())
-            .args(["-p", &self.port().to_string(), "-U", "jrps", "-d", database])
+            .args(["-p", &self.port().to_string(), "-U", role, "-d", database])
             .args(["-v", "ON_ERROR_STOP=1", "-At", "-c", sql])
             .output()
             .unwrap();

@@ -670,3 +670,173 @@ async fn expired_sessions_count_for_no_quota_while_nobody_sweeps() {
     let _ = holder.kill();
     let _ = holder.wait();
 }
+
+/// `jrps serve` on `state`, expected to refuse to start: its exit code and
+/// what it said.
+fn serve_refused(state: &str, extra: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("proxy.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "domain = \"jrps.localhost\"\nlisten = \"127.0.0.1:0\"\nstate = {state:?}\n\
+             cookie_key = \"k\"\nallowed_client_cidrs = []\nallowed_backend_cidrs = []\n{extra}\n"
+        ),
+    )
+    .unwrap();
+    let output = Command::new(super::harness::jrps_bin())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A database every role may connect to is refused at start, with the SQL
+/// that fixes it, unless the operator says the roles are trusted.
+#[tokio::test]
+async fn a_database_every_role_may_connect_to_is_refused_with_the_fix() {
+    let Some(cluster) = PgCluster::start() else {
+        return;
+    };
+    // Made as `CREATE DATABASE … OWNER jrps` leaves it: CONNECT for PUBLIC.
+    cluster.psql("postgres", "CREATE DATABASE open");
+    let state = cluster.url("open");
+    let (code, said) = serve_refused(&state, "");
+    assert_eq!(code, Some(2), "{said}");
+    assert!(
+        said.contains("REVOKE CONNECT, TEMPORARY ON DATABASE \"open\" FROM PUBLIC;"),
+        "{said}"
+    );
+    // Fixed as it says, it starts.
+    cluster.psql(
+        "postgres",
+        "REVOKE CONNECT, TEMPORARY ON DATABASE open FROM PUBLIC",
+    );
+    let proxy = Proxy::start(Options {
+        state,
+        cookie_key: Some("cookie.key".into()),
+        ..Options::default()
+    });
+    proxy.create(&random_token(), 60).await;
+}
+
+/// Another role that may connect and create in `public` plants
+/// `public.nextval(text)`, the CVE-2018-1058 pattern: jrps never calls it,
+/// because jrps's objects and path are a schema only jrps's role owns.
+#[tokio::test]
+async fn a_function_another_role_plants_in_public_is_never_called() {
+    let Some(cluster) = PgCluster::start() else {
+        return;
+    };
+    let state = cluster.database("jrps");
+    cluster.psql(
+        "jrps",
+        "CREATE ROLE mallory LOGIN; GRANT CONNECT ON DATABASE jrps TO mallory; \
+         GRANT CREATE, USAGE ON SCHEMA public TO mallory; \
+         CREATE TABLE public.called (at timestamptz DEFAULT now()); \
+         GRANT INSERT ON public.called TO PUBLIC;",
+    );
+    cluster.psql_as(
+        "mallory",
+        "jrps",
+        "CREATE FUNCTION public.nextval(text) RETURNS bigint LANGUAGE sql \
+         AS $$ INSERT INTO public.called DEFAULT VALUES; SELECT 424242::bigint $$",
+    );
+    let proxy = Proxy::start(Options {
+        state,
+        cookie_key: Some("cookie.key".into()),
+        ..Options::default()
+    });
+    let backend = http_backend("jupyter").await;
+    let token = random_token();
+    let s = proxy.ready_session(&token, backend.port()).await;
+    assert_eq!(proxy.delete(&s.alias, &s.register_secret).await, 204);
+    assert_eq!(
+        cluster.psql("jrps", "SELECT count(*) FROM public.called"),
+        "0\n"
+    );
+    let revisions = cluster.psql("jrps", "SELECT max(revision) FROM jrps.sessions");
+    assert_ne!(
+        revisions.trim(),
+        "424242",
+        "a planted function made the revision"
+    );
+    // And the trigger, too, names only pg_catalog's functions.
+    let trigger = cluster.psql(
+        "jrps",
+        "SELECT prosrc FROM pg_proc WHERE proname = 'jrps_session_changed'",
+    );
+    assert!(trigger.contains("pg_catalog.pg_notify"), "{trigger}");
+}
+
+/// A database from before jrps had a schema of its own (its tables and
+/// refinery's history in `public`) moves in place at start: its sessions
+/// are still there, now in `jrps`.
+#[tokio::test]
+async fn a_database_from_before_the_schema_moves_in_place_with_its_sessions() {
+    let Some(cluster) = PgCluster::start() else {
+        return;
+    };
+    // The history row V1 leaves, read from a database migrated now.
+    let scratch = cluster.database("scratch");
+    drop(Proxy::start(Options {
+        state: scratch,
+        cookie_key: Some("cookie.key".into()),
+        ..Options::default()
+    }));
+    let v1 = cluster.psql(
+        "scratch",
+        "SELECT format('%s, %L, %L, %L', version, name, applied_on, checksum) \
+         FROM jrps.refinery_schema_history WHERE version = 1",
+    );
+    let state = cluster.database("old");
+    let v1_sql = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations/postgres/V1__sessions.sql"),
+    )
+    .unwrap();
+    cluster.psql("old", &format!("SET search_path = public; {v1_sql}"));
+    cluster.psql(
+        "old",
+        &format!(
+            "CREATE TABLE public.refinery_schema_history (version INT4 PRIMARY KEY, \
+             name VARCHAR(255), applied_on VARCHAR(255), checksum VARCHAR(255)); \
+             INSERT INTO public.refinery_schema_history VALUES ({}); \
+             INSERT INTO public.sessions (alias, \"user\", token_sha256, secret_sha256, cookie, \
+             state, created_at, expires_at) VALUES ('amber-otter-lagoon', 'ann', \
+             decode(repeat('00', 32), 'hex'), decode(repeat('00', 32), 'hex'), \
+             decode(repeat('00', 32), 'hex'), 'pending', \
+             extract(epoch FROM now())::bigint, extract(epoch FROM now())::bigint + 600)",
+            v1.trim()
+        ),
+    );
+    let proxy = Proxy::start(Options {
+        state,
+        cookie_key: Some("cookie.key".into()),
+        ..Options::default()
+    });
+    let (code, status) = proxy.status("amber-otter-lagoon", "").await;
+    assert_eq!(
+        (code, &status["state"]),
+        (200, &json!("pending")),
+        "{status}"
+    );
+    assert_eq!(
+        cluster.psql("old", "SELECT count(*) FROM jrps.sessions"),
+        "1\n"
+    );
+    assert_eq!(
+        cluster.psql(
+            "old",
+            "SELECT pg_catalog.to_regclass('public.sessions') IS NULL"
+        ),
+        "t\n"
+    );
+    proxy.create(&random_token(), 60).await;
+}

@@ -74,7 +74,13 @@ pub struct PgTarget {
     config: tokio_postgres::Config,
     tls: Option<MakeRustlsConnect>,
     shown: String,
+    /// `trust_database_roles` in proxy.toml: start even where every role
+    /// may connect to the database or create in jrps's schema.
+    pub trust_database_roles: bool,
 }
+
+/// The schema jrps's tables, sequence and function live in.
+const SCHEMA: &str = "jrps";
 
 impl std::fmt::Debug for PgTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -167,8 +173,11 @@ impl PgTarget {
         // A replica cut off mid-transaction must not hold the quota lock or
         // a row lock for the other replicas until TCP gives up: no jrps
         // transaction waits on anything but the database.
+        // Every connection finds only jrps's own schema (and pg_catalog,
+        // always searched first): nothing another role can create objects
+        // in is ever on the path.
         let options = format!(
-            "{} -c idle_in_transaction_session_timeout={}",
+            "{} -c idle_in_transaction_session_timeout={} -c search_path={SCHEMA}",
             config.get_options().unwrap_or(""),
             IDLE_IN_TRANSACTION.as_millis()
         );
@@ -184,6 +193,7 @@ impl PgTarget {
             config,
             tls,
             shown: without_password(url),
+            trust_database_roles: false,
         })
     }
 
@@ -312,6 +322,21 @@ impl Postgres {
             client
                 .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
                 .await?;
+            // A database made before V2 keeps refinery's history in
+            // `public`: it moves first, so refinery finds it in jrps's
+            // schema and V2 moves the rest.
+            client
+                .batch_execute(&format!(
+                    "CREATE SCHEMA IF NOT EXISTS {SCHEMA};
+                     DO $$ BEGIN
+                         IF pg_catalog.to_regclass('public.refinery_schema_history') IS NOT NULL
+                            AND pg_catalog.to_regclass('{SCHEMA}.refinery_schema_history') IS NULL
+                         THEN
+                             ALTER TABLE public.refinery_schema_history SET SCHEMA {SCHEMA};
+                         END IF;
+                     END $$"
+                ))
+                .await?;
             let report = embedded::migrations::runner().run_async(&mut *client).await;
             client
                 .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
@@ -322,18 +347,22 @@ impl Postgres {
         .map_err(|e| db.unavailable("schema migration", e))?;
         migrated.map_err(|e| StoreError::Refused(format!("{target}: schema migration: {e}")))?;
 
+        if !target.trust_database_roles {
+            db.refuse_open_databases(&client).await?;
+        }
+
         let fingerprint = key.fingerprint();
         let agreed: String = within(async {
             client
                 .execute(
-                    "INSERT INTO settings (name, value) VALUES ('cookie_key_fingerprint', $1)
+                    "INSERT INTO jrps.settings (name, value) VALUES ('cookie_key_fingerprint', $1)
                      ON CONFLICT (name) DO NOTHING",
                     &[&fingerprint],
                 )
                 .await?;
             client
                 .query_one(
-                    "SELECT value FROM settings WHERE name = 'cookie_key_fingerprint'",
+                    "SELECT value FROM jrps.settings WHERE name = 'cookie_key_fingerprint'",
                     &[],
                 )
                 .await?
@@ -354,6 +383,55 @@ impl Postgres {
 
     pub fn has_duty(&self) -> bool {
         self.duty.load(Ordering::Acquire)
+    }
+
+    /// Refuses a database any role may connect to, or a jrps schema any
+    /// role may create in or that jrps's role does not own: there another
+    /// role could take the duty lock or plant objects jrps would use. The
+    /// refusal names the SQL that fixes it.
+    async fn refuse_open_databases(&self, client: &Client) -> Result<(), StoreError> {
+        let row = within(client.query_one(
+            "SELECT pg_catalog.current_database()::text,
+                    pg_catalog.has_database_privilege('public', pg_catalog.current_database(), 'CONNECT'),
+                    pg_catalog.has_schema_privilege('public', $1, 'CREATE'),
+                    (SELECT pg_catalog.pg_get_userbyid(nspowner) FROM pg_catalog.pg_namespace
+                      WHERE nspname = $1)::text,
+                    current_user::text",
+            &[&SCHEMA],
+        ))
+        .await
+        .map_err(|e| self.unavailable("checking the database's privileges", e))?;
+        let get = |i| {
+            row.try_get::<_, Option<String>>(i)
+                .ok()
+                .flatten()
+                .unwrap_or_default()
+        };
+        let (database, owner, user) = (get(0), get(3), get(4));
+        let public_connect: bool = row.try_get(1).unwrap_or(true);
+        let public_create: bool = row.try_get(2).unwrap_or(true);
+        let mut fixes = Vec::new();
+        if public_connect {
+            fixes.push(format!(
+                "REVOKE CONNECT, TEMPORARY ON DATABASE \"{database}\" FROM PUBLIC;"
+            ));
+        }
+        if public_create {
+            fixes.push(format!("REVOKE CREATE ON SCHEMA {SCHEMA} FROM PUBLIC;"));
+        }
+        if owner != user {
+            fixes.push(format!("ALTER SCHEMA {SCHEMA} OWNER TO \"{user}\";"));
+        }
+        if fixes.is_empty() {
+            return Ok(());
+        }
+        Err(StoreError::Refused(format!(
+            "{}: every role may reach jrps's state there (another role could take the duty \
+             lock or plant objects jrps would use); run, as the database's owner: {} \
+             (or set trust_database_roles = true in proxy.toml to accept it)",
+            self.target,
+            fixes.join(" ")
+        )))
     }
 
     /// When a replica last held duty, as far as this one knows.
@@ -440,7 +518,7 @@ impl Postgres {
                             ELSE owner_uid = $1 END),
                         count(*) FILTER (WHERE client = $3),
                         count(*)
-                     FROM sessions WHERE state <> 'ended' AND expires_at > $4",
+                     FROM jrps.sessions WHERE state <> 'ended' AND expires_at > $4",
                     // Past its expiry a session counts for nobody, whether
                     // or not a sweep (the duty holder's) has ended it yet.
                     &[&s.owner_uid, &s.user, &s.client, &(unix_now() as i64)],
@@ -458,9 +536,9 @@ impl Postgres {
             let inserted = tx
                 .query_opt(
                     &format!(
-                        "INSERT INTO sessions ({COLUMNS})
+                        "INSERT INTO jrps.sessions ({COLUMNS})
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-                                 $15, nextval('session_revisions'))
+                                 $15, pg_catalog.nextval('jrps.session_revisions'))
                          ON CONFLICT (alias) DO NOTHING
                          RETURNING revision"
                     ),
@@ -508,7 +586,7 @@ impl Postgres {
             let tx = client.transaction().await?;
             let Some(row) = tx
                 .query_opt(
-                    &format!("SELECT {COLUMNS} FROM sessions WHERE alias = $1 FOR UPDATE"),
+                    &format!("SELECT {COLUMNS} FROM jrps.sessions WHERE alias = $1 FOR UPDATE"),
                     &[&alias],
                 )
                 .await?
@@ -523,9 +601,9 @@ impl Postgres {
             let s = StoredSession::of(&new);
             let revision: i64 = tx
                 .query_one(
-                    "UPDATE sessions SET job_id = $2, backend = $3, state = $4, expires_at = $5,
+                    "UPDATE jrps.sessions SET job_id = $2, backend = $3, state = $4, expires_at = $5,
                         registered_at = $6, ended_at = $7, end_reason = $8,
-                        revision = nextval('session_revisions')
+                        revision = pg_catalog.nextval('jrps.session_revisions')
                      WHERE alias = $1 RETURNING revision",
                     &[
                         &s.alias,
@@ -559,7 +637,7 @@ impl Postgres {
         let client = self.client().await?;
         let revision = revision as i64;
         let deleted = within(client.execute(
-            "DELETE FROM sessions WHERE alias = $1 AND revision = $2",
+            "DELETE FROM jrps.sessions WHERE alias = $1 AND revision = $2",
             &[&alias, &revision],
         ))
         .await
@@ -664,16 +742,18 @@ impl Postgres {
         let now = unix_now();
         let seen = if self.has_duty() {
             within(client.execute(
-                "INSERT INTO settings (name, value) VALUES ('duty_at', $1) \
+                "INSERT INTO jrps.settings (name, value) VALUES ('duty_at', $1) \
                  ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
                 &[&now.to_string()],
             ))
             .await?;
             now
         } else {
-            let row =
-                within(client.query_opt("SELECT value FROM settings WHERE name = 'duty_at'", &[]))
-                    .await?;
+            let row = within(client.query_opt(
+                "SELECT value FROM jrps.settings WHERE name = 'duty_at'",
+                &[],
+            ))
+            .await?;
             match row
                 .and_then(|r| r.try_get::<_, String>(0).ok())
                 .and_then(|v| v.parse().ok())
@@ -724,7 +804,7 @@ async fn catch_up(client: &Client, store: &Store) -> Result<(), Failure> {
     let held = store.held();
     let listing: Vec<(String, u64)> = within(async {
         client
-            .query("SELECT alias, revision FROM sessions", &[])
+            .query("SELECT alias, revision FROM jrps.sessions", &[])
             .await?
             .iter()
             .map(|row| Ok((row.try_get(0)?, row.try_get::<_, i64>(1)?.max(0) as u64)))
@@ -763,13 +843,13 @@ async fn load(
     let rows = match aliases {
         None => {
             client
-                .query(&format!("SELECT {COLUMNS} FROM sessions"), &[])
+                .query(&format!("SELECT {COLUMNS} FROM jrps.sessions"), &[])
                 .await?
         }
         Some(aliases) => {
             client
                 .query(
-                    &format!("SELECT {COLUMNS} FROM sessions WHERE alias = ANY($1)"),
+                    &format!("SELECT {COLUMNS} FROM jrps.sessions WHERE alias = ANY($1)"),
                     &[&aliases],
                 )
                 .await?
