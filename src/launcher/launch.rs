@@ -410,7 +410,7 @@ impl Launch {
         let mut reported = None;
         // Since when the proxy has been away, and the pause before asking again.
         let mut outage: Option<(tokio::time::Instant, Duration)> = None;
-        let mut where_job_is = String::new();
+        let mut where_job_is = "submitted".to_owned();
         loop {
             tokio::select! {
                 status = &mut ready => {
@@ -422,7 +422,7 @@ impl Launch {
                                 return Err(error.into());
                             }
                             let meanwhile = format!("job {job_id} is {where_job_is}");
-                            progress.phase(&outage_phase(&error, self.patience, meanwhile.trim_end()));
+                            progress.phase(&outage_phase(&error, self.patience, &meanwhile));
                             outage = Some((since, (pause * 2).min(Duration::from_secs(10))));
                             ready.set(self.long_poll(pause));
                             continue;
