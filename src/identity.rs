@@ -111,6 +111,10 @@ impl Default for DecodeSlots {
 impl DecodeSlots {
     /// A slot for a check from `address`; `None` once the wait ran out.
     pub async fn acquire(&self, address: std::net::IpAddr) -> Option<DecodeSlot<'_>> {
+        // First, so it drops last: after the wait (and its hold on the
+        // address's semaphore) is gone, also when the caller goes away
+        // while waiting (a reset stream).
+        let _forget = ForgetIdle(self, address);
         let own = self
             .lock()
             .entry(address)
@@ -127,18 +131,12 @@ impl DecodeSlots {
             .await
             .ok()
             .flatten();
-        match acquired {
-            Some((total, address_permit)) => Some(DecodeSlot {
-                _total: total,
-                _address: address_permit,
-                slots: self,
-                address,
-            }),
-            None => {
-                self.forget_idle(address);
-                None
-            }
-        }
+        acquired.map(|(total, address_permit)| DecodeSlot {
+            _total: total,
+            _address: address_permit,
+            slots: self,
+            address,
+        })
     }
 
     /// Drops the address's entry once nobody holds or waits for its slots.
@@ -159,6 +157,15 @@ impl DecodeSlots {
         std::collections::HashMap<std::net::IpAddr, std::sync::Arc<tokio::sync::Semaphore>>,
     > {
         self.per_address.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Forgets its address on drop if nobody holds or waits for its slots.
+struct ForgetIdle<'a>(&'a DecodeSlots, std::net::IpAddr);
+
+impl Drop for ForgetIdle<'_> {
+    fn drop(&mut self) {
+        self.0.forget_idle(self.1);
     }
 }
 
@@ -472,6 +479,9 @@ mod tests {
         let other = slots.acquire([10, 0, 0, 2].into()).await;
         assert!(other.is_some(), "another address is not held up");
         drop(other);
+        // A caller that goes away while it waits leaves nothing behind.
+        let waiting = tokio::time::timeout(Duration::from_millis(100), slots.acquire(flooder));
+        assert!(waiting.await.is_err(), "still waiting when it went away");
         drop(held);
         assert!(slots.lock().is_empty(), "idle addresses are forgotten");
     }

@@ -126,14 +126,12 @@ async fn run(args: RegisterOptions) -> Result<(), RegisterError> {
                 "the proxy cannot take the restart yet ({error}); trying again in {pause:?}"
             ))
         };
-        let restarted = through_outages(OUTAGE_PATIENCE, waiting, || {
+        // A refusal is not this run's failure to record: the session may
+        // still be served by the first run, or have ended for its reason.
+        through_outages(OUTAGE_PATIENCE, waiting, || {
             client.restart(&record.alias, &request)
         })
-        .await;
-        if let Err(error) = &restarted {
-            record_failure(&session_dir, &error_chain(error));
-        }
-        restarted?;
+        .await?;
         log(&format!(
             "{}: the job runs again here; the session waits for this run's Jupyter",
             record.alias

@@ -323,7 +323,7 @@ fn a_node_with_only_loopback_fails_at_once_naming_node_interface() {
     stub(
         &t.path().join("bin"),
         "hostname",
-        "if [[ ${1:-} == -I ]]; then echo; else echo node9; fi",
+        "case ${1:-} in -I) echo ;; -i) echo 127.0.1.1 ;; *) echo node9 ;; esac",
     );
     let out = command.output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

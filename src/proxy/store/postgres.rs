@@ -396,7 +396,9 @@ impl Postgres {
                     pg_catalog.has_schema_privilege('public', $1, 'CREATE'),
                     (SELECT pg_catalog.pg_get_userbyid(nspowner) FROM pg_catalog.pg_namespace
                       WHERE nspname = $1)::text,
-                    current_user::text",
+                    current_user::text,
+                    (SELECT pg_catalog.pg_get_userbyid(datdba) FROM pg_catalog.pg_database
+                      WHERE datname = pg_catalog.current_database())::text",
             &[&SCHEMA],
         ))
         .await
@@ -407,11 +409,18 @@ impl Postgres {
                 .flatten()
                 .unwrap_or_default()
         };
-        let (database, owner, user) = (get(0), get(3), get(4));
+        let (database, owner, user, database_owner) = (get(0), get(3), get(4), get(5));
         let public_connect: bool = row.try_get(1).unwrap_or(true);
         let public_create: bool = row.try_get(2).unwrap_or(true);
         let mut fixes = Vec::new();
         if public_connect {
+            // A role that reached the database only through PUBLIC keeps
+            // its way in.
+            if database_owner != user {
+                fixes.push(format!(
+                    "GRANT CONNECT ON DATABASE \"{database}\" TO \"{user}\";"
+                ));
+            }
             fixes.push(format!(
                 "REVOKE CONNECT, TEMPORARY ON DATABASE \"{database}\" FROM PUBLIC;"
             ));
