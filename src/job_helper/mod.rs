@@ -148,7 +148,7 @@ async fn run(args: RegisterOptions) -> Result<(), RegisterError> {
     .await;
     if let Err(error) = &registered {
         // The cause, where `jrps up` and `jrps ls` on the login node read it.
-        record_failure(&session_dir, &error_chain(error));
+        record_failure(&session_dir, &crate::error::error_chain(error));
     }
     registered
 }
@@ -333,18 +333,6 @@ fn record_failure(session_dir: &SessionDir, cause: &str) {
     if let Err(error) = session_dir.record_failure(cause) {
         log(&format!("could not record why the job failed: {error}"));
     }
-}
-
-/// An error and its sources on one line, as `jrps up` shows them.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Ends the session, waiting out a proxy outage: a route must not outlive

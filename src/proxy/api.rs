@@ -409,6 +409,35 @@ fn bad_secret() -> Refusal {
     Refusal::new(Failure::Forbidden, "wrong secret for this session")
 }
 
+/// The session `alias`, for a caller that holds its secret.
+fn session_with_secret(
+    shared: &Shared,
+    alias: &str,
+    secret: &str,
+) -> Result<Arc<Session>, Refusal> {
+    let session = shared
+        .store
+        .get(alias)
+        .ok_or_else(|| Refusal::new(Failure::NotFound, "no such session"))?;
+    if !secret_ok(&session, secret) {
+        return Err(bad_secret());
+    }
+    Ok(session)
+}
+
+/// The caller's address, for calls only a compute node makes (register,
+/// restart): it must be where backends may be.
+fn from_backends(shared: &Shared, conn: ConnInfo) -> Result<std::net::IpAddr, Refusal> {
+    let ip = canonical_ip(conn.peer.ip());
+    if !cidrs_contain(&shared.config.allowed_backend_cidrs, ip) {
+        return Err(Refusal::new(
+            Failure::Forbidden,
+            format!("{ip} is not in allowed_backend_cidrs"),
+        ));
+    }
+    Ok(ip)
+}
+
 fn from_clients(shared: &Shared, conn: ConnInfo) -> Result<(), Refusal> {
     if cidrs_contain(&shared.config.allowed_client_cidrs, conn.peer.ip()) {
         Ok(())
@@ -623,13 +652,7 @@ async fn report_phase(shared: &Arc<Shared>, alias: &str, req: Request<Incoming>)
         api::check_phase_detail(detail)
             .map_err(|problem| Refusal::new(Failure::InvalidField, problem))?;
     }
-    let session = shared
-        .store
-        .get(alias)
-        .ok_or_else(|| Refusal::new(Failure::NotFound, "no such session"))?;
-    if !secret_ok(&session, &request.secret) {
-        return Err(bad_secret());
-    }
+    let session = session_with_secret(shared, alias, &request.secret)?;
     match status_of(&session).state {
         SessionState::Ended => Err(Refusal::new(Failure::Conflict, "the session has ended")),
         // Ready already: the page is no longer shown, nothing to keep.
@@ -658,13 +681,7 @@ async fn register(
 ) -> ApiResult {
     let arrived = Instant::now();
     let request: Register = body(shared, req).await?;
-    let ip = canonical_ip(conn.peer.ip());
-    if !cidrs_contain(&shared.config.allowed_backend_cidrs, ip) {
-        return Err(Refusal::new(
-            Failure::Forbidden,
-            format!("{ip} is not in allowed_backend_cidrs"),
-        ));
-    }
+    let ip = from_backends(shared, conn)?;
     let backend = SocketAddr::new(ip, request.port);
     let now = unix_now();
     let session = shared
@@ -732,20 +749,8 @@ async fn restart(
     req: Request<Incoming>,
 ) -> ApiResult {
     let request: api::Restart = body(shared, req).await?;
-    let ip = canonical_ip(conn.peer.ip());
-    if !cidrs_contain(&shared.config.allowed_backend_cidrs, ip) {
-        return Err(Refusal::new(
-            Failure::Forbidden,
-            format!("{ip} is not in allowed_backend_cidrs"),
-        ));
-    }
-    let before = shared
-        .store
-        .get(alias)
-        .ok_or_else(|| Refusal::new(Failure::NotFound, "no such session"))?;
-    if !secret_ok(&before, &request.secret) {
-        return Err(bad_secret());
-    }
+    let ip = from_backends(shared, conn)?;
+    let before = session_with_secret(shared, alias, &request.secret)?;
     if let Some(old) = before.backend
         && before.state == SessionState::Ready
         && backend_answers(old).await

@@ -221,34 +221,37 @@ async fn malformed_and_oversized_bodies_are_4xx() {
     assert_eq!(r.status(), 200);
 }
 
+/// POST .../job, as `jrps up` links the job it submitted; the status.
+async fn link(proxy: &Proxy, alias: &str, job_id: &str, secret: &str) -> u16 {
+    proxy
+        .client
+        .post(proxy.api(&format!("/sessions/{alias}/job")))
+        .json(&json!({"job_id": job_id, "secret": secret}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 async fn link_job_and_status(options: Options) {
     let proxy = Proxy::start(options);
     let s = proxy.create(&random_token(), 600).await;
-    let link = |job: &str, secret: &str| {
-        proxy
-            .client
-            .post(proxy.api(&format!("/sessions/{}/job", s.alias)))
-            .json(&json!({"job_id": job, "secret": secret}))
-            .send()
-    };
-    assert_eq!(link("4242", "wrong").await.unwrap().status(), 403);
+    assert_eq!(link(&proxy, &s.alias, "4242", "wrong").await, 403);
     assert_eq!(
-        link("4242", &s.register_secret).await.unwrap().status(),
+        link(&proxy, &s.alias, "4242", &s.register_secret).await,
         204
     );
     assert_eq!(
-        link("4242", &s.register_secret).await.unwrap().status(),
+        link(&proxy, &s.alias, "4242", &s.register_secret).await,
         204
     );
     assert_eq!(
-        link("4243", &s.register_secret).await.unwrap().status(),
+        link(&proxy, &s.alias, "4243", &s.register_secret).await,
         409
     );
     assert_eq!(
-        link("42; rm -rf", &s.register_secret)
-            .await
-            .unwrap()
-            .status(),
+        link(&proxy, &s.alias, "42; rm -rf", &s.register_secret).await,
         422
     );
     let (code, status) = proxy.status(&s.alias, "").await;
@@ -533,14 +536,10 @@ async fn a_requeued_job_takes_its_session_to_its_new_run(options: Options) {
     let first = http_backend("first-run").await;
     let token = random_token();
     let s = proxy.create(&token, 600).await;
-    let link = proxy
-        .client
-        .post(proxy.api(&format!("/sessions/{}/job", s.alias)))
-        .json(&json!({"job_id": "4711", "secret": s.register_secret}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(link.status(), 204);
+    assert_eq!(
+        link(&proxy, &s.alias, "4711", &s.register_secret).await,
+        204
+    );
     let registered = proxy
         .register(&s.alias, first.port(), &s.register_secret)
         .await;
@@ -596,14 +595,8 @@ async fn a_session_no_job_was_linked_to_ends_as_never_submitted(options: Options
     });
     let abandoned = proxy.create(&random_token(), 600).await;
     let submitted = proxy.create(&random_token(), 600).await;
-    let link = proxy
-        .client
-        .post(proxy.api(&format!("/sessions/{}/job", submitted.alias)))
-        .json(&json!({"job_id": "12", "secret": submitted.register_secret}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(link.status(), 204);
+    let linked = link(&proxy, &submitted.alias, "12", &submitted.register_secret).await;
+    assert_eq!(linked, 204);
     let ended = super::harness::eventually(Duration::from_secs(10), || async {
         proxy.status(&abandoned.alias, "").await.1["state"] == "ended"
     })

@@ -671,32 +671,6 @@ async fn expired_sessions_count_for_no_quota_while_nobody_sweeps() {
     let _ = holder.wait();
 }
 
-/// `jrps serve` on `state`, expected to refuse to start: its exit code and
-/// what it said.
-fn serve_refused(state: &str, extra: &str) -> (Option<i32>, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("proxy.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "domain = \"jrps.localhost\"\nlisten = \"127.0.0.1:0\"\nstate = {state:?}\n\
-             cookie_key = \"k\"\nallowed_client_cidrs = []\nallowed_backend_cidrs = []\n{extra}\n"
-        ),
-    )
-    .unwrap();
-    let output = Command::new(super::harness::jrps_bin())
-        .args(["serve", "--config"])
-        .arg(&config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .output()
-        .unwrap();
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
 /// A database every role may connect to is refused at start, with the SQL
 /// that fixes it, unless the operator says the roles are trusted.
 #[tokio::test]
@@ -707,7 +681,7 @@ async fn a_database_every_role_may_connect_to_is_refused_with_the_fix() {
     // Made as `CREATE DATABASE … OWNER jrps` leaves it: CONNECT for PUBLIC.
     cluster.psql("postgres", "CREATE DATABASE open");
     let state = cluster.url("open");
-    let (code, said) = serve_refused(&state, "");
+    let (code, said) = serve_to_exit(&state, "cookie.key");
     assert_eq!(code, Some(2), "{said}");
     assert!(
         said.contains("REVOKE CONNECT, TEMPORARY ON DATABASE \"open\" FROM PUBLIC;"),
