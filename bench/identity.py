@@ -16,23 +16,27 @@ def start(name, extra):
         if line.startswith("listening"): port=line.strip().rsplit(":",1)[1]
         if line.strip()=="ready": break
     return p, port
-def cred(): return subprocess.run(["munge","-n","-S",S],capture_output=True,text=True,check=True).stdout.strip()
-def call(port, method, path, body=None, auth=None):
-    req=urllib.request.Request(f"http://127.0.0.1:{port}/api/v1{path}", method=method, data=json.dumps(body).encode() if body else None, headers={"Host":"manage.jrps.localhost","Content-Type":"application/json", **({"Authorization":f"Munge {auth}"} if auth else {})})
+def cred(method, path, body=b""):
+    # The payload binds the call (`jrps::api::call_payload`).
+    payload=f"jrps-api v2\n{method} /api/v1{path}\nsha256:{hashlib.sha256(body).hexdigest()}"
+    return subprocess.run(["munge","-s",payload,"-S",S],capture_output=True,text=True,check=True).stdout.strip()
+def call(port, method, path, body=b"", auth=None):
+    req=urllib.request.Request(f"http://127.0.0.1:{port}/api/v1{path}", method=method, data=body or None, headers={"Host":"manage.jrps.localhost","Content-Type":"application/json", **({"Authorization":f"Munge {auth}"} if auth else {})})
     with urllib.request.urlopen(req) as r: return json.loads(r.read() or b"null")
 res={}
 for name, extra in [("none",""),("munge",f'identity = "munge"\nmunge_socket = "{S}"\n')]:
     p,port=start(name, extra)
     munge = name=="munge"
-    s=call(port,"POST","/sessions",{"user":"root","token_sha256":hashlib.sha256(b"t").hexdigest(),"ttl_seconds":600}, cred() if munge else None)
+    create=json.dumps({"user":"root","token_sha256":hashlib.sha256(b"t").hexdigest(),"ttl_seconds":600}).encode()
+    s=call(port,"POST","/sessions",create, cred("POST","/sessions",create) if munge else None)
     N=300
-    creds=[cred() for _ in range(N)] if munge else [None]*N
+    creds=[cred("GET",f"/sessions/{s['alias']}") for _ in range(N)] if munge else [None]*N
     times=[]
     for c in creds:
-        t=time.perf_counter(); call(port,"GET",f"/sessions/{s['alias']}",None,c); times.append(time.perf_counter()-t)
+        t=time.perf_counter(); call(port,"GET",f"/sessions/{s['alias']}",b"",c); times.append(time.perf_counter()-t)
     res[name]=statistics.median(times)*1000
     p.terminate(); p.wait()
 t=time.perf_counter()
-for _ in range(100): cred()
+for _ in range(100): cred("GET","/sessions/amber-otter-lagoon")
 mk=(time.perf_counter()-t)/100*1000
-print(f"status call, median of 300: identity none {res['none']:.3f} ms, munge {res['munge']:.3f} ms; check adds {res['munge']-res['none']:.3f} ms; making a credential (client side, munge -n) {mk:.2f} ms")
+print(f"status call, median of 300: identity none {res['none']:.3f} ms, munge {res['munge']:.3f} ms; check adds {res['munge']-res['none']:.3f} ms; making a credential (client side, munge) {mk:.2f} ms")

@@ -10,6 +10,20 @@ use serde::{Deserialize, Serialize};
 /// Every API path starts with this.
 pub const PREFIX: &str = "/api/v1";
 
+/// The first line of every munge credential's payload for the API
+/// (`identity = "munge"`). v1's payload was this line alone, good for
+/// any call.
+pub const AUDIENCE: &str = "jrps-api v2";
+
+/// The payload of a credential for one call: [`AUDIENCE`], then the method
+/// and the path with its query as the proxy receives them, then the
+/// SHA-256 of the body (of nothing, when there is none), one per line.
+pub fn call_payload(method: &str, path_and_query: &str, body: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = hex::encode(sha2::Sha256::digest(body));
+    format!("{AUDIENCE}\n{method} {path_and_query}\nsha256:{digest}")
+}
+
 /// The management host under the proxy's domain: `manage.<domain>`.
 pub const MANAGE_SUBDOMAIN: &str = "manage";
 

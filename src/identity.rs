@@ -4,10 +4,15 @@
 //! munged (same realm key) proves them. munged itself refuses a credential
 //! that is malformed, expired (its TTL, 5 minutes by default) or replayed.
 //!
-//! A credential's payload names the API it is for ([`AUDIENCE`]), and the
-//! proxy accepts only that: a credential a user sent to another
-//! munge-authenticated service cannot be replayed to jrps (each munged
-//! keeps its own replay cache, so munge alone would not notice).
+//! A credential's payload names the API it is for ([`AUDIENCE`]) and the
+//! one call it was made for (`crate::api::call_payload`: method, path and
+//! query, and a digest of the body), and the proxy accepts only that: a
+//! credential a user sent to another munge-authenticated service, or one
+//! read off another call, cannot be replayed to jrps for anything else.
+//! Each munged keeps its own replay cache, so munge alone would take the
+//! same credential once at every replica: the proxy also records each
+//! credential it accepts, in the state every replica shares, until munge
+//! would call it expired.
 //!
 //! Credentials are made and decoded with the `munge` and `unmunge` commands,
 //! which every munge installation has, rather than libmunge: binding the C
@@ -20,6 +25,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde::Deserialize;
+
+use crate::api::AUDIENCE;
 use tokio::io::AsyncWriteExt;
 
 /// The socket munged listens on in a default installation.
@@ -54,8 +61,23 @@ pub struct Caller {
     pub gid: u32,
 }
 
-/// The payload of every credential for the jrps API.
-pub const AUDIENCE: &str = "jrps-api v1";
+/// A credential munge accepted, and until when it could be presented again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Proven {
+    pub caller: Caller,
+    /// Unix seconds after which munge calls the credential expired
+    /// (its encode time plus its TTL).
+    pub expires_at: u64,
+}
+
+impl Proven {
+    /// Until when another replica's munged could still take the same
+    /// credential: its expiry, plus a margin for hosts whose clocks differ.
+    pub fn replayable_until(&self) -> u64 {
+        const CLOCK_SKEW: u64 = 600;
+        self.expires_at.saturating_add(CLOCK_SKEW)
+    }
+}
 
 /// Decodes the proxy runs at once, and of them for any one address: one
 /// host flooding the API with credentials takes a quarter at most, so the
@@ -207,11 +229,12 @@ pub enum MungeError {
 }
 
 impl Munge {
-    /// A fresh credential for one call to the jrps API.
-    pub async fn credential(&self) -> Result<String, MungeError> {
+    /// A fresh credential for one call to the jrps API, bound to it by
+    /// `payload` (`crate::api::call_payload`).
+    pub async fn credential(&self, payload: &str) -> Result<String, MungeError> {
         let output = tokio::process::Command::new("munge")
             .arg("--string")
-            .arg(AUDIENCE)
+            .arg(payload)
             .arg("--socket")
             .arg(&self.socket)
             .stdin(Stdio::null())
@@ -228,10 +251,11 @@ impl Munge {
         Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
     }
 
-    /// The uid and gid a credential for the jrps API proves.
-    pub async fn decode(&self, credential: &str) -> Result<Caller, MungeError> {
+    /// The uid and gid a credential made for the call `payload`
+    /// (`crate::api::call_payload`) proves.
+    pub async fn decode(&self, credential: &str, payload: &str) -> Result<Proven, MungeError> {
         let mut child = tokio::process::Command::new("unmunge")
-            .args(["--numeric", "--keys", "UID,GID"])
+            .args(["--numeric", "--keys", "UID,GID,ENCODE_TIME,TTL"])
             .arg("--socket")
             .arg(&self.socket)
             .stdin(Stdio::piped())
@@ -273,17 +297,29 @@ impl Munge {
         }
         // The metadata lines, a blank line, then the payload as sent.
         let text = String::from_utf8_lossy(&output.stdout);
-        let (metadata, payload) = text.split_once("\n\n").unwrap_or((&text, ""));
-        if payload != AUDIENCE {
+        let (metadata, sent) = text.split_once("\n\n").unwrap_or((&text, ""));
+        if sent != payload {
             return Err(MungeError::Refused {
                 program: "unmunge",
-                message: "the credential is not for this API".into(),
+                message: payload_mismatch(sent).into(),
             });
         }
         parse_metadata(metadata).ok_or_else(|| MungeError::Failed {
             program: "unmunge",
-            message: "no UID and GID in its answer".into(),
+            message: "no UID, GID, ENCODE_TIME and TTL in its answer".into(),
         })
+    }
+}
+
+/// Why a credential's payload is not the one for this call.
+fn payload_mismatch(sent: &str) -> &'static str {
+    if sent.starts_with(&format!("{AUDIENCE}\n")) {
+        "the credential was made for another call (its method, path or body differ)"
+    } else if sent == "jrps-api v1" {
+        "the credential is for the jrps API v1, good for any call, which this proxy no \
+         longer accepts: update jrps where the call comes from"
+    } else {
+        "the credential is not for this API"
     }
 }
 
@@ -318,19 +354,23 @@ fn status_words(status: i32) -> Option<&'static str> {
     })
 }
 
-/// `UID:  1000` and `GID:  1000` lines of `unmunge --numeric`.
-fn parse_metadata(text: &str) -> Option<Caller> {
+/// The `UID:  1000`, `GID:  1000`, `ENCODE_TIME:  1796614887` and
+/// `TTL:  300` lines of `unmunge --numeric`.
+fn parse_metadata(text: &str) -> Option<Proven> {
     let value = |key: &str| {
         text.lines().find_map(|line| {
             let (k, v) = line.split_once(':')?;
             (k.trim() == key)
-                .then(|| v.trim().parse::<u32>().ok())
+                .then(|| v.trim().parse::<u64>().ok())
                 .flatten()
         })
     };
-    Some(Caller {
-        uid: value("UID")?,
-        gid: value("GID")?,
+    Some(Proven {
+        caller: Caller {
+            uid: u32::try_from(value("UID")?).ok()?,
+            gid: u32::try_from(value("GID")?).ok()?,
+        },
+        expires_at: value("ENCODE_TIME")?.saturating_add(value("TTL")?),
     })
 }
 
@@ -441,6 +481,7 @@ fn name_of(passwd: &str, uid: u32) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::call_payload;
 
     #[test]
     fn only_credentials_of_munges_shape_reach_unmunge() {
@@ -489,13 +530,49 @@ mod tests {
     #[test]
     fn reads_unmunge_numeric_metadata() {
         assert_eq!(
-            parse_metadata("UID:             1000\nGID:             100\n"),
-            Some(Caller {
-                uid: 1000,
-                gid: 100
+            parse_metadata(
+                "ENCODE_TIME:     1796614887\nTTL:             300\n\
+                 UID:             1000\nGID:             100\n"
+            ),
+            Some(Proven {
+                caller: Caller {
+                    uid: 1000,
+                    gid: 100
+                },
+                expires_at: 1796615187,
             })
         );
         assert_eq!(parse_metadata("UID: x\n"), None);
+        assert_eq!(
+            parse_metadata("UID: 1000\nGID: 100\n"),
+            None,
+            "no expiry, no record"
+        );
+    }
+
+    #[test]
+    fn a_call_s_payload_binds_method_path_and_body() {
+        let payload = call_payload("DELETE", "/api/v1/sessions/a-b-c", b"{}");
+        assert_eq!(
+            payload,
+            "jrps-api v2\nDELETE /api/v1/sessions/a-b-c\n\
+             sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+        );
+        assert_ne!(
+            payload,
+            call_payload("GET", "/api/v1/sessions/a-b-c", b"{}")
+        );
+        assert_ne!(
+            payload,
+            call_payload("DELETE", "/api/v1/sessions/a-b-d", b"{}")
+        );
+        assert_ne!(
+            payload,
+            call_payload("DELETE", "/api/v1/sessions/a-b-c", b"")
+        );
+        assert!(payload_mismatch(&call_payload("GET", "/", b"")).contains("another call"));
+        assert!(payload_mismatch("jrps-api v1").contains("update jrps"));
+        assert!(payload_mismatch("hello").contains("not for this API"));
     }
 
     #[test]

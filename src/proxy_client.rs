@@ -54,6 +54,8 @@ pub enum ProxyClientError {
         error: String,
         detail: String,
     },
+    #[error("cannot encode the request to the proxy")]
+    Encode(#[source] serde_json::Error),
     /// `identity = "munge"` and no credential could be made.
     #[error("cannot make a munge credential for the proxy")]
     Munge(#[source] crate::identity::MungeError),
@@ -351,16 +353,46 @@ impl ProxyClient {
         extra_wait: Option<Duration>,
     ) -> Result<reqwest::Response, ProxyClientError> {
         let url = self.url(path);
+        // Serialised here, not by reqwest: a credential covers these bytes.
+        let body = match body {
+            Some(body) => Some(serde_json::to_vec(body).map_err(ProxyClientError::Encode)?),
+            None => None,
+        };
+        // Fresh for each call and bound to it: the proxy takes a credential
+        // once, for the call it was made for.
+        let credential = match &self.munge {
+            Some(munge) => {
+                let target = reqwest::Url::parse(&url).map_err(|_| ProxyClientError::BadUrl {
+                    url: strip_query(&url),
+                })?;
+                let path_and_query = match target.query() {
+                    Some(query) => format!("{}?{query}", target.path()),
+                    None => target.path().to_owned(),
+                };
+                let payload = crate::api::call_payload(
+                    method.as_str(),
+                    &path_and_query,
+                    body.as_deref().unwrap_or_default(),
+                );
+                Some(
+                    munge
+                        .credential(&payload)
+                        .await
+                        .map_err(ProxyClientError::Munge)?,
+                )
+            }
+            None => None,
+        };
         let mut request = self
             .http
             .request(method, &url)
             .timeout(CALL_TIMEOUT + extra_wait.unwrap_or_default());
         if let Some(body) = body {
-            request = request.json(body);
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body);
         }
-        // Fresh for each call: munged refuses a credential used twice.
-        if let Some(munge) = &self.munge {
-            let credential = munge.credential().await.map_err(ProxyClientError::Munge)?;
+        if let Some(credential) = credential {
             request = request.header(
                 reqwest::header::AUTHORIZATION,
                 format!("{} {credential}", crate::identity::AUTH_SCHEME),

@@ -145,40 +145,50 @@ async fn dispatch(shared: &Arc<Shared>, conn: ConnInfo, req: Request<Incoming>) 
     if segments.iter().any(|segment| segment.is_empty()) {
         return Err(Refusal::new(Failure::NotFound, format!("no API at {path}")));
     }
-    let caller = caller(shared, conn, &req).await?;
+    let (head, body) = req.into_parts();
+    // The cheap checks of a credential come before the body is read, the
+    // costly one after: the credential covers the body.
+    let credential = credential(shared, conn, &head)?;
+    let body = read_body(shared, &head, body).await?;
+    let caller = match (&shared.config.identity, credential) {
+        (Some(munge), Some(credential)) => {
+            Some(prove(shared, conn, munge, &credential, &head, &body).await?)
+        }
+        _ => None,
+    };
     if let ["sessions", alias, ..] = segments.as_slice() {
         owned_by(shared, caller, &known_alias(alias)?)?;
     }
     match (segments.as_slice(), &method) {
-        (["sessions"], &Method::POST) => create(shared, conn, caller, req).await,
+        (["sessions"], &Method::POST) => create(shared, conn, caller, &body).await,
         (["sessions"], &Method::GET) => list(shared, conn, caller),
         (["sessions", alias, "job"], &Method::POST) => {
             let alias = known_alias(alias)?;
-            link_job(shared, &alias, req).await
+            link_job(shared, &alias, &body).await
         }
         (["sessions", alias, "phase"], &Method::POST) => {
             let alias = known_alias(alias)?;
-            report_phase(shared, &alias, req).await
+            report_phase(shared, &alias, &body).await
         }
         (["sessions", alias, "activity"], &Method::POST) => {
             let alias = known_alias(alias)?;
-            activity(shared, conn, &alias, req).await
+            activity(shared, conn, &alias, &body).await
         }
         (["sessions", alias, "register"], &Method::POST) => {
             let alias = known_alias(alias)?;
-            register(shared, conn, &alias, req).await
+            register(shared, conn, &alias, &body).await
         }
         (["sessions", alias, "restart"], &Method::POST) => {
             let alias = known_alias(alias)?;
-            restart(shared, conn, &alias, req).await
+            restart(shared, conn, &alias, &body).await
         }
         (["sessions", alias], &Method::GET) => {
             let alias = known_alias(alias)?;
-            status(shared, conn, &alias, &req).await
+            status(shared, conn, &alias, &head.uri).await
         }
         (["sessions", alias], &Method::DELETE) => {
             let alias = known_alias(alias)?;
-            delete(shared, conn, caller, &alias, req).await
+            delete(shared, conn, caller, &alias, &body).await
         }
         (
             ["sessions"]
@@ -197,19 +207,19 @@ async fn dispatch(shared: &Arc<Shared>, conn: ConnInfo, req: Request<Incoming>) 
     }
 }
 
-/// With `identity = "munge"`, the uid the call's credential proves; a call
-/// without one, or with one munge refuses (malformed, expired, replayed,
-/// another realm's), gets 401. `None` when identity is off.
-async fn caller(
+/// With `identity = "munge"`, the call's credential, once it passed the
+/// checks that cost nothing: it is there, the peer may call the API, and it
+/// has munge's shape. A call without one gets 401. `None` when identity is off.
+fn credential(
     shared: &Shared,
     conn: ConnInfo,
-    req: &Request<Incoming>,
-) -> Result<Option<Caller>, Refusal> {
-    let Some(munge) = &shared.config.identity else {
+    head: &http::request::Parts,
+) -> Result<Option<String>, Refusal> {
+    if shared.config.identity.is_none() {
         return Ok(None);
-    };
-    let credential = req
-        .headers()
+    }
+    let credential = head
+        .headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix(identity::AUTH_SCHEME))
@@ -226,8 +236,7 @@ async fn caller(
             )
         })?;
     // Only login and compute nodes call the API: nobody else may make the
-    // proxy start a process; a malformed credential starts none; and one
-    // address takes only its share of the checks that may run at once.
+    // proxy start a process, and a malformed credential starts none.
     let ip = canonical_ip(conn.peer.ip());
     if !cidrs_contain(&shared.config.allowed_client_cidrs, ip)
         && !cidrs_contain(&shared.config.allowed_backend_cidrs, ip)
@@ -243,27 +252,62 @@ async fn caller(
             "munge credential refused: it is not one (MUNGE:…:)",
         ));
     }
-    let Some(_decoding) = shared.decodes.acquire(ip).await else {
+    Ok(Some(credential.to_owned()))
+}
+
+/// The uid `credential` proves for this call (its method, path and body);
+/// 401 when munge refuses it (expired, replayed, another realm's), when it
+/// was made for another call, or when any replica took it before. One
+/// address takes only its share of the checks that may run at once.
+async fn prove(
+    shared: &Shared,
+    conn: ConnInfo,
+    munge: &identity::Munge,
+    credential: &str,
+    head: &http::request::Parts,
+    body: &Bytes,
+) -> Result<Caller, Refusal> {
+    let Some(_decoding) = shared.decodes.acquire(canonical_ip(conn.peer.ip())).await else {
         return Err(Refusal::new(
             Failure::Unavailable,
             "too many credential checks at once; try again",
         ));
     };
-    match munge.decode(credential).await {
-        Ok(caller) => Ok(Some(caller)),
+    let path_and_query = head
+        .uri
+        .path_and_query()
+        .map_or(head.uri.path(), |p| p.as_str());
+    let payload = api::call_payload(head.method.as_str(), path_and_query, body);
+    let proven = match munge.decode(credential, &payload).await {
+        Ok(proven) => proven,
         // munge's words for the credential, nothing about this host.
-        Err(identity::MungeError::Refused { message, .. }) => Err(Refusal::new(
-            Failure::Unauthenticated,
-            format!("munge credential refused: {message}"),
-        )),
+        Err(identity::MungeError::Refused { message, .. }) => {
+            return Err(Refusal::new(
+                Failure::Unauthenticated,
+                format!("munge credential refused: {message}"),
+            ));
+        }
         Err(error) => {
             tracing::error!(%error, "cannot check munge credentials");
-            Err(Refusal::new(
+            return Err(Refusal::new(
                 Failure::Unavailable,
                 "cannot check credentials now",
-            ))
+            ));
         }
+    };
+    // This replica's munged took it once; the shared record says whether
+    // another replica's did.
+    let first = shared
+        .store
+        .spend_credential(sha256(credential.as_bytes()), proven.replayable_until())
+        .await?;
+    if !first {
+        return Err(Refusal::new(
+            Failure::Unauthenticated,
+            "munge credential refused: Replayed credential (another replica took it)",
+        ));
     }
+    Ok(proven.caller)
 }
 
 /// With identity on, a session answers only its owner; another uid's and
@@ -352,9 +396,12 @@ fn no_content() -> Response<Full<Bytes>> {
     response
 }
 
-/// Reads at most `max_api_body_bytes` and parses JSON: 413 when larger,
-/// 400 when not JSON, 422 when JSON of the wrong shape.
-async fn body<T: DeserializeOwned>(shared: &Shared, req: Request<Incoming>) -> Result<T, Refusal> {
+/// Reads at most `max_api_body_bytes`: 413 when larger.
+async fn read_body(
+    shared: &Shared,
+    head: &http::request::Parts,
+    body: Incoming,
+) -> Result<Bytes, Refusal> {
     let max = shared.config.limits.max_api_body_bytes;
     let too_large = || {
         Refusal::new(
@@ -362,8 +409,8 @@ async fn body<T: DeserializeOwned>(shared: &Shared, req: Request<Incoming>) -> R
             format!("bodies are limited to {max} bytes"),
         )
     };
-    let declared = req
-        .headers()
+    let declared = head
+        .headers
         .get(CONTENT_LENGTH)
         .and_then(|l| l.to_str().ok())
         .and_then(|l| l.parse::<usize>().ok());
@@ -374,21 +421,24 @@ async fn body<T: DeserializeOwned>(shared: &Shared, req: Request<Incoming>) -> R
         // if we close on it; read (and drop) a moderate excess first so it
         // sees the 413. Anything bigger is cut off.
         if length <= DRAIN_LIMIT {
-            let _ = Limited::new(req.into_body(), DRAIN_LIMIT).collect().await;
+            let _ = Limited::new(body, DRAIN_LIMIT).collect().await;
         }
         return Err(too_large());
     }
-    let bytes = match Limited::new(req.into_body(), max).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
-        Err(_) => {
-            return Err(Refusal::new(
-                Failure::BadRequest,
-                "the body could not be read",
-            ));
-        }
-    };
-    serde_json::from_slice(&bytes).map_err(|error| {
+    match Limited::new(body, max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(_) => Err(Refusal::new(
+            Failure::BadRequest,
+            "the body could not be read",
+        )),
+    }
+}
+
+/// The body as JSON: 400 when it is not JSON, 422 when JSON of the wrong
+/// shape.
+fn parse<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, Refusal> {
+    serde_json::from_slice(bytes).map_err(|error| {
         let failure = match error.classify() {
             serde_json::error::Category::Data => Failure::InvalidField,
             _ => Failure::MalformedJson,
@@ -482,10 +532,10 @@ async fn create(
     shared: &Arc<Shared>,
     conn: ConnInfo,
     caller: Option<Caller>,
-    req: Request<Incoming>,
+    body: &Bytes,
 ) -> ApiResult {
     from_clients(shared, conn)?;
-    let request: CreateSession = body(shared, req).await?;
+    let request: CreateSession = parse(body)?;
     let mut token_sha256 = [0u8; 32];
     if request.token_sha256.len() != 64
         || request.token_sha256.bytes().any(|b| b.is_ascii_uppercase())
@@ -600,8 +650,8 @@ async fn create(
     ))
 }
 
-async fn link_job(shared: &Arc<Shared>, alias: &str, req: Request<Incoming>) -> ApiResult {
-    let request: LinkJob = body(shared, req).await?;
+async fn link_job(shared: &Arc<Shared>, alias: &str, body: &Bytes) -> ApiResult {
+    let request: LinkJob = parse(body)?;
     let job_ok = (1..=64).contains(&request.job_id.len())
         && request
             .job_id
@@ -646,8 +696,8 @@ async fn link_job(shared: &Arc<Shared>, alias: &str, req: Request<Incoming>) -> 
     Ok(no_content())
 }
 
-async fn report_phase(shared: &Arc<Shared>, alias: &str, req: Request<Incoming>) -> ApiResult {
-    let request: ReportPhase = body(shared, req).await?;
+async fn report_phase(shared: &Arc<Shared>, alias: &str, body: &Bytes) -> ApiResult {
+    let request: ReportPhase = parse(body)?;
     if let Some(detail) = &request.detail {
         api::check_phase_detail(detail)
             .map_err(|problem| Refusal::new(Failure::InvalidField, problem))?;
@@ -673,14 +723,9 @@ async fn report_phase(shared: &Arc<Shared>, alias: &str, req: Request<Incoming>)
     }
 }
 
-async fn register(
-    shared: &Arc<Shared>,
-    conn: ConnInfo,
-    alias: &str,
-    req: Request<Incoming>,
-) -> ApiResult {
+async fn register(shared: &Arc<Shared>, conn: ConnInfo, alias: &str, body: &Bytes) -> ApiResult {
     let arrived = Instant::now();
-    let request: Register = body(shared, req).await?;
+    let request: Register = parse(body)?;
     let ip = from_backends(shared, conn)?;
     let backend = SocketAddr::new(ip, request.port);
     let now = unix_now();
@@ -742,13 +787,8 @@ async fn register(
 /// that was registered and did not end for another reason, and only once
 /// its first run's backend no longer answers (a requeue that Slurm made
 /// while the old node still runs must not move a live session).
-async fn restart(
-    shared: &Arc<Shared>,
-    conn: ConnInfo,
-    alias: &str,
-    req: Request<Incoming>,
-) -> ApiResult {
-    let request: api::Restart = body(shared, req).await?;
+async fn restart(shared: &Arc<Shared>, conn: ConnInfo, alias: &str, body: &Bytes) -> ApiResult {
+    let request: api::Restart = parse(body)?;
     let ip = from_backends(shared, conn)?;
     let before = session_with_secret(shared, alias, &request.secret)?;
     if let Some(old) = before.backend
@@ -808,16 +848,11 @@ async fn backend_answers(backend: SocketAddr) -> bool {
     )
 }
 
-async fn status(
-    shared: &Arc<Shared>,
-    conn: ConnInfo,
-    alias: &str,
-    req: &Request<Incoming>,
-) -> ApiResult {
+async fn status(shared: &Arc<Shared>, conn: ConnInfo, alias: &str, uri: &http::Uri) -> ApiResult {
     from_clients(shared, conn)?;
     let mut wait = false;
     let mut timeout_s: u64 = 30;
-    for pair in req.uri().query().unwrap_or("").split('&') {
+    for pair in uri.query().unwrap_or("").split('&') {
         match pair.split_once('=') {
             Some(("wait", "ready")) => wait = true,
             Some(("wait", other)) => {
@@ -861,9 +896,9 @@ async fn delete(
     conn: ConnInfo,
     caller: Option<Caller>,
     alias: &str,
-    req: Request<Incoming>,
+    body: &Bytes,
 ) -> ApiResult {
-    let request: DeleteSession = body(shared, req).await?;
+    let request: DeleteSession = parse(body)?;
     let session = shared
         .store
         .get(alias)
@@ -889,13 +924,8 @@ async fn delete(
 /// When the proxy last passed a request to the session's Jupyter, for the
 /// job's idle watch. The same guard as `delete`: it says whether someone is
 /// using the notebook, which is the session owner's business only.
-async fn activity(
-    shared: &Arc<Shared>,
-    conn: ConnInfo,
-    alias: &str,
-    req: Request<Incoming>,
-) -> ApiResult {
-    let request: ActivityQuery = body(shared, req).await?;
+async fn activity(shared: &Arc<Shared>, conn: ConnInfo, alias: &str, body: &Bytes) -> ApiResult {
+    let request: ActivityQuery = parse(body)?;
     let session = shared
         .store
         .get(alias)

@@ -5,10 +5,9 @@
 use super::{Cluster, Launched, on_client};
 use crate::proxy::jupyter::run_code;
 
-/// The munge credential a user's own shell can make for the jrps API.
-const CREDENTIAL: &str = "$(munge -n -s 'jrps-api v1')";
-
-/// `curl` on `host` as `user` against the proxy's API; prints the status.
+/// `curl` on `host` as `user` against the proxy's API, with a munge
+/// credential the user's own shell makes for exactly this call; prints the
+/// status.
 fn api_status(
     cluster: &Cluster,
     host: &str,
@@ -18,10 +17,13 @@ fn api_status(
     body: &str,
 ) -> String {
     let script = format!(
-        "curl -s -o /dev/null -w '%{{http_code}}' --cacert /var/lib/jrps-cluster/site/ca.pem \
-         -X {method} -H 'content-type: application/json' -H \"authorization: Munge {CREDENTIAL}\" \
-         -d '{body}' https://manage.{}/api/v1{path}",
-        super::DOMAIN
+        "body='{body}'; digest=$(printf %s \"$body\" | sha256sum | cut -d' ' -f1); \
+         credential=$(printf '{audience}\\n{method} /api/v1{path}\\nsha256:%s' \"$digest\" | munge); \
+         curl -s -o /dev/null -w '%{{http_code}}' --cacert /var/lib/jrps-cluster/site/ca.pem \
+         -X {method} -H 'content-type: application/json' -H \"authorization: Munge $credential\" \
+         --data-binary \"$body\" https://manage.{}/api/v1{path}",
+        super::DOMAIN,
+        audience = jrps::api::AUDIENCE,
     );
     let out = cluster.on(host, Some(user), &["bash", "-c", &script]);
     out.stdout.trim().to_owned()

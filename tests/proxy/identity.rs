@@ -1,6 +1,7 @@
 //! `identity = "munge"` against the test cluster's real munged: every API
 //! call proves its uid, a session answers only its owner, and credentials
-//! that are missing, garbage or replayed get 401.
+//! that are missing, garbage, made for another call or replayed (at the same
+//! replica or another, with a munged of its own) get 401.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -10,8 +11,6 @@ use serde_json::{Value, json};
 use super::backends::http_backend;
 use super::harness::{Options, Proxy, random_token, sha256_hex};
 
-/// The payload of jrps's credentials (`identity::AUDIENCE`).
-const AUDIENCE: &str = "jrps-api v1";
 use crate::scheduler::slurm::cluster;
 
 /// The munged socket the test cluster's Slurm uses (its `AuthInfo`).
@@ -26,9 +25,9 @@ pub(crate) fn munge_socket() -> Option<PathBuf> {
     })
 }
 
-/// A fresh credential, made as this test's uid or, with `nobody`, as the
-/// `nobody` user (another uid on the same realm).
-pub(crate) fn credential(socket: &PathBuf, nobody: bool) -> String {
+/// A fresh credential for `payload`, made as this test's uid or, with
+/// `nobody`, as the `nobody` user (another uid on the same realm).
+pub(crate) fn credential(socket: &PathBuf, nobody: bool, payload: &str) -> String {
     let mut command = if nobody {
         let mut c = Command::new("setpriv");
         c.args([
@@ -42,7 +41,7 @@ pub(crate) fn credential(socket: &PathBuf, nobody: bool) -> String {
         Command::new("munge")
     };
     let out = command
-        .args(["--string", AUDIENCE, "--socket"])
+        .args(["--string", payload, "--socket"])
         .arg(socket)
         .output()
         .unwrap();
@@ -64,20 +63,40 @@ struct Call<'a> {
     socket: PathBuf,
 }
 
+/// Who authorises a call.
+#[derive(Clone)]
+enum Auth {
+    Nothing,
+    /// A fresh credential for the call, as this test's uid.
+    Me,
+    /// A fresh credential for the call, as `nobody`.
+    Nobody,
+    /// This `Authorization` value.
+    Header(String),
+}
+
 impl Call<'_> {
-    /// `method path` with `body`, authorised by `auth` (a whole header value).
+    /// `method path` with `body`.
     async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Value,
-        auth: Option<String>,
+        auth: Auth,
     ) -> (u16, Value) {
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let auth = match auth {
+            Auth::Nothing => None,
+            Auth::Me => Some(self.munge_header(&method, path, &bytes, false)),
+            Auth::Nobody => Some(self.munge_header(&method, path, &bytes, true)),
+            Auth::Header(value) => Some(value),
+        };
         let mut request = self
             .proxy
             .client
             .request(method, self.proxy.api(path))
-            .json(&body);
+            .header("content-type", "application/json")
+            .body(bytes);
         if let Some(auth) = auth {
             request = request.header("authorization", auth);
         }
@@ -86,12 +105,22 @@ impl Call<'_> {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
-    fn as_me(&self) -> Option<String> {
-        Some(format!("Munge {}", credential(&self.socket, false)))
+    /// A fresh `Authorization` value for exactly this call.
+    fn munge_header(
+        &self,
+        method: &reqwest::Method,
+        path: &str,
+        body: &[u8],
+        nobody: bool,
+    ) -> String {
+        let payload = jrps::api::call_payload(method.as_str(), &format!("/api/v1{path}"), body);
+        format!("Munge {}", credential(&self.socket, nobody, &payload))
     }
 
-    fn as_nobody(&self) -> Option<String> {
-        Some(format!("Munge {}", credential(&self.socket, true)))
+    /// The header [`Auth::Me`] would send for this call, to send it again.
+    fn me_for(&self, method: &reqwest::Method, path: &str, body: &Value) -> Auth {
+        let bytes = serde_json::to_vec(body).unwrap();
+        Auth::Header(self.munge_header(method, path, &bytes, false))
     }
 }
 
@@ -115,7 +144,7 @@ async fn sessions_belong_to_the_uid_munge_proves() {
 
     // No credential, a garbage one, a replayed one: 401 in the API's shape.
     let (status, body) = call
-        .send(Method::POST, "/sessions", create(me()), None)
+        .send(Method::POST, "/sessions", create(me()), Auth::Nothing)
         .await;
     assert_eq!(
         (status, body["error"].as_str()),
@@ -127,11 +156,11 @@ async fn sessions_belong_to_the_uid_munge_proves() {
             Method::POST,
             "/sessions",
             create(me()),
-            Some("Munge MUNGE:garbage:".into()),
+            Auth::Header("Munge MUNGE:garbage:".into()),
         )
         .await;
     assert_eq!(status, 401);
-    let once = call.as_me();
+    let once = call.me_for(&Method::POST, "/sessions", &create(me()));
     let (status, created) = call
         .send(Method::POST, "/sessions", create(me()), once.clone())
         .await;
@@ -145,9 +174,66 @@ async fn sessions_belong_to_the_uid_munge_proves() {
         "{body}"
     );
 
+    // A credential is for the call it was made for: another body, another
+    // path or another method gets 401, and so does v1's, good for any call.
+    let made_for = |method: &Method, path: &str, body: &Value| {
+        let payload = jrps::api::call_payload(
+            method.as_str(),
+            &format!("/api/v1{path}"),
+            &serde_json::to_vec(body).unwrap(),
+        );
+        format!("Munge {}", credential(&call.socket, false, &payload))
+    };
+    let other_user = create("somebody-else".into());
+    for (what, header) in [
+        (
+            "another body",
+            made_for(&Method::POST, "/sessions", &other_user),
+        ),
+        (
+            "another path",
+            made_for(&Method::POST, "/sessions/amber-otter-lagoon", &create(me())),
+        ),
+        (
+            "another method",
+            made_for(&Method::GET, "/sessions", &create(me())),
+        ),
+    ] {
+        let (status, body) = call
+            .send(
+                Method::POST,
+                "/sessions",
+                create(me()),
+                Auth::Header(header),
+            )
+            .await;
+        assert_eq!(status, 401, "{what}: {body}");
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("made for another call"),
+            "{what}: {body}"
+        );
+    }
+    let v1 = format!("Munge {}", credential(&call.socket, false, "jrps-api v1"));
+    let (status, body) = call
+        .send(Method::POST, "/sessions", create(me()), Auth::Header(v1))
+        .await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("update jrps"),
+        "{body}"
+    );
+
     // Expired: munged's own clock, one second of life, used after two.
+    let payload = jrps::api::call_payload(
+        "POST",
+        "/api/v1/sessions",
+        &serde_json::to_vec(&create(me())).unwrap(),
+    );
     let out = Command::new("munge")
-        .args(["--string", AUDIENCE, "--ttl", "1", "--socket"])
+        .args(["--string", &payload, "--ttl", "1", "--socket"])
         .arg(&call.socket)
         .output()
         .unwrap();
@@ -161,7 +247,7 @@ async fn sessions_belong_to_the_uid_munge_proves() {
             Method::POST,
             "/sessions",
             create(me()),
-            Some(format!("Munge {short}")),
+            Auth::Header(format!("Munge {short}")),
         )
         .await;
     assert_eq!(status, 401, "an expired credential: {body}");
@@ -172,18 +258,13 @@ async fn sessions_belong_to_the_uid_munge_proves() {
 
     // A good credential for something else: another service's cannot be
     // replayed here.
-    let out = Command::new("munge")
-        .args(["--string", "some-other-service", "--socket"])
-        .arg(&call.socket)
-        .output()
-        .unwrap();
-    let elsewhere = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let elsewhere = credential(&call.socket, false, "some-other-service");
     let (status, body) = call
         .send(
             Method::POST,
             "/sessions",
             create(me()),
-            Some(format!("Munge {elsewhere}")),
+            Auth::Header(format!("Munge {elsewhere}")),
         )
         .await;
     assert_eq!(status, 401, "{body}");
@@ -201,7 +282,7 @@ async fn sessions_belong_to_the_uid_munge_proves() {
             Method::POST,
             "/sessions",
             create("somebody-else".into()),
-            call.as_me(),
+            Auth::Me,
         )
         .await;
     assert_eq!(status, 403, "{body}");
@@ -238,7 +319,7 @@ async fn sessions_belong_to_the_uid_munge_proves() {
     ];
     for (method, path, body) in &denied {
         let (status, answer) = call
-            .send(method.clone(), path, body.clone(), call.as_nobody())
+            .send(method.clone(), path, body.clone(), Auth::Nobody)
             .await;
         assert_eq!(status, 403, "{method} {path} as nobody: {answer}");
         assert_eq!(answer["detail"], "no session of yours by that name");
@@ -248,7 +329,7 @@ async fn sessions_belong_to_the_uid_munge_proves() {
             Method::GET,
             "/sessions/amber-otter-lagoon",
             json!({}),
-            call.as_me(),
+            Auth::Me,
         )
         .await;
     assert_eq!(
@@ -263,7 +344,7 @@ async fn sessions_belong_to_the_uid_munge_proves() {
             Method::POST,
             &format!("{session}/job"),
             json!({"job_id": "4711", "secret": secret}),
-            call.as_me(),
+            Auth::Me,
         )
         .await;
     assert_eq!(status, 204);
@@ -273,12 +354,12 @@ async fn sessions_belong_to_the_uid_munge_proves() {
             Method::POST,
             &format!("{session}/register"),
             json!({"port": backend.port(), "secret": secret}),
-            call.as_me(),
+            Auth::Me,
         )
         .await;
     assert_eq!(status, 200, "{body}");
     let (status, mine) = call
-        .send(Method::GET, "/sessions", json!({}), call.as_me())
+        .send(Method::GET, "/sessions", json!({}), Auth::Me)
         .await;
     assert_eq!(status, 200);
     let listed: Vec<&str> = mine
@@ -291,7 +372,7 @@ async fn sessions_belong_to_the_uid_munge_proves() {
     assert_eq!(mine[0]["state"], "ready");
     assert_eq!(mine[0]["job_id"], "4711");
     let (status, theirs) = call
-        .send(Method::GET, "/sessions", json!({}), call.as_nobody())
+        .send(Method::GET, "/sessions", json!({}), Auth::Nobody)
         .await;
     assert_eq!((status, theirs), (200, json!([])));
     let (status, _) = call
@@ -299,13 +380,11 @@ async fn sessions_belong_to_the_uid_munge_proves() {
             Method::DELETE,
             &session,
             json!({"reason": "cancelled"}),
-            call.as_me(),
+            Auth::Me,
         )
         .await;
     assert_eq!(status, 204);
-    let (_, ended) = call
-        .send(Method::GET, &session, json!({}), call.as_me())
-        .await;
+    let (_, ended) = call.send(Method::GET, &session, json!({}), Auth::Me).await;
     assert_eq!(
         (&ended["state"], &ended["end_reason"]),
         (&json!("ended"), &json!("cancelled"))
@@ -344,7 +423,7 @@ async fn a_hanging_user_directory_delays_no_proxied_request() {
     let create = json!({"user": me(), "token_sha256": sha256_hex(&token), "ttl_seconds": 600});
     let started = std::time::Instant::now();
     let (status, created) = call
-        .send(Method::POST, "/sessions", create.clone(), call.as_me())
+        .send(Method::POST, "/sessions", create.clone(), Auth::Me)
         .await;
     assert_eq!(status, 201, "{created}");
     let waited = started.elapsed();
@@ -360,13 +439,13 @@ async fn a_hanging_user_directory_delays_no_proxied_request() {
             Method::POST,
             &format!("/sessions/{alias}/register"),
             register,
-            call.as_me(),
+            Auth::Me,
         )
         .await;
     assert_eq!(status, 200, "{body}");
 
     // Another create waits on the directory; the session's requests do not.
-    let slow = call.send(Method::POST, "/sessions", create, call.as_me());
+    let slow = call.send(Method::POST, "/sessions", create, Auth::Me);
     let requests = async {
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         let mut slowest = std::time::Duration::ZERO;
@@ -455,7 +534,7 @@ async fn a_flood_of_bad_credentials_from_one_address_fails_no_one_else() {
     let mut failed = Vec::new();
     for _ in 0..39 {
         let (status, body) = call
-            .send(reqwest::Method::GET, "/sessions", Value::Null, call.as_me())
+            .send(reqwest::Method::GET, "/sessions", Value::Null, Auth::Me)
             .await;
         if status != 200 {
             failed.push((status, body));
@@ -473,4 +552,169 @@ async fn a_flood_of_bad_credentials_from_one_address_fails_no_one_else() {
         failed.is_empty(),
         "legitimate calls failed during the flood: {failed:?}"
     );
+}
+
+/// Another host's munged: the test cluster's key, so the same realm, but a
+/// socket and so a replay cache of its own, as a second proxy host has.
+struct OtherHostsMunged {
+    dir: tempfile::TempDir,
+    socket: PathBuf,
+}
+
+impl OtherHostsMunged {
+    fn start(first: &std::path::Path) -> OtherHostsMunged {
+        let key = first.with_file_name("munge.key");
+        let dir = tempfile::Builder::new()
+            .prefix("jrps-munged-")
+            .tempdir()
+            .unwrap();
+        // munged runs as munge and checks that nobody else may write there.
+        let chown = Command::new("chown")
+            .arg("munge:munge")
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(chown.success());
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let socket = dir.path().join("socket");
+        let file = |name: &str| {
+            let mut arg = std::ffi::OsString::from(format!("--{name}-file="));
+            arg.push(dir.path().join(name));
+            arg
+        };
+        let started = Command::new("runuser")
+            .args(["-u", "munge", "--", "munged"])
+            .arg(format!("--socket={}", socket.display()))
+            .arg(format!("--key-file={}", key.display()))
+            .args([file("pid"), file("log"), file("seed")])
+            .status()
+            .unwrap();
+        assert!(started.success(), "munged did not start");
+        let answers = || {
+            let made = Command::new("munge")
+                .args(["-n", "-S"])
+                .arg(&socket)
+                .output()
+                .unwrap();
+            made.status.success()
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !answers() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the second munged does not answer: {}",
+                std::fs::read_to_string(dir.path().join("log")).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        OtherHostsMunged { dir, socket }
+    }
+}
+
+impl Drop for OtherHostsMunged {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(self.dir.path().join("pid")) {
+            let _ = Command::new("kill").arg(pid.trim()).status();
+        }
+    }
+}
+
+/// Two replicas on one database, each asking its own host's munged (one
+/// key, two replay caches): a credential one took is refused by the other,
+/// either way round, though that one's munged alone would take it; a
+/// credential made on the other host is good at the first (one realm);
+/// and the record of what was taken is forgotten once it could not be
+/// presented again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credential_is_taken_once_across_replicas_with_munged_each() {
+    let Some(first) = munge_socket() else { return };
+    if super::postgres::postgres_bin().is_none() {
+        assert!(std::env::var_os("CI").is_none(), "CI needs PostgreSQL");
+        return;
+    }
+    let second = OtherHostsMunged::start(&first);
+    let identity = |socket: &PathBuf| {
+        format!(
+            "identity = \"munge\"\nmunge_socket = {:?}\n",
+            socket.display().to_string()
+        )
+    };
+    let r = super::replicas::Replicas::start_each(&identity(&first), &identity(&second.socket))
+        .expect("PostgreSQL");
+    let (at_a, at_b) = (
+        Call {
+            proxy: &r.a,
+            socket: first.clone(),
+        },
+        Call {
+            proxy: &r.b,
+            socket: second.socket.clone(),
+        },
+    );
+    use reqwest::Method;
+    let token = random_token();
+    let create = json!({"user": me(), "token_sha256": sha256_hex(&token), "ttl_seconds": 600});
+    let (status, created) = at_a.send(Method::POST, "/sessions", create, Auth::Me).await;
+    assert_eq!(status, 201, "{created}");
+    let path = format!("/sessions/{}", created["alias"].as_str().unwrap());
+
+    // Made on A's host, taken by A, then sent to B; and the other way round.
+    for (maker, taker, replayed_at) in [(&at_a, &at_a, &at_b), (&at_b, &at_b, &at_a)] {
+        let once = maker.me_for(&Method::GET, &path, &json!({}));
+        let (status, body) = taker
+            .send(Method::GET, &path, json!({}), once.clone())
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = replayed_at.send(Method::GET, &path, json!({}), once).await;
+        assert_eq!(status, 401, "replayed at the other replica: {body}");
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("another replica took it"),
+            "refused by the shared record, not by its munged: {body}"
+        );
+    }
+    // One realm: a credential made on B's host is good at A.
+    let (status, body) = at_a
+        .send(
+            Method::GET,
+            &path,
+            json!({}),
+            at_b.me_for(&Method::GET, &path, &json!({})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    // Every credential taken is recorded until it expires (plus the clock
+    // margin), and the duty holder forgets one whose time has passed.
+    let recorded = r.cluster.psql(
+        "jrps",
+        "SELECT count(*) FROM jrps.spent_credentials \
+         WHERE until > extract(epoch FROM now()) + 300",
+    );
+    assert_eq!(
+        recorded.trim(),
+        "4",
+        "create, two status calls, one from B's host"
+    );
+    r.cluster.psql(
+        "jrps",
+        "INSERT INTO jrps.spent_credentials (digest, until) VALUES ('\\x00', 1)",
+    );
+    let forgotten = super::harness::eventually(std::time::Duration::from_secs(10), || async {
+        r.cluster
+            .psql(
+                "jrps",
+                "SELECT count(*) FROM jrps.spent_credentials WHERE until < 1000",
+            )
+            .trim()
+            == "0"
+    })
+    .await;
+    assert!(forgotten, "the run-out record is still there");
 }

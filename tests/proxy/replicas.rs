@@ -30,11 +30,21 @@ impl Replicas {
     /// Two replicas started at once on a new database (so both run the
     /// schema migration concurrently), with `extra` in both proxy.toml.
     pub fn start(extra: &str) -> Option<Replicas> {
-        let (cluster, shared, options) = Self::prepare(extra)?;
+        Self::start_each(extra, extra)
+    }
+
+    /// As [`Replicas::start`], with `extra_a` in A's proxy.toml and
+    /// `extra_b` in B's (`options` are A's).
+    pub fn start_each(extra_a: &str, extra_b: &str) -> Option<Replicas> {
+        let (cluster, shared, options) = Self::prepare(extra_a)?;
+        let options_b = Options {
+            extra: extra_b.into(),
+            ..options.clone()
+        };
         let ca = Arc::new(TestCa::new());
         let (a, b) = std::thread::scope(|scope| {
             let a = scope.spawn(|| replica(&ca, &options));
-            let b = scope.spawn(|| replica(&ca, &options));
+            let b = scope.spawn(|| replica(&ca, &options_b));
             (a.join().unwrap(), b.join().unwrap())
         });
         Some(Replicas {

@@ -805,6 +805,17 @@ impl Store {
         Ok(())
     }
 
+    /// Records a munge credential the API accepted, until `until`; `false`
+    /// when it was recorded before (a replay at another replica). With
+    /// SQLite there is one replica, and its munged's replay cache is the
+    /// record.
+    pub async fn spend_credential(&self, digest: [u8; 32], until: u64) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(true),
+            Backend::Postgres(db) => db.spend_credential(&digest, until).await,
+        }
+    }
+
     /// Makes the next sweep scan every session (one was cut short).
     pub fn rescan(&self) {
         self.earliest_expiry.store(0, Ordering::Release);

@@ -655,6 +655,25 @@ impl Postgres {
         Ok(deleted > 0)
     }
 
+    /// Whether this is the first record of the credential `digest`.
+    pub async fn spend_credential(
+        &self,
+        digest: &[u8; 32],
+        until: u64,
+    ) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let until = i64::try_from(until).unwrap_or(i64::MAX);
+        let recorded = within(client.execute(
+            "INSERT INTO jrps.spent_credentials (digest, until) VALUES ($1, $2) \
+             ON CONFLICT (digest) DO NOTHING",
+            &[&&digest[..], &until],
+        ))
+        .await
+        .map_err(|e| self.unavailable("recording a credential", e))?;
+        self.reached();
+        Ok(recorded == 1)
+    }
+
     /// Keeps `store` in step with the database for as long as the proxy
     /// runs, reconnecting after any failure.
     pub async fn follow(&self, store: &Store) {
@@ -745,8 +764,8 @@ impl Postgres {
 }
 
 impl Postgres {
-    /// The duty holder writes when it last held duty; any other replica
-    /// reads it.
+    /// The duty holder writes when it last held duty, and forgets the
+    /// credentials nobody could present again; any other replica reads when.
     async fn duty_beat(&self, client: &Client) -> Result<(), Failure> {
         let now = unix_now();
         let seen = if self.has_duty() {
@@ -754,6 +773,11 @@ impl Postgres {
                 "INSERT INTO jrps.settings (name, value) VALUES ('duty_at', $1) \
                  ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
                 &[&now.to_string()],
+            ))
+            .await?;
+            within(client.execute(
+                "DELETE FROM jrps.spent_credentials WHERE until < $1",
+                &[&(now as i64)],
             ))
             .await?;
             now
