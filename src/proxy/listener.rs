@@ -30,6 +30,7 @@ use super::budget::AddressSlot;
 use super::config::{Limits, TlsFiles};
 use super::fastpath::{self, Outcome};
 use super::handler;
+use super::header_blocks::{Change, HeaderBlocks};
 use super::plumbing::ConnInfo;
 
 /// The server certificate, swappable while connections are running: each
@@ -298,6 +299,7 @@ async fn serve_connection<S>(
         prefix: Bytes::new(),
         inner: stream,
         activity: activity.clone(),
+        blocks: None,
     };
     let mut already_read = Bytes::new();
     if fast {
@@ -352,6 +354,7 @@ async fn serve_with_hyper<S>(
 {
     let limits = &shared.config.limits;
     io.prefix = already_read;
+    io.blocks = Some(Box::default());
     let io = TokioIo::new(io);
     activity.count_requests_only();
     let service_shared = shared.clone();
@@ -393,10 +396,15 @@ async fn serve_with_hyper<S>(
 /// gets the header timeout too. After that, on the fast path any byte moved
 /// counts; on hyper's path only requests (HTTP/2 streams) do, so PINGs and
 /// other control frames never keep an HTTP/2 connection open: with no open
-/// stream for `idle_timeout` it closes. (A header block left unfinished
-/// after an earlier request is held to `idle_timeout`, not the header one.)
+/// stream for `idle_timeout` it closes. An HTTP/2 header block begun later
+/// must also be complete within `header_read_timeout` of its first frame
+/// ([`HeaderBlocks`]), however busy the connection's other streams are:
+/// until it is, the connection can carry nothing else.
 #[derive(Clone)]
 struct Activity(Arc<ActivityState>);
+
+/// `block_since_ms` when no header block is open.
+const NO_BLOCK: u64 = u64::MAX;
 
 struct ActivityState {
     epoch: Instant,
@@ -408,6 +416,11 @@ struct ActivityState {
     count_bytes: AtomicBool,
     /// Requests whose response is not finished.
     open: AtomicUsize,
+    /// When the HTTP/2 header block being read began, in milliseconds
+    /// since `epoch` ([`NO_BLOCK`]: none is).
+    block_since_ms: AtomicU64,
+    /// Wakes the idle watch to a header block's nearer deadline.
+    block_opened: tokio::sync::Notify,
 }
 
 impl Activity {
@@ -418,13 +431,28 @@ impl Activity {
             spoke: AtomicBool::new(false),
             count_bytes: AtomicBool::new(true),
             open: AtomicUsize::new(0),
+            block_since_ms: AtomicU64::new(NO_BLOCK),
+            block_opened: tokio::sync::Notify::new(),
         }))
     }
 
+    fn now_ms(&self) -> u64 {
+        self.0.epoch.elapsed().as_millis() as u64
+    }
+
     fn touch(&self) {
-        self.0
-            .last_ms
-            .store(self.0.epoch.elapsed().as_millis() as u64, Relaxed);
+        self.0.last_ms.store(self.now_ms(), Relaxed);
+    }
+
+    fn header_block(&self, change: Change) {
+        match change {
+            Change::None => {}
+            Change::Opened => {
+                self.0.block_since_ms.store(self.now_ms(), Relaxed);
+                self.0.block_opened.notify_one();
+            }
+            Change::Closed => self.0.block_since_ms.store(NO_BLOCK, Relaxed),
+        }
     }
 
     fn bytes_moved(&self, read: bool) {
@@ -454,14 +482,22 @@ impl Activity {
     }
 
     /// Resolves once the connection has been idle for `limit` (or sent
-    /// nothing for `first_byte`). Wakes at most once per `limit`, not per
-    /// byte.
+    /// nothing, or left a header block unfinished, for `first_byte`). Wakes
+    /// at most once per `limit`, not per byte, and when a header block
+    /// begins.
     async fn idle_for(&self, first_byte: Duration, limit: Duration) {
         // Each sleep ends no later than the true deadline, which is `limit`
         // after the last activity and so not before `now + limit` for any
-        // activity still to come.
+        // activity still to come; a header block that begins meanwhile
+        // wakes it to its own.
         loop {
             let now = Instant::now();
+            let block_since = self.0.block_since_ms.load(Relaxed);
+            let block_deadline = (block_since != NO_BLOCK)
+                .then(|| self.0.epoch + Duration::from_millis(block_since) + first_byte);
+            if block_deadline.is_some_and(|deadline| now >= deadline) {
+                return;
+            }
             let wake = if !self.0.spoke.load(Relaxed) {
                 let silent = self.0.epoch + first_byte;
                 if now >= silent {
@@ -478,7 +514,11 @@ impl Activity {
                 }
                 idle
             };
-            tokio::time::sleep_until(wake.into()).await;
+            let wake = block_deadline.map_or(wake, |deadline| wake.min(deadline));
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake.into()) => {}
+                _ = self.0.block_opened.notified() => {}
+            }
         }
     }
 }
@@ -527,6 +567,20 @@ struct ClientIo<S> {
     prefix: Bytes,
     inner: S,
     activity: Activity,
+    /// On hyper's path, until the bytes are known not to be HTTP/2: the
+    /// header blocks read (boxed: most connections drop it at once).
+    blocks: Option<Box<HeaderBlocks>>,
+}
+
+impl<S> ClientIo<S> {
+    fn follow_frames(&mut self, read: &[u8]) {
+        if let Some(blocks) = &mut self.blocks {
+            self.activity.header_block(blocks.read(read));
+            if !blocks.is_following() {
+                self.blocks = None;
+            }
+        }
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for ClientIo<S> {
@@ -537,7 +591,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for ClientIo<S> {
     ) -> Poll<io::Result<()>> {
         if !self.prefix.is_empty() {
             let n = self.prefix.len().min(buf.remaining());
-            buf.put_slice(&self.prefix.split_to(n));
+            let given = self.prefix.split_to(n);
+            self.follow_frames(&given);
+            buf.put_slice(&given);
             if self.prefix.is_empty() {
                 // Let go of the fast path's buffer it points into.
                 self.prefix = Bytes::new();
@@ -548,6 +604,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for ClientIo<S> {
         let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(poll, Poll::Ready(Ok(()))) && buf.filled().len() > before {
             self.activity.bytes_moved(true);
+            if self.blocks.is_some() {
+                let this = &mut *self;
+                this.follow_frames(&buf.filled()[before..]);
+            }
         }
         poll
     }

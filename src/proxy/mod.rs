@@ -2,7 +2,8 @@
 //! `<alias>.<domain>` to compute nodes over HTTP and WebSocket.
 //!
 //! Organised by role, as rust-rpxy is (module map in docs/design.md):
-//! `config` (proxy.toml → [`ProxyConfig`]), `listener` (sockets, TLS, limits, shutdown),
+//! `config` (proxy.toml → [`ProxyConfig`]), `listener` (sockets, TLS, limits, shutdown;
+//! `header_blocks` times HTTP/2 header blocks for it),
 //! `routing` (which host a request is for), `edge_auth` (cookie and token),
 //! `forwarding` (the one policy for what crosses to the backend and back),
 //! `handler` (one request on the hyper path), `forwarder` (to the backend),
@@ -35,6 +36,7 @@ mod framing;
 #[doc(hidden)]
 pub mod fuzzing;
 mod handler;
+mod header_blocks;
 mod health;
 mod listener;
 mod metrics;

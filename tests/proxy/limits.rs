@@ -184,9 +184,69 @@ async fn connections_that_send_nothing_get_the_header_timeout_not_the_idle_one()
         assert_closed_soon(&mut h2, started, what).await;
     }
 
+    // After a whole request is answered, a second one left half-sent: a
+    // HEADERS frame without END_HEADERS, or one whose payload stops short.
+    // Until either is complete the connection can carry nothing else.
+    for (what, second) in [
+        (
+            "an HTTP/2 connection with a half-sent second request",
+            vec![0, 0, 1, 1, 0x1, 0, 0, 0, 3, 0x82],
+        ),
+        (
+            "an HTTP/2 connection whose second HEADERS frame stops short",
+            vec![0, 0, 100, 1, 0x5, 0, 0, 0, 3, 0x82],
+        ),
+    ] {
+        let tcp = TcpStream::connect(tls.addr).await.unwrap();
+        let mut h2 = h2_connect(&tls.ca, tcp, &manage).await;
+        h2.write_all(PREFACE).await.unwrap();
+        h2.write_all(&SETTINGS).await.unwrap();
+        h2.write_all(&healthz_request(&manage)).await.unwrap();
+        h2.flush().await.unwrap();
+        read_response_headers(&mut h2, 1).await;
+        let started = Instant::now();
+        h2.write_all(&second).await.unwrap();
+        h2.flush().await.unwrap();
+        assert_closed_soon(&mut h2, started, what).await;
+    }
+
     // Meanwhile a client that talks is served.
     let r = tls.get(tls.url("manage", "/healthz")).await;
     assert_eq!(r.status(), 200);
+}
+
+/// `GET https://{authority}/healthz` on stream 1 as one HEADERS frame
+/// (END_STREAM, END_HEADERS), its fields as HPACK literals never indexed.
+fn healthz_request(authority: &str) -> Vec<u8> {
+    let mut block = vec![0x82, 0x87]; // :method GET, :scheme https
+    for (index, value) in [(4u8, "/healthz"), (1, authority)] {
+        block.push(0x10 | index); // literal never indexed, name by index
+        block.push(value.len() as u8);
+        block.extend_from_slice(value.as_bytes());
+    }
+    let len = block.len();
+    let mut frame = vec![0, 0, len as u8, 0x1, 0x5, 0, 0, 0, 1];
+    frame.extend(block);
+    frame
+}
+
+/// Reads frames until the response HEADERS of `stream` arrives.
+async fn read_response_headers<S: tokio::io::AsyncRead + Unpin>(io: &mut S, stream: u8) {
+    let reading = async {
+        loop {
+            let mut head = [0u8; 9];
+            io.read_exact(&mut head).await.unwrap();
+            let len = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+            let mut payload = vec![0u8; len];
+            io.read_exact(&mut payload).await.unwrap();
+            if head[3] == 0x1 && head[5..9] == [0, 0, 0, stream] {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), reading)
+        .await
+        .expect("no answer to the first request");
 }
 
 #[tokio::test]
