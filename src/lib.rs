@@ -9,6 +9,7 @@ pub(crate) mod cli;
 pub(crate) mod clock;
 pub(crate) mod env_vars;
 pub(crate) mod error;
+pub(crate) mod error_chain;
 pub(crate) mod identity;
 pub(crate) mod job_helper;
 pub mod launcher;

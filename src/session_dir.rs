@@ -51,8 +51,8 @@ pub enum SessionDirError {
         #[source]
         source: serde_json::Error,
     },
-    #[error("neither XDG_STATE_HOME nor HOME is set, so jrps has nowhere to keep its sessions")]
-    NoStateHome,
+    #[error(transparent)]
+    NoStateHome(#[from] crate::user_dirs::NoStateHome),
 }
 
 /// What the launcher knows about one session, and what the job helper needs

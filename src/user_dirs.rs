@@ -6,7 +6,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::session_dir::SessionDirError;
+/// Neither `XDG_STATE_HOME` nor `HOME`: no place for jrps's state.
+#[derive(Debug, thiserror::Error)]
+#[error("neither XDG_STATE_HOME nor HOME is set, so jrps has nowhere to keep its sessions")]
+pub struct NoStateHome;
 
 /// `$XDG_CONFIG_HOME/jrps`, else `$HOME/.config/jrps`; none without either.
 pub fn config_dir<'a>(var: impl Fn(&str) -> Option<&'a str>) -> Option<PathBuf> {
@@ -29,12 +32,12 @@ pub struct StateDirs {
 }
 
 impl StateDirs {
-    pub fn locate<'a>(var: impl Fn(&str) -> Option<&'a str>) -> Result<StateDirs, SessionDirError> {
+    pub fn locate<'a>(var: impl Fn(&str) -> Option<&'a str>) -> Result<StateDirs, NoStateHome> {
         xdg_base(var, "XDG_STATE_HOME", ".local/state")
             .map(|base| StateDirs {
                 root: base.join("jrps"),
             })
-            .ok_or(SessionDirError::NoStateHome)
+            .ok_or(NoStateHome)
     }
 
     /// One folder per session (`sessions/<alias>`).

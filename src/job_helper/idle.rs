@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use super::{RegisterError, log};
+use super::log::log;
+use super::process::alive;
 use crate::proxy_client::{ProxyClient, ProxyClientError};
 
 /// How long a stopped Jupyter gets to exit before it is sent SIGTERM.
@@ -49,12 +50,12 @@ struct Kernel {
 }
 
 impl JupyterApi {
-    pub fn new(address: SocketAddr, token: String) -> Result<JupyterApi, RegisterError> {
+    pub fn new(address: SocketAddr, token: String) -> Result<JupyterApi, ProxyClientError> {
         let http = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(10))
             .build()
-            .map_err(|source| RegisterError::Proxy(ProxyClientError::Client(source)))?;
+            .map_err(ProxyClientError::Client)?;
         Ok(JupyterApi {
             base: format!("http://{address}/api"),
             token,
@@ -187,7 +188,7 @@ impl IdleWatch<'_> {
     }
 
     fn jupyter_alive(&self) -> bool {
-        self.pid.is_none_or(super::alive)
+        self.pid.is_none_or(alive)
     }
 }
 

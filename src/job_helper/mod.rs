@@ -11,12 +11,17 @@
 //! timeout it then stays while Jupyter runs ([`idle`]).
 
 mod idle;
+mod log;
+mod process;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
+
+use log::log;
+use process::alive;
 
 use crate::api::{EndReason, Register};
 use crate::env_vars;
@@ -148,7 +153,7 @@ async fn run(args: RegisterOptions) -> Result<(), RegisterError> {
     .await;
     if let Err(error) = &registered {
         // The cause, where `jrps up` and `jrps ls` on the login node read it.
-        record_failure(&session_dir, &crate::error::error_chain(error));
+        record_failure(&session_dir, &crate::error_chain::error_chain(error));
     }
     registered
 }
@@ -312,11 +317,6 @@ fn check_alive(pid: Option<u32>, runtime_dir: &Path) -> Result<(), RegisterError
     }
 }
 
-/// Whether process `pid` (Jupyter, or the container runtime holding it) runs.
-fn alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
-}
-
 /// The reason kept for the session (the first recorded), logging a folder
 /// that cannot take it: ending the session matters more than its record.
 fn record_end_reason(session_dir: &SessionDir, reason: EndReason) -> EndReason {
@@ -350,10 +350,6 @@ async fn end_through_outages(
             ))
         })
         .await
-}
-
-fn log(message: &str) {
-    eprintln!("jrps register: {message}");
 }
 
 /// Registers, trying again for up to `window` while the proxy cannot take it

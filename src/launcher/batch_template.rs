@@ -60,6 +60,16 @@ struct TemplateContext<'a> {
     server: &'a str,
 }
 
+/// The batch script for a validated spec.
+pub fn script(spec: &LaunchSpec) -> Result<String, LauncherError> {
+    let origin = spec
+        .provenance
+        .iter()
+        .find(|f| f.field == "batch")
+        .map_or(Source::Default, |f| f.source.clone());
+    BatchTemplate::find(&spec.batch, &spec.site.batch_dirs, &origin)?.render(spec)
+}
+
 impl BatchTemplate {
     /// Finds template `name` in `dirs` (in order), then among the built-in ones.
     pub fn find(

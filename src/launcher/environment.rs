@@ -74,6 +74,6 @@ impl Environment {
     pub fn state_dirs(
         &self,
     ) -> Result<crate::user_dirs::StateDirs, crate::session_dir::SessionDirError> {
-        crate::user_dirs::StateDirs::locate(|name| self.get(name))
+        Ok(crate::user_dirs::StateDirs::locate(|name| self.get(name))?)
     }
 }

@@ -20,9 +20,10 @@ use crate::api::{
 };
 use crate::clock::unix_now;
 use crate::env_vars;
+use crate::launcher::batch_template::script;
 use crate::launcher::launch_fields::LaunchRequest;
 use crate::launcher::progress::Progress;
-use crate::launcher::{Environment, LaunchSpec, LauncherError, dry_run_summary, resolve, script};
+use crate::launcher::{Environment, LaunchSpec, LauncherError, dry_run_summary, resolve};
 use crate::proxy_client::{ProxyClient, ProxyClientError, ProxyEndpoint, through_outages};
 use crate::scheduler::{JobId, JobStatus, JobSubmission, Scheduler, SchedulerError};
 use crate::session_dir::{
@@ -192,7 +193,8 @@ async fn launch(
     let mut progress = Progress::new(args.quiet || args.json);
     let state = env.state_dirs()?;
     let client = ProxyClient::new(&endpoint, None)?;
-    let scheduler: Arc<dyn Scheduler> = spec.site.scheduler.build(state.local_jobs()).into();
+    let scheduler: Arc<dyn Scheduler> =
+        crate::scheduler::build(spec.site.scheduler, state.local_jobs()).into();
 
     // Before anything is reserved: from here on an interrupt is kept and
     // acted on, never a default action that kills jrps between two steps.

@@ -20,16 +20,15 @@ pub mod shell_quote;
 pub(crate) mod site_config;
 pub(crate) mod source;
 
-pub(crate) use batch_template::BatchTemplate;
 pub(crate) use config::Config;
 pub(crate) use environment::Environment;
 pub(crate) use launch_spec::LaunchSpec;
 pub(crate) use launcher_error::LauncherError;
 pub(crate) use site_config::SchedulerKind;
-pub(crate) use source::Source;
 
 use std::io::Write;
 
+use crate::launcher::batch_template::script;
 use crate::launcher::launch_fields::LaunchRequest;
 
 /// Reads the configuration and resolves `args` into a validated spec.
@@ -41,16 +40,6 @@ pub fn resolve(
     let resolved = config.settings_for(env, args)?;
     let spec = LaunchSpec::from_resolved(&resolved, &config)?;
     Ok((config, spec))
-}
-
-/// The batch script for a validated spec.
-pub fn script(spec: &LaunchSpec) -> Result<String, LauncherError> {
-    let origin = spec
-        .provenance
-        .iter()
-        .find(|f| f.field == "batch")
-        .map_or(Source::Default, |f| f.source.clone());
-    BatchTemplate::find(&spec.batch, &spec.site.batch_dirs, &origin)?.render(spec)
 }
 
 pub fn render(request: &LaunchRequest) -> Result<(), LauncherError> {

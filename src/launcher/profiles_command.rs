@@ -144,7 +144,7 @@ fn check(config: &Config, env: &Environment, out: &mut String) -> Result<(), Lau
         let outcome = config
             .settings_for(env, &launch)
             .and_then(|resolved| LaunchSpec::from_resolved(&resolved, config))
-            .and_then(|spec| crate::launcher::script(&spec));
+            .and_then(|spec| crate::launcher::batch_template::script(&spec));
         match outcome {
             Ok(_) => out.push_str(&format!(
                 "ok    {} ({} {})\n",

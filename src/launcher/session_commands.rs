@@ -93,7 +93,7 @@ struct Session {
 
 impl Session {
     fn scheduler(&self) -> Box<dyn Scheduler> {
-        self.record.scheduler.build(self.state.local_jobs())
+        crate::scheduler::build(self.record.scheduler, self.state.local_jobs())
     }
 
     fn job_status(&self) -> Option<JobStatus> {

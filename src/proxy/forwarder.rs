@@ -30,7 +30,7 @@ use super::plumbing::{ProxyBody, full};
 use super::status::Failure;
 use super::store::Session;
 use super::tunnel;
-use crate::error::error_chain;
+use crate::error_chain::error_chain;
 
 pub struct Forwarder {
     client: Client<HttpConnector, Incoming>,

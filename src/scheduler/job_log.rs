@@ -7,7 +7,7 @@ use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
-use super::SchedulerError;
+use super::error::SchedulerError;
 
 /// Creates (or empties) the log at `path`, private to the user.
 pub fn create(path: &Path) -> Result<File, SchedulerError> {

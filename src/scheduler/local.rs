@@ -19,7 +19,11 @@ use rustix::io::Errno;
 use rustix::process::{Pid, Signal, kill_process_group, test_kill_process_group};
 use serde::{Deserialize, Serialize};
 
-use super::{JobId, JobStatus, JobSubmission, Scheduler, SchedulerError, SchedulerKind, job_log};
+use super::error::SchedulerError;
+use super::interface::Scheduler;
+use super::job::{JobId, JobStatus, JobSubmission};
+use super::job_log;
+use super::kind::SchedulerKind;
 
 const ID_PREFIX: &str = "local-";
 const DEFAULT_GRACE: Duration = Duration::from_secs(5);

@@ -7,6 +7,7 @@
 //! async callers wrap them in `spawn_blocking`.
 
 mod error;
+mod interface;
 mod job;
 mod job_log;
 mod kind;
@@ -14,27 +15,20 @@ mod local;
 mod slurm;
 
 pub use error::SchedulerError;
+pub use interface::Scheduler;
 pub use job::{JobId, JobStatus, JobSubmission};
 pub use kind::SchedulerKind;
 pub use local::Local;
 pub use slurm::Slurm;
 
-/// What the launcher needs from a batch system. Implementations keep no
-/// in-memory state about jobs: `status` and `cancel` must work from a later
-/// process than the one that submitted (`jrps ls`, `jrps down`).
-pub trait Scheduler: Send + Sync {
-    /// Which kind this is, for messages and `jrps ls`.
-    fn kind(&self) -> SchedulerKind;
-
-    /// Hands the script to the scheduler and returns at once with the job's id.
-    fn submit(&self, job: &JobSubmission) -> Result<JobId, SchedulerError>;
-
-    /// Where the job is now. Unknown and finished jobs are both `Ended`: a
-    /// scheduler forgets finished jobs after a while and the launcher treats
-    /// them alike.
-    fn status(&self, id: &JobId) -> Result<JobStatus, SchedulerError>;
-
-    /// Stops the job if it is queued or running; a job that already ended is
-    /// not an error, so clean-up paths can cancel unconditionally.
-    fn cancel(&self, id: &JobId) -> Result<(), SchedulerError>;
+/// The scheduler of `kind`. `local_state_dir` is where `Local` keeps its
+/// job records (ignored by Slurm, which keeps its own).
+pub fn build(
+    kind: SchedulerKind,
+    local_state_dir: impl Into<std::path::PathBuf>,
+) -> Box<dyn Scheduler> {
+    match kind {
+        SchedulerKind::Slurm => Box::new(Slurm::new()),
+        SchedulerKind::Local => Box::new(Local::new(local_state_dir)),
+    }
 }

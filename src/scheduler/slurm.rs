@@ -9,7 +9,11 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use super::{JobId, JobStatus, JobSubmission, Scheduler, SchedulerError, SchedulerKind, job_log};
+use super::error::SchedulerError;
+use super::interface::Scheduler;
+use super::job::{JobId, JobStatus, JobSubmission};
+use super::job_log;
+use super::kind::SchedulerKind;
 use crate::wall_time::WallTime;
 
 #[derive(Debug, Clone, Default)]

@@ -143,9 +143,12 @@ impl PgTarget {
             "sslmode=disable"
         });
         let rebuilt = format!("{base}?{}", kept.join("&"));
-        let mut config: tokio_postgres::Config = rebuilt
-            .parse()
-            .map_err(|e| format!("not a PostgreSQL URL: {}", crate::error::error_chain(&e)))?;
+        let mut config: tokio_postgres::Config = rebuilt.parse().map_err(|e| {
+            format!(
+                "not a PostgreSQL URL: {}",
+                crate::error_chain::error_chain(&e)
+            )
+        })?;
         let over_tcp = config
             .get_hosts()
             .iter()
@@ -805,7 +808,7 @@ impl Postgres {
 enum Failure {
     /// With its causes: "error performing TLS handshake" alone does not
     /// say which certificate was refused.
-    #[error("{}", crate::error::error_chain(.0))]
+    #[error("{}", crate::error_chain::error_chain(.0))]
     Postgres(#[from] tokio_postgres::Error),
     #[error("no answer in {OP_TIMEOUT:?}")]
     TimedOut,
