@@ -14,7 +14,7 @@ use crate::api::{ALL_END_REASONS, EndReason};
 use crate::job_helper::RegisterOptions;
 use crate::launcher::launch::UpOptions;
 use crate::launcher::launch_fields::LaunchRequest;
-use crate::launcher::profiles_command::ProfilesAction as Profiles;
+use crate::launcher::profiles_command::ProfilesAction;
 use crate::launcher::session_commands::{self, DownTarget, SessionCommandError};
 
 #[derive(Debug, Parser)]
@@ -123,14 +123,14 @@ pub struct UpArgs {
 #[derive(Debug, Args)]
 pub struct ProfilesArgs {
     #[command(subcommand)]
-    pub action: Option<ProfilesAction>,
+    pub action: Option<ProfilesSubcommand>,
     /// List as JSON (name, layer, path, description).
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum ProfilesAction {
+pub enum ProfilesSubcommand {
     /// Print every resolved field of a profile with where its value came from;
     /// takes the same flags as `render`, so their effect shows too.
     #[command(after_help = "Examples:
@@ -291,12 +291,12 @@ impl From<UpArgs> for UpOptions {
     }
 }
 
-impl From<ProfilesArgs> for Profiles {
-    fn from(args: ProfilesArgs) -> Profiles {
+impl From<ProfilesArgs> for ProfilesAction {
+    fn from(args: ProfilesArgs) -> ProfilesAction {
         match args.action {
-            None => Profiles::List { json: args.json },
-            Some(ProfilesAction::Show(request)) => Profiles::Show(request),
-            Some(ProfilesAction::Check) => Profiles::Check,
+            None => ProfilesAction::List { json: args.json },
+            Some(ProfilesSubcommand::Show(request)) => ProfilesAction::Show(request),
+            Some(ProfilesSubcommand::Check) => ProfilesAction::Check,
         }
     }
 }

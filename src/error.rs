@@ -40,6 +40,7 @@ impl Error {
             Error::Launch(error) => error.hint(),
             Error::Session(error) => error.hint(),
             Error::Scheduler(error) => error.hint(),
+            Error::Register(error) => error.hint(),
             _ => None,
         }
     }
@@ -70,4 +71,33 @@ impl Error {
 /// follow the same rule on their own.
 pub fn stderr_colour() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proxy_client::ProxyClientError;
+
+    #[test]
+    fn a_proxy_refusal_gets_one_hint_whichever_command_met_it() {
+        let refused = || ProxyClientError::Refused {
+            call: "this call",
+            status: reqwest::StatusCode::UNAUTHORIZED,
+            error: "unauthenticated".into(),
+            detail: "this proxy needs `Authorization: Munge <credential>`".into(),
+        };
+        let hints = [
+            Error::Launch(crate::launcher::launch::LaunchError::Proxy(refused())).hint(),
+            Error::Session(
+                crate::launcher::session_commands::SessionCommandError::Proxy(refused()),
+            )
+            .hint(),
+            Error::Register(crate::job_helper::RegisterError::Proxy(refused())).hint(),
+        ];
+        let first = hints[0].as_deref().expect("a hint for the 401");
+        assert!(first.contains("identity = \"munge\""), "{first}");
+        for hint in &hints {
+            assert_eq!(hint.as_deref(), Some(first));
+        }
+    }
 }

@@ -70,6 +70,19 @@ pub enum ProxyClientError {
 }
 
 impl ProxyClientError {
+    /// What to do about it, when jrps knows: every command that calls the
+    /// proxy shows the same.
+    pub fn hint(&self) -> Option<String> {
+        match self.status() {
+            Some(StatusCode::UNAUTHORIZED) => Some(
+                "the proxy asks for munge credentials: set `identity = \"munge\"` (and \
+                 `munge_socket` if munged is elsewhere) in site.toml"
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
+
     /// The HTTP status the proxy answered with, when it answered at all.
     pub fn status(&self) -> Option<StatusCode> {
         match self {

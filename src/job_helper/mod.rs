@@ -53,6 +53,15 @@ pub enum RegisterError {
     Proxy(#[from] ProxyClientError),
 }
 
+impl RegisterError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            RegisterError::Proxy(error) => error.hint(),
+            _ => None,
+        }
+    }
+}
+
 /// The part of Jupyter's `jpserver-<pid>.json` that jrps reads.
 #[derive(Debug, Deserialize)]
 struct JupyterServerInfo {

@@ -100,11 +100,7 @@ impl LaunchError {
                         .to_string())
             )),
             LaunchError::Config(error) => error.hint(),
-            LaunchError::Proxy(error)
-                if error.status() == Some(reqwest::StatusCode::UNAUTHORIZED) =>
-            {
-                Some("the proxy asks for munge credentials: set `identity = \"munge\"` (and `munge_socket` if munged is elsewhere) in site.toml".into())
-            }
+            LaunchError::Proxy(error) => error.hint(),
             LaunchError::SubmitFailed { source, .. } => source.hint(),
             LaunchError::Scheduler(source) => source.hint(),
             _ => None,

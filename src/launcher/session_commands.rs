@@ -73,6 +73,7 @@ impl SessionCommandError {
             }
             SessionCommandError::NothingNamed => Some("see `jrps ls`".to_owned()),
             SessionCommandError::Scheduler(error) => error.hint(),
+            SessionCommandError::Proxy(error) => error.hint(),
             _ => None,
         }
     }

@@ -13,9 +13,9 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
-use super::store::Session;
 use crate::api::EndReason;
 use crate::clock::unix_now;
+use crate::proxy::store::Session;
 
 pub struct Audit {
     path: Option<PathBuf>,

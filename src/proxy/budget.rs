@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::config::canonical_ip;
+use crate::proxy::addresses::canonical_ip;
 
 pub struct AddressBudget {
     cap: usize,

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use super::store::{PgTarget, StateLocation};
 use crate::identity::{DEFAULT_MUNGE_SOCKET, IdentityKind, Munge};
+use crate::proxy::store::{PgTarget, StateLocation};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -519,20 +519,6 @@ impl ProxyConfig {
     /// Whether cookies get `Secure` and forwarded requests say `https`.
     pub fn public_scheme_is_https(&self) -> bool {
         self.tls.is_some() || self.behind_tls
-    }
-}
-
-pub fn cidrs_contain(list: &[IpNet], ip: IpAddr) -> bool {
-    let ip = canonical_ip(ip);
-    list.iter().any(|net| net.contains(&ip))
-}
-
-/// An IPv4 peer on a dual-stack socket shows up as `::ffff:a.b.c.d`; the
-/// allow-lists are written with IPv4 CIDRs, so compare the IPv4 form.
-pub fn canonical_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
     }
 }
 

@@ -2,7 +2,7 @@
 //! replays their corpus: not an API. Each runs one input through a piece
 //! of the proxy and panics when the oracle says the result is wrong.
 
-use super::fastpath::{Rules, take};
+use crate::proxy::request::fastpath::{Rules, take};
 
 const RULES: Rules<'static> = Rules {
     max_header_bytes: 16 * 1024,
@@ -71,9 +71,9 @@ pub fn fast_path_request(data: &[u8]) {
         "the body is not the client's"
     );
     for cookie in fields("cookie") {
-        for (name, _) in super::edge_auth::cookie_pairs(cookie) {
+        for (name, _) in crate::proxy::request::edge_auth::cookie_pairs(cookie) {
             assert!(
-                !super::edge_auth::is_edge_cookie(name),
+                !crate::proxy::request::edge_auth::is_edge_cookie(name),
                 "edge cookie forwarded"
             );
         }

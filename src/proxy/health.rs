@@ -16,8 +16,8 @@ use tokio::time::MissedTickBehavior;
 
 use crate::api::{EndReason, SessionState};
 
-use super::Shared;
 use crate::clock::unix_now;
+use crate::proxy::shared::Shared;
 
 /// Once a second, ends sessions past their TTL and forgets ended sessions
 /// past their retention. The table is scanned only when something can be
@@ -60,7 +60,7 @@ pub async fn sweep(shared: Arc<Shared>) {
             match result {
                 Ok(()) => {}
                 // The store has said so; the rest waits for the database.
-                Err(crate::proxy::StoreError::Unavailable(_)) => {
+                Err(crate::proxy::store::StoreError::Unavailable(_)) => {
                     shared.store.rescan();
                     break;
                 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::api::SessionState;
 
-use super::store::Store;
+use crate::proxy::store::Store;
 
 /// Upper bounds (seconds) of the activation-latency histogram buckets.
 const BUCKETS: [f64; 10] = [

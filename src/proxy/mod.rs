@@ -1,71 +1,60 @@
 //! The proxy role (`jrps serve`): TLS listener, API v1, routing of
 //! `<alias>.<domain>` to compute nodes over HTTP and WebSocket.
 //!
-//! Organised by role, as rust-rpxy is (module map in docs/design.md):
-//! `config` (proxy.toml → [`ProxyConfig`]), `listener` (sockets, TLS, limits, shutdown;
-//! `header_blocks` times HTTP/2 header blocks for it),
-//! `routing` (which host a request is for), `edge_auth` (cookie and token),
-//! `forwarding` (the one policy for what crosses to the backend and back),
-//! `handler` (one request on the hyper path), `forwarder` (to the backend),
-//! `fastpath` (the common HTTP/1.1 request without hyper, with `framing`
-//! for where bodies end and `upstream` for its backend pool), `tunnel`
-//! (WebSocket byte copy with clean close), `scratch` (the per-thread read
-//! buffer both of them read through), `plumbing` (types every path
-//! shares), `access_log` (the event every answer ends with), `budget`
-//! (connections per client address), `cookie_key` (the server key edge
-//! cookies are derived from), `api` (API
-//! v1), `store` (the in-memory table, on SQLite or PostgreSQL; replicas
-//! follow each other through it), `health` (expiry and backend
-//! checks, on the replica holding the duty lock), `aliases`, `pages`, `status`, `metrics`, `phases` (the
-//! launcher's reports for the starting page). This file wires them
-//! together and owns start-up and shutdown.
+//! Organised by role (the same map is in docs/design.md); each folder's
+//! `mod.rs` maps its own files:
+//!
+//! - `connections/`: sockets, TLS, workers, idle and header timeouts
+//! - `request/`: one request from the client to its session's backend
+//! - `manage/`: the management API (API v1), `/healthz`, `/metrics`
+//! - `store/`: sessions in memory and in SQLite or PostgreSQL
+//! - `answers/`: what the proxy says itself (statuses, pages, phases)
+//! - `shared`: what every connection and call reaches ([`shared::Shared`])
+//! - `config`: proxy.toml into a [`ProxyConfig`]
+//! - `addresses`: client and backend addresses for the allow-lists
+//! - `budget`: connections per address, requests per session
+//! - `cookie_key`: the key edge cookies are derived from
+//! - `audit`: one line per session event
+//! - `health`: expiry sweeps and backend checks, on the duty holder
+//! - `metrics`: the counters and their Prometheus text
+//! - `fuzzing`: entry points for the fuzz targets (not an API)
+//!
+//! This file wires them together and owns start-up and shutdown.
 
-mod access_log;
-mod aliases;
-mod api;
+mod addresses;
+mod answers;
 mod audit;
 mod budget;
 pub(crate) mod config;
+mod connections;
 mod cookie_key;
-mod direct;
-mod edge_auth;
-mod fastpath;
-mod forwarder;
-mod forwarding;
-mod framing;
 #[doc(hidden)]
 pub mod fuzzing;
-mod handler;
-mod header_blocks;
 mod health;
-mod listener;
+mod manage;
 mod metrics;
-mod pages;
-mod phases;
-mod plumbing;
-mod routing;
-mod scratch;
-mod status;
+mod request;
+mod shared;
 mod store;
-mod tunnel;
-mod upstream;
 
-use std::cell::Cell;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::AtomicUsize;
 
-use hyper_util::rt::TokioExecutor;
-use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Semaphore, watch};
 
 pub(crate) use config::{ConfigError, ProxyConfig};
-pub(crate) use listener::TlsError;
+pub(crate) use connections::TlsError;
 pub(crate) use store::StoreError;
+
+use answers::phases::Phases;
+use connections::workers::{self, Accepted, Worker};
+use request::backend_client::BackendClient;
+use shared::Shared;
 
 /// Why `jrps serve` could not start (or stopped).
 #[derive(Debug, thiserror::Error)]
@@ -105,107 +94,6 @@ impl ServeError {
     }
 }
 
-/// Everything a request may need, shared by all connections.
-pub(crate) struct Shared {
-    pub config: ProxyConfig,
-    store: store::Store,
-    metrics: metrics::Metrics,
-    /// The launcher's last phase report per pending session (memory only).
-    phases: phases::Phases,
-    /// Worker 0 is the main thread; the others take connections from it.
-    workers: Box<[Worker]>,
-    http: auto::Builder<TokioExecutor>,
-    /// Becomes `true` when shutdown starts: long-polls answer, tunnels close.
-    shutdown: watch::Receiver<bool>,
-    /// Open WebSocket tunnels, so shutdown can wait for them to close.
-    tunnels: watch::Sender<usize>,
-    /// `max_connections` permits, held by each client connection and each
-    /// WebSocket tunnel (which outlives its HTTP connection).
-    slots: Arc<Semaphore>,
-    /// The API listener's own `max_api_connections` permits.
-    api_slots: Arc<Semaphore>,
-    /// `max_connections_per_address`, for connections and tunnels alike.
-    addresses: Arc<budget::AddressBudget>,
-    /// What new sessions' edge cookies are derived from.
-    cookie_key: Arc<cookie_key::CookieKey>,
-    /// One line per session event.
-    audit: audit::Audit,
-    /// Slots for munge credential checks, shared fairly between addresses.
-    decodes: crate::identity::DecodeSlots,
-    /// Proven callers' names, looked up off the request path's threads.
-    user_names: crate::identity::UserNames,
-    /// `https://` or `http://`, and `:port` unless it is the scheme's default.
-    url_scheme: &'static str,
-    url_port: String,
-}
-
-/// One thread serving connections, as the rest of the proxy sees it.
-struct Worker {
-    /// Open connections it serves (not counting WebSocket tunnels).
-    load: AtomicUsize,
-    /// Where the main thread hands it connections (`None` for the main
-    /// thread itself).
-    handoff: Option<tokio::sync::mpsc::UnboundedSender<listener::Accepted>>,
-    /// Its own backend pool: a pooled connection is driven by the thread
-    /// that uses it, and no pool lock is shared between threads.
-    forwarder: forwarder::Forwarder,
-}
-
-/// How uneven worker loads may get before the next connection skips a
-/// worker. Above zero so that a browser's few connections (and the one
-/// still closing) stay on one thread and reuse one backend pool; small
-/// against a busy proxy's hundreds of connections.
-const SPREAD: usize = 4;
-
-thread_local! {
-    /// Which worker this thread is (0: the main thread).
-    static WORKER: Cell<usize> = const { Cell::new(0) };
-}
-
-impl Shared {
-    /// Ends a session (idempotent) and, when that changed it, says so in
-    /// the audit log: the one way sessions end, whoever ends them.
-    pub async fn end_session(
-        &self,
-        alias: &str,
-        reason: Option<crate::api::EndReason>,
-    ) -> Result<bool, StoreError> {
-        let changed = self.store.end(alias, reason).await?;
-        if changed && let Some(session) = self.store.get(alias) {
-            self.audit.record(
-                &session,
-                audit::Event::Ended {
-                    reason: session.end_reason,
-                },
-            );
-        }
-        Ok(changed)
-    }
-
-    /// The calling worker's backend pool.
-    pub fn forwarder(&self) -> &forwarder::Forwarder {
-        &self.workers[WORKER.with(Cell::get) % self.workers.len()].forwarder
-    }
-
-    /// The first worker with fewer than [`SPREAD`] connections more than the
-    /// least loaded one.
-    fn pick_worker(&self) -> usize {
-        let load = |w: &Worker| w.load.load(Relaxed);
-        let least = self.workers.iter().map(load).min().unwrap_or(0);
-        self.workers
-            .iter()
-            .position(|w| load(w) < least + SPREAD)
-            .unwrap_or(0)
-    }
-
-    pub fn public_url(&self, alias: &str) -> String {
-        format!(
-            "{}://{alias}.{}{}/",
-            self.url_scheme, self.config.domain, self.url_port
-        )
-    }
-}
-
 /// `jrps serve --config proxy.toml`.
 pub fn serve(config_path: &std::path::Path) -> Result<(), ServeError> {
     run(ProxyConfig::load(config_path)?)
@@ -237,8 +125,8 @@ pub fn run(config: ProxyConfig) -> Result<(), ServeError> {
 fn spawn_worker(
     index: usize,
     shared: Arc<Shared>,
-    handoff: tokio::sync::mpsc::UnboundedReceiver<listener::Accepted>,
-    tls: Option<Arc<listener::Tls>>,
+    handoff: tokio::sync::mpsc::UnboundedReceiver<Accepted>,
+    tls: Option<Arc<connections::Tls>>,
     drained: tokio::sync::oneshot::Sender<()>,
     mut finished: watch::Receiver<bool>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
@@ -248,12 +136,12 @@ fn spawn_worker(
     std::thread::Builder::new()
         .name(format!("jrps-worker-{index}"))
         .spawn(move || {
-            WORKER.with(|w| w.set(index));
+            workers::set_current(index);
             runtime.block_on(async move {
                 let graceful = GracefulShutdown::new();
                 let mut shutdown = shared.shutdown.clone();
                 tokio::select! {
-                    _ = listener::serve_handed_over(&shared, index, handoff, tls.as_ref(), &graceful) => {}
+                    _ = connections::serve_handed_over(&shared, index, handoff, tls.as_ref(), &graceful) => {}
                     _ = shutdown.wait_for(|s| *s) => {}
                 }
                 graceful.shutdown().await;
@@ -265,7 +153,7 @@ fn spawn_worker(
 
 async fn run_async(config: ProxyConfig) -> Result<(), ServeError> {
     let tls = match &config.tls {
-        Some(files) => Some(Arc::new(listener::Tls::load(files)?)),
+        Some(files) => Some(Arc::new(connections::Tls::load(files)?)),
         None => None,
     };
     // Every file the proxy makes (state, its journal, the cookie key) is
@@ -305,12 +193,12 @@ async fn run_async(config: ProxyConfig) -> Result<(), ServeError> {
             Worker {
                 load: AtomicUsize::new(0),
                 handoff,
-                forwarder: forwarder::Forwarder::new(),
+                backend: BackendClient::default(),
             }
         })
         .collect();
     let shared = Arc::new(Shared {
-        http: listener::http_builder(&config.limits),
+        http: connections::http_builder(&config.limits),
         url_scheme: if config.public_scheme_is_https() {
             "https"
         } else {
@@ -319,7 +207,7 @@ async fn run_async(config: ProxyConfig) -> Result<(), ServeError> {
         url_port,
         store,
         metrics: metrics::Metrics::default(),
-        phases: phases::Phases::default(),
+        phases: Phases::default(),
         workers,
         shutdown: shutdown_rx,
         tunnels,
@@ -374,16 +262,18 @@ async fn run_async(config: ProxyConfig) -> Result<(), ServeError> {
     let background = [
         tokio::spawn(health::sweep(shared.clone())),
         tokio::spawn(health::check_backends(shared.clone())),
-        tokio::spawn(async move { following.store.follow().await }),
+        tokio::spawn(async move { following.store.follow_replicas().await }),
     ];
 
     let graceful = GracefulShutdown::new();
     {
         let main_loop =
-            listener::accept_loop(&shared, &main_listener, tls.as_ref(), false, &graceful);
+            connections::accept_loop(&shared, &main_listener, tls.as_ref(), false, &graceful);
         let api_loop = async {
             match &api_listener {
-                Some(l) => listener::accept_loop(&shared, l, tls.as_ref(), true, &graceful).await,
+                Some(l) => {
+                    connections::accept_loop(&shared, l, tls.as_ref(), true, &graceful).await
+                }
                 None => std::future::pending().await,
             }
         };

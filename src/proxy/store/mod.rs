@@ -12,24 +12,34 @@
 //! is newer than the one it holds: a replica's own commit and the
 //! notification of another's may arrive in either order.
 
+mod error;
+mod following;
 mod postgres;
+mod quotas;
+mod session;
 mod sqlite;
+mod table;
 
 use crate::clock::unix_now;
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
-use http::uri::Authority;
 use tokio::sync::watch;
 
 use crate::api::{EndReason, SessionState};
 
-use super::budget::SessionLoad;
 use super::cookie_key::CookieKey;
 
+pub use error::StoreError;
 pub use postgres::PgTarget;
+pub use quotas::Quotas;
+pub use session::{Session, authority_of};
+
+use following::Followed;
+use session::StoredSession;
+use table::{Entry, Index, Table};
 
 /// Where sessions are kept: `state = "state.sqlite"` or
 /// `state = "postgres://…"`.
@@ -37,342 +47,6 @@ pub use postgres::PgTarget;
 pub enum StateLocation {
     File(std::path::PathBuf),
     Postgres(Box<PgTarget>),
-}
-
-/// One session as the proxy knows it. Immutable: a change replaces the `Arc`.
-#[derive(Debug, Clone)]
-pub struct Session {
-    pub alias: Box<str>,
-    pub user: String,
-    pub token_sha256: [u8; 32],
-    pub secret_sha256: [u8; 32],
-    /// Random per-session salt of the edge cookie, the one part of it
-    /// that is stored ([`CookieKey`]).
-    pub cookie_salt: [u8; 32],
-    /// The edge cookie, derived from the salt under the server key: in
-    /// memory only, so the state file lets no one in.
-    pub cookie: [u8; 32],
-    pub job_id: Option<String>,
-    pub backend: Option<SocketAddr>,
-    /// `backend` pre-rendered for request URIs (cloning it is a refcount).
-    pub backend_authority: Option<Authority>,
-    pub state: SessionState,
-    pub created_at: u64,
-    pub expires_at: u64,
-    pub registered_at: Option<u64>,
-    pub ended_at: Option<u64>,
-    pub end_reason: Option<EndReason>,
-    /// The uid that created it, proven by munge (`identity = "munge"`).
-    pub owner: Option<u32>,
-    /// The address that created it, for the per-client quota (kept in
-    /// PostgreSQL, where replicas must count each other's; memory only with
-    /// SQLite, where sessions loaded at start count toward their user and
-    /// the total).
-    pub client: Option<IpAddr>,
-    /// Which version of the row this is (set by the backend when it commits).
-    pub revision: u64,
-    /// Requests in flight and tunnels open, across its snapshots.
-    pub load: Arc<SessionLoad>,
-}
-
-impl Session {
-    /// Whether the request path may forward to this session right now.
-    pub fn is_live(&self, now: u64) -> bool {
-        self.state != SessionState::Ended && now < self.expires_at
-    }
-
-    /// Pending again after it was registered: its job was started again
-    /// (a node failure) and the new run has not registered yet.
-    pub fn is_restarting(&self) -> bool {
-        self.state == SessionState::Pending && self.registered_at.is_some()
-    }
-
-    /// Reserved, and still waiting for its launcher to link a job.
-    pub fn is_unlinked(&self) -> bool {
-        self.state == SessionState::Pending && self.job_id.is_none()
-    }
-
-    /// Whose quota it counts against: its proven uid when identity is on,
-    /// else the `user` it was created for.
-    fn quota_key(&self) -> String {
-        self.owner
-            .map_or_else(|| self.user.clone(), |uid| format!("uid:{uid}"))
-    }
-
-    /// Why it ended, for a session that has: its recorded reason, or
-    /// `Expired` for one past its TTL that the sweep has not recorded yet.
-    pub fn end_reason_now(&self) -> Option<EndReason> {
-        match self.state {
-            SessionState::Ended => self.end_reason,
-            _ => Some(EndReason::Expired),
-        }
-    }
-}
-
-/// A session's columns as both backends store them.
-#[derive(Debug)]
-struct StoredSession {
-    alias: String,
-    user: String,
-    token_sha256: Vec<u8>,
-    secret_sha256: Vec<u8>,
-    cookie_salt: Vec<u8>,
-    job_id: Option<String>,
-    backend: Option<String>,
-    state: String,
-    created_at: i64,
-    expires_at: i64,
-    registered_at: Option<i64>,
-    ended_at: Option<i64>,
-    end_reason: Option<String>,
-    owner_uid: Option<i64>,
-    client: Option<String>,
-    revision: i64,
-}
-
-fn state_str(state: SessionState) -> &'static str {
-    match state {
-        SessionState::Pending => "pending",
-        SessionState::Ready => "ready",
-        SessionState::Ended => "ended",
-    }
-}
-
-impl StoredSession {
-    fn of(s: &Session) -> StoredSession {
-        StoredSession {
-            alias: s.alias.to_string(),
-            user: s.user.clone(),
-            token_sha256: s.token_sha256.to_vec(),
-            secret_sha256: s.secret_sha256.to_vec(),
-            cookie_salt: s.cookie_salt.to_vec(),
-            job_id: s.job_id.clone(),
-            backend: s.backend.map(|b| b.to_string()),
-            state: state_str(s.state).to_owned(),
-            created_at: s.created_at as i64,
-            expires_at: s.expires_at as i64,
-            registered_at: s.registered_at.map(|v| v as i64),
-            ended_at: s.ended_at.map(|v| v as i64),
-            end_reason: s.end_reason.map(|r| r.name().to_owned()),
-            owner_uid: s.owner.map(i64::from),
-            client: s.client.map(|c| c.to_string()),
-            revision: s.revision as i64,
-        }
-    }
-
-    /// The session this row describes. `known` is the version memory holds,
-    /// if any: what memory alone keeps (load, client) carries over when it is
-    /// the same session, not an alias drawn again.
-    fn into_session(self, key: &CookieKey, known: Option<&Session>) -> Session {
-        let backend = self.backend.and_then(|b| b.parse::<SocketAddr>().ok());
-        let state = match self.state.as_str() {
-            "pending" => SessionState::Pending,
-            "ready" => SessionState::Ready,
-            _ => SessionState::Ended,
-        };
-        let blob32 = |v: &[u8]| <[u8; 32]>::try_from(v).ok();
-        let blobs = (
-            blob32(&self.token_sha256),
-            blob32(&self.secret_sha256),
-            blob32(&self.cookie_salt),
-        );
-        // A row whose digests are damaged can prove nothing: it loads as
-        // ended (fail closed), never with a guessable zero value.
-        let ended_at = self.ended_at.map(|v| v as u64);
-        let (state, ended_at, token_sha256, secret_sha256, cookie_salt) = match blobs {
-            (Some(token), Some(secret), Some(salt)) => (state, ended_at, token, secret, salt),
-            // Ended now, so that its link says so for the usual retention
-            // before it is forgotten.
-            _ => (
-                SessionState::Ended,
-                ended_at.or(Some(unix_now())),
-                [0; 32],
-                [0; 32],
-                [0; 32],
-            ),
-        };
-        let created_at = self.created_at as u64;
-        let same = known.filter(|k| k.created_at == created_at && k.secret_sha256 == secret_sha256);
-        Session {
-            cookie: key.cookie(&self.alias, &cookie_salt),
-            alias: self.alias.into_boxed_str(),
-            user: self.user,
-            token_sha256,
-            secret_sha256,
-            cookie_salt,
-            job_id: self.job_id,
-            backend_authority: backend.and_then(authority_of),
-            backend,
-            state,
-            created_at,
-            expires_at: self.expires_at as u64,
-            registered_at: self.registered_at.map(|v| v as u64),
-            ended_at,
-            end_reason: self.end_reason.and_then(|r| EndReason::parse(&r)),
-            owner: self.owner_uid.and_then(|uid| u32::try_from(uid).ok()),
-            client: self
-                .client
-                .and_then(|c| c.parse().ok())
-                .or_else(|| same.and_then(|k| k.client)),
-            revision: self.revision.max(0) as u64,
-            load: same.map(|k| k.load.clone()).unwrap_or_default(),
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("state database {path}: {source}")]
-    Open {
-        path: String,
-        source: rusqlite::Error,
-    },
-    #[error("state database: {0}")]
-    Sql(#[from] rusqlite::Error),
-    /// PostgreSQL cannot be reached or refused the work: the caller is told
-    /// to try again (503), and the replica keeps serving from memory.
-    #[error("state database {0}")]
-    Unavailable(String),
-    /// At start only: the database is not one this proxy can use.
-    #[error("state database {0}")]
-    Refused(String),
-    #[error("alias already in use")]
-    AliasTaken,
-    #[error("no such session")]
-    NotFound,
-    #[error("state database writer stopped")]
-    WriterGone,
-    #[error(
-        "state database {path} is damaged ({detail}); restore it from a backup, \
-         or move it away to start with no sessions"
-    )]
-    Corrupt { path: String, detail: String },
-    #[error("{0}")]
-    Quota(QuotaExceeded),
-    #[error("state database {path}: cannot make it private: {source}")]
-    Private {
-        path: String,
-        source: std::io::Error,
-    },
-}
-
-/// Which quota a new session would break.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum QuotaExceeded {
-    #[error("this user has {0} live sessions, the most allowed")]
-    User(usize),
-    #[error("this client address has {0} live sessions, the most allowed")]
-    Client(usize),
-    #[error("the proxy has {0} live sessions, the most allowed")]
-    Total(usize),
-}
-
-/// Live sessions (not ended) allowed at once.
-#[derive(Debug, Clone, Copy)]
-pub struct Quotas {
-    pub per_user: usize,
-    pub per_client: usize,
-    pub total: usize,
-}
-
-/// Live sessions already held by a new session's user and client, and in
-/// all: counted from memory (SQLite) or by the database (PostgreSQL, where
-/// another replica's newest may not have reached memory yet).
-#[derive(Debug, Clone, Copy, Default)]
-struct LiveCounts {
-    user: usize,
-    client: usize,
-    total: usize,
-}
-
-impl Quotas {
-    fn check(&self, counts: LiveCounts) -> Result<(), QuotaExceeded> {
-        if counts.user >= self.per_user {
-            return Err(QuotaExceeded::User(counts.user));
-        }
-        if counts.client >= self.per_client {
-            return Err(QuotaExceeded::Client(counts.client));
-        }
-        if counts.total >= self.total {
-            return Err(QuotaExceeded::Total(counts.total));
-        }
-        Ok(())
-    }
-}
-
-/// What the store keeps about its sessions besides the table, in step with
-/// every change: which session each backend address routes to (ready
-/// sessions, for one live route per address), and live sessions per user,
-/// per client address and in all (for the quotas).
-#[derive(Default)]
-struct Index {
-    routes: HashMap<SocketAddr, Box<str>>,
-    live_by_user: HashMap<String, usize>,
-    live_by_client: HashMap<IpAddr, usize>,
-    live: usize,
-}
-
-impl Index {
-    fn add(&mut self, session: &Session) {
-        if session.state == SessionState::Ended {
-            return;
-        }
-        self.live += 1;
-        *self.live_by_user.entry(session.quota_key()).or_insert(0) += 1;
-        if let Some(client) = session.client {
-            *self.live_by_client.entry(client).or_insert(0) += 1;
-        }
-        if let (SessionState::Ready, Some(backend)) = (session.state, session.backend) {
-            self.routes.insert(backend, session.alias.clone());
-        }
-    }
-
-    fn remove(&mut self, session: &Session) {
-        if session.state == SessionState::Ended {
-            return;
-        }
-        self.live = self.live.saturating_sub(1);
-        fn down<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: &K) {
-            if let Some(n) = map.get_mut(key) {
-                *n -= 1;
-                if *n == 0 {
-                    map.remove(key);
-                }
-            }
-        }
-        down(&mut self.live_by_user, &session.quota_key());
-        if let Some(client) = session.client {
-            down(&mut self.live_by_client, &client);
-        }
-        if let Some(backend) = session.backend
-            && self
-                .routes
-                .get(&backend)
-                .is_some_and(|a| *a == session.alias)
-        {
-            self.routes.remove(&backend);
-        }
-    }
-
-    fn counts(&self, new: &Session) -> LiveCounts {
-        LiveCounts {
-            user: self
-                .live_by_user
-                .get(&new.quota_key())
-                .copied()
-                .unwrap_or(0),
-            client: new
-                .client
-                .and_then(|c| self.live_by_client.get(&c).copied())
-                .unwrap_or(0),
-            total: self.live,
-        }
-    }
-}
-
-struct Entry {
-    session: Arc<Session>,
-    state_tx: watch::Sender<SessionState>,
 }
 
 enum Backend {
@@ -395,43 +69,6 @@ pub struct Store {
     /// The earliest `created_at` of a pending session with no job linked.
     earliest_unlinked: AtomicU64,
     index: Mutex<Index>,
-}
-
-type Shard = HashMap<Box<str>, Entry>;
-
-/// The in-memory sessions, split into shards by alias so that readers on
-/// many cores do not all bounce one lock's cache line. Writers (API calls,
-/// sweeps) take one shard's write lock for one `HashMap` operation.
-struct Table {
-    shards: Box<[RwLock<Shard>]>,
-}
-
-const SHARDS: usize = 64;
-
-impl Table {
-    fn new() -> Table {
-        Table {
-            shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
-        }
-    }
-
-    /// FNV-1a: cheap, and the key only picks a shard (the map hashes again
-    /// with its own keyed hasher), so it needs no resistance to collisions.
-    fn shard(&self, alias: &str) -> &RwLock<Shard> {
-        let mut hash: u32 = 0x811c_9dc5;
-        for byte in alias.bytes() {
-            hash = (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193);
-        }
-        &self.shards[hash as usize % SHARDS]
-    }
-
-    fn read(&self, alias: &str) -> std::sync::RwLockReadGuard<'_, Shard> {
-        self.shard(alias).read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn write(&self, alias: &str) -> std::sync::RwLockWriteGuard<'_, Shard> {
-        self.shard(alias).write().unwrap_or_else(|e| e.into_inner())
-    }
 }
 
 impl Store {
@@ -468,10 +105,10 @@ impl Store {
 
     /// Follows the other replicas' changes for as long as the proxy runs
     /// (with SQLite there are none, and this never returns).
-    pub async fn follow(&self) {
+    pub async fn follow_replicas(&self) {
         match &self.backend {
             Backend::Sqlite(_) => std::future::pending().await,
-            Backend::Postgres(db) => db.follow(self).await,
+            Backend::Postgres(db) => db.follow_changes(self).await,
         }
     }
 
@@ -644,68 +281,6 @@ impl Store {
         }
     }
 
-    /// Another replica changed `aliases`: memory takes their rows as the
-    /// database has them now, and forgets those it no longer has.
-    fn follow_rows(&self, aliases: &[String], rows: Vec<StoredSession>) {
-        let mut absent: Vec<&String> = aliases.iter().collect();
-        for row in rows {
-            absent.retain(|a| **a != row.alias);
-            let known = self.get(&row.alias);
-            self.publish(row.into_session(&self.key, known.as_deref()));
-        }
-        for alias in absent {
-            self.unpublish(alias, u64::MAX);
-        }
-    }
-
-    /// After a reconnect (notifications sent meanwhile are lost) and on a
-    /// slow timer: `listing` is every alias the database has, with its
-    /// revision, `last_revision` the newest it had handed out by then, and
-    /// `held` what memory held (alias and revision) before the listing was
-    /// read. Forgets what the database no longer has, but only versions
-    /// memory held before the listing: one published since (this replica's
-    /// own create, answered already) was committed after the listing and
-    /// must stay visible. Returns the aliases whose rows memory must read.
-    /// Memory that held a revision above `last_revision` means the database
-    /// went back in time: then memory is emptied and every row read again.
-    fn reconcile(
-        &self,
-        held: &HashMap<Box<str>, u64>,
-        listing: &[(String, u64)],
-        last_revision: u64,
-    ) -> Vec<String> {
-        if held.values().any(|revision| *revision > last_revision) {
-            tracing::warn!(
-                last_revision,
-                "the state database is behind this replica's memory (restored or failed \
-                 over?): taking its sessions as they are"
-            );
-            for session in self.all() {
-                self.unpublish(&session.alias, u64::MAX);
-            }
-        }
-        let present: std::collections::HashSet<&str> =
-            listing.iter().map(|(a, _)| a.as_str()).collect();
-        for (alias, revision) in held {
-            if !present.contains(&**alias) {
-                self.unpublish(alias, *revision);
-            }
-        }
-        listing
-            .iter()
-            .filter(|(alias, revision)| self.get(alias).is_none_or(|k| k.revision != *revision))
-            .map(|(alias, _)| alias.clone())
-            .collect()
-    }
-
-    /// Every alias memory holds, with its revision.
-    fn held(&self) -> HashMap<Box<str>, u64> {
-        self.all()
-            .iter()
-            .map(|s| (s.alias.clone(), s.revision))
-            .collect()
-    }
-
     /// Inserts a new session within `quotas`; `AliasTaken` if the alias
     /// exists (even ended). Checked under the writer lock (and with
     /// PostgreSQL, under a lock every replica takes), so concurrent creates
@@ -822,6 +397,53 @@ impl Store {
     }
 }
 
-pub fn authority_of(addr: SocketAddr) -> Option<Authority> {
-    Authority::try_from(addr.to_string().as_str()).ok()
+impl Followed for Store {
+    fn follow_rows(&self, aliases: &[String], rows: Vec<StoredSession>) {
+        let mut absent: Vec<&String> = aliases.iter().collect();
+        for row in rows {
+            absent.retain(|a| **a != row.alias);
+            let known = self.get(&row.alias);
+            self.publish(row.into_session(&self.key, known.as_deref()));
+        }
+        for alias in absent {
+            self.unpublish(alias, u64::MAX);
+        }
+    }
+
+    fn reconcile(
+        &self,
+        held: &HashMap<Box<str>, u64>,
+        listing: &[(String, u64)],
+        last_revision: u64,
+    ) -> Vec<String> {
+        if held.values().any(|revision| *revision > last_revision) {
+            tracing::warn!(
+                last_revision,
+                "the state database is behind this replica's memory (restored or failed \
+                 over?): taking its sessions as they are"
+            );
+            for session in self.all() {
+                self.unpublish(&session.alias, u64::MAX);
+            }
+        }
+        let present: std::collections::HashSet<&str> =
+            listing.iter().map(|(a, _)| a.as_str()).collect();
+        for (alias, revision) in held {
+            if !present.contains(&**alias) {
+                self.unpublish(alias, *revision);
+            }
+        }
+        listing
+            .iter()
+            .filter(|(alias, revision)| self.get(alias).is_none_or(|k| k.revision != *revision))
+            .map(|(alias, _)| alias.clone())
+            .collect()
+    }
+
+    fn held(&self) -> HashMap<Box<str>, u64> {
+        self.all()
+            .iter()
+            .map(|s| (s.alias.clone(), s.revision))
+            .collect()
+    }
 }

@@ -30,7 +30,10 @@ use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, Client, Connection, NoTls, Row};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::{LiveCounts, Quotas, Session, Store, StoreError, StoredSession};
+use super::error::StoreError;
+use super::following::Followed;
+use super::quotas::{LiveCounts, Quotas};
+use super::session::{Session, StoredSession};
 use crate::clock::unix_now;
 use crate::proxy::cookie_key::CookieKey;
 
@@ -481,7 +484,7 @@ impl Postgres {
 
     /// A failed call: says so once per outage, and has the connection made
     /// again before the next call.
-    fn unavailable(&self, doing: &str, error: Failure) -> StoreError {
+    fn unavailable(&self, doing: &str, error: DbFailure) -> StoreError {
         self.writer_suspect.store(true, Ordering::Release);
         self.writer_failed.store(true, Ordering::Release);
         if self.up.swap(false, Ordering::AcqRel) {
@@ -679,14 +682,14 @@ impl Postgres {
 
     /// Keeps `store` in step with the database for as long as the proxy
     /// runs, reconnecting after any failure.
-    pub async fn follow(&self, store: &Store) {
+    pub async fn follow_changes(&self, store: &impl Followed) {
         let mut retry = Duration::from_millis(200);
         loop {
             let (notes_tx, notes) = mpsc::unbounded_channel();
             let outcome = match within(self.target.connect(Some(notes_tx))).await {
                 Ok(client) => {
                     retry = Duration::from_millis(200);
-                    self.follow_on(&client, notes, store).await
+                    self.listen_on(&client, notes, store).await
                 }
                 Err(error) => Err(error),
             };
@@ -701,12 +704,12 @@ impl Postgres {
         }
     }
 
-    async fn follow_on(
+    async fn listen_on(
         &self,
         client: &Client,
         mut notes: mpsc::UnboundedReceiver<String>,
-        store: &Store,
-    ) -> Result<(), Failure> {
+        store: &impl Followed,
+    ) -> Result<(), DbFailure> {
         within(client.batch_execute(&format!("LISTEN {CHANNEL}"))).await?;
         // Older servers do not know the setting; that costs only the bound.
         let _ = within(client.batch_execute(&format!(
@@ -724,7 +727,7 @@ impl Postgres {
             tokio::select! {
                 note = notes.recv() => {
                     let Some(alias) = note else {
-                        return Err(Failure::Closed);
+                        return Err(DbFailure::Closed);
                     };
                     let mut aliases = vec![alias];
                     while let Ok(more) = notes.try_recv() {
@@ -732,7 +735,7 @@ impl Postgres {
                     }
                     aliases.sort_unstable();
                     aliases.dedup();
-                    follow(client, store, &aliases).await?;
+                    reload_aliases(client, store, &aliases).await?;
                 }
                 _ = tick.tick() => {
                     if self.has_duty() {
@@ -769,7 +772,7 @@ impl Postgres {
 impl Postgres {
     /// The duty holder writes when it last held duty, and forgets the
     /// credentials nobody could present again; any other replica reads when.
-    async fn duty_beat(&self, client: &Client) -> Result<(), Failure> {
+    async fn duty_beat(&self, client: &Client) -> Result<(), DbFailure> {
         let now = unix_now();
         let seen = if self.has_duty() {
             within(client.execute(
@@ -805,7 +808,7 @@ impl Postgres {
 
 /// Why a database call did not complete.
 #[derive(Debug, thiserror::Error)]
-enum Failure {
+enum DbFailure {
     /// With its causes: "error performing TLS handshake" alone does not
     /// say which certificate was refused.
     #[error("{}", crate::error_chain::error_chain(.0))]
@@ -816,18 +819,18 @@ enum Failure {
     Closed,
 }
 
-impl From<Failure> for StoreError {
-    fn from(error: Failure) -> StoreError {
+impl From<DbFailure> for StoreError {
+    fn from(error: DbFailure) -> StoreError {
         StoreError::Unavailable(error.to_string())
     }
 }
 
 async fn within<T>(
     call: impl Future<Output = Result<T, tokio_postgres::Error>>,
-) -> Result<T, Failure> {
+) -> Result<T, DbFailure> {
     match tokio::time::timeout(OP_TIMEOUT, call).await {
         Ok(result) => Ok(result?),
-        Err(_) => Err(Failure::TimedOut),
+        Err(_) => Err(DbFailure::TimedOut),
     }
 }
 
@@ -835,7 +838,7 @@ async fn within<T>(
 /// listed, and only the rows memory lacks or holds an older version of are
 /// read (a reload every [`FULL_RELOAD`] with 100,000 sessions reads a list,
 /// not 100,000 rows).
-async fn catch_up(client: &Client, store: &Store) -> Result<(), Failure> {
+async fn catch_up(client: &Client, store: &impl Followed) -> Result<(), DbFailure> {
     // Every version memory holds now was committed before the listing.
     let held = store.held();
     let listing: Vec<(String, u64)> = within(async {
@@ -859,13 +862,17 @@ async fn catch_up(client: &Client, store: &Store) -> Result<(), Failure> {
     .await?;
     let behind = store.reconcile(&held, &listing, last_revision.max(0) as u64);
     for aliases in behind.chunks(1000) {
-        follow(client, store, aliases).await?;
+        reload_aliases(client, store, aliases).await?;
     }
     Ok(())
 }
 
 /// Memory takes the rows of `aliases` as they are now.
-async fn follow(client: &Client, store: &Store, aliases: &[String]) -> Result<(), Failure> {
+async fn reload_aliases(
+    client: &Client,
+    store: &impl Followed,
+    aliases: &[String],
+) -> Result<(), DbFailure> {
     let rows = within(load(client, Some(aliases))).await?;
     store.follow_rows(aliases, rows);
     Ok(())

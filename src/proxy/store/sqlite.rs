@@ -16,7 +16,8 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, params};
 
-use super::{StoreError, StoredSession};
+use super::error::StoreError;
+use super::session::StoredSession;
 
 mod embedded {
     refinery::embed_migrations!("migrations/sqlite");

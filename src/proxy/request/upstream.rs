@@ -2,9 +2,9 @@
 //! worker thread, so taking and returning a connection is a thread-local
 //! vector push and pop, with no lock, no channel and no task of its own;
 //! and [`exchange`], one request's trip over them up to the response head,
-//! for the fast path and for [`super::direct`]. (Requests with bodies and
+//! for the fast path and for [`crate::proxy::request::direct`]. (Requests with bodies and
 //! upgrades from hyper's server go through hyper's client and its pool, in
-//! [`super::forwarder`].)
+//! [`crate::proxy::request::relay`].)
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -20,14 +20,14 @@ use httparse::{Header, Status};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::forwarding::{self, ConnectionTokens, ResponseHeader};
-use super::framing::{self, Framing};
+use crate::proxy::request::framing::{self, Framing};
+use crate::proxy::request::policy::{self, ConnectionTokens, ResponseHeader};
 
 /// A connection idle longer than this is closed rather than reused; the
 /// backend may be about to close it itself.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Idle connections kept per backend and worker thread, by this pool and by
-/// the hyper path's ([`super::forwarder`]). High, so that a burst's
+/// the hyper path's ([`crate::proxy::request::relay`]). High, so that a burst's
 /// connections stay for the next one instead of being closed and opened
 /// again: an HTTP/2 browser or h2load sends hundreds of requests at once
 /// over a few connections, and at a cap of 64 the hyper path closed and
@@ -179,17 +179,15 @@ impl ResponseHead<'_> {
         let chunked = matches!(self.framing, Framing::Chunked(_));
         for header in self.headers {
             let name = header.name.as_bytes();
-            match forwarding::response_header(name, &self.tokens) {
+            match policy::response_header(name, &self.tokens) {
                 // A chunked body's length is the client connection's business.
                 ResponseHeader::Forward
                     if chunked && name.eq_ignore_ascii_case(b"content-length") => {}
                 ResponseHeader::Forward => add(name, header.value),
-                ResponseHeader::SetCookie => {
-                    match forwarding::set_cookie_for_client(header.value) {
-                        Some(value) => add(name, &value),
-                        None => add(name, header.value),
-                    }
-                }
+                ResponseHeader::SetCookie => match policy::set_cookie_for_client(header.value) {
+                    Some(value) => add(name, &value),
+                    None => add(name, header.value),
+                },
                 ResponseHeader::Drop => {}
             }
         }
@@ -318,4 +316,11 @@ pub async fn exchange<T>(
             }
         }
     }
+}
+/// Appends one `name: value` line of an HTTP/1.1 head to `out`.
+pub fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
 }

@@ -6,7 +6,7 @@
 //! back, and a channel for the body; under h2load its connection tasks were
 //! 42 % of the proxy's samples, and this path took CPU per request from
 //! 39.7 to 30.9 µs (BENCHMARKS.md, issue 17). Requests with a body, and
-//! upgrades, still go through hyper's client ([`super::forwarder`]):
+//! upgrades, still go through hyper's client ([`crate::proxy::request::relay`]):
 //! streaming a client's body while the answer may already come is what it
 //! is for.
 
@@ -20,9 +20,8 @@ use http::header::{HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version, request};
 use hyper::body::{Body, Frame, SizeHint};
 
-use super::fastpath::push_header;
-use super::framing::Framing;
-use super::upstream::{self, Failed, Parsed, READ_CHUNK, Upstream};
+use crate::proxy::request::framing::Framing;
+use crate::proxy::request::upstream::{self, Failed, Parsed, READ_CHUNK, Upstream, push_header};
 
 /// Whether a request goes this way: HTTP/2, GET or HEAD, no body, no
 /// upgrade. HTTP/1.1 requests here are the few the fast path left to hyper,
@@ -37,7 +36,7 @@ pub fn takes(request: &Request<impl Body>, upgrade: bool) -> bool {
 }
 
 /// Sends the request (its headers already the backend's, by the
-/// [`super::forwarding`] policy) to `backend` and returns the answer, its headers
+/// [`crate::proxy::request::policy`] policy) to `backend` and returns the answer, its headers
 /// the client's by the same policy; its body streams from the backend.
 pub async fn forward(
     backend: SocketAddr,
@@ -46,7 +45,7 @@ pub async fn forward(
     let request_is_head = parts.method == Method::HEAD;
     let request = request_head(parts);
     let (up, (response, framing, reusable)) = upstream::exchange(backend, &request, true, |buf| {
-        parse_head(buf, request_is_head)
+        head_as_response(buf, request_is_head)
     })
     .await?;
     let mut body = DirectBody {
@@ -79,7 +78,7 @@ fn request_head(parts: &request::Parts) -> Vec<u8> {
 type Head = (Response<()>, Framing, bool);
 
 /// Parses a response head from `buf` into the client's version of it.
-fn parse_head(buf: &[u8], request_is_head: bool) -> Parsed<Head> {
+fn head_as_response(buf: &[u8], request_is_head: bool) -> Parsed<Head> {
     upstream::parse_response(buf, request_is_head, |head| {
         let mut response = Response::new(());
         *response.status_mut() = StatusCode::from_u16(head.status).ok()?;

@@ -19,7 +19,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{CONNECTION, COOKIE, HOST, HeaderMap, HeaderName, HeaderValue, UPGRADE};
 
-use super::edge_auth;
+use crate::proxy::request::edge_auth;
 
 /// Headers that describe one hop and are never forwarded as sent.
 const HOP_BY_HOP: [&str; 9] = [
@@ -132,7 +132,7 @@ pub fn request_header(name: &[u8], tokens: &ConnectionTokens, behind_tls: bool) 
 
 /// Who is forwarding: what the added headers say.
 #[derive(Debug, Clone, Copy)]
-pub struct Forwarder<'a> {
+pub struct ForwardedBy<'a> {
     /// The peer address of the client connection, as text.
     pub client_ip: &'a str,
     pub behind_tls: bool,
@@ -140,7 +140,7 @@ pub struct Forwarder<'a> {
     pub https: bool,
 }
 
-impl Forwarder<'_> {
+impl ForwardedBy<'_> {
     /// The headers the proxy adds to every forwarded request, each as its
     /// name and the parts of its value: `X-Forwarded-For` (the terminator's
     /// chain extended by the peer, or the peer alone), `X-Real-IP` at the
@@ -256,7 +256,7 @@ fn connection_of(headers: &HeaderMap) -> (ConnectionTokens<'_>, Option<HeaderVal
 /// passes on.
 pub fn request_for_backend(
     old: HeaderMap,
-    forwarder: &Forwarder,
+    forwarded_by: &ForwardedBy,
     authority: Option<&str>,
 ) -> (HeaderMap, Option<HeaderValue>) {
     let mut headers = HeaderMap::with_capacity(old.len() + 4);
@@ -264,7 +264,7 @@ pub fn request_for_backend(
     let mut cookies = Vec::new();
     let mut previous_for = None;
     for (name, value) in &old {
-        match request_header(name.as_str().as_bytes(), &tokens, forwarder.behind_tls) {
+        match request_header(name.as_str().as_bytes(), &tokens, forwarded_by.behind_tls) {
             RequestHeader::Forward | RequestHeader::Length => {
                 headers.append(name.clone(), value.clone());
             }
@@ -291,7 +291,7 @@ pub fn request_for_backend(
     }
     let host = headers.get(HOST).map_or(&b""[..], HeaderValue::as_bytes);
     let mut added = Vec::with_capacity(4);
-    forwarder.added_headers(host, previous_for, |name, parts| {
+    forwarded_by.added_headers(host, previous_for, |name, parts| {
         if let Some(value) = value_of(parts) {
             added.push((HeaderName::from_static(name), value));
         }
@@ -444,12 +444,12 @@ mod tests {
         ] {
             headers.append(name, HeaderValue::from_static(value));
         }
-        let forwarder = Forwarder {
+        let forwarded_by = ForwardedBy {
             client_ip: "127.0.0.9",
             behind_tls: false,
             https: true,
         };
-        let (headers, upgrade) = request_for_backend(headers, &forwarder, None);
+        let (headers, upgrade) = request_for_backend(headers, &forwarded_by, None);
         assert_eq!(upgrade.unwrap(), "websocket");
         assert_eq!(headers["host"], "a.example");
         assert_eq!(headers["cookie"], "_xsrf=1; b=2");

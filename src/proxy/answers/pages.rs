@@ -9,9 +9,9 @@ use http::Response;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http_body_util::Full;
 
-use super::phases::Reported;
-use super::status::Failure;
 use crate::api::{EndReason, Phase};
+use crate::proxy::answers::failure::Failure;
+use crate::proxy::answers::phases::Reported;
 
 /// How often the "starting" page reloads itself, in seconds.
 pub const STARTING_REFRESH_S: u32 = 2;

@@ -28,20 +28,22 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::api::SessionState;
 
-use super::Shared;
-use super::access_log;
-use super::budget::InUse;
-use super::edge_auth;
-use super::forwarding::{self, ConnectionTokens, Forwarder, RequestHeader};
-use super::framing::{self, Framing};
-use super::pages;
-use super::plumbing::ConnInfo;
-use super::routing::{self, Target};
-use super::scratch;
-use super::status::Failure;
-use super::store::Session;
-use super::upstream::{self, MAX_HEADERS, Parsed, READ_CHUNK, Upstream};
 use crate::clock::unix_now;
+use crate::proxy::answers::failure::Failure;
+use crate::proxy::answers::pages;
+use crate::proxy::budget::InUse;
+use crate::proxy::request::access_log;
+use crate::proxy::request::edge_auth;
+use crate::proxy::request::framing::{self, Framing};
+use crate::proxy::request::plumbing::ConnInfo;
+use crate::proxy::request::policy::{self, ConnectionTokens, ForwardedBy, RequestHeader};
+use crate::proxy::request::routing::{self, Target};
+use crate::proxy::request::scratch;
+use crate::proxy::request::upstream::{
+    self, MAX_HEADERS, Parsed, READ_CHUNK, Upstream, push_header,
+};
+use crate::proxy::shared::Shared;
+use crate::proxy::store::Session;
 
 /// How a connection left the fast path.
 pub enum Outcome {
@@ -292,10 +294,7 @@ pub(crate) fn take<'b, T>(
             origin = Some(header.value);
         } else if name.eq_ignore_ascii_case("connection") {
             tokens.add(header.value);
-        } else if forwarding::is_one_of(
-            name.as_bytes(),
-            &["transfer-encoding", "upgrade", "expect"],
-        ) {
+        } else if policy::is_one_of(name.as_bytes(), &["transfer-encoding", "upgrade", "expect"]) {
             return None;
         } else if name.eq_ignore_ascii_case("x-forwarded-for") && forwarded_for.is_none() {
             forwarded_for = Some(header.value);
@@ -328,13 +327,13 @@ pub(crate) fn take<'b, T>(
     out.extend_from_slice(b" HTTP/1.1\r\n");
     for header in req.headers.iter() {
         let (name, value) = (header.name.as_bytes(), header.value);
-        match forwarding::request_header(name, &tokens, rules.behind_tls) {
+        match policy::request_header(name, &tokens, rules.behind_tls) {
             RequestHeader::Forward => push_header(out, name, value),
             RequestHeader::Cookie => {
                 let mark = out.len();
                 out.extend_from_slice(b"cookie: ");
                 let start = out.len();
-                forwarding::cookie_for_backend(value, out, start);
+                policy::cookie_for_backend(value, out, start);
                 if out.len() == start {
                     out.truncate(mark);
                 } else {
@@ -349,12 +348,12 @@ pub(crate) fn take<'b, T>(
         // Writing into a Vec cannot fail.
         let _ = write!(out, "content-length: {length}\r\n");
     }
-    let forwarder = Forwarder {
+    let forwarded_by = ForwardedBy {
         client_ip: rules.client_ip,
         behind_tls: rules.behind_tls,
         https: rules.https,
     };
-    forwarder.added_headers(host.as_bytes(), forwarded_for, |name, parts| {
+    forwarded_by.added_headers(host.as_bytes(), forwarded_for, |name, parts| {
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
         for part in parts {
@@ -372,13 +371,6 @@ pub(crate) fn take<'b, T>(
             consumed: head_len + body_len,
         },
     ))
-}
-
-pub(super) fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
 }
 
 /// What the first read on an idle connection brought.
@@ -417,7 +409,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let answer = upstream::exchange(request.backend, outgoing, request.idempotent, |buf| {
-        parse_head(buf, request.head, response_head)
+        head_as_bytes(buf, request.head, response_head)
     })
     .await;
     let (
@@ -459,7 +451,7 @@ where
 
 /// Parses a response head from `buf` and writes the client's version of it
 /// into `out`.
-fn parse_head(buf: &[u8], request_is_head: bool, out: &mut Vec<u8>) -> Parsed<FinalHead> {
+fn head_as_bytes(buf: &[u8], request_is_head: bool, out: &mut Vec<u8>) -> Parsed<FinalHead> {
     upstream::parse_response(buf, request_is_head, |head| {
         let status = head.status;
         out.clear();

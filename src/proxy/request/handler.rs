@@ -1,6 +1,6 @@
 //! One request from a client on the hyper path: find out which host it is
 //! for ([`routing`]), check edge auth ([`edge_auth`]) and hand it to the
-//! forwarder, rewritten by the [`forwarding`] policy; or answer with the
+//! [`relay`], rewritten by the [`policy`]; or answer with the
 //! proxy's own page. Ends with the access-log event.
 
 use std::convert::Infallible;
@@ -13,16 +13,17 @@ use hyper::body::Incoming;
 
 use crate::api::SessionState;
 
-use super::Shared;
-use super::access_log;
-use super::audit;
-use super::edge_auth::{self, Auth};
-use super::forwarding::{self, Forwarder};
-use super::pages;
-use super::plumbing::{ConnInfo, ProxyBody, full};
-use super::routing::{self, Target};
-use super::status::Failure;
 use crate::clock::unix_now;
+use crate::proxy::answers::failure::Failure;
+use crate::proxy::answers::pages;
+use crate::proxy::audit;
+use crate::proxy::request::access_log;
+use crate::proxy::request::edge_auth::{self, Auth};
+use crate::proxy::request::plumbing::{ConnInfo, ProxyBody, full};
+use crate::proxy::request::policy::{self, ForwardedBy};
+use crate::proxy::request::relay;
+use crate::proxy::request::routing::{self, Target};
+use crate::proxy::shared::Shared;
 
 /// Entry point for every request on every listener.
 pub async fn handle(
@@ -45,7 +46,7 @@ pub async fn handle(
         Err(routing::AmbiguousHost) => Target::Ambiguous,
     };
     let (response, alias) = match target {
-        Target::Api => (super::api::handle(&shared, conn, req).await, "-"),
+        Target::Api => (crate::proxy::manage::respond(&shared, conn, req).await, "-"),
         Target::Alias(alias) => (session_request(&shared, conn, alias, req).await, alias),
         Target::Other => {
             let host = host.ok().flatten().unwrap_or("").to_owned();
@@ -119,7 +120,8 @@ async fn session_request(
         };
         shared.audit.record(&session, event);
     }
-    let set_cookie = (auth == Auth::Token).then(|| edge_auth::cookie_header(shared, &session, now));
+    let set_cookie = (auth == Auth::Token)
+        .then(|| edge_auth::cookie_header(&session, now, shared.config.public_scheme_is_https()));
     let mut response = match (session.state, &session.backend_authority) {
         (SessionState::Ready, Some(backend)) => {
             // Held until the backend's answer starts: what one session may
@@ -131,30 +133,28 @@ async fn session_request(
                 return full(pages::page(Failure::Unavailable, alias));
             };
             let ip = conn.peer.ip().to_string();
-            let forwarder = Forwarder {
+            let forwarded_by = ForwardedBy {
                 client_ip: &ip,
                 behind_tls: shared.config.behind_tls,
                 https,
             };
             let (mut parts, body) = req.into_parts();
             let authority = parts.uri.authority().map(|a| a.as_str());
-            let (headers, upgrade) = forwarding::request_for_backend(
+            let (headers, upgrade) = policy::request_for_backend(
                 std::mem::take(&mut parts.headers),
-                &forwarder,
+                &forwarded_by,
                 authority,
             );
             parts.headers = headers;
-            shared
-                .forwarder()
-                .forward(
-                    shared,
-                    &session,
-                    backend.clone(),
-                    conn.peer.ip(),
-                    Request::from_parts(parts, body),
-                    upgrade,
-                )
-                .await
+            relay::forward(
+                shared,
+                &session,
+                backend.clone(),
+                conn.peer.ip(),
+                Request::from_parts(parts, body),
+                upgrade,
+            )
+            .await
         }
         _ => full(pages::starting(
             alias,

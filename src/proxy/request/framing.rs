@@ -1,7 +1,7 @@
 //! Where an HTTP/1.1 message body ends (RFC 9112 §6): a fixed length, a
 //! chunked body, or everything until the sender closes. The fast path passes
 //! bodies through as they are, so a chunked body is scanned, not decoded, and
-//! its bytes go out exactly as they came in; [`super::direct`] takes only the
+//! its bytes go out exactly as they came in; [`crate::proxy::request::direct`] takes only the
 //! chunks' data, which the scan points out as it passes.
 
 use std::ops::Range;

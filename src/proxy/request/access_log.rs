@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::time::Instant;
 
-use super::Shared;
+use crate::proxy::shared::Shared;
 
 /// Counts the answer and logs it; `started` is `Some` when `access_log` is on.
 pub fn answered(

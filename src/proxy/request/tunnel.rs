@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::oneshot;
 
-use super::scratch;
+use crate::proxy::request::scratch;
 
 /// Largest read per step.
 const READ_MAX: usize = scratch::SIZE;

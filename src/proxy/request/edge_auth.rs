@@ -9,8 +9,7 @@ use http::header::{AUTHORIZATION, COOKIE, HeaderMap};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::Shared;
-use super::store::Session;
+use crate::proxy::store::Session;
 
 /// The edge-auth cookie. Host-only (no `Domain`), so one session's cookie is
 /// never sent to another alias.
@@ -135,10 +134,9 @@ fn hex_eq(text: &[u8], expected: &[u8; 32]) -> bool {
 }
 
 /// The `Set-Cookie` that trades a valid token for the edge cookie, valid as
-/// long as the session.
-pub fn cookie_header(shared: &Shared, session: &Session, now: u64) -> HeaderValue {
+/// long as the session; `Secure` when the public scheme is `https`.
+pub fn cookie_header(session: &Session, now: u64, https: bool) -> HeaderValue {
     let max_age = session.expires_at.saturating_sub(now);
-    let https = shared.config.public_scheme_is_https();
     let secure = if https { "; Secure" } else { "" };
     let value = format!(
         "{}={}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}",
