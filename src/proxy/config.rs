@@ -12,6 +12,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use crate::identity::{DEFAULT_MUNGE_SOCKET, IdentityKind, Munge};
+use crate::proxy::limits::{Limits, RawLimits};
 use crate::proxy::store::{PgTarget, StateLocation};
 use serde::Deserialize;
 use toml::Spanned;
@@ -77,25 +78,6 @@ struct RawConfig {
     limits: Option<RawLimits>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawLimits {
-    max_header_bytes: Option<Spanned<usize>>,
-    max_api_body_bytes: Option<usize>,
-    header_read_timeout_s: Option<u64>,
-    idle_timeout_s: Option<u64>,
-    max_connections: Option<Spanned<usize>>,
-    max_connections_per_address: Option<Spanned<usize>>,
-    max_api_connections: Option<Spanned<usize>>,
-    max_sessions_per_user: Option<Spanned<usize>>,
-    max_sessions_per_client: Option<Spanned<usize>>,
-    max_sessions: Option<Spanned<usize>>,
-    max_requests_per_session: Option<Spanned<usize>>,
-    max_websockets_per_session: Option<Spanned<usize>>,
-    long_poll_max_s: Option<u64>,
-    shutdown_grace_s: Option<u64>,
-}
-
 /// The validated configuration the proxy runs with.
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
@@ -145,59 +127,6 @@ pub struct ProxyConfig {
 pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
-}
-
-/// Abuse limits. Defaults are chosen for a proxy in front of Jupyter: headers
-/// carry cookies (Jupyter's `_xsrf` and auth cookies) but never need 16 KiB;
-/// API bodies are tiny JSON.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    pub max_header_bytes: usize,
-    pub max_api_body_bytes: usize,
-    pub header_read_timeout: Duration,
-    /// An HTTP connection with no bytes moving either way for this long is
-    /// closed. Upgraded WebSockets are exempt: an idle kernel is normal.
-    pub idle_timeout: Duration,
-    pub max_connections: usize,
-    /// Connections plus WebSocket tunnels one client address may hold.
-    pub max_connections_per_address: usize,
-    /// Connections the API listener (`api_addr`) takes, apart from the
-    /// public listener's `max_connections`.
-    pub max_api_connections: usize,
-    /// Live sessions one user may have at once.
-    pub max_sessions_per_user: usize,
-    /// Live sessions created from one client address (a login node serves
-    /// many users, so this is well above the per-user one).
-    pub max_sessions_per_client: usize,
-    /// Live sessions in all.
-    pub max_sessions: usize,
-    /// Requests one session may have waiting on its backend at once.
-    pub max_requests_per_session: usize,
-    /// WebSocket tunnels one session may have open (kernels, terminals).
-    pub max_websockets_per_session: usize,
-    pub long_poll_max: Duration,
-    pub shutdown_grace: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_header_bytes: 16 * 1024,
-            max_api_body_bytes: 16 * 1024,
-            header_read_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(300),
-            max_connections: 4096,
-            max_connections_per_address: 256,
-            max_api_connections: 256,
-            max_sessions_per_user: 20,
-            max_sessions_per_client: 1000,
-            max_sessions: 20_000,
-            max_requests_per_session: 256,
-            max_websockets_per_session: 128,
-            long_poll_max: Duration::from_secs(60),
-            shutdown_grace: Duration::from_secs(30),
-        }
-    }
 }
 
 /// Allowed backend ports: `"1024-65535"`, `"8888"`, `"8000-8999, 10000-20000"`.
@@ -366,100 +295,8 @@ impl ProxyConfig {
             None => PortSet(vec![1024..=65535]),
         };
 
-        let raw_limits = raw.limits.unwrap_or_default();
-        let defaults = Limits::default();
+        let limits = raw.limits.unwrap_or_default().resolve(at)?;
         let secs = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_secs);
-        if let Some(h) = &raw_limits.max_header_bytes
-            && *h.get_ref() < 8192
-        {
-            // hyper's HTTP/1 read buffer cannot be smaller than 8 KiB.
-            return Err(at(
-                h.span().start,
-                "`limits.max_header_bytes` must be at least 8192".into(),
-            ));
-        }
-        for (key, value) in [
-            ("max_connections", &raw_limits.max_connections),
-            (
-                "max_connections_per_address",
-                &raw_limits.max_connections_per_address,
-            ),
-            ("max_api_connections", &raw_limits.max_api_connections),
-            ("max_sessions_per_user", &raw_limits.max_sessions_per_user),
-            (
-                "max_sessions_per_client",
-                &raw_limits.max_sessions_per_client,
-            ),
-            ("max_sessions", &raw_limits.max_sessions),
-            (
-                "max_requests_per_session",
-                &raw_limits.max_requests_per_session,
-            ),
-            (
-                "max_websockets_per_session",
-                &raw_limits.max_websockets_per_session,
-            ),
-        ] {
-            if let Some(c) = value
-                && *c.get_ref() == 0
-            {
-                return Err(at(
-                    c.span().start,
-                    format!("`limits.{key}` must be at least 1"),
-                ));
-            }
-        }
-        // A count the file gave (its lower bound checked above), or the default.
-        let count = |value: &Option<Spanned<usize>>, default| {
-            value.as_ref().map_or(default, |v| *v.get_ref())
-        };
-        let mut limits = Limits {
-            max_header_bytes: count(&raw_limits.max_header_bytes, defaults.max_header_bytes),
-            max_api_body_bytes: raw_limits
-                .max_api_body_bytes
-                .unwrap_or(defaults.max_api_body_bytes),
-            header_read_timeout: secs(
-                raw_limits.header_read_timeout_s,
-                defaults.header_read_timeout,
-            )
-            .max(Duration::from_secs(1)),
-            idle_timeout: secs(raw_limits.idle_timeout_s, defaults.idle_timeout)
-                .max(Duration::from_secs(1)),
-            max_connections: count(&raw_limits.max_connections, defaults.max_connections),
-            max_connections_per_address: count(
-                &raw_limits.max_connections_per_address,
-                defaults.max_connections_per_address,
-            ),
-            max_api_connections: count(
-                &raw_limits.max_api_connections,
-                defaults.max_api_connections,
-            ),
-            max_sessions_per_user: count(
-                &raw_limits.max_sessions_per_user,
-                defaults.max_sessions_per_user,
-            ),
-            max_sessions_per_client: count(
-                &raw_limits.max_sessions_per_client,
-                defaults.max_sessions_per_client,
-            ),
-            max_sessions: count(&raw_limits.max_sessions, defaults.max_sessions),
-            max_requests_per_session: count(
-                &raw_limits.max_requests_per_session,
-                defaults.max_requests_per_session,
-            ),
-            max_websockets_per_session: count(
-                &raw_limits.max_websockets_per_session,
-                defaults.max_websockets_per_session,
-            ),
-            long_poll_max: secs(raw_limits.long_poll_max_s, defaults.long_poll_max),
-            shutdown_grace: secs(raw_limits.shutdown_grace_s, defaults.shutdown_grace),
-        };
-
-        // A long-poll moves no bytes while it waits: keep it inside the idle
-        // timeout, or the connection would be cut before the answer.
-        limits.long_poll_max = limits
-            .long_poll_max
-            .min(limits.idle_timeout.saturating_sub(Duration::from_secs(1)));
 
         let state_text = raw.state.get_ref();
         let (state, cookie_key) = if PgTarget::is_url(state_text) {

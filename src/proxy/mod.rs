@@ -10,7 +10,8 @@
 //! - `store/`: sessions in memory and in SQLite or PostgreSQL
 //! - `answers/`: what the proxy says itself (statuses, pages, phases)
 //! - `shared`: what every connection and call reaches ([`shared::Shared`])
-//! - `config`: proxy.toml into a [`ProxyConfig`]
+//! - `config`: proxy.toml into a [`ProxyConfig`], with `limits` (each
+//!   `[limits]` key defined once)
 //! - `addresses`: client and backend addresses for the allow-lists
 //! - `budget`: connections per address, requests per session
 //! - `cookie_key`: the key edge cookies are derived from
@@ -31,6 +32,7 @@ mod cookie_key;
 #[doc(hidden)]
 pub mod fuzzing;
 mod health;
+mod limits;
 mod manage;
 mod metrics;
 mod request;

@@ -23,7 +23,7 @@ use tokio::net::TcpListener;
 
 pub(crate) use tls::{Tls, TlsError};
 
-use crate::proxy::config::Limits;
+use crate::proxy::limits::Limits;
 use crate::proxy::request::fastpath::{self, Outcome};
 use crate::proxy::request::handler;
 use crate::proxy::request::plumbing::ConnInfo;
