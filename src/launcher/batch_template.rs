@@ -62,12 +62,7 @@ struct TemplateContext<'a> {
 
 /// The batch script for a validated spec.
 pub fn script(spec: &LaunchSpec) -> Result<String, LauncherError> {
-    let origin = spec
-        .provenance
-        .iter()
-        .find(|f| f.field == "batch")
-        .map_or(Source::Default, |f| f.source.clone());
-    BatchTemplate::find(&spec.batch, &spec.site.batch_dirs, &origin)?.render(spec)
+    BatchTemplate::find(&spec.batch.value, &spec.site.batch_dirs, &spec.batch.source)?.render(spec)
 }
 
 impl BatchTemplate {

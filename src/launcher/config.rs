@@ -45,13 +45,46 @@ pub struct Resolved {
 }
 
 impl Resolved {
-    /// The value of `key` (as `LaunchFields` names it) with its source.
+    /// The value of `key` (as `LaunchFields` names it) with its source;
+    /// through [`field!`], which takes both from the field's name.
     pub fn sourced<T: Clone>(&self, key: &str, value: &Option<T>) -> Option<Sourced<T>> {
         value
             .clone()
             .map(|value| Sourced::new(value, self.layers.source_of(key)))
     }
 }
+
+/// One launch field as the layers resolved it: its key and its value with
+/// where the value came from, taken together from the field's name by
+/// [`field!`], so that a key cannot name another field's source.
+#[derive(Debug, Clone)]
+pub struct Field<T> {
+    pub key: &'static str,
+    pub value: Option<Sourced<T>>,
+}
+
+impl<T> Field<T> {
+    /// The same field with its value converted (`TimeText` to its text).
+    pub fn map<U>(self, convert: impl FnOnce(T) -> U) -> Field<U> {
+        Field {
+            key: self.key,
+            value: self
+                .value
+                .map(|sourced| Sourced::new(convert(sourced.value), sourced.source)),
+        }
+    }
+}
+
+/// `field!(resolved, time)`: the field `time` of `resolved`, keyed `"time"`.
+macro_rules! field {
+    ($resolved:expr, $name:ident) => {
+        $crate::launcher::config::Field {
+            key: stringify!($name),
+            value: $resolved.sourced(stringify!($name), &$resolved.fields.$name),
+        }
+    };
+}
+pub(crate) use field;
 
 impl Config {
     /// Reads the site and user files named by `env` (`JRPS_SITE_DIR`, `XDG_CONFIG_HOME`, `HOME`).

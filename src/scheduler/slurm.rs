@@ -6,7 +6,6 @@
 
 use std::io::Write;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use super::error::SchedulerError;
@@ -16,29 +15,18 @@ use super::job_log;
 use super::kind::SchedulerKind;
 use crate::wall_time::WallTime;
 
+/// Slurm through its commands, found on `PATH`.
 #[derive(Debug, Clone, Default)]
-pub struct Slurm {
-    bin_dir: Option<PathBuf>,
-}
+pub struct Slurm;
 
 impl Slurm {
     /// Slurm's commands from `PATH`.
     pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Slurm's commands from `dir` (sites with Slurm outside `PATH`).
-    pub fn with_bin_dir(dir: impl Into<PathBuf>) -> Self {
-        Slurm {
-            bin_dir: Some(dir.into()),
-        }
+        Slurm
     }
 
     fn command(&self, program: &str) -> Command {
-        match &self.bin_dir {
-            Some(dir) => Command::new(dir.join(program)),
-            None => Command::new(program),
-        }
+        Command::new(program)
     }
 }
 

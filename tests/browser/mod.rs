@@ -1,4 +1,4 @@
-//! The browser test (issue 6): headless Chromium, driven through
+//! The browser test: headless Chromium, driven through
 //! chromedriver with fantoccini, opens what `jrps up` printed, through the
 //! real proxy over TLS, and uses JupyterLab as a person would. It also looks
 //! at every page the proxy shows itself (starting, 403, 404, 502, ended)

@@ -10,8 +10,8 @@ use super::site::{Site, squeue_active, wait_job_gone};
 use crate::proxy::jupyter::run_code;
 
 /// What the proxy answers for a session that has ended (`Failure::Ended`):
-/// 404, as for any route that is gone (issue 4: after `jrps down` the URL
-/// answers 404); the page itself says the session ended.
+/// 404, as for any route that is gone (after `jrps down` the URL answers
+/// 404, so nothing caches it as alive); the page itself says the session ended.
 pub const ENDED: u16 = 404;
 
 pub async fn up_use_down(site: &Site, slurm: bool) {

@@ -1,4 +1,4 @@
-//! End-to-end tests (issue 4): the real `jrps` binary as the user runs it,
+//! End-to-end tests: the real `jrps` binary as the user runs it,
 //! against a real proxy over TLS (`jrps serve`), real JupyterLab, and the real
 //! single-node Slurm from `scripts/slurm up` (or the Local scheduler).
 //!

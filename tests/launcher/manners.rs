@@ -1,4 +1,4 @@
-//! The CLI's manners (issue 6): `--version`, completions, the man page,
+//! The CLI's manners, as users of mature tools expect them: `--version`, completions, the man page,
 //! colour only on a terminal and never with `NO_COLOR`, errors in one style,
 //! `-q`. Colour needs a terminal, so those tests run `jrps` under `script`
 //! (util-linux), which gives it a pseudo-terminal.

@@ -256,7 +256,19 @@ fn render(
                 .to_owned(),
             false,
         ),
-        _ => (
+        // The API's failures are answered in JSON and never as a page;
+        // listed, so that a new failure must choose its page here.
+        Failure::BadRequest
+        | Failure::MalformedJson
+        | Failure::InvalidField
+        | Failure::Forbidden
+        | Failure::NotFound
+        | Failure::Conflict
+        | Failure::BodyTooLarge
+        | Failure::MethodNotAllowed
+        | Failure::TooManySessions
+        | Failure::Unauthenticated
+        | Failure::Internal => (
             "Bad request",
             format!(
                 "<p>The proxy could not understand this request for <code>{name}</code>.</p>\

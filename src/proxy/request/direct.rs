@@ -5,7 +5,7 @@
 //! each through its pool's lock, a channel to the connection's own task and
 //! back, and a channel for the body; under h2load its connection tasks were
 //! 42 % of the proxy's samples, and this path took CPU per request from
-//! 39.7 to 30.9 µs (BENCHMARKS.md, issue 17). Requests with a body, and
+//! 39.7 to 30.9 µs (BENCHMARKS.md, "HTTP/2 over TLS"). Requests with a body, and
 //! upgrades, still go through hyper's client ([`crate::proxy::request::relay`]):
 //! streaming a client's body while the answer may already come is what it
 //! is for.

@@ -32,7 +32,7 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// again: an HTTP/2 browser or h2load sends hundreds of requests at once
 /// over a few connections, and at a cap of 64 the hyper path closed and
 /// reopened about 230 backend connections a second, which halved its
-/// HTTP/2 throughput (BENCHMARKS.md, issue 17). Idle ones still close after
+/// HTTP/2 throughput (BENCHMARKS.md, "HTTP/2 over TLS"). Idle ones still close after
 /// [`IDLE_TIMEOUT`].
 pub(super) const MAX_IDLE: usize = 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
