@@ -7,3 +7,4 @@ mod e2e;
 mod launcher;
 mod proxy;
 mod scheduler;
+mod support;

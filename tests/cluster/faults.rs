@@ -4,8 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::{COMMAND_TIMEOUT, Cluster, Launched, on_client, until};
+use super::{COMMAND_TIMEOUT, Cluster, Launched, on_client};
 use crate::proxy::jupyter::run_code;
+use crate::support::until;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_on_a_node_outside_the_backend_cidrs_ends_at_once_with_its_cause() {
@@ -31,7 +32,7 @@ async fn a_job_on_a_node_outside_the_backend_cidrs_ends_at_once_with_its_cause()
         took < Duration::from_secs(30),
         "jrps up took {took:?} to fail"
     );
-    let alias = out.reserved_alias().expect("a reserved alias");
+    let alias = crate::e2e::site::reserved_alias(&out.stderr).expect("a reserved alias");
 
     let row = cluster
         .listing("alice", &alias)

@@ -19,13 +19,14 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
-use crate::e2e::site::{Output, Running, spawn_command};
+use crate::e2e::site::{Running, spawn_command};
 use crate::proxy::harness::{Edge, TestCa, client_at};
+use crate::support::Output;
 
 pub const DOMAIN: &str = "cluster.test";
 const PROXY: &str = "198.18.0.2:443";
@@ -46,11 +47,7 @@ impl Cluster {
 
     fn start() -> Option<Cluster> {
         if !rustix::process::geteuid().is_root() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI is set but the tests do not run as root: the cluster tests must run in CI"
-            );
-            eprintln!("notice: not root; skipping the cluster-in-a-box tests");
+            crate::support::missing("root, to build the cluster in a box");
             return None;
         }
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cluster/cluster");
@@ -83,11 +80,7 @@ impl Cluster {
     /// `tests/cluster/cluster ARGS`, as root, to the end.
     pub fn admin(&self, args: &[&str]) -> Output {
         let output = self.command(args).output().unwrap();
-        Output {
-            code: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        Output::of(&output, None)
     }
 
     /// `CMD` on `host` as `user` (root when `None`), to the end.
@@ -255,25 +248,5 @@ impl Launched {
             alias: alias.to_owned(),
             token: rest.1.to_owned(),
         }
-    }
-}
-
-/// Polls `check` until it gives `Some`, for at most `timeout`; panics with
-/// `what` and the last `None`'s story otherwise.
-pub async fn until<T, Fut>(timeout: Duration, what: &str, mut check: impl FnMut() -> Fut) -> T
-where
-    Fut: Future<Output = Result<T, String>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        let last = match check().await {
-            Ok(found) => return found,
-            Err(last) => last,
-        };
-        assert!(
-            Instant::now() < deadline,
-            "not {what} after {timeout:?}; last: {last}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }

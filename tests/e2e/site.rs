@@ -15,6 +15,8 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 use crate::proxy::harness::{DOMAIN, Options, Proxy, jrps_bin};
+use crate::support::Hermetic;
+pub use crate::support::Output;
 
 /// How long one `jrps` command may take before the test calls it hung. `up`
 /// on Slurm takes a few seconds; this is only a ceiling.
@@ -25,29 +27,6 @@ pub struct Site {
     root: TempDir,
     /// Searched before the inherited `PATH` (stand-ins for cluster commands).
     path_first: Option<PathBuf>,
-}
-
-/// A finished `jrps` run.
-#[derive(Debug)]
-pub struct Output {
-    /// The exit code; `None` when a signal ended the process.
-    pub code: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Output {
-    pub fn describe(&self) -> String {
-        format!(
-            "exit {:?}\n--- stdout ---\n{}--- stderr ---\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-
-    /// The alias from the `reserved ALIAS` phase line on stderr.
-    pub fn reserved_alias(&self) -> Option<String> {
-        reserved_alias(&self.stderr)
-    }
 }
 
 pub fn reserved_alias(stderr: &str) -> Option<String> {
@@ -159,6 +138,7 @@ impl Running {
             code: status.code(),
             stdout: self.stdout.lock().unwrap().clone(),
             stderr: self.stderr(),
+            tmp: None,
         }
     }
 
@@ -345,33 +325,27 @@ impl Site {
     /// `jrps ARGS` in the hermetic environment.
     pub fn command(&self, args: &[&str]) -> Command {
         let root = self.root.path();
-        let inherited = std::env::var_os("PATH").unwrap_or_default();
-        let path = match &self.path_first {
-            Some(first) => std::env::join_paths(
-                std::iter::once(first.clone()).chain(std::env::split_paths(&inherited)),
-            )
-            .unwrap(),
-            None => inherited,
-        };
-        let mut command = Command::new(jrps_bin());
+        let (home, config, state, site) = (
+            root.join("home"),
+            root.join("config"),
+            root.join("state"),
+            root.join("site"),
+        );
+        let mut command = Hermetic {
+            home: &home,
+            site: &site,
+            config: &config,
+            state: Some(&state),
+            path_first: self.path_first.as_deref(),
+        }
+        .jrps(args);
         command
-            .args(args)
-            .env_clear()
-            .env("PATH", path)
-            .env("HOME", root.join("home"))
-            .env("USER", "tester")
-            .env("XDG_CONFIG_HOME", root.join("config"))
-            .env("XDG_STATE_HOME", root.join("state"))
-            .env("JRPS_SITE_DIR", root.join("site"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             // Its own process group, as a shell gives each command: tests
             // signal that group (a terminal's Ctrl-C), never the test runner's.
             .process_group(0);
-        if let Some(conf) = std::env::var_os("SLURM_CONF") {
-            command.env("SLURM_CONF", conf);
-        }
         command
     }
 
@@ -423,7 +397,7 @@ impl Site {
         );
         let launched = Launched::parse(url, &self.proxy);
         assert_eq!(
-            out.reserved_alias().as_deref(),
+            reserved_alias(&out.stderr).as_deref(),
             Some(launched.alias.as_str())
         );
         (launched, out)

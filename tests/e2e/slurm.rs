@@ -55,7 +55,7 @@ async fn slurm_refused_submission_quotes_slurm_and_leaves_nothing() {
         out.describe()
     );
     assert!(out.stdout.is_empty(), "{}", out.describe());
-    let alias = out.reserved_alias().expect("an alias was reserved");
+    let alias = crate::e2e::site::reserved_alias(&out.stderr).expect("an alias was reserved");
     assert_nothing_left(&site, &alias).await;
 }
 
@@ -84,7 +84,7 @@ async fn slurm_jupyter_that_fails_to_start_fails_up_with_the_log() {
         out.describe()
     );
     assert!(out.stdout.is_empty(), "{}", out.describe());
-    let alias = out.reserved_alias().expect("an alias was reserved");
+    let alias = crate::e2e::site::reserved_alias(&out.stderr).expect("an alias was reserved");
     let cause = "cause: Jupyter (pid";
     assert!(out.stderr.contains(cause), "{}", out.describe());
     // The job ran: its folder stays, so `jrps ls` can say what went wrong
@@ -187,7 +187,7 @@ async fn slurm_sigint_during_sbatch_still_cancels_the_job_and_deletes_the_sessio
     let out = up.finish(Duration::from_secs(60)).await;
     eprintln!("{}", out.describe());
     assert_eq!(out.code, Some(130), "{}", out.describe());
-    let alias = out.reserved_alias().expect("an alias was reserved");
+    let alias = crate::e2e::site::reserved_alias(&out.stderr).expect("an alias was reserved");
     let job_id = out
         .stderr
         .lines()

@@ -10,14 +10,15 @@ use assert_cmd::cargo::CommandCargoExt;
 use predicates::prelude::*;
 
 fn jrps() -> assert_cmd::Command {
-    let mut command = assert_cmd::Command::cargo_bin("jrps").unwrap();
-    command
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", super::test::HOME)
-        .env("JRPS_SITE_DIR", "/nonexistent/jrps-site")
-        .env("XDG_CONFIG_HOME", "/nonexistent/jrps-config");
-    command
+    let command = crate::support::Hermetic {
+        home: std::path::Path::new(super::test::HOME),
+        site: std::path::Path::new("/nonexistent/jrps-site"),
+        config: std::path::Path::new("/nonexistent/jrps-config"),
+        state: None,
+        path_first: None,
+    }
+    .jrps(&[]);
+    assert_cmd::Command::from_std(command)
 }
 
 /// The version and the commit it was built from: the checkout's HEAD now
@@ -119,11 +120,7 @@ fn on_terminal(args: &str, no_color: Option<&str>) -> String {
 fn has_script() -> bool {
     let found = Command::new("script").arg("--version").output().is_ok();
     if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set but `script` (util-linux) is missing"
-        );
-        eprintln!("notice: `script` (util-linux) is missing; skipping a terminal test");
+        crate::support::missing("`script` (util-linux), for a terminal");
     }
     found
 }

@@ -332,7 +332,7 @@ fn odd_input_never_panics() {
             "{args:?}: {}",
             output.layout()
         );
-        assert_eq!(output.code, 2, "{args:?}: {}", output.layout());
+        assert_eq!(output.code, Some(2), "{args:?}: {}", output.layout());
     }
 }
 

@@ -342,15 +342,20 @@ fn a_node_with_only_loopback_fails_at_once_naming_node_interface() {
 fn terminated(args: &[&str]) -> String {
     let (mut command, t, log) = prepare(args, true, "");
     let mut child = command.env("STUB_SLEEP", "60").spawn().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !read_log(&log, t.path()).contains("jrps register --runtime-dir") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "Jupyter did not start: {}",
-            read_log(&log, t.path())
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    // Jupyter (in the background) and the job helper have both started:
+    // only then is the deregistration the last line the log can get.
+    crate::support::until_sync(
+        std::time::Duration::from_secs(20),
+        "Jupyter and the job helper started",
+        || {
+            let text = read_log(&log, t.path());
+            if text.contains("jrps register --runtime-dir") && text.contains("runtime_mode=") {
+                Ok(())
+            } else {
+                Err(text)
+            }
+        },
+    );
     let pid = rustix::process::Pid::from_child(&child);
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
     let status = child.wait().unwrap();

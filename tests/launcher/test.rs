@@ -7,6 +7,9 @@ use std::process::Command;
 
 use tempfile::TempDir;
 
+use crate::support::Hermetic;
+pub use crate::support::Output;
+
 /// The `HOME` every test sees; never a real directory.
 pub const HOME: &str = "/home/tester";
 
@@ -14,13 +17,6 @@ pub struct Test {
     dir: TempDir,
     args: Vec<String>,
     env: Vec<(String, String)>,
-}
-
-pub struct Output {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-    tmp: String,
 }
 
 impl Test {
@@ -71,74 +67,27 @@ impl Test {
     }
 
     pub fn run(&self) -> Output {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_jrps"));
-        command
-            .args(&self.args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", HOME)
-            .env("JRPS_SITE_DIR", self.site_dir())
-            .env("XDG_CONFIG_HOME", self.dir.path().join("config"))
-            .env("COLUMNS", "100")
-            .env("NO_COLOR", "1")
-            .current_dir(self.dir.path());
+        let (site, config) = (self.site_dir(), self.dir.path().join("config"));
+        let mut command = Hermetic {
+            home: Path::new(HOME),
+            site: &site,
+            config: &config,
+            state: None,
+            path_first: None,
+        }
+        .jrps(&self.args.iter().map(String::as_str).collect::<Vec<_>>());
+        command.current_dir(self.dir.path());
         for (name, value) in &self.env {
             command.env(name, value);
         }
         let output = command.output().expect("run jrps");
-        Output {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-            tmp: self.dir.path().display().to_string(),
-        }
+        Output::of(&output, Some(self.dir.path()))
     }
 }
 
 fn write(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
     std::fs::write(path, text).expect("write");
-}
-
-impl Output {
-    /// The one layout CLI snapshots use, with the test's temp dir as `[TMP]`.
-    pub fn layout(&self) -> String {
-        let text = format!(
-            "exit: {}\n--- stdout\n{}--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        );
-        text.replace(&self.tmp, "[TMP]")
-    }
-
-    pub fn success(&self) -> &Output {
-        assert_eq!(self.code, 0, "expected success:\n{}", self.layout());
-        self
-    }
-
-    pub fn failure(&self, code: i32) -> &Output {
-        assert_eq!(self.code, code, "expected exit {code}:\n{}", self.layout());
-        self
-    }
-
-    pub fn stderr_has(&self, text: &str) -> &Output {
-        let stderr = self.stderr.replace(&self.tmp, "[TMP]");
-        assert!(
-            stderr.contains(text),
-            "stderr lacks {text:?}:\n{}",
-            self.layout()
-        );
-        self
-    }
-
-    pub fn stdout_has(&self, text: &str) -> &Output {
-        let stdout = self.stdout.replace(&self.tmp, "[TMP]");
-        assert!(
-            stdout.contains(text),
-            "stdout lacks {text:?}:\n{}",
-            self.layout()
-        );
-        self
-    }
 }
 
 /// Snapshots `value` into the repository's top-level `snapshots/` as `name.snap`.

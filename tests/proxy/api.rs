@@ -597,7 +597,7 @@ async fn a_session_no_job_was_linked_to_ends_as_never_submitted(options: Options
     let submitted = proxy.create(&random_token(), 600).await;
     let linked = link(&proxy, &submitted.alias, "12", &submitted.register_secret).await;
     assert_eq!(linked, 204);
-    let ended = super::harness::eventually(Duration::from_secs(10), || async {
+    let ended = crate::support::eventually(Duration::from_secs(10), || async {
         proxy.status(&abandoned.alias, "").await.1["state"] == "ended"
     })
     .await;

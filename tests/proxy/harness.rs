@@ -143,6 +143,32 @@ pub fn jrps_bin() -> &'static str {
     env!("CARGO_BIN_EXE_jrps")
 }
 
+/// `jrps serve FLAG CONFIG` for a configuration or state it must refuse:
+/// waits for it to exit (a proxy still running after 30 s fails the test)
+/// and gives what it printed.
+pub fn serve_refused(flag: &str, config: &std::path::Path) -> std::process::Output {
+    let mut child = Command::new(jrps_bin())
+        .args(["serve", flag])
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let exited =
+        crate::support::until_sync(Duration::from_secs(30), "jrps serve exited", || match child
+            .try_wait()
+            .unwrap()
+        {
+            Some(status) => Ok(Some(status)),
+            None => Err("still serving".into()),
+        });
+    if exited.is_none() {
+        let _ = child.kill();
+    }
+    child.wait_with_output().unwrap()
+}
+
 impl Proxy {
     pub fn start(options: Options) -> Proxy {
         let dir = Arc::new(tempfile::tempdir().unwrap());
@@ -514,22 +540,4 @@ pub fn random_token() -> String {
     let mut bytes = [0u8; 16];
     rand::fill(&mut bytes);
     hex::encode(bytes)
-}
-
-/// Polls `check` until it returns true or `timeout` passes.
-pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if check().await {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }

@@ -335,7 +335,7 @@ async fn one_address_at_its_cap_delays_nobody_else() {
     );
     // A slot given back is the address's again.
     drop(held.pop());
-    let served = super::harness::eventually(Duration::from_secs(5), || {
+    let served = crate::support::eventually(Duration::from_secs(5), || {
         // Until the proxy has seen the close, the address is still full and
         // the handshake fails; that is an answer here, not a panic.
         let (ca, addr, manage) = (proxy.ca.clone(), proxy.addr, manage.clone());
@@ -546,7 +546,7 @@ async fn websocket_tunnels_count_against_the_connection_cap() {
     first.send(Message::Close(None)).await.unwrap();
     drop(first);
     let reopened =
-        super::harness::eventually(Duration::from_secs(5), || async { open().await.is_ok() }).await;
+        crate::support::eventually(Duration::from_secs(5), || async { open().await.is_ok() }).await;
     assert!(reopened, "slot not freed when a tunnel closed");
 }
 
@@ -594,7 +594,7 @@ async fn one_session_cannot_take_every_tunnel_or_request() {
         })
         .collect();
     let arrived =
-        super::harness::eventually(Duration::from_secs(5), || async { held.seen().len() == 2 })
+        crate::support::eventually(Duration::from_secs(5), || async { held.seen().len() == 2 })
             .await;
     assert!(arrived, "the two requests never reached the backend");
     assert_eq!(proxy.get(url.clone()).await.status(), 503);

@@ -4,15 +4,16 @@
 //! the API, not the routes already known.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
 use super::backends::http_backend;
-use super::harness::{Options, Proxy, TestCa, edge_cookie, eventually, random_token, sha256_hex};
+use super::harness::{Options, Proxy, TestCa, edge_cookie, random_token, sha256_hex};
 use super::postgres::PgCluster;
+use crate::support::eventually;
 
 pub(crate) struct Replicas {
     pub cluster: PgCluster,
@@ -414,34 +415,9 @@ fn serve_to_exit(state: &str, cookie_key: &str) -> (Option<i32>, String) {
         ),
     )
     .unwrap();
-    let mut child = Command::new(super::harness::jrps_bin())
-        .args(["serve", "--config"])
-        .arg(&config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("jrps serve did not exit");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut stderr = String::new();
-    use std::io::Read;
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    (status.code(), stderr)
+    let output = super::harness::serve_refused("--config", &config);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.code(), stderr)
 }
 
 /// TLS to the database: with `sslmode=verify-full` the proxy's connections

@@ -110,22 +110,7 @@ async fn a_damaged_state_file_is_refused_at_start() {
     }
     std::fs::write(&path, &bytes).unwrap();
 
-    let mut serve = std::process::Command::new(super::harness::jrps_bin())
-        .args(["serve", "--config"])
-        .arg(dir.path().join("proxy.toml"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while serve.try_wait().unwrap().is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = serve.kill();
-            panic!("the proxy started on a damaged state file");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let output = serve.wait_with_output().unwrap();
+    let output = super::harness::serve_refused("--config", &dir.path().join("proxy.toml"));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("state.sqlite"), "{stderr}");
