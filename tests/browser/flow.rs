@@ -3,7 +3,7 @@
 //! alias, a session whose Jupyter is gone, an ended one; open the link while
 //! the job is still queued and watch the page turn into JupyterLab.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fantoccini::Locator;
 
@@ -30,18 +30,14 @@ fn split_url(url: &str) -> (String, String, String) {
 /// takes clicks (layout, a dialog on a slow start): retry until one lands.
 async fn click_cell(browser: &Browser) -> fantoccini::elements::Element {
     let cell = ".jp-Notebook .jp-Cell .cm-content";
-    let deadline = Instant::now() + LAB_TIMEOUT;
-    loop {
+    crate::support::until(LAB_TIMEOUT, "the cell taking a click", || async {
         let editor = browser.wait_for(cell, LAB_TIMEOUT).await;
         match editor.click().await {
-            Ok(()) => return editor,
-            Err(error) => assert!(
-                Instant::now() < deadline,
-                "the cell never took a click: {error}"
-            ),
+            Ok(()) => Ok(editor),
+            Err(error) => Err(error.to_string()),
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await
 }
 
 /// Pages must not tell a stranger where the backend is.
@@ -99,16 +95,8 @@ async fn jupyterlab_through_the_proxy_runs_a_cell_and_pages_say_what_happened() 
     editor.send_keys("print(6*7)").await.unwrap();
     // Shift+Enter: Shift down, Enter, all modifiers up (WebDriver key codes).
     editor.send_keys("\u{E008}\u{E007}\u{E000}").await.unwrap();
-    let deadline = Instant::now() + PAGE_TIMEOUT;
-    let mut texts = Vec::new();
-    while !texts.iter().any(|t: &String| t.trim() == "42") {
-        assert!(
-            Instant::now() < deadline,
-            "no output 42 after {PAGE_TIMEOUT:?}; outputs: {texts:?}; page:\n{}",
-            browser.text().await
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        texts.clear();
+    crate::support::until(PAGE_TIMEOUT, "output 42", || async {
+        let mut texts = Vec::new();
         for output in client
             .find_all(Locator::Css(".jp-OutputArea-output"))
             .await
@@ -116,7 +104,16 @@ async fn jupyterlab_through_the_proxy_runs_a_cell_and_pages_say_what_happened() 
         {
             texts.push(output.text().await.unwrap_or_default());
         }
-    }
+        if texts.iter().any(|t| t.trim() == "42") {
+            Ok(())
+        } else {
+            Err(format!(
+                "outputs: {texts:?}; page:\n{}",
+                browser.text().await
+            ))
+        }
+    })
+    .await;
     browser.screenshot("jupyterlab").await;
 
     // An alias nobody has: 404 "No such session".

@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -139,14 +139,16 @@ impl Browser {
             .unwrap();
         let mut driver = DriverGuard(Some(driver));
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "chromedriver did not listen in 30 s"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        crate::support::until(
+            Duration::from_secs(30),
+            "chromedriver listening",
+            || async {
+                TcpStream::connect_timeout(&addr, Duration::from_millis(200))
+                    .map(drop)
+                    .map_err(|error| error.to_string())
+            },
+        )
+        .await;
         let profile = tempfile::Builder::new()
             .prefix("jrps-chromium")
             .tempdir()
@@ -194,26 +196,24 @@ impl Browser {
 
     /// Polls until the page's text contains `wanted`; returns the text.
     pub async fn wait_for_text(&self, wanted: &str, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
+        let what = format!("{wanted:?} on the page");
+        crate::support::until(timeout, &what, || async {
             let text = self.text().await;
             if text.contains(wanted) {
-                return text;
+                Ok(text)
+            } else {
+                Err(format!("it shows:\n{text}"))
             }
-            assert!(
-                Instant::now() < deadline,
-                "no {wanted:?} on the page after {timeout:?}; it shows:\n{text}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        })
+        .await
     }
 
     /// Polls until the notebook `path` is open and its kernel is
     /// connected and idle: what the kernel indicator shows a person before
     /// they run a cell. A run sent before the connection is up is lost.
     pub async fn wait_for_idle_kernel(&self, path: &str, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        loop {
+        let what = format!("the kernel of {path} connected and idle");
+        crate::support::until(timeout, &what, || async {
             let state = match self
                 .client
                 .execute(KERNEL_STATE_JS, vec![json!(path)])
@@ -224,32 +224,23 @@ impl Browser {
                 Err(error) => format!("script failed: {error}"),
             };
             if state == "connected/idle" {
-                return;
+                Ok(())
+            } else {
+                Err(format!("{state}; the page shows:\n{}", self.text().await))
             }
-            assert!(
-                Instant::now() < deadline,
-                "the kernel of {path} is not connected and idle after {timeout:?}: {state}; \
-                 the page shows:\n{}",
-                self.text().await
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        })
+        .await
     }
 
     /// Polls until an element matches `css`.
     pub async fn wait_for(&self, css: &str, timeout: Duration) -> fantoccini::elements::Element {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(element) = self.client.find(Locator::Css(css)).await {
-                return element;
+        crate::support::until(timeout, css, || async {
+            match self.client.find(Locator::Css(css)).await {
+                Ok(element) => Ok(element),
+                Err(_) => Err(format!("the page shows:\n{}", self.text().await)),
             }
-            assert!(
-                Instant::now() < deadline,
-                "no {css} after {timeout:?}; the page shows:\n{}",
-                self.text().await
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        })
+        .await
     }
 
     /// Saves a screenshot as `NAME.png` when `JRPS_SCREENSHOTS` is set.

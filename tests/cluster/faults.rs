@@ -156,32 +156,47 @@ async fn a_node_that_dies_takes_the_session_to_the_requeued_job_on_another_node(
     let kill = cluster.admin(&["kill", &first]);
     assert_eq!(kill.code, Some(0), "{}", kill.describe());
     let cut = Instant::now();
-    let mut seen: Vec<Seen> = Vec::new();
-    let mut restarting_page = false;
-    let serving = loop {
-        assert!(
-            cut.elapsed() < Duration::from_secs(240),
-            "the session never came back; jrps ls said {seen:#?}"
-        );
-        let row = cluster.listing("alice", &launched.alias).await.unwrap();
-        let now = Seen {
-            at: cut.elapsed(),
-            state: row["state"].as_str().unwrap_or("").to_owned(),
-            node: row["node"].as_str().map(str::to_owned),
-        };
-        assert_ne!(now.state, "ended", "the session ended: {row}\n{seen:#?}");
-        if seen.last().map(|s| (&s.state, &s.node)) != Some((&now.state, &now.node)) {
-            seen.push(now.clone());
-        }
-        let (status, page) = cluster.page(&launched.alias, &format!("/?token={}", launched.token));
-        if status == 503 && page.contains("restarting on another node") {
-            restarting_page = true;
-        }
-        if now.state == "running" && now.node.as_deref() != Some(first.as_str()) && status != 503 {
-            break cut.elapsed();
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
+    // Every change `jrps ls` shows on the way, and whether the page said
+    // the session is restarting.
+    let seen_cell: std::cell::RefCell<Vec<Seen>> = std::cell::RefCell::new(Vec::new());
+    let restarting_cell = std::cell::Cell::new(false);
+    let (seen_ref, restarting_ref, first_ref, launched_ref) =
+        (&seen_cell, &restarting_cell, &first, &launched);
+    let serving = until(
+        Duration::from_secs(240),
+        "the session back",
+        || async move {
+            let row = cluster.listing("alice", &launched_ref.alias).await.unwrap();
+            let now = Seen {
+                at: cut.elapsed(),
+                state: row["state"].as_str().unwrap_or("").to_owned(),
+                node: row["node"].as_str().map(str::to_owned),
+            };
+            let mut seen = seen_ref.borrow_mut();
+            assert_ne!(now.state, "ended", "the session ended: {row}\n{seen:#?}");
+            if seen.last().map(|s| (&s.state, &s.node)) != Some((&now.state, &now.node)) {
+                seen.push(now.clone());
+            }
+            let (status, page) = cluster.page(
+                &launched_ref.alias,
+                &format!("/?token={}", launched_ref.token),
+            );
+            if status == 503 && page.contains("restarting on another node") {
+                restarting_ref.set(true);
+            }
+            if now.state == "running"
+                && now.node.as_deref() != Some(first_ref.as_str())
+                && status != 503
+            {
+                Ok(cut.elapsed())
+            } else {
+                Err(format!("jrps ls said {seen:#?}"))
+            }
+        },
+    )
+    .await;
+    let seen = seen_cell.into_inner();
+    let restarting_page = restarting_cell.get();
     eprintln!(
         "node {first} cut; jrps ls said, in order: {seen:#?}; serving again after {serving:?}"
     );

@@ -1,7 +1,7 @@
 //! `jrps` with the Local scheduler: the main flow, and `up --no-wait --json`
 //! with `url` and `logs` (no Slurm and no real Jupyter needed for that one).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -59,24 +59,24 @@ async fn local_up_no_wait_json_then_url_and_logs() {
     }
 
     // `jrps logs` shows the job's lines as the job writes them.
-    let deadline = Instant::now() + Duration::from_secs(30);
     let wanted = format!(
         "jrps-e2e: fake jupyter lab in {}",
         site.work_dir().display()
     );
-    loop {
-        let logs = site.run(&["logs", &alias]).await;
-        assert_eq!(logs.code, Some(0), "{}", logs.describe());
-        if logs.stdout.contains(&wanted) && logs.stdout.contains("jrps register: waiting") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "`jrps logs` lacks the job's lines:\n{}",
-            logs.describe()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    crate::support::until(
+        Duration::from_secs(30),
+        "the job's lines in `jrps logs`",
+        || async {
+            let logs = site.run(&["logs", &alias]).await;
+            assert_eq!(logs.code, Some(0), "{}", logs.describe());
+            if logs.stdout.contains(&wanted) && logs.stdout.contains("jrps register: waiting") {
+                Ok(())
+            } else {
+                Err(logs.describe())
+            }
+        },
+    )
+    .await;
 
     // Not ready: the proxy shows its starting page; after down, ended.
     let (status, _) = site.get(&url).await;

@@ -9,7 +9,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use tempfile::TempDir;
@@ -97,42 +97,37 @@ impl Running {
         what: &str,
         wanted: impl Fn(&str) -> Option<T>,
     ) -> T {
-        let deadline = Instant::now() + timeout;
-        loop {
+        let mut look = || {
             if let Some(found) = self.stderr().lines().find_map(&wanted) {
-                return found;
+                return Ok(found);
             }
             if let Ok(Some(status)) = self.child.try_wait() {
                 // One last look: the readers may trail the exit.
                 self.join_readers();
                 if let Some(found) = self.stderr().lines().find_map(&wanted) {
-                    return found;
+                    return Ok(found);
                 }
                 panic!("jrps exited ({status}) before {what}:\n{}", self.stderr());
             }
-            assert!(
-                Instant::now() < deadline,
-                "no {what} on stderr after {timeout:?}:\n{}",
-                self.stderr()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            Err(self.stderr())
+        };
+        let what = format!("{what} on stderr");
+        crate::support::until(timeout, &what, || std::future::ready(look())).await
     }
 
     /// Waits for the exit (killing the process at the deadline).
     pub async fn finish(mut self, timeout: Duration) -> Output {
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!("jrps did not exit in {timeout:?}:\n{}", self.stderr());
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let child = &mut self.child;
+        let exited = crate::support::eventually(timeout, || {
+            std::future::ready(child.try_wait().unwrap().is_some())
+        })
+        .await;
+        if !exited {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            panic!("jrps did not exit in {timeout:?}:\n{}", self.stderr());
+        }
+        let status = self.child.wait().unwrap();
         self.join_readers();
         Output {
             code: status.code(),
@@ -425,14 +420,16 @@ impl Site {
         status: u16,
         timeout: Duration,
     ) -> (u16, String) {
-        let deadline = Instant::now() + timeout;
-        loop {
+        let last = std::cell::RefCell::new((0, String::new()));
+        let last_ref = &last;
+        crate::support::eventually(timeout, || async move {
             let answer = self.get(url).await;
-            if answer.0 == status || Instant::now() >= deadline {
-                return answer;
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+            let done = answer.0 == status;
+            *last_ref.borrow_mut() = answer;
+            done
+        })
+        .await;
+        last.into_inner()
     }
 
     /// The proxy's view of a session: `GET /api/v1/sessions/ALIAS`.
@@ -494,12 +491,10 @@ impl Drop for Site {
             .stderr(Stdio::null())
             .spawn()
         {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
+            if crate::support::eventually_sync(Duration::from_secs(30), || {
+                matches!(child.try_wait(), Ok(Some(_)))
+            }) {
+                return;
             }
             let _ = child.kill();
             let _ = child.wait();
@@ -539,15 +534,12 @@ pub fn squeue_active(job_id: &str) -> Option<String> {
 
 /// Waits until `squeue_active` says the job is neither pending nor running.
 pub async fn wait_job_gone(job_id: &str, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    loop {
+    let what = format!("job {job_id} gone from squeue");
+    crate::support::until(timeout, &what, || async {
         match squeue_active(job_id) {
-            None => return,
-            Some(state) => assert!(
-                Instant::now() < deadline,
-                "job {job_id} still {state} after {timeout:?}"
-            ),
+            None => Ok(()),
+            Some(state) => Err(format!("still {state}")),
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await
 }

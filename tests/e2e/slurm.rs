@@ -173,15 +173,14 @@ async fn slurm_sigint_during_sbatch_still_cancels_the_job_and_deletes_the_sessio
     site.user_profile("held", "sbatch_options = [\"--begin=now+1hour\"]\n");
 
     let up = site.spawn_up(&["held"]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !started.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "sbatch never ran:\n{}",
-            up.stderr()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    crate::support::until(Duration::from_secs(30), "sbatch ran", || async {
+        if started.exists() {
+            Ok(())
+        } else {
+            Err(up.stderr())
+        }
+    })
+    .await;
     up.ctrl_c();
     std::fs::write(&go, "").unwrap();
     let out = up.finish(Duration::from_secs(60)).await;

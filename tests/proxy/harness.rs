@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, SocketAddr};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, mpsc};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jrps::api::SessionCreated;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
@@ -231,18 +231,10 @@ impl Proxy {
         });
         let mut addr = None;
         let mut api_addr = None;
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = match rx.recv_timeout(left) {
-                Ok(line) => line,
-                Err(_) => {
-                    let _ = child.kill();
-                    panic!(
-                        "proxy did not become ready; log:\n{}",
-                        std::fs::read_to_string(dir.path().join("proxy.log")).unwrap_or_default()
-                    );
-                }
+        // The lines it prints up to `ready` (stdout stays open after).
+        let ready = crate::support::eventually_sync(Duration::from_secs(20), || {
+            let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) else {
+                return false;
             };
             let parse = |rest: &str| {
                 rest.rsplit("://")
@@ -253,9 +245,15 @@ impl Proxy {
                 addr = parse(rest);
             } else if let Some(rest) = line.strip_prefix("api ") {
                 api_addr = parse(rest);
-            } else if line == "ready" {
-                break;
             }
+            line == "ready"
+        });
+        if !ready {
+            let _ = child.kill();
+            panic!(
+                "proxy did not become ready; log:\n{}",
+                std::fs::read_to_string(dir.path().join("proxy.log")).unwrap_or_default()
+            );
         }
         let addr = addr.expect("proxy printed no listening address");
         let client = client_at(&ca, None, addr.ip());
@@ -301,17 +299,12 @@ impl Proxy {
 
     /// Waits for the process to exit; returns its status.
     pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "proxy did not exit in {timeout:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        crate::support::until_sync(timeout, "the proxy exited", || {
+            self.child
+                .try_wait()
+                .unwrap()
+                .ok_or_else(|| "still running".to_owned())
+        })
     }
 
     pub async fn create(&self, token: &str, ttl_seconds: u64) -> SessionCreated {

@@ -519,14 +519,11 @@ async fn a_flood_of_bad_credentials_from_one_address_fails_no_one_else() {
         });
     }
     // The flood is on before the first legitimate call.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while refused.load(Ordering::Relaxed) < 48 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the flood never got going"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let going = crate::support::eventually(std::time::Duration::from_secs(20), || async {
+        refused.load(Ordering::Relaxed) >= 48
+    })
+    .await;
+    assert!(going, "the flood never got going");
     let call = Call {
         proxy: &proxy,
         socket,
@@ -602,15 +599,17 @@ impl OtherHostsMunged {
                 .unwrap();
             made.status.success()
         };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !answers() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the second munged does not answer: {}",
-                std::fs::read_to_string(dir.path().join("log")).unwrap_or_default()
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        crate::support::until_sync(
+            std::time::Duration::from_secs(10),
+            "the second munged answering",
+            || {
+                if answers() {
+                    Ok(())
+                } else {
+                    Err(std::fs::read_to_string(dir.path().join("log")).unwrap_or_default())
+                }
+            },
+        );
         OtherHostsMunged { dir, socket }
     }
 }

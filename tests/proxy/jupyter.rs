@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use http::HeaderValue;
@@ -41,16 +41,9 @@ pub(crate) fn jupyter_executable() -> Option<PathBuf> {
 /// event loop starts. So a port read from the file can refuse connections for
 /// a moment, which is why `jrps register` waits for `/api` to answer too.
 pub(crate) fn wait_until_listening(port: u16, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    crate::support::eventually_sync(timeout, || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })
 }
 
 /// A Jupyter server, stopped with SIGTERM (so it shuts its kernels down)
@@ -100,36 +93,30 @@ impl Jupyter {
             port: 0,
             log,
         };
-        let deadline = Instant::now() + Duration::from_secs(90);
-        while jupyter.port == 0 {
-            // The server's runtime file names its real port (jpserver-<pid>.json).
-            let found = std::fs::read_dir(&runtime).unwrap().flatten().find(|e| {
-                let name = e.file_name().to_string_lossy().into_owned();
-                name.starts_with("jpserver-") && name.ends_with(".json")
-            });
-            if let Some(entry) = found
-                && let Ok(text) = std::fs::read_to_string(entry.path())
-                && let Ok(info) = serde_json::from_str::<Value>(&text)
-                && let Some(port) = info["port"].as_u64()
-            {
-                jupyter.port = port as u16;
-                break;
-            }
-            if let Ok(Some(status)) = jupyter.child.try_wait() {
-                panic!("jupyter exited ({status}):\n{}", jupyter.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "jupyter wrote no runtime file in time:\n{}",
-                jupyter.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        // The server's runtime file names its real port (jpserver-<pid>.json).
+        jupyter.port = crate::support::until_sync(
+            Duration::from_secs(90),
+            "a runtime file from jupyter",
+            || {
+                let found = std::fs::read_dir(&runtime).unwrap().flatten().find(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    name.starts_with("jpserver-") && name.ends_with(".json")
+                });
+                if let Some(entry) = found
+                    && let Ok(text) = std::fs::read_to_string(entry.path())
+                    && let Ok(info) = serde_json::from_str::<Value>(&text)
+                    && let Some(port) = info["port"].as_u64()
+                {
+                    return Ok(port as u16);
+                }
+                if let Ok(Some(status)) = jupyter.child.try_wait() {
+                    panic!("jupyter exited ({status}):\n{}", jupyter.log());
+                }
+                Err(jupyter.log())
+            },
+        );
         assert!(
-            wait_until_listening(
-                jupyter.port,
-                deadline.saturating_duration_since(Instant::now())
-            ),
+            wait_until_listening(jupyter.port, Duration::from_secs(30)),
             "jupyter named port {} but does not listen there:\n{}",
             jupyter.port,
             jupyter.log()
@@ -147,12 +134,11 @@ impl Drop for Jupyter {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        let child = &mut self.child;
+        if crate::support::eventually_sync(Duration::from_secs(15), || {
+            matches!(child.try_wait(), Ok(Some(_)))
+        }) {
+            return;
         }
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -7,7 +7,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::harness::Options;
 
@@ -151,20 +151,17 @@ impl PgCluster {
             .spawn()
             .unwrap();
         self.server = Some(server);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !self.accepts() {
+        crate::support::until_sync(Duration::from_secs(30), "postgres accepting", || {
+            if self.accepts() {
+                return Ok(());
+            }
             if let Some(server) = &mut self.server
                 && let Some(status) = server.try_wait().unwrap()
             {
                 panic!("postgres exited ({status}):\n{}", self.log());
             }
-            assert!(
-                Instant::now() < deadline,
-                "postgres did not start:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            Err(self.log())
+        });
     }
 
     fn accepts(&self) -> bool {

@@ -5,7 +5,7 @@ mod local;
 pub(crate) mod slurm;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jrps::scheduler::{JobId, JobStatus, JobSubmission, Scheduler};
 
@@ -33,34 +33,26 @@ fn wait_for(
     what: &str,
     wanted: impl Fn(&JobStatus) -> bool,
 ) -> JobStatus {
-    let deadline = Instant::now() + timeout;
-    loop {
+    crate::support::until_sync(timeout, &format!("job {id} {what}"), || {
         let status = scheduler.status(id).expect("status");
         if wanted(&status) {
-            return status;
+            Ok(status)
+        } else {
+            Err(format!("status {status:?}"))
         }
-        assert!(
-            Instant::now() < deadline,
-            "job {id} not {what} after {timeout:?}; last status {status:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    })
 }
 
 /// Waits until `path` holds `text`: a job's log is written by the job, and may
 /// trail its end as seen by the scheduler by a moment.
 fn wait_for_log(path: &Path, text: &str, timeout: Duration) -> String {
-    let deadline = Instant::now() + timeout;
-    loop {
+    let what = format!("{} holding {text:?}", path.display());
+    crate::support::until_sync(timeout, &what, || {
         let log = std::fs::read_to_string(path).unwrap_or_default();
         if log.contains(text) {
-            return log;
+            Ok(log)
+        } else {
+            Err(format!("it holds {log:?}"))
         }
-        assert!(
-            Instant::now() < deadline,
-            "{} does not contain {text:?} after {timeout:?}; it holds {log:?}",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    })
 }

@@ -187,8 +187,7 @@ fn jupyter_from_the_test_venv_runs_inside_a_slurm_job() {
     ]);
     let id = slurm.submit(&job).expect("sbatch accepts the job");
 
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
-    let port = loop {
+    let port = crate::support::until_sync(Duration::from_secs(90), "a jpserver-*.json", || {
         let found = std::fs::read_dir(&runtime)
             .unwrap()
             .flatten()
@@ -202,21 +201,16 @@ fn jupyter_from_the_test_venv_runs_inside_a_slurm_job() {
                     serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
                 info["port"].as_u64()
             });
-        if let Some(port) = found {
-            break u16::try_from(port).unwrap();
+        match found {
+            Some(port) => Ok(u16::try_from(port).unwrap()),
+            None => Err(format!(
+                "job log:\n{}",
+                std::fs::read_to_string(&job.log_path).unwrap_or_default()
+            )),
         }
-        if std::time::Instant::now() > deadline {
-            let log = std::fs::read_to_string(&job.log_path).unwrap_or_default();
-            let _ = slurm.cancel(&id);
-            panic!("no jpserver-*.json after 90 s; job log:\n{log}");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    });
     assert_ne!(port, 0, "--port=0 resolves to a real port");
-    if !wait_until_listening(
-        port,
-        deadline.saturating_duration_since(std::time::Instant::now()),
-    ) {
+    if !wait_until_listening(port, Duration::from_secs(30)) {
         let log = std::fs::read_to_string(&job.log_path).unwrap_or_default();
         let _ = slurm.cancel(&id);
         panic!("Jupyter named port {port} but does not listen there; job log:\n{log}");

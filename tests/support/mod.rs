@@ -169,6 +169,20 @@ where
     }
 }
 
+/// [`eventually`] for tests without a runtime.
+pub fn eventually_sync(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Polls `check` until it gives `Ok`, for at most `timeout`; panics with
 /// `what` and the last `Err`'s story otherwise.
 pub async fn until<T, Fut>(timeout: Duration, what: &str, mut check: impl FnMut() -> Fut) -> T
