@@ -241,231 +241,53 @@ impl SiteConfig {
 
     /// Parses the text of a `site.toml` at `path`; missing keys take the built-in values.
     pub fn parse(text: &str, path: &Path) -> Result<SiteConfig, LauncherError> {
-        let at = |offset: usize| Source::file(Layer::Site, path, Some(line_of(text, offset)));
         let file: SiteFile =
             toml::from_str(text).map_err(|e| toml_error(&e, text, Layer::Site, path))?;
+        let at = SiteText { text, path };
         let mut site = SiteConfig::built_in();
         site.path = Some(path.to_path_buf());
-        site.scheduler = SchedulerKind::Slurm;
+        site.scheduler = file.scheduler.unwrap_or(SchedulerKind::Slurm);
         if let Some(url) = file.proxy_url {
-            let source = at(url.span().start);
-            let url = url.into_inner();
-            if !(url.starts_with("https://") || url.starts_with("http://"))
-                || url.contains(char::is_whitespace)
-            {
-                return Err(LauncherError::Invalid {
-                    field: "proxy_url".into(),
-                    value: url,
-                    origin: source,
-                    problem: "it is not an http(s) URL".into(),
-                    allowed: "a URL such as https://manage.jrps.example.org".into(),
-                });
-            }
-            site.proxy_url = Some(url.trim_end_matches('/').to_string());
+            site.proxy_url = Some(rules::proxy_url(url, &at)?);
         }
         site.proxy_ca = file.proxy_ca;
-        if file.identity == Some(crate::identity::IdentityKind::Munge) {
-            site.munge = Some(crate::identity::Munge {
-                socket: file
-                    .munge_socket
-                    .unwrap_or_else(|| PathBuf::from(crate::identity::DEFAULT_MUNGE_SOCKET)),
-            });
-        }
+        site.munge = rules::munge(file.identity, file.munge_socket);
         if let Some(addresses) = file.proxy_address {
-            let source = at(addresses.span().start);
-            site.proxy_address = addresses.into_inner().into_vec();
-            // A URL that names a port is connected to on that port, whatever
-            // an address says (the HTTP client's rule): an address on another
-            // port would silently reach the URL's instead.
-            let url_port = site.proxy_url.as_deref().and_then(explicit_port);
-            if let Some(port) = url_port
-                && let Some(other) = site.proxy_address.iter().find(|a| a.port() != port)
-            {
-                return Err(LauncherError::Invalid {
-                    field: "proxy_address".into(),
-                    value: other.to_string(),
-                    origin: source,
-                    problem: format!(
-                        "its port is not {port}, the port proxy_url names, which is the one \
-                         connected to"
-                    ),
-                    allowed: format!(
-                        "addresses on port {port} (replicas differ by IP address), or a \
-                         proxy_url without a port"
-                    ),
-                });
-            }
-        }
-        if let Some(kind) = file.scheduler {
-            site.scheduler = kind;
+            site.proxy_address = rules::proxy_address(addresses, site.proxy_url.as_deref(), &at)?;
         }
         if let Some(required) = file.account_required {
-            site.account_required = required.get_ref().then(|| at(required.span().start));
+            site.account_required = required.get_ref().then(|| at.source(required.span().start));
         }
         if let Some(modules) = file.modules {
-            site.modules_source = at(modules.span().start);
+            site.modules_source = at.source(modules.span().start);
             site.modules = modules.into_inner();
         }
-        let program = |value: Option<Spanned<String>>, field: &'static str, slot: &mut String| {
+        for (value, field, slot) in [
+            (file.jupyter, "jupyter", &mut site.jupyter),
+            (
+                file.container_runtime,
+                "container_runtime",
+                &mut site.container_runtime,
+            ),
+            (file.jrps, "jrps", &mut site.jrps),
+        ] {
             if let Some(value) = value {
-                let source = at(value.span().start);
-                let value = value.into_inner();
-                if value.is_empty() || value.chars().any(char::is_control) {
-                    return Err(LauncherError::Invalid {
-                        field: field.into(),
-                        value,
-                        origin: source,
-                        problem: "it is empty or has control characters".into(),
-                        allowed: "a command name or an absolute path".into(),
-                    });
-                }
-                *slot = value;
+                *slot = rules::program(value, field, &at)?;
             }
-            Ok(())
-        };
-        program(file.jupyter, "jupyter", &mut site.jupyter)?;
-        program(
-            file.container_runtime,
-            "container_runtime",
-            &mut site.container_runtime,
-        )?;
-        program(file.jrps, "jrps", &mut site.jrps)?;
+        }
         if let Some(init) = file.conda_init {
-            let source = at(init.span().start);
-            let init = init.into_inner();
-            if !init.starts_with('/') || init.chars().any(char::is_control) {
-                return Err(LauncherError::Invalid {
-                    field: "conda_init".into(),
-                    value: init,
-                    origin: source,
-                    problem: "it is not an absolute path".into(),
-                    allowed: "the absolute path of the file that defines `conda`, such as /opt/conda/etc/profile.d/conda.sh".into(),
-                });
-            }
-            site.conda_init = Some(Sourced::new(init, source));
+            site.conda_init = Some(rules::conda_init(init, &at)?);
         }
         if let Some(interface) = file.node_interface {
-            let source = at(interface.span().start);
-            let interface = interface.into_inner();
-            if !is_simple_name(&interface) {
-                return Err(LauncherError::Invalid {
-                    field: "node_interface".into(),
-                    value: interface,
-                    origin: source,
-                    problem: "it is not an interface name".into(),
-                    allowed: "a network interface name such as ib0".into(),
-                });
-            }
-            site.node_interface = Some(interface);
+            site.node_interface = Some(rules::node_interface(interface, &at)?);
         }
         if let Some(limit) = file.proxy_outage_limit {
-            let source = at(limit.span().start);
-            let raw = match limit.into_inner() {
-                toml::Value::String(s) => s,
-                other => other.to_string(),
-            };
-            let limit = WallTime::parse(&raw).map_err(|problem| LauncherError::Invalid {
-                field: "proxy_outage_limit".into(),
-                value: raw.clone(),
-                origin: source.clone(),
-                problem,
-                allowed: wall_time::FORMATS.into(),
-            })?;
-            site.proxy_outage_limit = Sourced::new(limit, source);
+            site.proxy_outage_limit = rules::proxy_outage_limit(limit, &at)?;
         }
         site.requeue = file.requeue.unwrap_or(true);
         site.batch_dirs = file.batch_dirs.unwrap_or_default();
         if let Some(partitions) = file.partitions {
-            site.partitions = BTreeMap::new();
-            for (name, spanned) in partitions {
-                let source = at(spanned.span().start);
-                let p = spanned.into_inner();
-                if !is_simple_name(&name) {
-                    return Err(LauncherError::Invalid {
-                        field: "partition name".into(),
-                        value: name,
-                        origin: source,
-                        problem: "it has characters Slurm partition names do not".into(),
-                        allowed: "letters, digits, `-`, `_` and `.`".into(),
-                    });
-                }
-                let time = |value: Option<Spanned<toml::Value>>, field: &'static str, off: bool| {
-                    let Some(value) = value else {
-                        return Ok(None);
-                    };
-                    let source = at(value.span().start);
-                    let raw = match value.into_inner() {
-                        toml::Value::String(s) => s,
-                        toml::Value::Integer(i) => i.to_string(),
-                        other => other.to_string(),
-                    };
-                    let (parsed, allowed) = if off {
-                        (wall_time::parse_idle(&raw), wall_time::IDLE_FORMATS)
-                    } else {
-                        (WallTime::parse(&raw).map(Some), wall_time::FORMATS)
-                    };
-                    let time = parsed.map_err(|problem| LauncherError::Invalid {
-                        field: field.into(),
-                        value: raw.clone(),
-                        origin: source.clone(),
-                        problem,
-                        allowed: allowed.into(),
-                    })?;
-                    Ok(Some(Sourced::new(time, source)))
-                };
-                let limit = |s: Option<Sourced<Option<WallTime>>>| {
-                    s.and_then(|s| Some(Sourced::new(s.value?, s.source)))
-                };
-                let max_time = limit(time(p.max_time, "max_time", false)?);
-                let idle_timeout = time(p.idle_timeout, "idle_timeout", true)?;
-                let max_idle_timeout = limit(time(p.max_idle_timeout, "max_idle_timeout", false)?);
-                if let (Some(default), Some(max)) = (&idle_timeout, &max_idle_timeout)
-                    && default.value.is_none_or(|t| t > max.value)
-                {
-                    return Err(LauncherError::Invalid {
-                        field: "idle_timeout".into(),
-                        value: default.value.map_or("off".into(), |t| t.to_string()),
-                        origin: default.source.clone(),
-                        problem: format!(
-                            "it is over the partition's max_idle_timeout ({})",
-                            max.value
-                        ),
-                        allowed: format!("at most {} (set by {})", max.value, max.source),
-                    });
-                }
-                if p.gpus_min > p.gpus_max {
-                    return Err(LauncherError::Invalid {
-                        field: "gpus_min".into(),
-                        value: p.gpus_min.to_string(),
-                        origin: source,
-                        problem: format!("it is above gpus_max ({})", p.gpus_max),
-                        allowed: "a number from 0 to gpus_max".into(),
-                    });
-                }
-                let partition = Partition {
-                    name: name.clone(),
-                    max_time,
-                    default: p.default,
-                    gpus_min: p.gpus_min,
-                    gpus_max: p.gpus_max,
-                    gpu_flag: p.gpu_flag.unwrap_or(GpuFlag::Gpus),
-                    idle_timeout,
-                    max_idle_timeout,
-                    source,
-                };
-                site.partitions.insert(name, partition);
-            }
-            let defaults: Vec<&Partition> =
-                site.partitions.values().filter(|p| p.default).collect();
-            if let [first, second, ..] = defaults.as_slice() {
-                return Err(LauncherError::Conflict {
-                    first: "default partition",
-                    first_source: first.source.clone(),
-                    second: "another default partition",
-                    second_source: second.source.clone(),
-                    why: "mark at most one partition `default = true`".into(),
-                });
-            }
+            site.partitions = rules::partitions(partitions, &at)?;
         }
         if let Some(defaults) = file.defaults {
             let (layers, extends) = Layers::from_table(defaults, text, Layer::Site, path)?;
@@ -498,6 +320,268 @@ pub(crate) fn no_extends_in_defaults(extends: &Sourced<String>) -> LauncherError
         origin: extends.source.clone(),
         problem: "a [defaults] table cannot extend a profile".into(),
         allowed: "`extends` in profile files only".into(),
+    }
+}
+
+/// The text of a `site.toml` and its path: where a key's value came from.
+struct SiteText<'a> {
+    text: &'a str,
+    path: &'a Path,
+}
+
+impl SiteText<'_> {
+    fn source(&self, offset: usize) -> Source {
+        Source::file(Layer::Site, self.path, Some(line_of(self.text, offset)))
+    }
+}
+
+/// One function per `site.toml` key that needs a check: each takes the
+/// value as written (with its place in the file) and returns it typed, or
+/// an error naming the key, its line and what is allowed.
+mod rules {
+    use super::*;
+
+    pub(super) fn proxy_url(url: Spanned<String>, at: &SiteText) -> Result<String, LauncherError> {
+        let source = at.source(url.span().start);
+        let url = url.into_inner();
+        if !(url.starts_with("https://") || url.starts_with("http://"))
+            || url.contains(char::is_whitespace)
+        {
+            return Err(LauncherError::Invalid {
+                field: "proxy_url".into(),
+                value: url,
+                origin: source,
+                problem: "it is not an http(s) URL".into(),
+                allowed: "a URL such as https://manage.jrps.example.org".into(),
+            });
+        }
+        Ok(url.trim_end_matches('/').to_string())
+    }
+
+    pub(super) fn munge(
+        identity: Option<crate::identity::IdentityKind>,
+        socket: Option<PathBuf>,
+    ) -> Option<crate::identity::Munge> {
+        (identity == Some(crate::identity::IdentityKind::Munge)).then(|| crate::identity::Munge {
+            socket: socket.unwrap_or_else(|| PathBuf::from(crate::identity::DEFAULT_MUNGE_SOCKET)),
+        })
+    }
+
+    /// A URL that names a port is connected to on that port, whatever an
+    /// address says (the HTTP client's rule): an address on another port
+    /// would silently reach the URL's instead.
+    pub(super) fn proxy_address(
+        addresses: Spanned<OneOrMore<std::net::SocketAddr>>,
+        url: Option<&str>,
+        at: &SiteText,
+    ) -> Result<Vec<std::net::SocketAddr>, LauncherError> {
+        let source = at.source(addresses.span().start);
+        let addresses = addresses.into_inner().into_vec();
+        if let Some(port) = url.and_then(explicit_port)
+            && let Some(other) = addresses.iter().find(|a| a.port() != port)
+        {
+            return Err(LauncherError::Invalid {
+                field: "proxy_address".into(),
+                value: other.to_string(),
+                origin: source,
+                problem: format!(
+                    "its port is not {port}, the port proxy_url names, which is the one \
+                     connected to"
+                ),
+                allowed: format!(
+                    "addresses on port {port} (replicas differ by IP address), or a \
+                     proxy_url without a port"
+                ),
+            });
+        }
+        Ok(addresses)
+    }
+
+    /// `jupyter`, `container_runtime`, `jrps`: a command the job runs.
+    pub(super) fn program(
+        value: Spanned<String>,
+        field: &'static str,
+        at: &SiteText,
+    ) -> Result<String, LauncherError> {
+        let source = at.source(value.span().start);
+        let value = value.into_inner();
+        if value.is_empty() || value.chars().any(char::is_control) {
+            return Err(LauncherError::Invalid {
+                field: field.into(),
+                value,
+                origin: source,
+                problem: "it is empty or has control characters".into(),
+                allowed: "a command name or an absolute path".into(),
+            });
+        }
+        Ok(value)
+    }
+
+    pub(super) fn conda_init(
+        init: Spanned<String>,
+        at: &SiteText,
+    ) -> Result<Sourced<String>, LauncherError> {
+        let source = at.source(init.span().start);
+        let init = init.into_inner();
+        if !init.starts_with('/') || init.chars().any(char::is_control) {
+            return Err(LauncherError::Invalid {
+                field: "conda_init".into(),
+                value: init,
+                origin: source,
+                problem: "it is not an absolute path".into(),
+                allowed: "the absolute path of the file that defines `conda`, such as /opt/conda/etc/profile.d/conda.sh".into(),
+            });
+        }
+        Ok(Sourced::new(init, source))
+    }
+
+    pub(super) fn node_interface(
+        interface: Spanned<String>,
+        at: &SiteText,
+    ) -> Result<String, LauncherError> {
+        let source = at.source(interface.span().start);
+        let interface = interface.into_inner();
+        if !is_simple_name(&interface) {
+            return Err(LauncherError::Invalid {
+                field: "node_interface".into(),
+                value: interface,
+                origin: source,
+                problem: "it is not an interface name".into(),
+                allowed: "a network interface name such as ib0".into(),
+            });
+        }
+        Ok(interface)
+    }
+
+    pub(super) fn proxy_outage_limit(
+        limit: Spanned<toml::Value>,
+        at: &SiteText,
+    ) -> Result<Sourced<WallTime>, LauncherError> {
+        let source = at.source(limit.span().start);
+        let raw = match limit.into_inner() {
+            toml::Value::String(s) => s,
+            other => other.to_string(),
+        };
+        let limit = WallTime::parse(&raw).map_err(|problem| LauncherError::Invalid {
+            field: "proxy_outage_limit".into(),
+            value: raw.clone(),
+            origin: source.clone(),
+            problem,
+            allowed: wall_time::FORMATS.into(),
+        })?;
+        Ok(Sourced::new(limit, source))
+    }
+
+    /// Every partition, and at most one of them the default.
+    pub(super) fn partitions(
+        partitions: BTreeMap<String, Spanned<PartitionFile>>,
+        at: &SiteText,
+    ) -> Result<BTreeMap<String, Partition>, LauncherError> {
+        let mut all = BTreeMap::new();
+        for (name, spanned) in partitions {
+            let partition = partition(name, spanned, at)?;
+            all.insert(partition.name.clone(), partition);
+        }
+        let defaults: Vec<&Partition> = all.values().filter(|p| p.default).collect();
+        if let [first, second, ..] = defaults.as_slice() {
+            return Err(LauncherError::Conflict {
+                first: "default partition",
+                first_source: first.source.clone(),
+                second: "another default partition",
+                second_source: second.source.clone(),
+                why: "mark at most one partition `default = true`".into(),
+            });
+        }
+        Ok(all)
+    }
+
+    fn partition(
+        name: String,
+        spanned: Spanned<PartitionFile>,
+        at: &SiteText,
+    ) -> Result<Partition, LauncherError> {
+        let source = at.source(spanned.span().start);
+        let p = spanned.into_inner();
+        if !is_simple_name(&name) {
+            return Err(LauncherError::Invalid {
+                field: "partition name".into(),
+                value: name,
+                origin: source,
+                problem: "it has characters Slurm partition names do not".into(),
+                allowed: "letters, digits, `-`, `_` and `.`".into(),
+            });
+        }
+        let limit = |s: Option<Sourced<Option<WallTime>>>| {
+            s.and_then(|s| Some(Sourced::new(s.value?, s.source)))
+        };
+        let max_time = limit(time(p.max_time, "max_time", false, at)?);
+        let idle_timeout = time(p.idle_timeout, "idle_timeout", true, at)?;
+        let max_idle_timeout = limit(time(p.max_idle_timeout, "max_idle_timeout", false, at)?);
+        if let (Some(default), Some(max)) = (&idle_timeout, &max_idle_timeout)
+            && default.value.is_none_or(|t| t > max.value)
+        {
+            return Err(LauncherError::Invalid {
+                field: "idle_timeout".into(),
+                value: default.value.map_or("off".into(), |t| t.to_string()),
+                origin: default.source.clone(),
+                problem: format!(
+                    "it is over the partition's max_idle_timeout ({})",
+                    max.value
+                ),
+                allowed: format!("at most {} (set by {})", max.value, max.source),
+            });
+        }
+        if p.gpus_min > p.gpus_max {
+            return Err(LauncherError::Invalid {
+                field: "gpus_min".into(),
+                value: p.gpus_min.to_string(),
+                origin: source,
+                problem: format!("it is above gpus_max ({})", p.gpus_max),
+                allowed: "a number from 0 to gpus_max".into(),
+            });
+        }
+        Ok(Partition {
+            name,
+            max_time,
+            default: p.default,
+            gpus_min: p.gpus_min,
+            gpus_max: p.gpus_max,
+            gpu_flag: p.gpu_flag.unwrap_or(GpuFlag::Gpus),
+            idle_timeout,
+            max_idle_timeout,
+            source,
+        })
+    }
+
+    /// A partition's time limit (`off` allowed where `off` is true).
+    fn time(
+        value: Option<Spanned<toml::Value>>,
+        field: &'static str,
+        off: bool,
+        at: &SiteText,
+    ) -> Result<Option<Sourced<Option<WallTime>>>, LauncherError> {
+        let Some(value) = value else {
+            return Ok(None);
+        };
+        let source = at.source(value.span().start);
+        let raw = match value.into_inner() {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            other => other.to_string(),
+        };
+        let (parsed, allowed) = if off {
+            (wall_time::parse_idle(&raw), wall_time::IDLE_FORMATS)
+        } else {
+            (WallTime::parse(&raw).map(Some), wall_time::FORMATS)
+        };
+        let time = parsed.map_err(|problem| LauncherError::Invalid {
+            field: field.into(),
+            value: raw.clone(),
+            origin: source.clone(),
+            problem,
+            allowed: allowed.into(),
+        })?;
+        Ok(Some(Sourced::new(time, source)))
     }
 }
 
