@@ -110,13 +110,16 @@ async fn a_session_at_its_time_limit_ends_as_time_limit() {
     };
     let launched = cluster.up_ok("bob", &["-t", "1"]).await;
     let started = Instant::now();
+    // At the time limit Slurm shows the job COMPLETING at once, while the
+    // script's trap is still recording why (within KillWait): `jrps ls`
+    // says "ended" a moment before it can say why. The reason must come.
     let row = until(
         Duration::from_secs(180),
-        "ended by the time limit",
+        "ended, with its reason",
         || async {
             let row = cluster.listing("bob", &launched.alias).await;
             match row {
-                Some(row) if row["state"] == "ended" => Ok(row),
+                Some(row) if row["state"] == "ended" && !row["end_reason"].is_null() => Ok(row),
                 other => Err(format!("{other:?}")),
             }
         },
