@@ -203,123 +203,35 @@ impl ProxyConfig {
                 None => ConfigError::whole(path, message),
             }
         })?;
+        let file = ConfigText { path, text };
         let at = |offset: usize, message: String| ConfigError::at(path, text, offset, message);
-        let base = path.parent().unwrap_or(Path::new("."));
-        let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
-
-        let domain = raw.domain.get_ref().trim_matches('.').to_ascii_lowercase();
-        if domain.is_empty()
-            || !domain
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-        {
-            return Err(at(
-                raw.domain.span().start,
-                format!(
-                    "`domain` must be a DNS name, not `{}`",
-                    raw.domain.get_ref()
-                ),
-            ));
-        }
-
-        let addr = |s: &Spanned<String>, key: &str| {
-            s.get_ref().parse::<SocketAddr>().map_err(|_| {
-                at(
-                    s.span().start,
-                    format!(
-                        "`{key}` must be an IP address and port like \"0.0.0.0:443\", not `{}`",
-                        s.get_ref()
-                    ),
-                )
-            })
-        };
-        let listen = addr(&raw.listen, "listen")?;
+        let domain = rules::domain(&raw.domain, &file)?;
+        let listen = rules::address(&raw.listen, "listen", &file)?;
         let api_addr = raw
             .api_addr
             .as_ref()
-            .map(|a| addr(a, "api_addr"))
+            .map(|a| rules::address(a, "api_addr", &file))
             .transpose()?;
-
-        // Behind a terminator every peer address is the terminator's, so
-        // the API's address checks (allowed_client_cidrs, the backend host
-        // of a register) mean something only on a listener of their own.
-        let behind_tls = raw.behind_tls.as_ref().is_some_and(|b| *b.get_ref());
-        if let Some(flag) = raw.behind_tls.as_ref().filter(|b| *b.get_ref())
-            && api_addr.is_none()
-        {
-            return Err(at(
-                flag.span().start,
-                "`behind_tls = true` needs `api_addr`: behind a TLS terminator every \
-                 client's address is the terminator's, so the API must listen where \
-                 login and compute nodes reach it directly"
-                    .into(),
-            ));
-        }
-
-        let tls = match (raw.tls_cert, raw.tls_key) {
-            (Some(cert), Some(key)) => Some(TlsFiles {
-                cert: resolve(cert.into_inner()),
-                key: resolve(key.into_inner()),
-            }),
-            (None, None) => None,
-            (Some(c), None) => {
-                return Err(at(c.span().start, "`tls_cert` needs `tls_key` too".into()));
-            }
-            (None, Some(k)) => {
-                return Err(at(k.span().start, "`tls_key` needs `tls_cert` too".into()));
-            }
-        };
-
-        let cidrs = |list: &[Spanned<String>], key: &str| {
-            list.iter()
-                .map(|s| {
-                    let text = s.get_ref().trim();
-                    text.parse::<IpNet>()
-                        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
-                        .map(|net| net.trunc())
-                        .map_err(|_| {
-                            at(
-                                s.span().start,
-                                format!("`{key}`: `{text}` is not a CIDR like \"10.0.0.0/8\""),
-                            )
-                        })
-                })
-                .collect::<Result<Vec<_>, _>>()
-        };
-        let allowed_client_cidrs = cidrs(&raw.allowed_client_cidrs, "allowed_client_cidrs")?;
-        let allowed_backend_cidrs = cidrs(&raw.allowed_backend_cidrs, "allowed_backend_cidrs")?;
-
+        let behind_tls = rules::behind_tls(raw.behind_tls.as_ref(), api_addr, &file)?;
+        let tls = rules::tls(raw.tls_cert, raw.tls_key, &file)?;
+        let allowed_client_cidrs =
+            rules::cidrs(&raw.allowed_client_cidrs, "allowed_client_cidrs", &file)?;
+        let allowed_backend_cidrs =
+            rules::cidrs(&raw.allowed_backend_cidrs, "allowed_backend_cidrs", &file)?;
         let backend_ports = match &raw.backend_ports {
             Some(s) => PortSet::parse(s.get_ref())
                 .map_err(|why| at(s.span().start, format!("`backend_ports`: {why}")))?,
             None => PortSet(vec![1024..=65535]),
         };
-
         let limits = raw.limits.unwrap_or_default().resolve(at)?;
         let secs = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_secs);
-
-        let state_text = raw.state.get_ref();
-        let (state, cookie_key) = if PgTarget::is_url(state_text) {
-            let target = PgTarget::parse(state_text)
-                .map_err(|problem| at(raw.state.span().start, format!("`state`: {problem}")))?;
-            let Some(key) = raw.cookie_key else {
-                return Err(at(
-                    raw.state.span().start,
-                    "a PostgreSQL `state` needs `cookie_key`: the path of a key file that is \
-                     the same on every replica"
-                        .into(),
-                ));
-            };
-            let mut target = target;
-            target.trust_database_roles = raw.trust_database_roles.unwrap_or(false);
-            (StateLocation::Postgres(Box::new(target)), resolve(key))
-        } else {
-            let file = resolve(PathBuf::from(state_text));
-            let key = raw
-                .cookie_key
-                .map_or_else(|| PathBuf::from(format!("{}.key", file.display())), resolve);
-            (StateLocation::File(file), key)
-        };
+        let (state, cookie_key) = rules::state(
+            &raw.state,
+            raw.cookie_key,
+            raw.trust_database_roles.unwrap_or(false),
+            &file,
+        )?;
+        let resolve = |p: PathBuf| file.resolve(p);
         Ok(ProxyConfig {
             domain,
             listen,
@@ -356,6 +268,164 @@ impl ProxyConfig {
     /// Whether cookies get `Secure` and forwarded requests say `https`.
     pub fn public_scheme_is_https(&self) -> bool {
         self.tls.is_some() || self.behind_tls
+    }
+}
+
+/// The text of a `proxy.toml` and its path: where a key's value is, and
+/// what its relative paths are relative to.
+struct ConfigText<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl ConfigText<'_> {
+    fn at(&self, offset: usize, message: String) -> ConfigError {
+        ConfigError::at(self.path, self.text, offset, message)
+    }
+
+    /// A path as written, relative to the file's folder.
+    fn resolve(&self, path: PathBuf) -> PathBuf {
+        if path.is_absolute() {
+            path
+        } else {
+            self.path.parent().unwrap_or(Path::new(".")).join(path)
+        }
+    }
+}
+
+/// One function per `proxy.toml` key that needs a check: each takes the
+/// value as written (with its place in the file) and returns it typed, or
+/// an error naming the key and its line.
+mod rules {
+    use super::*;
+
+    pub(super) fn domain(
+        value: &Spanned<String>,
+        file: &ConfigText,
+    ) -> Result<String, ConfigError> {
+        let domain = value.get_ref().trim_matches('.').to_ascii_lowercase();
+        if domain.is_empty()
+            || !domain
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        {
+            return Err(file.at(
+                value.span().start,
+                format!("`domain` must be a DNS name, not `{}`", value.get_ref()),
+            ));
+        }
+        Ok(domain)
+    }
+
+    pub(super) fn address(
+        value: &Spanned<String>,
+        key: &str,
+        file: &ConfigText,
+    ) -> Result<SocketAddr, ConfigError> {
+        value.get_ref().parse::<SocketAddr>().map_err(|_| {
+            file.at(
+                value.span().start,
+                format!(
+                    "`{key}` must be an IP address and port like \"0.0.0.0:443\", not `{}`",
+                    value.get_ref()
+                ),
+            )
+        })
+    }
+
+    /// Behind a terminator every peer address is the terminator's, so the
+    /// API's address checks (allowed_client_cidrs, the backend host of a
+    /// register) mean something only on a listener of their own.
+    pub(super) fn behind_tls(
+        value: Option<&Spanned<bool>>,
+        api_addr: Option<SocketAddr>,
+        file: &ConfigText,
+    ) -> Result<bool, ConfigError> {
+        match value.filter(|b| *b.get_ref()) {
+            Some(flag) if api_addr.is_none() => Err(file.at(
+                flag.span().start,
+                "`behind_tls = true` needs `api_addr`: behind a TLS terminator every \
+                 client's address is the terminator's, so the API must listen where \
+                 login and compute nodes reach it directly"
+                    .into(),
+            )),
+            Some(_) => Ok(true),
+            None => Ok(false),
+        }
+    }
+
+    pub(super) fn tls(
+        cert: Option<Spanned<PathBuf>>,
+        key: Option<Spanned<PathBuf>>,
+        file: &ConfigText,
+    ) -> Result<Option<TlsFiles>, ConfigError> {
+        match (cert, key) {
+            (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+                cert: file.resolve(cert.into_inner()),
+                key: file.resolve(key.into_inner()),
+            })),
+            (None, None) => Ok(None),
+            (Some(c), None) => {
+                Err(file.at(c.span().start, "`tls_cert` needs `tls_key` too".into()))
+            }
+            (None, Some(k)) => {
+                Err(file.at(k.span().start, "`tls_key` needs `tls_cert` too".into()))
+            }
+        }
+    }
+
+    pub(super) fn cidrs(
+        list: &[Spanned<String>],
+        key: &str,
+        file: &ConfigText,
+    ) -> Result<Vec<IpNet>, ConfigError> {
+        list.iter()
+            .map(|s| {
+                let text = s.get_ref().trim();
+                text.parse::<IpNet>()
+                    .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+                    .map(|net| net.trunc())
+                    .map_err(|_| {
+                        file.at(
+                            s.span().start,
+                            format!("`{key}`: `{text}` is not a CIDR like \"10.0.0.0/8\""),
+                        )
+                    })
+            })
+            .collect()
+    }
+
+    /// Where sessions are kept, and the cookie key beside them: with
+    /// PostgreSQL it must be named (the same file on every replica); with a
+    /// file it defaults to the state file's path with `.key` appended.
+    pub(super) fn state(
+        state: &Spanned<String>,
+        cookie_key: Option<PathBuf>,
+        trust_database_roles: bool,
+        file: &ConfigText,
+    ) -> Result<(StateLocation, PathBuf), ConfigError> {
+        let text = state.get_ref();
+        if PgTarget::is_url(text) {
+            let mut target = PgTarget::parse(text)
+                .map_err(|problem| file.at(state.span().start, format!("`state`: {problem}")))?;
+            let Some(key) = cookie_key else {
+                return Err(file.at(
+                    state.span().start,
+                    "a PostgreSQL `state` needs `cookie_key`: the path of a key file that is \
+                     the same on every replica"
+                        .into(),
+                ));
+            };
+            target.trust_database_roles = trust_database_roles;
+            Ok((StateLocation::Postgres(Box::new(target)), file.resolve(key)))
+        } else {
+            let path = file.resolve(PathBuf::from(text));
+            let key = cookie_key.map_or_else(
+                || PathBuf::from(format!("{}.key", path.display())),
+                |k| file.resolve(k),
+            );
+            Ok((StateLocation::File(path), key))
+        }
     }
 }
 
