@@ -449,6 +449,14 @@ impl ProxyClient {
     }
 }
 
+/// The runtime a command that talks to the proxy runs on: one thread, as
+/// such a command waits on the network, not on the CPU.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
 async fn refused_unless_success(
     call: &'static str,
     response: reqwest::Response,

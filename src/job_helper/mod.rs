@@ -94,10 +94,7 @@ pub struct RegisterOptions {
 }
 
 pub fn register(args: RegisterOptions) -> Result<(), RegisterError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(RegisterError::Runtime)?;
+    let runtime = crate::proxy_client::runtime().map_err(RegisterError::Runtime)?;
     runtime.block_on(run(args))
 }
 

@@ -172,10 +172,7 @@ pub fn up(args: UpOptions) -> Result<(), LaunchError> {
         connect_to: spec.site.proxy_address.clone(),
         munge: spec.site.munge.clone(),
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(LauncherError::Output)?;
+    let runtime = crate::proxy_client::runtime().map_err(LauncherError::Output)?;
     runtime.block_on(launch(&args, &env, &spec, script, endpoint))
 }
 
@@ -229,19 +226,15 @@ async fn launch(
         job_id: None,
         patience,
     };
-    match launch
-        .run(
-            args,
-            spec,
-            &script,
-            &token,
-            &user,
-            &state,
-            &mut progress,
-            &mut interrupts,
-        )
-        .await
-    {
+    let inputs = Inputs {
+        args,
+        spec,
+        script: &script,
+        token: &token,
+        user: &user,
+        state: &state,
+    };
+    match launch.run(inputs, &mut progress, &mut interrupts).await {
         Ok(result) => {
             progress.finish();
             super::print_stdout(&result_text(args, &result))?;
@@ -270,6 +263,18 @@ fn outage_phase(error: &ProxyClientError, patience: Duration, meanwhile: &str) -
     format!("the proxy is unreachable ({error}); {meanwhile}; waiting up to {limit} for it")
 }
 
+/// What one launch is made of: what was asked, the validated spec and its
+/// script, the token and user made for it, and where its files go.
+#[derive(Clone, Copy)]
+struct Inputs<'a> {
+    args: &'a UpOptions,
+    spec: &'a LaunchSpec,
+    script: &'a str,
+    token: &'a str,
+    user: &'a str,
+    state: &'a StateDirs,
+}
+
 /// A reserved session and what has been made for it so far.
 struct Launch {
     client: ProxyClient,
@@ -284,18 +289,20 @@ struct Launch {
 }
 
 impl Launch {
-    #[allow(clippy::too_many_arguments)]
     async fn run(
         &mut self,
-        args: &UpOptions,
-        spec: &LaunchSpec,
-        script: &str,
-        token: &str,
-        user: &str,
-        state: &StateDirs,
+        inputs: Inputs<'_>,
         progress: &mut Progress,
         interrupts: &mut Interrupts,
     ) -> Result<LaunchResult, LaunchError> {
+        let Inputs {
+            args,
+            spec,
+            script,
+            token,
+            user,
+            state,
+        } = inputs;
         let alias = self.created.alias.clone();
         let secret = self.created.register_secret.clone();
         let session_dir = SessionDir::create(state, &alias)?;

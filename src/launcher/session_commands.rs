@@ -109,10 +109,7 @@ impl Session {
             return Some((state, self.proxy_end, self.proxy_restarted));
         }
         let client = ProxyClient::new(&self.record.proxy_endpoint(), None).ok()?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .ok()?;
+        let runtime = crate::proxy_client::runtime().ok()?;
         let ask = client.status(&self.record.alias, None);
         let status = runtime
             .block_on(async { tokio::time::timeout(Duration::from_secs(5), ask).await })
@@ -170,9 +167,7 @@ fn from_proxy(
         connect_to: site.proxy_address.clone(),
         munge: Some(munge.clone()),
     };
-    let listed = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
+    let listed = crate::proxy_client::runtime()
         .map_err(|e| e.to_string())
         .and_then(|runtime| {
             let client = ProxyClient::new(&endpoint, None).map_err(|e| e.to_string())?;
@@ -460,10 +455,7 @@ pub fn down(target: DownTarget) -> Result<(), SessionCommandError> {
             .collect(),
         DownTarget::One(wanted) => vec![find(&wanted)?],
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a current-thread runtime needs nothing that can be missing");
+    let runtime = crate::proxy_client::runtime().map_err(LauncherError::Output)?;
     let mut first_error = None;
     for session in targets {
         match runtime.block_on(end_session(&session)) {

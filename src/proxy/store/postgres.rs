@@ -70,6 +70,39 @@ const COLUMNS: &str = "alias, \"user\", token_sha256, secret_sha256, cookie, job
                        state, created_at, expires_at, registered_at, ended_at, end_reason, \
                        owner_uid, client, revision";
 
+/// A row's values in the order of [`COLUMNS`], but `revision`, which the
+/// database draws: the one list inserts and updates both bind.
+fn bind(s: &StoredSession) -> [&(dyn tokio_postgres::types::ToSql + Sync); 15] {
+    [
+        &s.alias,
+        &s.user,
+        &s.token_sha256,
+        &s.secret_sha256,
+        &s.cookie_salt,
+        &s.job_id,
+        &s.backend,
+        &s.state,
+        &s.created_at,
+        &s.expires_at,
+        &s.registered_at,
+        &s.ended_at,
+        &s.end_reason,
+        &s.owner_uid,
+        &s.client,
+    ]
+}
+
+/// `$from, …, $to`.
+fn placeholders(from: usize, to: usize) -> String {
+    (from..=to)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The revision the database draws for every new version of a row.
+const NEXT_REVISION: &str = "pg_catalog.nextval('jrps.session_revisions')";
+
 /// A `postgres://` state URL, parsed at config time so that a bad one is a
 /// config error. Its password never leaves `config`: logs show `shown`.
 #[derive(Clone)]
@@ -520,6 +553,7 @@ impl Postgres {
         quotas: &Quotas,
     ) -> Result<Option<u64>, StoreError> {
         let s = StoredSession::of(session);
+        let values = bind(&s);
         let mut client = self.client().await?;
         let outcome = within(async {
             let tx = client.transaction().await?;
@@ -552,28 +586,12 @@ impl Postgres {
                 .query_opt(
                     &format!(
                         "INSERT INTO jrps.sessions ({COLUMNS})
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-                                 $15, pg_catalog.nextval('jrps.session_revisions'))
+                         VALUES ({}, {NEXT_REVISION})
                          ON CONFLICT (alias) DO NOTHING
-                         RETURNING revision"
+                         RETURNING revision",
+                        placeholders(1, values.len())
                     ),
-                    &[
-                        &s.alias,
-                        &s.user,
-                        &s.token_sha256,
-                        &s.secret_sha256,
-                        &s.cookie_salt,
-                        &s.job_id,
-                        &s.backend,
-                        &s.state,
-                        &s.created_at,
-                        &s.expires_at,
-                        &s.registered_at,
-                        &s.ended_at,
-                        &s.end_reason,
-                        &s.owner_uid,
-                        &s.client,
-                    ],
+                    &values,
                 )
                 .await?;
             let revision = match inserted {
@@ -614,22 +632,22 @@ impl Postgres {
                 Err(refused) => return Ok(Some(Err(refused))),
             };
             let s = StoredSession::of(&new);
+            let values = bind(&s);
+            // Every column but the key and the revision, from the same list
+            // as an insert.
+            let written = COLUMNS
+                .split(", ")
+                .filter(|c| !matches!(*c, "alias" | "revision"))
+                .collect::<Vec<_>>()
+                .join(", ");
             let revision: i64 = tx
                 .query_one(
-                    "UPDATE jrps.sessions SET job_id = $2, backend = $3, state = $4, expires_at = $5,
-                        registered_at = $6, ended_at = $7, end_reason = $8,
-                        revision = pg_catalog.nextval('jrps.session_revisions')
-                     WHERE alias = $1 RETURNING revision",
-                    &[
-                        &s.alias,
-                        &s.job_id,
-                        &s.backend,
-                        &s.state,
-                        &s.expires_at,
-                        &s.registered_at,
-                        &s.ended_at,
-                        &s.end_reason,
-                    ],
+                    &format!(
+                        "UPDATE jrps.sessions SET ({written}) = ({}), revision = {NEXT_REVISION}
+                         WHERE alias = $1 RETURNING revision",
+                        placeholders(2, values.len())
+                    ),
+                    &values,
                 )
                 .await?
                 .try_get(0)?;

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use rusqlite::{Connection, params};
+use rusqlite::Connection;
 
 use super::error::StoreError;
 use super::session::StoredSession;
@@ -29,6 +29,35 @@ const PRE_VERSIONING_COLUMNS: &[(&str, &str)] = &[("end_reason", "TEXT"), ("owne
 const COLUMNS: &str = "alias, user, token_sha256, secret_sha256, cookie, job_id, backend, \
                        state, created_at, expires_at, registered_at, ended_at, end_reason, \
                        owner_uid";
+
+/// A row's values in the order of [`COLUMNS`]: the one list inserts and
+/// updates both bind.
+fn bind(s: &StoredSession) -> [&dyn rusqlite::ToSql; 14] {
+    [
+        &s.alias,
+        &s.user,
+        &s.token_sha256,
+        &s.secret_sha256,
+        &s.cookie_salt,
+        &s.job_id,
+        &s.backend,
+        &s.state,
+        &s.created_at,
+        &s.expires_at,
+        &s.registered_at,
+        &s.ended_at,
+        &s.end_reason,
+        &s.owner_uid,
+    ]
+}
+
+/// `?from, …, ?to`.
+fn placeholders(from: usize, to: usize) -> String {
+    (from..=to)
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 pub(super) struct Sqlite {
     db: Arc<Mutex<Connection>>,
@@ -107,27 +136,13 @@ impl Sqlite {
     pub async fn insert(&self, s: StoredSession) -> Result<Option<u64>, StoreError> {
         let inserted = self
             .with_db(move |conn| {
+                let values = bind(&s);
                 conn.execute(
                     &format!(
-                        "INSERT OR IGNORE INTO sessions ({COLUMNS})
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+                        "INSERT OR IGNORE INTO sessions ({COLUMNS}) VALUES ({})",
+                        placeholders(1, values.len())
                     ),
-                    params![
-                        s.alias,
-                        s.user,
-                        s.token_sha256,
-                        s.secret_sha256,
-                        s.cookie_salt,
-                        s.job_id,
-                        s.backend,
-                        s.state,
-                        s.created_at,
-                        s.expires_at,
-                        s.registered_at,
-                        s.ended_at,
-                        s.end_reason,
-                        s.owner_uid,
-                    ],
+                    &values[..],
                 )
             })
             .await?;
@@ -137,19 +152,15 @@ impl Sqlite {
     /// Writes what a session's life changes; returns the new revision.
     pub async fn update(&self, s: StoredSession) -> Result<u64, StoreError> {
         self.with_db(move |conn| {
+            // Every column but the key, from the same list as an insert.
+            let values = bind(&s);
+            let (_, rest) = COLUMNS.split_once(", ").unwrap_or_default();
             conn.execute(
-                "UPDATE sessions SET job_id = ?2, backend = ?3, state = ?4, expires_at = ?5,
-                    registered_at = ?6, ended_at = ?7, end_reason = ?8 WHERE alias = ?1",
-                params![
-                    s.alias,
-                    s.job_id,
-                    s.backend,
-                    s.state,
-                    s.expires_at,
-                    s.registered_at,
-                    s.ended_at,
-                    s.end_reason,
-                ],
+                &format!(
+                    "UPDATE sessions SET ({rest}) = ({}) WHERE alias = ?1",
+                    placeholders(2, values.len())
+                ),
+                &values[..],
             )
         })
         .await?;
