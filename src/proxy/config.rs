@@ -12,6 +12,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use crate::identity::{DEFAULT_MUNGE_SOCKET, IdentityKind, Munge};
+use crate::proxy::announcement::{Announcement, RawAnnouncement};
 use crate::proxy::limits::{Limits, RawLimits};
 use crate::proxy::store::{PgTarget, StateLocation};
 use serde::Deserialize;
@@ -76,6 +77,7 @@ struct RawConfig {
     munge_socket: Option<PathBuf>,
     audit_log: Option<PathBuf>,
     limits: Option<RawLimits>,
+    announcement: Option<RawAnnouncement>,
 }
 
 /// The validated configuration the proxy runs with.
@@ -121,6 +123,10 @@ pub struct ProxyConfig {
     /// tracing target `jrps::audit`.
     pub audit_log: Option<PathBuf>,
     pub limits: Limits,
+    /// A line every waiting page shows (re-read on SIGHUP).
+    pub announcement: Option<Announcement>,
+    /// The file this came from, to read the announcement again on SIGHUP.
+    pub source: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -179,7 +185,8 @@ impl ProxyConfig {
     pub fn load(path: &Path) -> Result<ProxyConfig, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::whole(path, format!("cannot read: {e}")))?;
-        let config = Self::parse(path, &text)?;
+        let mut config = Self::parse(path, &text)?;
+        config.source = Some(path.to_path_buf());
         if let StateLocation::Postgres(target) = &config.state
             && target.has_password()
             && let Some(readers) = std::fs::metadata(path)
@@ -232,6 +239,10 @@ impl ProxyConfig {
             &file,
         )?;
         let resolve = |p: PathBuf| file.resolve(p);
+        let announcement = raw
+            .announcement
+            .map(|a| a.resolve().map_err(|(offset, message)| at(offset, message)))
+            .transpose()?;
         Ok(ProxyConfig {
             domain,
             listen,
@@ -262,6 +273,8 @@ impl ProxyConfig {
             }),
             audit_log: raw.audit_log.map(resolve),
             limits,
+            announcement,
+            source: None,
         })
     }
 

@@ -16,6 +16,7 @@
 //! - `budget`: connections per address, requests per session
 //! - `cookie_key`: the key edge cookies are derived from
 //! - `audit`: one line per session event
+//! - `announcement`: the site's line on every waiting page
 //! - `health`: expiry sweeps and backend checks, on the duty holder
 //! - `metrics`: the counters and their Prometheus text
 //! - `fuzzing`: entry points for the fuzz targets (not an API)
@@ -23,6 +24,7 @@
 //! This file wires them together and owns start-up and shutdown.
 
 mod addresses;
+mod announcement;
 mod answers;
 mod audit;
 mod budget;
@@ -92,6 +94,28 @@ impl ServeError {
             // replicas do not share: the operator's to fix, not a retry's.
             ServeError::Store(StoreError::Refused(_)) => 2,
             _ => 1,
+        }
+    }
+}
+
+/// SIGHUP: the announcement as the file says now; the rest of the file
+/// takes a restart. A file that no longer parses keeps the old one.
+fn reload_announcement(shared: &Shared) {
+    let Some(path) = &shared.config.source else {
+        return;
+    };
+    match ProxyConfig::load(path) {
+        Ok(now) => {
+            match &now.announcement {
+                Some(a) => {
+                    tracing::info!(text = %a.text, until = ?a.until, "SIGHUP: announcement set")
+                }
+                None => tracing::info!("SIGHUP: no announcement"),
+            }
+            shared.announcement.set(now.announcement);
+        }
+        Err(error) => {
+            tracing::error!(%error, "SIGHUP: proxy.toml not re-read; keeping the announcement")
         }
     }
 }
@@ -220,6 +244,7 @@ async fn run_async(config: ProxyConfig) -> Result<(), ServeError> {
         audit: audit::Audit::open(config.audit_log.as_deref())?,
         decodes: crate::identity::DecodeSlots::default(),
         user_names: crate::identity::UserNames::default(),
+        announcement: announcement::Current::new(config.announcement.clone()),
         config,
     });
 
@@ -297,6 +322,7 @@ async fn run_async(config: ProxyConfig) -> Result<(), ServeError> {
                     if let Err(error) = shared.audit.reopen() {
                         tracing::error!(%error, "SIGHUP: audit log not reopened; writing to the old file");
                     }
+                    reload_announcement(&shared);
                 }
             }
         }

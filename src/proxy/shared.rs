@@ -9,6 +9,7 @@ use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
 use tokio::sync::{Semaphore, watch};
 
+use super::announcement;
 use super::answers::phases::Phases;
 use super::audit::{Audit, Event};
 use super::budget::AddressBudget;
@@ -53,6 +54,8 @@ pub(crate) struct Shared {
     /// `https://` or `http://`, and `:port` unless it is the scheme's default.
     pub(super) url_scheme: &'static str,
     pub(super) url_port: String,
+    /// The site's announcement, as last read.
+    pub(super) announcement: announcement::Current,
 }
 
 impl Shared {

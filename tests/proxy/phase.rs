@@ -99,3 +99,55 @@ async fn phase_reports_are_checked() {
     let late = json!({"secret": secret, "phase": "queued", "detail": "Priority"});
     assert_eq!(report(&proxy, alias, late).await, 409);
 }
+
+/// The site's `[announcement]` heads every waiting page, HTML-escaped;
+/// SIGHUP reads a new one from proxy.toml without a restart, and one past
+/// its `until` is shown no more.
+#[tokio::test]
+async fn the_announcement_heads_the_waiting_page_and_sighup_changes_it() {
+    let proxy = Proxy::start(Options {
+        extra: "[announcement]\ntext = \"Maintenance <Saturday> 8-12\"\n".into(),
+        ..Options::default()
+    });
+    let token = random_token();
+    let created = proxy.create(&token, 600).await;
+    let alias = &created.alias;
+    let (status, html) = starting_page(&proxy, alias, &token).await;
+    assert_eq!(status, 503);
+    assert!(
+        html.contains("<p class=\"announcement\">Maintenance &lt;Saturday&gt; 8-12</p>"),
+        "{html}"
+    );
+
+    let config = proxy.dir.path().join("proxy.toml");
+    let written = std::fs::read_to_string(&config).unwrap();
+    let (before, _) = written.split_once("[announcement]").unwrap();
+    let rewrite = |announcement: &str| {
+        std::fs::write(&config, format!("{before}[announcement]\n{announcement}")).unwrap();
+        proxy.signal("HUP");
+    };
+    rewrite("text = \"Back at noon\"\n");
+    assert!(
+        page_shows(&proxy, alias, &token, "Back at noon", true).await,
+        "SIGHUP did not change it"
+    );
+    rewrite("text = \"Long gone\"\nuntil = 2020-01-01T00:00:00Z\n");
+    assert!(
+        page_shows(&proxy, alias, &token, "class=\"announcement\"", false).await,
+        "an announcement past its end is still shown"
+    );
+
+    // A file that no longer parses keeps the proxy running as it was.
+    rewrite("text = \"\"\n");
+    let (status, _) = starting_page(&proxy, alias, &token).await;
+    assert_eq!(status, 503, "{}", proxy.log());
+}
+
+/// Whether the starting page comes to contain `wanted` (or, with
+/// `present` false, to lack it) within 5 s.
+async fn page_shows(proxy: &Proxy, alias: &str, token: &str, wanted: &str, present: bool) -> bool {
+    crate::support::eventually(std::time::Duration::from_secs(5), || async {
+        starting_page(proxy, alias, token).await.1.contains(wanted) == present
+    })
+    .await
+}

@@ -31,6 +31,7 @@ border-radius:4px}\
 .foot{color:#6e7781;font-size:.85em;margin-top:2em}\
 small{color:#6e7781}\
 .steps{padding-left:1.4em}.steps li{margin:.3em 0}\
+.announcement{background:#fff8c5;border:1px solid #d4a72c;border-radius:6px;padding:.5em .8em}\
 .steps .done{color:#6e7781}.steps .now{font-weight:600}.steps .later{color:#8c959f}\
 .steps .now::marker{color:#0b6bcb}";
 
@@ -52,7 +53,7 @@ fn escape(s: &str) -> String {
 
 /// The page for `failure` about `name` (an alias, or the Host as sent).
 pub fn page(failure: Failure, name: &str) -> Response<Full<Bytes>> {
-    render(failure, name, None, None, false)
+    render(failure, name, &Page::default())
 }
 
 /// The "starting" page, with what the launcher last reported about the job;
@@ -61,13 +62,24 @@ pub fn starting(
     alias: &str,
     reported: Option<&Reported>,
     restarted: bool,
+    announcement: Option<&str>,
 ) -> Response<Full<Bytes>> {
-    render(Failure::Starting, alias, reported, None, restarted)
+    let page = Page {
+        reported,
+        reason: None,
+        restarted,
+        announcement,
+    };
+    render(Failure::Starting, alias, &page)
 }
 
 /// The "session ended" page, saying why when that is known.
 pub fn ended(alias: &str, reason: Option<EndReason>) -> Response<Full<Bytes>> {
-    render(Failure::Ended, alias, None, reason, false)
+    let page = Page {
+        reason,
+        ..Page::default()
+    };
+    render(Failure::Ended, alias, &page)
 }
 
 /// Why a session ended, as the end of the sentence "The session … has ended".
@@ -156,13 +168,23 @@ fn steps(reported: Option<&Reported>) -> String {
     html
 }
 
-fn render(
-    failure: Failure,
-    name: &str,
-    reported: Option<&Reported>,
+/// What a page may say besides its failure: the launcher's report, why the
+/// session ended, whether it is restarting, the site's announcement.
+#[derive(Default)]
+struct Page<'a> {
+    reported: Option<&'a Reported>,
     reason: Option<EndReason>,
     restarted: bool,
-) -> Response<Full<Bytes>> {
+    announcement: Option<&'a str>,
+}
+
+fn render(failure: Failure, name: &str, page: &Page) -> Response<Full<Bytes>> {
+    let Page {
+        reported,
+        reason,
+        restarted,
+        announcement,
+    } = *page;
     let name = escape(name);
     let (title, body, refresh) = match failure {
         Failure::Starting if restarted => (
@@ -289,10 +311,15 @@ fn render(
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{title} · jrps</title>\
          <style>{STYLE}</style></head>\
-         <body><main><p class=\"brand\">jrps</p><h1>{title}</h1>{body}\
+         <body><main><p class=\"brand\">jrps</p>{announcement}<h1>{title}</h1>{body}\
          <p class=\"foot\">{} {}</p></main></body></html>\n",
         status.as_u16(),
         status.canonical_reason().unwrap_or(""),
+        // Above the title, where a person waiting looks first.
+        announcement = announcement.map_or(String::new(), |text| format!(
+            "<p class=\"announcement\">{}</p>",
+            escape(text)
+        )),
     );
     let mut response = Response::new(Full::new(Bytes::from(html)));
     *response.status_mut() = status;
@@ -342,7 +369,7 @@ mod tests {
             phase: Phase::Queued,
             detail: Some("Priority".into()),
         };
-        let html = text(starting("amber-otter-lagoon", Some(&queued), false));
+        let html = text(starting("amber-otter-lagoon", Some(&queued), false, None));
         assert!(html.contains("Waiting for a compute node"), "{html}");
         assert!(html.contains("other jobs are ahead of it"), "{html}");
         assert!(html.contains("http-equiv=\"refresh\""), "{html}");
@@ -350,7 +377,7 @@ mod tests {
             phase: Phase::Running,
             detail: Some("<b>node042</b>".into()),
         };
-        let html = text(starting("amber-otter-lagoon", Some(&running), false));
+        let html = text(starting("amber-otter-lagoon", Some(&running), false, None));
         assert!(
             html.contains("Running on <code>&lt;b&gt;node042&lt;/b&gt;</code>"),
             "{html}"
@@ -359,7 +386,7 @@ mod tests {
 
     #[test]
     fn a_restarting_session_says_its_node_failed_and_what_is_lost() {
-        let html = text(starting("amber-otter-lagoon", None, true));
+        let html = text(starting("amber-otter-lagoon", None, true, None));
         assert!(html.contains("restarting on another node"), "{html}");
         assert!(html.contains("kernels start afresh"), "{html}");
         assert!(html.contains("http-equiv=\"refresh\""), "{html}");

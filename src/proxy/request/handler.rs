@@ -160,6 +160,7 @@ async fn session_request(
             alias,
             shared.phases.get(alias).as_ref(),
             session.is_restarting(),
+            shared.announcement.text(now).as_deref(),
         )),
     };
     if let Some(cookie) = set_cookie {
