@@ -211,7 +211,7 @@ impl ProxyConfig {
             }
         })?;
         let file = ConfigText { path, text };
-        let at = |offset: usize, message: String| ConfigError::at(path, text, offset, message);
+        let at = |offset: usize, message: String| file.at(offset, message);
         let domain = rules::domain(&raw.domain, &file)?;
         let listen = rules::address(&raw.listen, "listen", &file)?;
         let api_addr = raw

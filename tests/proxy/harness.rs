@@ -203,11 +203,7 @@ impl Proxy {
             .unwrap();
         let mut command = Command::new(jrps_bin());
         if let Some(first) = &options.path_first {
-            let inherited = std::env::var_os("PATH").unwrap_or_default();
-            let path = std::env::join_paths(
-                std::iter::once(first.clone()).chain(std::env::split_paths(&inherited)),
-            )
-            .unwrap();
+            let path = crate::support::path_with_first(first);
             command.env("PATH", path);
         }
         let mut child = command

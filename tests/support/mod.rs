@@ -32,13 +32,9 @@ impl Hermetic<'_> {
     }
 
     fn apply(&self, command: &mut Command) {
-        let inherited = std::env::var_os("PATH").unwrap_or_default();
-        let path: OsString = match self.path_first {
-            Some(first) => std::env::join_paths(
-                std::iter::once(first.to_path_buf()).chain(std::env::split_paths(&inherited)),
-            )
-            .expect("PATH"),
-            None => inherited,
+        let path = match self.path_first {
+            Some(first) => path_with_first(first),
+            None => std::env::var_os("PATH").unwrap_or_default(),
         };
         command
             .env_clear()
@@ -56,6 +52,16 @@ impl Hermetic<'_> {
             command.env("SLURM_CONF", conf);
         }
     }
+}
+
+/// The inherited `PATH` with `first` searched before it (stand-ins for
+/// the commands of a cluster).
+pub fn path_with_first(first: &Path) -> OsString {
+    let inherited = std::env::var_os("PATH").unwrap_or_default();
+    std::env::join_paths(
+        std::iter::once(first.to_path_buf()).chain(std::env::split_paths(&inherited)),
+    )
+    .expect("PATH")
 }
 
 /// A finished `jrps` run.
