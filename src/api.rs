@@ -24,6 +24,10 @@ pub fn call_payload(method: &str, path_and_query: &str, body: &[u8]) -> String {
     format!("{AUDIENCE}\n{method} {path_and_query}\nsha256:{digest}")
 }
 
+/// Paths under this on a session's own origin are answered by the proxy
+/// and never reach Jupyter: the channel of the page jrps puts inside it.
+pub const CHANNEL_PREFIX: &str = "/_jrps/";
+
 /// The management host under the proxy's domain: `manage.<domain>`.
 pub const MANAGE_SUBDOMAIN: &str = "manage";
 
@@ -82,6 +86,122 @@ pub struct LinkJob {
 pub struct Register {
     pub port: u16,
     pub secret: String,
+    /// When the session ends, when the job knows (a scheduler that
+    /// enforces a time limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<SessionClock>,
+}
+
+/// When a session ends and when its page warns and saves before then.
+/// Times are Unix seconds by the proxy's clock; spans are seconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionClock {
+    /// When the session ends: its job's end, or with headroom
+    /// (`extend_max`) the deadline its owner set.
+    pub ends_at: u64,
+    /// With headroom: the job's own end, the furthest `ends_at` may move.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extend_until: Option<u64>,
+    /// How long before the end the page warns, each once.
+    pub warn_before: Vec<u32>,
+    /// How long before the end the page saves every open document.
+    pub save_before: u32,
+}
+
+impl SessionClock {
+    /// The most warnings a clock carries, and the longest span of one: a
+    /// day (a page polls; it needs no more).
+    pub const MAX_WARNINGS: usize = 8;
+    pub const MAX_SPAN_S: u32 = 86_400;
+
+    /// Whether the proxy takes it: spans within a day, at most
+    /// [`Self::MAX_WARNINGS`] warnings, and headroom that ends no earlier
+    /// than the session.
+    pub fn check(&self) -> Result<(), String> {
+        if self.warn_before.len() > Self::MAX_WARNINGS {
+            return Err(format!(
+                "warn_before has at most {} entries",
+                Self::MAX_WARNINGS
+            ));
+        }
+        let spans = self.warn_before.iter().chain([&self.save_before]);
+        if spans.into_iter().any(|s| *s > Self::MAX_SPAN_S) {
+            return Err(format!(
+                "warn_before and save_before are at most {} seconds",
+                Self::MAX_SPAN_S
+            ));
+        }
+        if self.extend_until.is_some_and(|until| until < self.ends_at) {
+            return Err("extend_until is before ends_at".to_owned());
+        }
+        Ok(())
+    }
+
+    /// Moves the end by `by` seconds if that stays within the headroom.
+    pub fn extended(&self, by: u64) -> Result<SessionClock, ExtendRefused> {
+        let Some(until) = self.extend_until else {
+            return Err(ExtendRefused::NoHeadroom);
+        };
+        let ends_at = self.ends_at.saturating_add(by);
+        if ends_at > until {
+            return Err(ExtendRefused::BeyondHeadroom {
+                left_s: until - self.ends_at,
+            });
+        }
+        Ok(SessionClock {
+            ends_at,
+            ..self.clone()
+        })
+    }
+
+    /// The same clock with the job's end as the scheduler reports it now
+    /// (`scontrol update TimeLimit=` moves it): without headroom that is
+    /// the end; with it, the headroom's limit, and the end never after it.
+    pub fn with_job_end(&self, job_ends_at: u64) -> SessionClock {
+        match self.extend_until {
+            None => SessionClock {
+                ends_at: job_ends_at,
+                ..self.clone()
+            },
+            Some(_) => SessionClock {
+                ends_at: self.ends_at.min(job_ends_at),
+                extend_until: Some(job_ends_at),
+                ..self.clone()
+            },
+        }
+    }
+}
+
+/// Why a session's end cannot move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExtendRefused {
+    /// Its partition has no `extend_max`: the job ends when the session does.
+    NoHeadroom,
+    /// Asked for more than is left; `left_s` is what is.
+    BeyondHeadroom { left_s: u64 },
+}
+
+/// `POST /api/v1/sessions/{alias}/clock`, from the registered host (the
+/// job's watch), every few minutes: the job's end as the scheduler reports
+/// it now. Answer: 200 [`SessionClock`], with the end its owner set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockBeat {
+    pub secret: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_ends_at: Option<u64>,
+}
+
+/// `POST /api/v1/sessions/{alias}/extend`, from its owner (`jrps extend`,
+/// munge identity or the register secret). Answer: 200 [`SessionStatus`];
+/// 409 `conflict` when the headroom does not allow it, saying why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Extend {
+    #[serde(default)]
+    pub secret: String,
+    pub by_s: u64,
 }
 
 /// `POST /api/v1/sessions/{alias}/restart`, from the node of a job the
@@ -271,6 +391,12 @@ pub struct SessionStatus {
     /// new run is starting, and what ran before it is gone.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub restarted: bool,
+    /// When it ends, when its job said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_at: Option<u64>,
+    /// How far its end may still move (`jrps extend`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extend_until: Option<u64>,
 }
 
 /// One of the caller's sessions, in `GET /api/v1/sessions` (identity on).
@@ -288,6 +414,10 @@ pub struct OwnSession {
     /// As in [`SessionStatus`].
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub restarted: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_at: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extend_until: Option<u64>,
 }
 
 /// Every non-2xx API answer: `{"error": "<what>", "detail": "<why>"}`.

@@ -65,6 +65,11 @@ pub enum Command {
   jrps logs amber-otter-lagoon
   jrps logs 4711 -f                     follow until the job ends")]
     Logs(LogsArgs),
+    /// Move a session's end later, within what its partition allows.
+    #[command(after_help = "Examples:
+  jrps extend amber-otter-lagoon 30     30 minutes more
+  jrps extend 4711 1:30:00              by job id, an hour and a half more")]
+    Extend(ExtendArgs),
     /// End sessions: cancel the job and remove the route.
     #[command(after_help = "Examples:
   jrps down amber-otter-lagoon
@@ -90,9 +95,24 @@ pub enum Command {
         hide = true,
         after_help = "Examples (the batch template's own calls):
   jrps register --runtime-dir \"$JUPYTER_RUNTIME_DIR\" --pid \"$jupyter_pid\"
-  jrps register --deregister"
+  jrps register --deregister
+  jrps register --write-extension \"$JRPS_SESSION_DIR/jupyter\""
     )]
     Register(RegisterArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExtendArgs {
+    /// The session: its alias or job id.
+    pub session: String,
+    /// How much more: minutes (M), M:S, H:M:S, D-H, D-H:M or D-H:M:S.
+    #[arg(value_parser = parse_wall_time)]
+    pub time: crate::wall_time::WallTime,
+}
+
+fn parse_wall_time(text: &str) -> Result<crate::wall_time::WallTime, String> {
+    crate::wall_time::WallTime::parse(text)
+        .map_err(|problem| format!("{problem}; allowed: {}", crate::wall_time::FORMATS))
 }
 
 #[derive(Debug, Args)]
@@ -214,6 +234,10 @@ pub struct RegisterArgs {
     /// With --deregister: what went wrong, when the batch script found it.
     #[arg(long, requires = "deregister")]
     pub detail: Option<String>,
+    /// Write the page jrps puts inside Jupyter into DIR/labextensions
+    /// (before Jupyter starts; the script puts DIR on JUPYTER_PATH).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["deregister", "restart"])]
+    pub write_extension: Option<PathBuf>,
 }
 
 fn parse_end_reason(name: &str) -> Result<EndReason, String> {
@@ -231,6 +255,7 @@ impl Arguments {
             Command::Profiles(args) => Ok(crate::launcher::profiles(args.into())?),
             Command::Ls(args) => Ok(session_commands::ls(args.json)?),
             Command::Url(args) => Ok(session_commands::url(&args.session)?),
+            Command::Extend(args) => Ok(session_commands::extend(&args.session, args.time)?),
             Command::Logs(args) => Ok(session_commands::logs(&args.session, args.follow)?),
             Command::Down(args) => {
                 let target = match (args.session, args.all) {
@@ -313,6 +338,7 @@ impl From<RegisterArgs> for RegisterOptions {
             idle_timeout: args.idle_timeout.map(std::time::Duration::from_secs),
             reason: args.reason,
             detail: args.detail,
+            write_extension: args.write_extension,
         }
     }
 }

@@ -18,8 +18,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::{
-    self, Activity, ActivityQuery, ApiError, CreateSession, DeleteSession, EndReason, LinkJob,
-    OwnSession, Register, ReportPhase, SessionCreated, SessionStatus,
+    self, Activity, ActivityQuery, ApiError, ClockBeat, CreateSession, DeleteSession, EndReason,
+    Extend, LinkJob, OwnSession, Register, ReportPhase, SessionClock, SessionCreated,
+    SessionStatus,
 };
 use crate::identity::Munge;
 
@@ -87,6 +88,14 @@ impl ProxyClientError {
     pub fn status(&self) -> Option<StatusCode> {
         match self {
             ProxyClientError::Refused { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// What the proxy said of its refusal, when it refused.
+    pub fn detail(&self) -> Option<String> {
+        match self {
+            ProxyClientError::Refused { detail, .. } => Some(detail.clone()),
             _ => None,
         }
     }
@@ -281,6 +290,35 @@ impl ProxyClient {
             Method::POST,
             &path,
             Some(&request),
+            None,
+        )
+        .await
+    }
+
+    /// The job's end as the scheduler says now; answered with the
+    /// session's clock, whose end `jrps extend` may have moved.
+    pub async fn clock_beat(
+        &self,
+        alias: &str,
+        request: &ClockBeat,
+    ) -> Result<Option<SessionClock>, ProxyClientError> {
+        let path = format!("sessions/{alias}/clock");
+        self.call("session clock", Method::POST, &path, Some(request), None)
+            .await
+    }
+
+    /// Moves the session's end (`jrps extend`).
+    pub async fn extend(
+        &self,
+        alias: &str,
+        request: &Extend,
+    ) -> Result<SessionStatus, ProxyClientError> {
+        let path = format!("sessions/{alias}/extend");
+        self.call(
+            "extend the session",
+            Method::POST,
+            &path,
+            Some(request),
             None,
         )
         .await

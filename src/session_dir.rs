@@ -82,6 +82,19 @@ pub struct SessionRecord {
     pub log: PathBuf,
     pub created_at: u64,
     pub expires_at: u64,
+    /// What the job's end watch needs; absent in records of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<TimePlan>,
+}
+
+/// A session's time as the launcher planned it: how much more than asked
+/// the job was given for `jrps extend`, and when the page warns and saves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimePlan {
+    /// Seconds the job runs past the session's first end (0: none).
+    pub headroom_s: u64,
+    pub warn_before: Vec<u32>,
+    pub save_before: u32,
 }
 
 impl SessionRecord {
@@ -310,6 +323,7 @@ mod tests {
             log: PathBuf::from("/tmp/job.log"),
             created_at: 1,
             expires_at: 2,
+            time: None,
         }
     }
 

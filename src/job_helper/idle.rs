@@ -12,17 +12,12 @@
 //! What cannot be seen is counted as use: a Jupyter that does not answer is
 //! never stopped for being idle.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
-
+use super::jupyter::JupyterApi;
 use super::log::log;
 use super::process::alive;
-use crate::proxy_client::{ProxyClient, ProxyClientError};
-
-/// How long a stopped Jupyter gets to exit before it is sent SIGTERM.
-const STOP_GRACE: Duration = Duration::from_secs(20);
+use crate::proxy_client::ProxyClient;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -32,78 +27,8 @@ pub enum Outcome {
     JupyterExited,
 }
 
-/// Jupyter's REST API on the node, as its owner (the session's token).
-pub struct JupyterApi {
-    base: String,
-    token: String,
-    http: reqwest::Client,
-}
-
-#[derive(Deserialize)]
-struct Status {
-    last_activity: String,
-}
-
-#[derive(Deserialize)]
-struct Kernel {
-    execution_state: String,
-}
-
-impl JupyterApi {
-    pub fn new(address: SocketAddr, token: String) -> Result<JupyterApi, ProxyClientError> {
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .map_err(ProxyClientError::Client)?;
-        Ok(JupyterApi {
-            base: format!("http://{address}/api"),
-            token,
-            http,
-        })
-    }
-
-    async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Option<T> {
-        let url = format!("{}/{path}?no_track_activity=1", self.base);
-        let response = self
-            .http
-            .get(url)
-            .header("Authorization", format!("token {}", self.token))
-            .send()
-            .await
-            .ok()?;
-        response.error_for_status().ok()?.json().await.ok()
-    }
-
-    /// Jupyter's last activity and whether a kernel is busy; `None` when it
-    /// does not answer.
-    async fn activity(&self) -> Option<(String, bool)> {
-        let status: Status = self.get("status").await?;
-        let kernels: Vec<Kernel> = self.get("kernels").await?;
-        // "dead" is not use: a crashed kernel must not keep a node forever.
-        let busy = kernels.iter().any(|k| {
-            matches!(
-                k.execution_state.as_str(),
-                "busy" | "starting" | "restarting"
-            )
-        });
-        Some((status.last_activity, busy))
-    }
-
-    /// Asks Jupyter to shut down: it stops its kernels and terminals and exits.
-    async fn shutdown(&self) -> bool {
-        let sent = self
-            .http
-            .post(format!("{}/shutdown", self.base))
-            .header("Authorization", format!("token {}", self.token))
-            .send()
-            .await;
-        sent.is_ok_and(|r| r.status().is_success())
-    }
-}
-
 pub struct IdleWatch<'a> {
-    pub jupyter: JupyterApi,
+    pub jupyter: &'a JupyterApi,
     pub proxy: &'a ProxyClient,
     pub alias: &'a str,
     pub secret: &'a str,
@@ -131,7 +56,7 @@ impl IdleWatch<'_> {
         let mut last: Option<Look> = None;
         loop {
             tokio::time::sleep(every).await;
-            if !self.jupyter_alive() {
+            if !self.pid.is_none_or(alive) {
                 return Outcome::JupyterExited;
             }
             let proxy_request = match self.proxy.activity(self.alias, self.secret).await {
@@ -168,27 +93,6 @@ impl IdleWatch<'_> {
                 return Outcome::Idle;
             }
         }
-    }
-
-    /// Shuts Jupyter down through its API, then by signal if it lingers.
-    pub async fn stop_jupyter(&self) {
-        if !self.jupyter.shutdown().await {
-            log("idle watch: Jupyter did not take the shutdown request");
-        }
-        let deadline = Instant::now() + STOP_GRACE;
-        while self.jupyter_alive() && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        if let Some(pid) = self.pid.filter(|_| self.jupyter_alive()) {
-            log("idle watch: Jupyter is still running: sending it SIGTERM");
-            if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-            }
-        }
-    }
-
-    fn jupyter_alive(&self) -> bool {
-        self.pid.is_none_or(alive)
     }
 }
 

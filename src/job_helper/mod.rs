@@ -10,7 +10,10 @@
 //! the original scraped the runtime file in an endless loop. With an idle
 //! timeout it then stays while Jupyter runs ([`idle`]).
 
+mod end_watch;
+mod extension;
 mod idle;
+mod jupyter;
 mod log;
 mod process;
 
@@ -26,7 +29,10 @@ use process::alive;
 use crate::api::{EndReason, Register};
 use crate::env_vars;
 use crate::proxy_client::{Ended, OUTAGE_PATIENCE, ProxyClient, ProxyClientError, through_outages};
-use crate::session_dir::{REGISTER_SECRET_FILE, SessionDir, SessionDirError, TOKEN_FILE};
+use crate::session_dir::{
+    REGISTER_SECRET_FILE, SessionDir, SessionDirError, SessionRecord, TOKEN_FILE,
+};
+use jupyter::JupyterApi;
 
 const POLL: Duration = Duration::from_millis(100);
 
@@ -45,6 +51,12 @@ pub enum RegisterError {
     JupyterExited { pid: u32, runtime_dir: PathBuf },
     #[error("waited {waited:?} for {what}; giving up")]
     TimedOut { what: String, waited: Duration },
+    #[error("cannot write the page inside Jupyter to {}", dir.display())]
+    Extension {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
     #[error(transparent)]
@@ -91,9 +103,17 @@ pub struct RegisterOptions {
     /// With `deregister`: what went wrong, when the batch script found it
     /// (kept in the session folder for `jrps up` and `jrps ls`).
     pub detail: Option<String>,
+    /// Only write the page inside Jupyter into this folder.
+    pub write_extension: Option<PathBuf>,
 }
 
 pub fn register(args: RegisterOptions) -> Result<(), RegisterError> {
+    if let Some(dir) = &args.write_extension {
+        return extension::write(dir).map_err(|source| RegisterError::Extension {
+            dir: dir.clone(),
+            source,
+        });
+    }
     let runtime = crate::proxy_client::runtime().map_err(RegisterError::Runtime)?;
     runtime.block_on(run(args))
 }
@@ -149,14 +169,7 @@ async fn run(args: RegisterOptions) -> Result<(), RegisterError> {
         ));
         return Ok(());
     }
-    let registered = go_live(
-        args,
-        &session_dir,
-        &record.proxy_endpoint(),
-        &record.alias,
-        &secret,
-    )
-    .await;
+    let registered = go_live(args, &session_dir, &record, &secret).await;
     if let Err(error) = &registered {
         // The cause, where `jrps up` and `jrps ls` on the login node read it.
         record_failure(&session_dir, &crate::error_chain::error_chain(error));
@@ -169,11 +182,11 @@ async fn run(args: RegisterOptions) -> Result<(), RegisterError> {
 async fn go_live(
     args: RegisterOptions,
     session_dir: &SessionDir,
-    endpoint: &crate::proxy_client::ProxyEndpoint,
-    alias: &str,
+    record: &SessionRecord,
     secret: &str,
 ) -> Result<(), RegisterError> {
-    let alias = alias.to_owned();
+    let endpoint = &record.proxy_endpoint();
+    let alias = record.alias.clone();
     let secret = secret.to_owned();
     let ip = args.ip.ok_or(RegisterError::NoNodeIp)?;
     let runtime_dir = args.runtime_dir.ok_or(RegisterError::TimedOut {
@@ -198,36 +211,101 @@ async fn go_live(
         endpoint.url
     ));
     let client = ProxyClient::new(endpoint, Some(ip))?;
+    let job = job_of(record);
+    let clock = match (&job, &record.time) {
+        (Some(job), Some(plan)) => job.ends_at().await.map(|ends_at| {
+            end_watch::first_clock(
+                ends_at,
+                plan.headroom_s,
+                plan.warn_before.clone(),
+                plan.save_before,
+            )
+        }),
+        _ => None,
+    };
     let register = Register {
         port,
         secret: secret.clone(),
+        clock: clock.clone(),
     };
     register_through_outages(&client, &alias, &register, OUTAGE_PATIENCE).await?;
     log(&format!(
         "{alias} is live: the proxy routes it to {ip}:{port}"
     ));
-    let Some(idle_timeout) = args.idle_timeout else {
+    if args.idle_timeout.is_none() && clock.is_none() {
         return Ok(());
-    };
+    }
     let token = session_dir.read_secret(TOKEN_FILE)?;
-    let watch = idle::IdleWatch {
-        jupyter: idle::JupyterApi::new(SocketAddr::new(ip, port), token)?,
-        proxy: &client,
-        alias: &alias,
-        secret: &secret,
-        pid: args.pid,
-        timeout: idle_timeout,
+    let jupyter = JupyterApi::new(SocketAddr::new(ip, port), token)?;
+    // Each watch runs only when it has something to watch; the first to
+    // finish decides, and a Jupyter that exits finishes both.
+    let idle = async {
+        match args.idle_timeout {
+            Some(timeout) => {
+                let watch = idle::IdleWatch {
+                    jupyter: &jupyter,
+                    proxy: &client,
+                    alias: &alias,
+                    secret: &secret,
+                    pid: args.pid,
+                    timeout,
+                };
+                (watch.run().await == idle::Outcome::Idle).then_some(EndReason::Idle)
+            }
+            None => std::future::pending().await,
+        }
     };
-    if watch.run().await == idle::Outcome::Idle {
-        record_end_reason(session_dir, EndReason::Idle);
-        if let Err(error) =
-            end_through_outages(&client, &alias, &secret, Some(EndReason::Idle)).await
-        {
+    let end = async {
+        match (job, clock) {
+            (Some(job), Some(clock)) => {
+                let watch = end_watch::EndWatch {
+                    proxy: &client,
+                    alias: &alias,
+                    secret: &secret,
+                    job,
+                    pid: args.pid,
+                    clock,
+                };
+                (watch.run().await == end_watch::Outcome::TimeUp).then_some(EndReason::TimeLimit)
+            }
+            _ => std::future::pending().await,
+        }
+    };
+    let reason = tokio::select! {
+        reason = idle => reason,
+        reason = end => reason,
+    };
+    if let Some(reason) = reason {
+        record_end_reason(session_dir, reason);
+        if let Err(error) = end_through_outages(&client, &alias, &secret, Some(reason)).await {
             log(&format!("could not end {alias} at the proxy: {error}"));
         }
-        watch.stop_jupyter().await;
+        let who = match reason {
+            EndReason::Idle => "idle watch",
+            _ => "end watch",
+        };
+        jupyter::stop_jupyter(&jupyter, args.pid, who).await;
     }
     Ok(())
+}
+
+/// The session's job, when the record names one and its scheduler.
+fn job_of(record: &SessionRecord) -> Option<end_watch::Job> {
+    // The launcher records the id once the scheduler gave it; a job that
+    // starts at once may run before that, and Slurm tells it its own.
+    let id = record
+        .job_id
+        .clone()
+        .or_else(|| std::env::var("SLURM_JOB_ID").ok())
+        .map(crate::scheduler::JobId)?;
+    let vars: std::collections::HashMap<String, String> = std::env::vars().collect();
+    let state =
+        crate::user_dirs::StateDirs::locate(|name| vars.get(name).map(String::as_str)).ok()?;
+    let scheduler = crate::scheduler::build(record.scheduler, state.local_jobs());
+    Some(end_watch::Job {
+        scheduler: scheduler.into(),
+        id,
+    })
 }
 
 async fn wait_for_port(
@@ -467,6 +545,7 @@ mod tests {
         Register {
             port: 8888,
             secret: "s".into(),
+            clock: None,
         }
     }
 

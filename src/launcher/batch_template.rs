@@ -54,8 +54,10 @@ struct TemplateContext<'a> {
     conda_init: Option<&'a str>,
     /// Seconds; absent when sessions are never stopped for being idle.
     idle_timeout_s: Option<u64>,
-    /// The wall time in seconds.
+    /// The job's wall time in seconds (with any headroom).
     time_s: u64,
+    /// Whether the job writes the page jrps puts inside Jupyter.
+    walltime_notice: bool,
     gpus: u32,
     server: &'a str,
 }
@@ -165,7 +167,8 @@ impl BatchTemplate {
             },
             conda_init: spec.site.conda_init.as_ref().map(|c| c.value.as_str()),
             idle_timeout_s: spec.idle_timeout.map(|t| t.seconds()),
-            time_s: spec.time.seconds(),
+            time_s: spec.job_time().seconds(),
+            walltime_notice: spec.site.walltime_notice,
             gpus: spec.gpus,
             server: spec.server.subcommand(),
         };
@@ -183,7 +186,7 @@ fn sbatch_directives(spec: &LaunchSpec) -> Vec<String> {
     let mut out = vec![
         format!("--job-name={}", spec.job_name()),
         format!("--partition={}", spec.partition.name),
-        format!("--time={}", spec.time),
+        format!("--time={}", spec.job_time()),
     ];
     out.extend(spec.gpu_option());
     if let Some(account) = &spec.account {

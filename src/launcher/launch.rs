@@ -200,7 +200,7 @@ async fn launch(
     } else {
         user_name(env)
     };
-    let ttl = Duration::from_secs(spec.time.seconds()) + GRACE + QUEUE_ALLOWANCE;
+    let ttl = Duration::from_secs(spec.job_time().seconds()) + GRACE + QUEUE_ALLOWANCE;
     let patience = Duration::from_secs(spec.site.proxy_outage_limit.value.seconds());
     let request = CreateSession {
         user: user.clone(),
@@ -326,6 +326,7 @@ impl Launch {
             log: log.clone(),
             created_at: unix_now(),
             expires_at: self.created.expires_at,
+            time: Some(spec.time_plan()),
         };
         session_dir.write_record(&record)?;
 

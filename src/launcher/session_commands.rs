@@ -33,6 +33,8 @@ pub enum SessionCommandError {
         "{alias} was launched from another login node or state directory: its token and log are there"
     )]
     Elsewhere { alias: String },
+    #[error("{alias} cannot be extended: {why}")]
+    NotExtendable { alias: String, why: String },
     #[error(transparent)]
     SessionDir(#[from] SessionDirError),
     #[error(transparent)]
@@ -57,7 +59,8 @@ impl SessionCommandError {
         match self {
             SessionCommandError::NotFound { .. }
             | SessionCommandError::NothingNamed
-            | SessionCommandError::Elsewhere { .. } => 2,
+            | SessionCommandError::Elsewhere { .. }
+            | SessionCommandError::NotExtendable { .. } => 2,
             SessionCommandError::Output(error) => error.exit_code(),
             _ => 1,
         }
@@ -72,6 +75,10 @@ impl SessionCommandError {
                 Some(format!("your sessions: {}", known.join(", ")))
             }
             SessionCommandError::NothingNamed => Some("see `jrps ls`".to_owned()),
+            SessionCommandError::NotExtendable { why, .. } if why.contains("extend_max") => Some(
+                "a partition with extend_max in site.toml gives its sessions room to be extended"
+                    .to_owned(),
+            ),
             SessionCommandError::Scheduler(error) => error.hint(),
             SessionCommandError::Proxy(error) => error.hint(),
             _ => None,
@@ -84,12 +91,32 @@ struct Session {
     dir: Option<SessionDir>,
     record: SessionRecord,
     state: StateDirs,
-    /// What the proxy says about how it ended (sessions from the proxy).
-    proxy_end: Option<EndReason>,
-    /// Its state at the proxy (sessions from the proxy).
-    proxy_state: Option<SessionState>,
-    /// The proxy waits for a new run of its job (sessions from the proxy).
-    proxy_restarted: bool,
+    /// What the proxy's listing said of it (sessions from the proxy).
+    proxy: Option<ProxyView>,
+}
+
+/// A session as the proxy sees it.
+#[derive(Debug, Clone, Copy)]
+struct ProxyView {
+    state: SessionState,
+    end_reason: Option<EndReason>,
+    /// It waits for a new run of its job.
+    restarted: bool,
+    /// When it ends, which `jrps extend` may have moved.
+    ends_at: Option<u64>,
+    extend_until: Option<u64>,
+}
+
+impl From<&crate::api::SessionStatus> for ProxyView {
+    fn from(s: &crate::api::SessionStatus) -> ProxyView {
+        ProxyView {
+            state: s.state,
+            end_reason: s.end_reason,
+            restarted: s.restarted,
+            ends_at: s.ends_at,
+            extend_until: s.extend_until,
+        }
+    }
 }
 
 impl Session {
@@ -102,11 +129,11 @@ impl Session {
         self.scheduler().status(&id).ok()
     }
 
-    /// The proxy's view (state, end reason, restarted): the listing's when
-    /// it had one, else asked now. `None` when the proxy does not answer.
-    fn proxy_view(&self) -> Option<(SessionState, Option<EndReason>, bool)> {
-        if let Some(state) = self.proxy_state {
-            return Some((state, self.proxy_end, self.proxy_restarted));
+    /// The proxy's view: the listing's when it had one, else asked now.
+    /// `None` when the proxy does not answer.
+    fn proxy_view(&self) -> Option<ProxyView> {
+        if let Some(view) = self.proxy {
+            return Some(view);
         }
         let client = ProxyClient::new(&self.record.proxy_endpoint(), None).ok()?;
         let runtime = crate::proxy_client::runtime().ok()?;
@@ -115,7 +142,7 @@ impl Session {
             .block_on(async { tokio::time::timeout(Duration::from_secs(5), ask).await })
             .ok()?
             .ok()?;
-        Some((status.state, status.end_reason, status.restarted))
+        Some(ProxyView::from(&status))
     }
 }
 
@@ -129,9 +156,7 @@ fn sessions(state: &StateDirs) -> Result<Vec<Session>, SessionCommandError> {
                 dir: Some(dir),
                 record,
                 state: state.clone(),
-                proxy_end: None,
-                proxy_state: None,
-                proxy_restarted: false,
+                proxy: None,
             });
         }
     }
@@ -202,11 +227,16 @@ fn from_proxy(
                 log: PathBuf::new(),
                 created_at: s.created_at,
                 expires_at: s.expires_at,
+                time: None,
             },
             state: state.clone(),
-            proxy_end: s.end_reason,
-            proxy_state: Some(s.state),
-            proxy_restarted: s.restarted,
+            proxy: Some(ProxyView {
+                state: s.state,
+                end_reason: s.end_reason,
+                restarted: s.restarted,
+                ends_at: s.ends_at,
+                extend_until: s.extend_until,
+            }),
         })
         .collect())
 }
@@ -256,8 +286,11 @@ struct Listing {
     /// Why a queued job waits (the scheduler's word).
     reason: Option<String>,
     node: Option<String>,
-    /// When a running job reaches its time limit (Unix seconds).
+    /// When a running session ends (Unix seconds): the end the proxy
+    /// holds, which `jrps extend` moves, else its job's time limit.
     ends_at: Option<u64>,
+    /// How far `jrps extend` may still move `ends_at`.
+    extend_until: Option<u64>,
     /// Why an ended session ended, when that is known.
     end_reason: Option<EndReason>,
     /// What made its job fail, in the job's words (the proxy's refusal, a
@@ -275,6 +308,7 @@ pub fn ls(json: bool) -> Result<(), SessionCommandError> {
         .iter()
         .map(|session| {
             let mut scheduler_end = None;
+            let mut view = None;
             let (state, reason, node, time_left) = match session.job_status() {
                 Some(JobStatus::Pending {
                     reason, restarts, ..
@@ -287,21 +321,20 @@ pub fn ls(json: bool) -> Result<(), SessionCommandError> {
                     node,
                     time_left,
                     restarts,
-                }) => (
-                    running_state(session.proxy_view(), restarts),
-                    None,
-                    Some(node),
-                    time_left,
-                ),
+                }) => {
+                    view = session.proxy_view();
+                    (running_state(view, restarts), None, Some(node), time_left)
+                }
                 Some(JobStatus::Ended { state }) => {
                     scheduler_end = state.as_deref().and_then(end_reason_of);
                     ("ended", None, None, None)
                 }
                 // Known only from the proxy, with a job this scheduler cannot see.
-                None if session.proxy_state.is_some() => {
-                    let state = match session.proxy_state {
-                        Some(SessionState::Ended) => "ended",
-                        Some(SessionState::Ready) => "running",
+                None if let Some(known) = session.proxy => {
+                    view = Some(known);
+                    let state = match known.state {
+                        SessionState::Ended => "ended",
+                        SessionState::Ready => "running",
                         _ => "pending",
                     };
                     (state, None, None, None)
@@ -315,11 +348,18 @@ pub fn ls(json: bool) -> Result<(), SessionCommandError> {
                 state,
                 reason,
                 node,
-                ends_at: time_left.map(|left| now + left),
+                // The proxy's end first: with headroom the job runs past it.
+                ends_at: view
+                    .filter(|v| v.state != SessionState::Ended)
+                    .and_then(|v| v.ends_at)
+                    .or(time_left.map(|left| now + left)),
+                extend_until: view.and_then(|v| v.extend_until),
                 end_reason: (state == "ended")
                     .then(|| {
                         let recorded = session.dir.as_ref().and_then(SessionDir::end_reason);
-                        recorded.or(session.proxy_end).or(scheduler_end)
+                        recorded
+                            .or(session.proxy.and_then(|p| p.end_reason))
+                            .or(scheduler_end)
                     })
                     .flatten(),
                 cause: session.dir.as_ref().and_then(SessionDir::failure),
@@ -378,16 +418,14 @@ pub fn ls(json: bool) -> Result<(), SessionCommandError> {
 /// What a running job's session is, by what the proxy sees: serving; its
 /// node not answering (it failed, and Slurm has not noticed yet); or a new
 /// run of the job starting after a node failure.
-fn running_state(
-    proxy: Option<(SessionState, Option<EndReason>, bool)>,
-    restarts: u32,
-) -> &'static str {
-    match proxy {
-        Some((SessionState::Pending, _, true)) => "restarting",
-        Some((SessionState::Ended, Some(EndReason::Unreachable), _)) if restarts > 0 => {
-            "restarting"
-        }
-        Some((SessionState::Ended, Some(EndReason::Unreachable), _)) => "unreachable",
+fn running_state(proxy: Option<ProxyView>, restarts: u32) -> &'static str {
+    let Some(view) = proxy else {
+        return "running";
+    };
+    match (view.state, view.end_reason) {
+        (SessionState::Pending, _) if view.restarted => "restarting",
+        (SessionState::Ended, Some(EndReason::Unreachable)) if restarts > 0 => "restarting",
+        (SessionState::Ended, Some(EndReason::Unreachable)) => "unreachable",
         _ => "running",
     }
 }
@@ -451,7 +489,7 @@ pub fn down(target: DownTarget) -> Result<(), SessionCommandError> {
         // Every live session: those the proxy already ended are not news.
         DownTarget::All => all_sessions()?
             .into_iter()
-            .filter(|s| s.dir.is_some() || s.proxy_state != Some(SessionState::Ended))
+            .filter(|s| s.dir.is_some() || s.proxy.is_none_or(|p| p.state != SessionState::Ended))
             .collect(),
         DownTarget::One(wanted) => vec![find(&wanted)?],
     };
@@ -507,4 +545,68 @@ async fn end_session(session: &Session) -> Result<(), SessionCommandError> {
         dir.remove()?;
     }
     Ok(())
+}
+
+/// `jrps extend SESSION TIME`: moves the session's end by `by`, within the
+/// headroom its partition's `extend_max` gave its job. The proxy holds the
+/// end (the page inside Jupyter and `jrps ls` read it there) and the job's
+/// end watch stops Jupyter when it comes.
+pub fn extend(wanted: &str, by: WallTime) -> Result<(), SessionCommandError> {
+    let session = find(wanted)?;
+    let alias = session.record.alias.clone();
+    let not_extendable = |why: String| SessionCommandError::NotExtendable {
+        alias: alias.clone(),
+        why,
+    };
+    if let Some(plan) = &session.record.time
+        && plan.headroom_s == 0
+    {
+        return Err(not_extendable(format!(
+            "partition {} has no extend_max in site.toml, so its job ends when the session does",
+            session.record.partition
+        )));
+    }
+    let secret = match &session.dir {
+        Some(dir) => dir.read_secret(REGISTER_SECRET_FILE)?,
+        None => String::new(),
+    };
+    let client = ProxyClient::new(&session.record.proxy_endpoint(), None)?;
+    let request = crate::api::Extend {
+        secret,
+        by_s: by.seconds(),
+    };
+    let runtime = crate::proxy_client::runtime().map_err(LauncherError::Output)?;
+    let status = match runtime.block_on(client.extend(&alias, &request)) {
+        Ok(status) => status,
+        // The headroom is used up, or the session has none or has ended:
+        // nothing changed, and the proxy says why.
+        Err(error) if error.status() == Some(reqwest::StatusCode::CONFLICT) => {
+            return Err(not_extendable(error.detail().unwrap_or_default()));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let now = unix_now();
+    let line = match (status.ends_at, status.extend_until) {
+        (Some(ends_at), until) => {
+            let left = until.map_or(String::new(), |until| {
+                format!("; it may be extended by {} more", span(until - ends_at))
+            });
+            format!(
+                "{alias} now ends in {}{left}",
+                span(ends_at.saturating_sub(now))
+            )
+        }
+        (None, _) => format!("{alias} extended by {by}"),
+    };
+    crate::launcher::print_stdout(&format!("{line}\n"))?;
+    Ok(())
+}
+
+/// A span of seconds as people say it: `1 h 05 min`, `12 min`, `40 s`.
+fn span(seconds: u64) -> String {
+    match seconds {
+        s if s >= 3600 => format!("{} h {:02} min", s / 3600, s % 3600 / 60),
+        s if s >= 60 => format!("{} min", s / 60),
+        s => format!("{s} s"),
+    }
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+use crate::api::SessionClock;
 use crate::launcher::launcher_error::LauncherError;
 use crate::launcher::layers::{LaunchTable, Layers};
 use crate::launcher::source::{Layer, Source, Sourced, line_of};
@@ -80,9 +81,28 @@ pub struct Partition {
     pub idle_timeout: Option<Sourced<Option<WallTime>>>,
     /// The longest idle timeout a session may ask for.
     pub max_idle_timeout: Option<Sourced<WallTime>>,
+    /// How far `jrps extend` may move a session's end beyond the time
+    /// asked, in total: the job is submitted with this much more.
+    pub extend_max: Option<Sourced<WallTime>>,
+    /// This partition's own `walltime_warn` and `walltime_save`.
+    pub walltime: WalltimeNotice,
     /// Where the partition is defined (the `[partitions.NAME]` header).
     pub source: Source,
 }
+
+/// When the page inside Jupyter warns and saves before a session's end.
+/// Each field unset takes the site's, and the site's unset the defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WalltimeNotice {
+    /// How long before the end to warn, each once.
+    pub warn: Option<Vec<WallTime>>,
+    /// How long before the end to save every open document.
+    pub save: Option<WallTime>,
+}
+
+/// Warnings 15 and 5 minutes before the end, and a save 2 minutes before.
+const DEFAULT_WARN_MINUTES: [u64; 2] = [15, 5];
+const DEFAULT_SAVE_MINUTES: u64 = 2;
 
 /// The resolved site configuration.
 #[derive(Debug, Clone)]
@@ -119,6 +139,10 @@ pub struct SiteConfig {
     /// (its default); `false` submits with `--no-requeue`, and the session
     /// ends with its node.
     pub requeue: bool,
+    /// `walltime_notice = false` turns the page inside Jupyter off.
+    pub walltime_notice: bool,
+    /// The site's `walltime_warn` and `walltime_save`.
+    pub walltime: WalltimeNotice,
     pub batch_dirs: Vec<PathBuf>,
     pub partitions: BTreeMap<String, Partition>,
     /// The `[defaults]` table: launch fields for every profile.
@@ -143,6 +167,9 @@ struct SiteFile {
     node_interface: Option<Spanned<String>>,
     proxy_outage_limit: Option<Spanned<toml::Value>>,
     requeue: Option<bool>,
+    walltime_notice: Option<bool>,
+    walltime_warn: Option<Spanned<Vec<Spanned<toml::Value>>>>,
+    walltime_save: Option<Spanned<toml::Value>>,
     batch_dirs: Option<Vec<PathBuf>>,
     partitions: Option<BTreeMap<String, Spanned<PartitionFile>>>,
     defaults: Option<LaunchTable>,
@@ -161,6 +188,9 @@ struct PartitionFile {
     gpu_flag: Option<GpuFlag>,
     idle_timeout: Option<Spanned<toml::Value>>,
     max_idle_timeout: Option<Spanned<toml::Value>>,
+    extend_max: Option<Spanned<toml::Value>>,
+    walltime_warn: Option<Spanned<Vec<Spanned<toml::Value>>>>,
+    walltime_save: Option<Spanned<toml::Value>>,
 }
 
 /// `proxy_outage_limit` when the site sets none: longer than a proxy
@@ -191,6 +221,8 @@ impl SiteConfig {
                     gpu_flag: GpuFlag::Gres,
                     idle_timeout: None,
                     max_idle_timeout: None,
+                    extend_max: None,
+                    walltime: WalltimeNotice::default(),
                     source: Source::BuiltInSite,
                 };
                 (name.to_string(), partition)
@@ -217,6 +249,8 @@ impl SiteConfig {
                 Source::BuiltInSite,
             ),
             requeue: true,
+            walltime_notice: true,
+            walltime: WalltimeNotice::default(),
             batch_dirs: Vec::new(),
             partitions,
             defaults: Layers::default(),
@@ -285,6 +319,8 @@ impl SiteConfig {
             site.proxy_outage_limit = rules::proxy_outage_limit(limit, &at)?;
         }
         site.requeue = file.requeue.unwrap_or(true);
+        site.walltime_notice = file.walltime_notice.unwrap_or(true);
+        site.walltime = rules::walltime_notice(file.walltime_warn, file.walltime_save, &at)?;
         site.batch_dirs = file.batch_dirs.unwrap_or_default();
         if let Some(partitions) = file.partitions {
             site.partitions = rules::partitions(partitions, &at)?;
@@ -297,6 +333,31 @@ impl SiteConfig {
             site.defaults = layers;
         }
         Ok(site)
+    }
+
+    /// When the page inside a session on `partition` warns and saves, in
+    /// seconds before its end: the partition's settings, else the site's,
+    /// else 15 and 5 minutes and 2 minutes.
+    pub fn walltime_notice(&self, partition: &Partition) -> (Vec<u32>, u32) {
+        let seconds = |t: &WallTime| u32::try_from(t.seconds()).unwrap_or(u32::MAX);
+        let warn = partition
+            .walltime
+            .warn
+            .as_ref()
+            .or(self.walltime.warn.as_ref())
+            .map(|warn| warn.iter().map(seconds).collect())
+            .unwrap_or_else(|| {
+                DEFAULT_WARN_MINUTES
+                    .iter()
+                    .map(|m| *m as u32 * 60)
+                    .collect()
+            });
+        let save = partition
+            .walltime
+            .save
+            .or(self.walltime.save)
+            .map_or(DEFAULT_SAVE_MINUTES as u32 * 60, |t| seconds(&t));
+        (warn, save)
     }
 
     /// The partition marked `default = true`, if any.
@@ -511,12 +572,12 @@ mod rules {
                 allowed: "letters, digits, `-`, `_` and `.`".into(),
             });
         }
-        let limit = |s: Option<Sourced<Option<WallTime>>>| {
-            s.and_then(|s| Some(Sourced::new(s.value?, s.source)))
-        };
+        let limit = limit_of;
         let max_time = limit(time(p.max_time, "max_time", false, at)?);
         let idle_timeout = time(p.idle_timeout, "idle_timeout", true, at)?;
         let max_idle_timeout = limit(time(p.max_idle_timeout, "max_idle_timeout", false, at)?);
+        let extend_max = limit(time(p.extend_max, "extend_max", false, at)?);
+        let walltime = walltime_notice(p.walltime_warn, p.walltime_save, at)?;
         if let (Some(default), Some(max)) = (&idle_timeout, &max_idle_timeout)
             && default.value.is_none_or(|t| t > max.value)
         {
@@ -549,8 +610,66 @@ mod rules {
             gpu_flag: p.gpu_flag.unwrap_or(GpuFlag::Gpus),
             idle_timeout,
             max_idle_timeout,
+            extend_max,
+            walltime,
             source,
         })
+    }
+
+    /// `walltime_warn` (a list of times, at most eight) and `walltime_save`,
+    /// each at most a day: the page polls the proxy, and a day is more
+    /// warning than anyone reads.
+    pub(super) fn walltime_notice(
+        warn: Option<Spanned<Vec<Spanned<toml::Value>>>>,
+        save: Option<Spanned<toml::Value>>,
+        at: &SiteText,
+    ) -> Result<WalltimeNotice, LauncherError> {
+        let within_a_day = |value: Spanned<toml::Value>, field: &'static str| {
+            let span = value.span();
+            let time = limit_of(time(Some(value), field, false, at)?);
+            match time {
+                Some(t) if t.value.seconds() > u64::from(SessionClock::MAX_SPAN_S) => {
+                    Err(LauncherError::Invalid {
+                        field: field.into(),
+                        value: t.value.to_string(),
+                        origin: at.source(span.start),
+                        problem: "it is over a day".into(),
+                        allowed: "a time from 1 second to 24 hours, such as 15 or \"0:40\"".into(),
+                    })
+                }
+                t => Ok(t.map(|t| t.value)),
+            }
+        };
+        let warn = match warn {
+            None => None,
+            Some(list) => {
+                let source = at.source(list.span().start);
+                let list = list.into_inner();
+                if list.len() > SessionClock::MAX_WARNINGS {
+                    return Err(LauncherError::Invalid {
+                        field: "walltime_warn".into(),
+                        value: format!("{} times", list.len()),
+                        origin: source,
+                        problem: "it has too many times".into(),
+                        allowed: format!("at most {} times", SessionClock::MAX_WARNINGS),
+                    });
+                }
+                let mut times = Vec::with_capacity(list.len());
+                for item in list {
+                    times.extend(within_a_day(item, "walltime_warn")?);
+                }
+                Some(times)
+            }
+        };
+        let save = save
+            .map(|s| within_a_day(s, "walltime_save"))
+            .transpose()?
+            .flatten();
+        Ok(WalltimeNotice { warn, save })
+    }
+
+    fn limit_of(s: Option<Sourced<Option<WallTime>>>) -> Option<Sourced<WallTime>> {
+        s.and_then(|s| Some(Sourced::new(s.value?, s.source)))
     }
 
     /// A partition's time limit (`off` allowed where `off` is true).

@@ -107,7 +107,7 @@ fn readme_tensorflow_image() {
         ],
     );
     assert!(script.contains(&format!(
-        "singularity exec --nv --bind \"$JUPYTER_RUNTIME_DIR\" {TENSORFLOW} jupyter lab"
+        "singularity exec --nv --bind \"$JUPYTER_RUNTIME_DIR\" --bind \"$JRPS_SESSION_DIR/jupyter\" {TENSORFLOW} jupyter lab"
     )));
 }
 
@@ -127,7 +127,7 @@ fn readme_pytorch_image() {
         ],
     );
     assert!(script.contains(&format!(
-        "singularity exec --nv --bind \"$JUPYTER_RUNTIME_DIR\" {PYTORCH} jupyter lab"
+        "singularity exec --nv --bind \"$JUPYTER_RUNTIME_DIR\" --bind \"$JRPS_SESSION_DIR/jupyter\" {PYTORCH} jupyter lab"
     )));
 }
 
@@ -159,7 +159,7 @@ fn image_without_gpus_runs_without_nv() {
     let output = Test::new().args(&["render", "-i", "/images/cpu.sif"]).run();
     output
         .success()
-        .stdout_has("singularity exec --bind \"$JUPYTER_RUNTIME_DIR\" /images/cpu.sif jupyter lab");
+        .stdout_has("singularity exec --bind \"$JUPYTER_RUNTIME_DIR\" --bind \"$JRPS_SESSION_DIR/jupyter\" /images/cpu.sif jupyter lab");
 }
 
 #[test]
@@ -389,5 +389,52 @@ fn profile_with_a_conda_environment() {
     assert!(
         script.contains("--pid \"$jupyter_pid\" &\n"),
         "no idle watch: {script}"
+    );
+}
+
+/// `extend_max` gives the job room for `jrps extend`: it is submitted with
+/// the time asked plus that, never over the partition's `max_time`; without
+/// it the time asked is exactly what is submitted.
+#[test]
+fn headroom_is_added_to_the_submitted_time_within_max_time() {
+    let site = "[partitions.debug]\nmax_time = 30\nextend_max = 15\n\
+                [partitions.compute]\ndefault = true\n";
+    let render = |args: &[&str]| {
+        let mut all = vec!["render"];
+        all.extend_from_slice(args);
+        let output = Test::new().site_file("site.toml", site).args(&all).run();
+        output.success();
+        output.stdout
+    };
+    assert!(render(&["-p", "debug", "-t", "10"]).contains("#SBATCH --time=00:25:00\n"));
+    // 25 asked, 30 allowed: 5 of headroom, not 15.
+    assert!(render(&["-p", "debug", "-t", "25"]).contains("#SBATCH --time=00:30:00\n"));
+    assert!(render(&["-p", "compute", "-t", "10"]).contains("#SBATCH --time=00:10:00\n"));
+}
+
+/// `walltime_notice = false`: no page inside Jupyter, nothing on JUPYTER_PATH.
+#[test]
+fn walltime_notice_off_leaves_jupyter_alone() {
+    let output = Test::new()
+        .site_file("site.toml", "walltime_notice = false\n")
+        .args(&["render", "-i", "/images/cpu.sif"])
+        .run();
+    output.success();
+    assert!(
+        !output.stdout.contains("--write-extension \""),
+        "{}",
+        output.stdout
+    );
+    assert!(
+        !output.stdout.contains("export JUPYTER_PATH"),
+        "{}",
+        output.stdout
+    );
+    assert!(
+        output
+            .stdout
+            .contains("singularity exec --bind \"$JUPYTER_RUNTIME_DIR\" /images/cpu.sif"),
+        "{}",
+        output.stdout
     );
 }

@@ -66,7 +66,7 @@ fn prepare(args: &[&str], session: bool, site: &str) -> (Command, Test, std::pat
     // Each stub appends one line to the log: what ran, with which arguments.
     stub(&bin, "hostname", "echo '10.9.8.7 fe80::1'");
     let jupyter_stub = format!(
-        "echo \"jupyter $* cwd=$PWD token=$JUPYTER_TOKEN runtime_mode=$(stat -c %a \"$JUPYTER_RUNTIME_DIR\")\" >> {log}
+        "echo \"jupyter $* cwd=$PWD token=$JUPYTER_TOKEN runtime_mode=$(stat -c %a \"$JUPYTER_RUNTIME_DIR\") jupyter_path=${{JUPYTER_PATH:-}}\" >> {log}
 if [[ -n ${{STUB_SLEEP:-}} ]]; then exec sleep \"$STUB_SLEEP\"; fi",
         log = log.display()
     );
@@ -136,7 +136,8 @@ shift; exec \"$@\"",
             format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
         )
         .env("HOME", &home)
-        .env("TMPDIR", &root);
+        .env("TMPDIR", &root)
+        .env("JUPYTER_PATH", "/users/own");
     if session {
         let dir = root.join("session");
         std::fs::create_dir_all(&dir).unwrap();
@@ -152,7 +153,13 @@ fn script_starts_jupyter_registers_and_deregisters_in_order() {
     let root = t.path();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let lines: Vec<&str> = run.log.lines().collect();
-    assert_eq!(lines.len(), 3, "{}", run.log);
+    assert_eq!(lines.len(), 4, "{}", run.log);
+    // The page inside Jupyter is written first, and its folder leads
+    // JUPYTER_PATH, ahead of the user's own.
+    assert_eq!(
+        lines[0],
+        "jrps register --write-extension [TMP]/session/jupyter"
+    );
     // Jupyter runs in the background, so its line and register's may come in
     // either order; deregistration comes after both (it runs after `wait`).
     let jupyter = lines
@@ -166,7 +173,7 @@ fn script_starts_jupyter_registers_and_deregisters_in_order() {
         ""
     };
     let expected = format!(
-        "jupyter lab --no-browser --port=0 --ip=10.9.8.7 --ServerApp.allow_remote_access=True --ServerApp.trust_xheaders=True{root_flag} cwd=[TMP]/home/work dir token=tok-123 runtime_mode=700"
+        "jupyter lab --no-browser --port=0 --ip=10.9.8.7 --ServerApp.allow_remote_access=True --ServerApp.trust_xheaders=True{root_flag} cwd=[TMP]/home/work dir token=tok-123 runtime_mode=700 jupyter_path=[TMP]/session/jupyter:/users/own"
     );
     assert!(jupyter.starts_with(&expected), "{jupyter}");
     let register = lines
@@ -179,7 +186,7 @@ fn script_starts_jupyter_registers_and_deregisters_in_order() {
     );
     assert!(register.contains(" --pid "), "{register}");
     assert_eq!(
-        lines[2],
+        lines[3],
         "jrps register --deregister --reason jupyter-exited"
     );
     // The private runtime dir is removed on exit.
@@ -310,7 +317,11 @@ fn script_activates_the_conda_environment_with_a_stand_in_conda_sh() {
 fn script_that_fails_before_jupyter_reports_job_failed() {
     let (run, _t) = run_script(&["-d", "~/no such dir"], true);
     assert_ne!(run.code, 0, "{}", run.stderr);
-    assert_eq!(run.log, "jrps register --deregister --reason job-failed\n");
+    assert_eq!(
+        run.log,
+        "jrps register --write-extension [TMP]/session/jupyter\n\
+         jrps register --deregister --reason job-failed\n"
+    );
 }
 
 /// A node whose only address is loopback (`hostname -I` prints nothing):

@@ -422,3 +422,27 @@ fn conda_env_names_that_could_be_options_are_refused() {
     refused("error__conda_env_option", render(&["--conda-env=-h"]))
         .stderr_has("invalid conda_env `-h`");
 }
+
+#[test]
+fn walltime_settings_name_the_key_and_line() {
+    let output = refused(
+        "error__walltime_warn_over_a_day",
+        Test::new()
+            .site_file(
+                "site.toml",
+                "walltime_save = 2\nwalltime_warn = [15, \"2-00:00:00\"]\n",
+            )
+            .args(&["render"]),
+    );
+    assert!(output.stderr.contains("walltime_warn"), "{}", output.stderr);
+    assert!(output.stderr.contains("site.toml:2"), "{}", output.stderr);
+    assert!(output.stderr.contains("over a day"), "{}", output.stderr);
+    let output = refused(
+        "error__extend_max_garbage",
+        Test::new()
+            .site_file("site.toml", "[partitions.debug]\nextend_max = \"soon\"\n")
+            .args(&["render", "-p", "debug"]),
+    );
+    assert!(output.stderr.contains("extend_max"), "{}", output.stderr);
+    assert!(output.stderr.contains("site.toml:2"), "{}", output.stderr);
+}

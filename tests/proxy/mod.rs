@@ -2,6 +2,7 @@
 
 mod api;
 pub(crate) mod backends;
+mod channel;
 mod forwarding;
 mod framing;
 mod fuzz_corpus;

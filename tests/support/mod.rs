@@ -225,3 +225,11 @@ pub fn until_sync<T>(
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Now, in Unix seconds, as the proxy and the job write times.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs()
+}

@@ -188,6 +188,34 @@ impl LaunchSpec {
     pub fn job_name(&self) -> String {
         format!("jrps-{}", self.profile)
     }
+
+    /// How much longer than asked the job runs, so that `jrps extend` can
+    /// move the session's end: the partition's `extend_max`, within its
+    /// `max_time`. The session ends at the time asked all the same.
+    pub fn headroom_s(&self) -> u64 {
+        let Some(extend_max) = &self.partition.extend_max else {
+            return 0;
+        };
+        let room = self.partition.max_time.as_ref().map_or(u64::MAX, |max| {
+            max.value.seconds().saturating_sub(self.time.seconds())
+        });
+        extend_max.value.seconds().min(room)
+    }
+
+    /// The time the job is submitted with: what was asked, plus headroom.
+    pub fn job_time(&self) -> WallTime {
+        WallTime::from_seconds(self.time.seconds() + self.headroom_s()).unwrap_or(self.time)
+    }
+
+    /// What the job's end watch and the page inside Jupyter need.
+    pub fn time_plan(&self) -> crate::session_dir::TimePlan {
+        let (warn_before, save_before) = self.site.walltime_notice(&self.partition);
+        crate::session_dir::TimePlan {
+            headroom_s: self.headroom_s(),
+            warn_before,
+            save_before,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,8 @@ use bytes::Bytes;
 use http::StatusCode;
 
 use crate::api::{
-    self, Activity, ActivityQuery, EndReason, LinkJob, Register, ReportPhase, SessionState,
+    self, Activity, ActivityQuery, ClockBeat, EndReason, LinkJob, Register, ReportPhase,
+    SessionState,
 };
 use crate::clock::unix_now;
 use crate::proxy::answers::failure::Failure;
@@ -104,6 +105,11 @@ pub(super) async fn register(
 ) -> ApiResult {
     let arrived = Instant::now();
     let request: Register = parse(body)?;
+    if let Some(clock) = &request.clock {
+        clock
+            .check()
+            .map_err(|problem| Refusal::new(Failure::InvalidField, format!("clock: {problem}")))?;
+    }
     let ip = from_backends(shared, conn)?;
     let backend = SocketAddr::new(ip, request.port);
     let now = unix_now();
@@ -146,6 +152,8 @@ pub(super) async fn register(
                 backend_authority: authority_of(backend),
                 state: SessionState::Ready,
                 registered_at: Some(now),
+                // This run's: a job started again has a new end.
+                clock: request.clock.clone(),
                 ..s.clone()
             })
         })
@@ -255,4 +263,51 @@ pub(super) async fn activity(
             last_request_at: session.load.last_request(),
         },
     ))
+}
+
+/// The job's watch, every few minutes: the job's end as the scheduler says
+/// now (an operator's `scontrol update TimeLimit=` moves it), answered with
+/// the session's clock, whose end `jrps extend` may have moved. The same
+/// guard as `activity`.
+pub(super) async fn clock_beat(
+    shared: &Arc<Shared>,
+    conn: ConnInfo,
+    alias: &str,
+    body: &Bytes,
+) -> ApiResult {
+    let request: ClockBeat = parse(body)?;
+    let session = shared
+        .store
+        .get(alias)
+        .ok_or_else(|| Refusal::new(Failure::NotFound, "no such session"))?;
+    owner_only(shared, conn, &session)?;
+    if !secret_ok(&session, &request.secret) {
+        return Err(bad_secret());
+    }
+    let Some(clock) = &session.clock else {
+        return Err(Refusal::new(
+            Failure::Conflict,
+            "the session has no clock: its registration reported no end",
+        ));
+    };
+    let moved = request
+        .job_ends_at
+        .map(|end| clock.with_job_end(end))
+        .filter(|moved| moved != clock);
+    let session = match moved {
+        None => session,
+        Some(_) => {
+            shared
+                .store
+                .update(alias, |s| {
+                    let clock = match (&s.clock, request.job_ends_at) {
+                        (Some(clock), Some(end)) => Some(clock.with_job_end(end)),
+                        (clock, _) => clock.clone(),
+                    };
+                    Ok::<_, Refusal>(Session { clock, ..s.clone() })
+                })
+                .await??
+        }
+    };
+    Ok(json(StatusCode::OK, &session.clock))
 }

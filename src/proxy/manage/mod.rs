@@ -7,7 +7,9 @@
 //! - this file: the routes (`dispatch`), `/healthz` and `/metrics`
 //! - `guards`: credentials, addresses, owners and secrets
 //! - `sessions`: create, list, status, delete (from login nodes)
-//! - `jobs`: link, phase, register, restart, activity (from the job)
+//! - `jobs`: link, phase, register, restart, activity, clock (from the job)
+//! - `channel`: the status and extend calls a session's own page makes, on
+//!   its origin behind its edge cookie
 //! - `reply`: refusals, JSON bodies, the request body within its limit
 //! - `aliases`: the words an alias is drawn from
 //!
@@ -20,6 +22,7 @@
 //! nothing durable.
 
 mod aliases;
+pub mod channel;
 mod guards;
 mod jobs;
 mod reply;
@@ -37,9 +40,9 @@ use crate::proxy::answers::failure::Failure;
 use crate::proxy::request::plumbing::{ConnInfo, ProxyBody, full};
 use crate::proxy::shared::Shared;
 use guards::{credential, from_clients, owned_by, prove};
-use jobs::{activity, link_job, register, report_phase, restart};
+use jobs::{activity, clock_beat, link_job, register, report_phase, restart};
 use reply::{ApiResult, Refusal, json, known_alias, read_body, text};
-use sessions::{create, delete, list, status};
+use sessions::{create, delete, extend, list, status};
 
 pub async fn respond(
     shared: &Arc<Shared>,
@@ -142,6 +145,14 @@ async fn dispatch(shared: &Arc<Shared>, conn: ConnInfo, req: Request<Incoming>) 
             let alias = known_alias(alias)?;
             activity(shared, conn, &alias, &body).await
         }
+        (["sessions", alias, "clock"], &Method::POST) => {
+            let alias = known_alias(alias)?;
+            clock_beat(shared, conn, &alias, &body).await
+        }
+        (["sessions", alias, "extend"], &Method::POST) => {
+            let alias = known_alias(alias)?;
+            extend(shared, conn, caller, &alias, &body).await
+        }
         (["sessions", alias, "register"], &Method::POST) => {
             let alias = known_alias(alias)?;
             register(shared, conn, &alias, &body).await
@@ -164,7 +175,7 @@ async fn dispatch(shared: &Arc<Shared>, conn: ConnInfo, req: Request<Incoming>) 
             | [
                 "sessions",
                 _,
-                "job" | "register" | "restart" | "phase" | "activity",
+                "job" | "register" | "restart" | "phase" | "activity" | "clock" | "extend",
             ],
             _,
         ) => Err(Refusal::new(

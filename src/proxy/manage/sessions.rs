@@ -8,8 +8,8 @@ use bytes::Bytes;
 use http::StatusCode;
 
 use crate::api::{
-    CreateSession, DeleteSession, EndReason, OwnSession, SessionCreated, SessionState,
-    SessionStatus,
+    CreateSession, DeleteSession, EndReason, Extend, ExtendRefused, OwnSession, SessionCreated,
+    SessionState, SessionStatus,
 };
 use crate::clock::unix_now;
 use crate::identity::Caller;
@@ -101,6 +101,7 @@ pub(super) async fn create(
             end_reason: None,
             owner: caller.map(|c| c.uid),
             client: Some(canonical_ip(conn.peer.ip())),
+            clock: None,
             revision: 0,
             load: Arc::default(),
         };
@@ -172,6 +173,8 @@ pub(super) fn list(shared: &Shared, conn: ConnInfo, caller: Option<Caller>) -> A
                 expires_at: s.expires_at,
                 end_reason: status.end_reason,
                 restarted: status.restarted,
+                ends_at: status.ends_at,
+                extend_until: status.extend_until,
             }
         })
         .collect();
@@ -257,6 +260,75 @@ pub(super) async fn delete(
     Ok(no_content())
 }
 
+/// `jrps extend`: the owner moves the session's end within its headroom.
+/// The same guards as `delete`.
+pub(super) async fn extend(
+    shared: &Arc<Shared>,
+    conn: ConnInfo,
+    caller: Option<Caller>,
+    alias: &str,
+    body: &Bytes,
+) -> ApiResult {
+    let request: Extend = parse(body)?;
+    let session = shared
+        .store
+        .get(alias)
+        .ok_or_else(|| Refusal::new(Failure::NotFound, "no such session"))?;
+    owner_only(shared, conn, &session)?;
+    let proven_owner = caller.is_some() && request.secret.is_empty();
+    if !proven_owner && !secret_ok(&session, &request.secret) {
+        return Err(bad_secret());
+    }
+    let session = extend_end(shared, alias, request.by_s).await?;
+    Ok(json(StatusCode::OK, &status_of(&session)))
+}
+
+/// Moves a live session's end by `by_s` seconds, within its headroom: the
+/// one rule for `jrps extend` and the page's Extend action.
+pub(in crate::proxy) async fn extend_end(
+    shared: &Shared,
+    alias: &str,
+    by_s: u64,
+) -> Result<Arc<Session>, Refusal> {
+    if by_s == 0 {
+        return Err(Refusal::new(
+            Failure::InvalidField,
+            "by_s must be at least 1 second",
+        ));
+    }
+    let now = unix_now();
+    let extended = shared
+        .store
+        .update(alias, |s| {
+            if !s.is_live(now) {
+                return Err(Refusal::new(Failure::Conflict, "the session has ended"));
+            }
+            let Some(clock) = &s.clock else {
+                return Err(Refusal::new(
+                    Failure::Conflict,
+                    "the session's end is not known yet: its Jupyter has not registered",
+                ));
+            };
+            let clock = clock.extended(by_s).map_err(|refused| match refused {
+                ExtendRefused::NoHeadroom => Refusal::new(
+                    Failure::Conflict,
+                    "its partition has no extend_max: the session ends with its job",
+                ),
+                ExtendRefused::BeyondHeadroom { left_s } => Refusal::new(
+                    Failure::Conflict,
+                    format!("beyond the headroom: at most {left_s} s more"),
+                ),
+            })?;
+            Ok(Session {
+                clock: Some(clock),
+                ..s.clone()
+            })
+        })
+        .await??;
+    tracing::info!(alias, by_s, "session extended");
+    Ok(extended)
+}
+
 pub(super) fn random_bytes() -> [u8; 32] {
     let mut bytes = [0u8; 32];
     rand::fill(&mut bytes);
@@ -280,5 +352,7 @@ pub(super) fn status_of(session: &Session) -> SessionStatus {
             .then(|| session.end_reason_now())
             .flatten(),
         restarted: session.is_restarting(),
+        ends_at: session.clock.as_ref().map(|c| c.ends_at),
+        extend_until: session.clock.as_ref().and_then(|c| c.extend_until),
     }
 }

@@ -26,7 +26,7 @@ use http_body_util::BodyExt;
 use httparse::{Header, Status};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::api::SessionState;
+use crate::api::{CHANNEL_PREFIX, SessionState};
 
 use crate::clock::unix_now;
 use crate::proxy::answers::failure::Failure;
@@ -261,7 +261,12 @@ pub(crate) fn take<'b, T>(
         return None;
     };
     let (method, path) = (req.method?, req.path?);
-    if req.version != Some(1) || !path.starts_with('/') || method == "CONNECT" {
+    // The session's channel is the proxy's to answer, on hyper's path.
+    if req.version != Some(1)
+        || !path.starts_with('/')
+        || method == "CONNECT"
+        || path.starts_with(CHANNEL_PREFIX)
+    {
         return None;
     }
     let mut host = None;

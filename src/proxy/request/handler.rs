@@ -11,7 +11,7 @@ use http::header::{ORIGIN, SET_COOKIE, UPGRADE};
 use http::{Request, Response};
 use hyper::body::Incoming;
 
-use crate::api::SessionState;
+use crate::api::{CHANNEL_PREFIX, SessionState};
 
 use crate::clock::unix_now;
 use crate::proxy::answers::failure::Failure;
@@ -81,7 +81,10 @@ async fn session_request(
         return full(pages::page(Failure::UnknownAlias, alias));
     };
     let now = unix_now();
-    if !session.is_live(now) {
+    // The channel answers for an ended session too: the page in the
+    // browser learns that way that it ended, and why.
+    let channel = req.uri().path().starts_with(CHANNEL_PREFIX);
+    if !session.is_live(now) && !channel {
         return full(pages::ended(alias, session.end_reason_now()));
     }
     let https = shared.config.public_scheme_is_https();
@@ -123,6 +126,7 @@ async fn session_request(
     let set_cookie = (auth == Auth::Token)
         .then(|| edge_auth::cookie_header(&session, now, shared.config.public_scheme_is_https()));
     let mut response = match (session.state, &session.backend_authority) {
+        _ if channel => crate::proxy::manage::channel::respond(shared, &session, req).await,
         (SessionState::Ready, Some(backend)) => {
             // Held until the backend's answer starts: what one session may
             // have waiting on its Jupyter at once.

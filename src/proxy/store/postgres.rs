@@ -68,11 +68,11 @@ const FOLLOWER_IDLE: Duration = Duration::from_secs(15);
 
 const COLUMNS: &str = "alias, \"user\", token_sha256, secret_sha256, cookie, job_id, backend, \
                        state, created_at, expires_at, registered_at, ended_at, end_reason, \
-                       owner_uid, client, revision";
+                       owner_uid, client, clock, revision";
 
 /// A row's values in the order of [`COLUMNS`], but `revision`, which the
 /// database draws: the one list inserts and updates both bind.
-fn bind(s: &StoredSession) -> [&(dyn tokio_postgres::types::ToSql + Sync); 15] {
+fn bind(s: &StoredSession) -> [&(dyn tokio_postgres::types::ToSql + Sync); 16] {
     [
         &s.alias,
         &s.user,
@@ -89,6 +89,7 @@ fn bind(s: &StoredSession) -> [&(dyn tokio_postgres::types::ToSql + Sync); 15] {
         &s.end_reason,
         &s.owner_uid,
         &s.client,
+        &s.clock,
     ]
 }
 
@@ -936,7 +937,8 @@ fn stored(row: &Row) -> Result<StoredSession, tokio_postgres::Error> {
         end_reason: row.try_get(12)?,
         owner_uid: row.try_get(13)?,
         client: row.try_get(14)?,
-        revision: row.try_get(15)?,
+        clock: row.try_get(15)?,
+        revision: row.try_get(16)?,
     })
 }
 

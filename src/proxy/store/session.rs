@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use http::uri::Authority;
 
-use crate::api::{EndReason, SessionState};
+use crate::api::{EndReason, SessionClock, SessionState};
 use crate::clock::unix_now;
 use crate::proxy::budget::SessionLoad;
 use crate::proxy::cookie_key::CookieKey;
@@ -41,6 +41,9 @@ pub struct Session {
     /// SQLite, where sessions loaded at start count toward their user and
     /// the total).
     pub client: Option<IpAddr>,
+    /// When it ends and when its page warns: what its job reported at
+    /// registration, moved by the scheduler and by `jrps extend` since.
+    pub clock: Option<SessionClock>,
     /// Which version of the row this is (set by the backend when it commits).
     pub revision: u64,
     /// Requests in flight and tunnels open, across its snapshots.
@@ -99,6 +102,9 @@ pub(super) struct StoredSession {
     pub(super) end_reason: Option<String>,
     pub(super) owner_uid: Option<i64>,
     pub(super) client: Option<String>,
+    /// [`SessionClock`] as JSON: one column for a record that only the
+    /// proxy reads.
+    pub(super) clock: Option<String>,
     pub(super) revision: i64,
 }
 
@@ -128,6 +134,7 @@ impl StoredSession {
             end_reason: s.end_reason.map(|r| r.name().to_owned()),
             owner_uid: s.owner.map(i64::from),
             client: s.client.map(|c| c.to_string()),
+            clock: s.clock.as_ref().and_then(|c| serde_json::to_string(c).ok()),
             revision: s.revision as i64,
         }
     }
@@ -186,6 +193,9 @@ impl StoredSession {
                 .client
                 .and_then(|c| c.parse().ok())
                 .or_else(|| same.and_then(|k| k.client)),
+            // One that does not parse is no clock: the page shows no end
+            // rather than a wrong one.
+            clock: self.clock.and_then(|c| serde_json::from_str(&c).ok()),
             revision: self.revision.max(0) as u64,
             load: same.map(|k| k.load.clone()).unwrap_or_default(),
         }

@@ -28,11 +28,11 @@ const PRE_VERSIONING_COLUMNS: &[(&str, &str)] = &[("end_reason", "TEXT"), ("owne
 
 const COLUMNS: &str = "alias, user, token_sha256, secret_sha256, cookie, job_id, backend, \
                        state, created_at, expires_at, registered_at, ended_at, end_reason, \
-                       owner_uid";
+                       owner_uid, clock";
 
 /// A row's values in the order of [`COLUMNS`]: the one list inserts and
 /// updates both bind.
-fn bind(s: &StoredSession) -> [&dyn rusqlite::ToSql; 14] {
+fn bind(s: &StoredSession) -> [&dyn rusqlite::ToSql; 15] {
     [
         &s.alias,
         &s.user,
@@ -48,6 +48,7 @@ fn bind(s: &StoredSession) -> [&dyn rusqlite::ToSql; 14] {
         &s.ended_at,
         &s.end_reason,
         &s.owner_uid,
+        &s.clock,
     ]
 }
 
@@ -121,6 +122,7 @@ impl Sqlite {
                 ended_at: row.get(11)?,
                 end_reason: row.get(12)?,
                 owner_uid: row.get(13)?,
+                clock: row.get(14)?,
                 client: None,
                 revision: 0,
             })
@@ -316,6 +318,6 @@ mod tests {
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(versions, 1);
+        assert_eq!(versions, 2);
     }
 }
