@@ -41,7 +41,6 @@
 
   function start(app) {
     var commands = app.commands;
-    var canNotify = commands.hasCommand('apputils:notify');
     var state = {
       status: null,
       // Server time minus this page's, so that ends compare by the proxy's clock.
@@ -57,9 +56,10 @@
     }
 
     // A notification that stays until dismissed, or the banner where
-    // this front end has no notifications.
+    // this front end has no notifications. Asked each time: the plugin
+    // that adds the command may activate after this one.
     function tell(type, message, actions) {
-      if (canNotify) {
+      if (commands.hasCommand('apputils:notify')) {
         return commands.execute('apputils:notify', {
           message: message,
           type: type,
@@ -252,7 +252,8 @@
         });
     }
 
-    poll();
+    // After the shell is restored, the notification commands exist.
+    Promise.resolve(app.restored).then(poll, poll);
   }
 
   var plugin = {

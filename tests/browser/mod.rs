@@ -18,3 +18,4 @@
 
 mod flow;
 pub mod site;
+mod walltime;

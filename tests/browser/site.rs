@@ -64,23 +64,50 @@ pub fn screenshot_dir() -> Option<PathBuf> {
 }
 
 /// A site for a browser test: the e2e one, plus the user's own Jupyter
-/// settings: no "news?" pop-up, which would cover screenshots, and
-/// JupyterLab's application object on `window.jupyterapp`, so the test can
-/// read the kernel state the status indicator shows (its text and markup
-/// change between JupyterLab releases; `ISessionContext` does not).
+/// settings: no "news?" pop-up, which would cover screenshots, and the
+/// application object on `window.jupyterapp` (JupyterLab and Notebook 7),
+/// so the test can read the kernel state the status indicator shows (its
+/// text and markup change between releases; `ISessionContext` does not).
 pub fn browser_site(scheduler: &str, jupyter: &Path) -> Site {
-    let site = Site::new(scheduler, jupyter, "");
+    browser_site_with(scheduler, jupyter, "", "")
+}
+
+/// As [`browser_site`], with `site_extra` in site.toml, `proxy_extra` in
+/// proxy.toml, and JupyterLab's autosave off, so that only jrps's save
+/// before the end can put typed text on disk.
+pub fn browser_site_with(
+    scheduler: &str,
+    jupyter: &Path,
+    site_extra: &str,
+    proxy_extra: &str,
+) -> Site {
+    let site = Site::with_proxy(scheduler, jupyter, site_extra, proxy_extra);
     let config = site.home().join(".jupyter");
-    let settings = config.join("lab/user-settings/@jupyterlab/apputils-extension");
-    std::fs::create_dir_all(&settings).unwrap();
+    let settings = config.join("lab/user-settings/@jupyterlab");
+    let apputils = settings.join("apputils-extension");
+    std::fs::create_dir_all(&apputils).unwrap();
     std::fs::write(
-        settings.join("notification.jupyterlab-settings"),
+        apputils.join("notification.jupyterlab-settings"),
         r#"{"fetchNews": "false"}"#,
     )
     .unwrap();
+    if !site_extra.is_empty() {
+        let docmanager = settings.join("docmanager-extension");
+        std::fs::create_dir_all(&docmanager).unwrap();
+        std::fs::write(
+            docmanager.join("plugin.jupyterlab-settings"),
+            r#"{"autosave": false}"#,
+        )
+        .unwrap();
+    }
     std::fs::write(
         config.join("jupyter_lab_config.json"),
         r#"{"LabApp": {"expose_app_in_browser": true}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        config.join("jupyter_notebook_config.json"),
+        r#"{"JupyterNotebookApp": {"expose_app_in_browser": true}}"#,
     )
     .unwrap();
     site
