@@ -285,7 +285,7 @@ pub(super) async fn extend(
 
 /// Moves a live session's end by `by_s` seconds, within its headroom: the
 /// one rule for `jrps extend` and the page's Extend action.
-pub(in crate::proxy) async fn extend_end(
+pub(crate) async fn extend_end(
     shared: &Shared,
     alias: &str,
     by_s: u64,
