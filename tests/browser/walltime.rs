@@ -2,7 +2,8 @@
 //! Slurm, a 3-minute session whose site warns 2 and 1 minutes before its
 //! end and saves 40 s before. JupyterLab's autosave is off, so only jrps's
 //! save can put what was typed on disk. Once in JupyterLab from the site's
-//! Jupyter, once in Notebook 7 from `--venv`.
+//! Jupyter (with a second document changed on disk, which JupyterLab asks
+//! about), once in Notebook 7 from `--venv`.
 
 use std::time::Duration;
 
@@ -37,6 +38,24 @@ async fn dirty(browser: &Browser, path: &str) -> Value {
         .execute(DIRTY_JS, vec![json!(path)])
         .await
         .unwrap_or(Value::Null)
+}
+
+/// Writes a text file through Jupyter's API, as another program would.
+async fn put_text(site: &Site, base: &str, token: &str, path: &str, text: &str) {
+    let response = site
+        .proxy
+        .client
+        .put(format!("{base}api/contents/{path}"))
+        .header("Authorization", format!("token {token}"))
+        .json(&json!({"type": "file", "format": "text", "content": text}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "PUT {path}: {}",
+        response.status()
+    );
 }
 
 /// The first cell's source as saved on disk, through Jupyter's API.
@@ -114,6 +133,33 @@ async fn warns_saves_and_ends(front_end: &str) {
     })
     .await;
 
+    // In JupyterLab, a second document with unsaved changes whose file
+    // then changes on disk: saving it asks a question, and the report
+    // must say so rather than wait on it.
+    let changed = "notes.txt";
+    if front_end == "lab" {
+        put_text(&site, base, token, changed, "first\n").await;
+        browser
+            .client
+            .execute(
+                "window.jupyterapp.commands.execute('docmanager:open', {path: arguments[0]});",
+                vec![json!(changed)],
+            )
+            .await
+            .unwrap();
+        let editor = browser.wait_for(".jp-FileEditor .cm-content", LOAD).await;
+        editor.click().await.unwrap();
+        editor.send_keys("typed in the browser").await.unwrap();
+        crate::support::until(LOAD, "the text file dirty", || async {
+            match dirty(&browser, changed).await {
+                Value::Bool(true) => Ok(()),
+                other => Err(other.to_string()),
+            }
+        })
+        .await;
+        put_text(&site, base, token, changed, "changed on disk\n").await;
+    }
+
     // A warning that stays, with the time left and its two actions (which
     // may render a moment after the message: a toast's parts load lazily).
     crate::support::until(SESSION, "the warning and its actions", || async {
@@ -148,6 +194,18 @@ async fn warns_saves_and_ends(front_end: &str) {
         .wait_for_text(&format!("Saved {name}"), SESSION)
         .await;
     assert!(text.contains("Time is nearly up"), "{text}");
+    if front_end == "lab" {
+        let text = browser
+            .wait_for_text(
+                &format!("Not saved: {changed} (a dialog is waiting"),
+                SESSION,
+            )
+            .await;
+        assert!(
+            text.contains("File Changed"),
+            "JupyterLab's question: {text}"
+        );
+    }
     assert_eq!(dirty(&browser, name).await, Value::Bool(false));
     let source = saved_source(&site, base, token, name).await;
     assert!(source.contains("typed_before_the_end = 1"), "{source}");
