@@ -187,7 +187,7 @@ def fresh_setup(work, state_dir):
     WORK.mkdir(parents=True, exist_ok=True)
     STATE.mkdir(parents=True, exist_ok=True)
     CLIENT = REPO / "target/release/examples/bench_client"
-    for f in STATE.glob("jrps.sqlite*"):
+    for f in STATE.glob("jrps*.sqlite*"):
         f.unlink()
     write_configs()
 

@@ -15,6 +15,8 @@ Run through `scripts/bench --h2` (builds the binaries, installs h2load)."""
 import argparse
 import re
 import resource
+import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -68,8 +70,9 @@ def main():
         host, cookie = f"{info['alias']}.{B.DOMAIN}", info["cookie"]
         B.start("nginx", ["nginx", "-c", str(B.WORK / "nginx.conf"), "-g", "daemon off;"],
                 wait_port=P["nginx-tls"])
-        # Each jrps binary in turn serves TLS; it loads the session from the
-        # same state file.
+        # Each jrps binary in turn serves TLS, on its own copy of the state
+        # the first one registered the session in: a newer binary migrates
+        # the schema of the file it opens, which an older one then refuses.
         binaries = args.jrps.split(",")
         names = ["jrps"] if len(binaries) == 1 else [f"jrps-{c}" for c in "ABC"[:len(binaries)]]
         if len(binaries) > 3:
@@ -81,8 +84,18 @@ def main():
             if serving != binary:
                 if serving is not None:
                     B.stop("jrps-tls")
-                B.start("jrps-tls", [binary, "serve", "--config", str(B.WORK / "jrps-tls.toml")],
-                        wait_line="ready")
+                n = binaries.index(binary)
+                state = B.STATE / f"jrps-tls-{n}.sqlite"
+                if not state.exists():
+                    with sqlite3.connect(B.STATE / "jrps.sqlite") as src, \
+                            sqlite3.connect(state) as dst:
+                        src.backup(dst)
+                    # The state's key (cookies, sealed secrets) lives beside it.
+                    shutil.copy(B.STATE / "jrps.sqlite.key", f"{state}.key")
+                conf = B.WORK / f"jrps-tls-{n}.toml"
+                conf.write_text((B.WORK / "jrps-tls.toml").read_text()
+                                .replace(str(B.STATE / "jrps.sqlite"), str(state)))
+                B.start("jrps-tls", [binary, "serve", "--config", str(conf)], wait_line="ready")
                 serving = binary
 
         targets = {n: (P["jrps-tls"], "jrps-tls", b) for n, b in zip(names, binaries)}

@@ -37,3 +37,33 @@ pub enum StoreError {
         source: std::io::Error,
     },
 }
+
+impl StoreError {
+    /// The schema migrations refused the database. The usual cause is one an
+    /// operator meets in a rolling upgrade: the state was migrated by a newer
+    /// jrps and this (older) one restarted on it, which must not write to a
+    /// schema it does not know.
+    pub(super) fn migration(
+        target: impl std::fmt::Display,
+        error: &refinery::Error,
+        runner: &refinery::Runner,
+    ) -> StoreError {
+        let known = runner
+            .get_migrations()
+            .iter()
+            .map(|m| m.version())
+            .max()
+            .unwrap_or_default();
+        match error.kind() {
+            refinery::error::Kind::MissingVersion(applied) if applied.version() > known => {
+                StoreError::Refused(format!(
+                    "{target}: written by a newer jrps (schema version {}, this jrps knows up to \
+                     {known}); run the newer jrps here, or restore the state saved before the \
+                     upgrade",
+                    applied.version()
+                ))
+            }
+            _ => StoreError::Refused(format!("{target}: schema migration: {error}")),
+        }
+    }
+}

@@ -385,7 +385,7 @@ impl Postgres {
         })
         .await
         .map_err(|e| db.unavailable("schema migration", e))?;
-        migrated.map_err(|e| StoreError::Refused(format!("{target}: schema migration: {e}")))?;
+        migrated.map_err(|e| StoreError::migration(target, &e, &embedded::migrations::runner()))?;
 
         if !target.trust_database_roles {
             db.refuse_open_databases(&client).await?;

@@ -94,9 +94,10 @@ impl Sqlite {
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(open_err)?;
         adopt_unversioned(&conn).map_err(open_err)?;
-        embedded::migrations::runner().run(&mut conn).map_err(|e| {
-            StoreError::Refused(format!("{}: schema migration: {e}", path.display()))
-        })?;
+        let runner = embedded::migrations::runner();
+        runner
+            .run(&mut conn)
+            .map_err(|e| StoreError::migration(path.display(), &e, &runner))?;
         Ok(Sqlite {
             db: Arc::new(Mutex::new(conn)),
             revisions: AtomicU64::new(0),
@@ -319,5 +320,27 @@ mod tests {
             )
             .unwrap();
         assert_eq!(versions, 2);
+    }
+
+    #[test]
+    fn a_state_file_from_a_newer_jrps_is_refused_with_what_to_do() {
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("state.sqlite");
+        drop(Sqlite::open(&path).unwrap());
+        Connection::open(&path)
+            .unwrap()
+            .execute(
+                "INSERT INTO refinery_schema_history (version, name, applied_on, checksum)
+                 VALUES (99, 'from_the_future', '2027-01-01T00:00:00Z', '1')",
+                [],
+            )
+            .unwrap();
+        let err = Sqlite::open(&path).err().expect("refused").to_string();
+        assert!(
+            err.contains("written by a newer jrps (schema version 99, this jrps knows up to 2)")
+                && err.contains("state.sqlite")
+                && err.contains("restore the state saved before the upgrade"),
+            "{err}"
+        );
     }
 }
