@@ -101,6 +101,13 @@ async fn two_users_launch_at_once_and_each_kernel_answers_from_the_client_host()
         url.describe()
     );
     assert!(!url.stdout.contains(&alice.token), "{}", url.describe());
+    let extend = cluster.jrps("bob", &["extend", theirs, "5"]).await;
+    assert_ne!(
+        extend.code,
+        Some(0),
+        "bob extended alice's session:\n{}",
+        extend.describe()
+    );
     let listed = cluster.jrps("bob", &["ls", "--json"]).await;
     assert!(!listed.stdout.contains(theirs), "{}", listed.describe());
     let path = format!("/sessions/{theirs}");
@@ -108,6 +115,7 @@ async fn two_users_launch_at_once_and_each_kernel_answers_from_the_client_host()
         ("GET", path.clone(), "{}"),
         ("DELETE", path.clone(), r#"{"secret":""}"#),
         ("POST", format!("{path}/activity"), r#"{"secret":"guess"}"#),
+        ("POST", format!("{path}/extend"), r#"{"by_s":60}"#),
     ] {
         let status = api_status(cluster, "login", "bob", method, &path, body);
         assert!(
