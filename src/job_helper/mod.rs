@@ -301,7 +301,12 @@ fn job_of(record: &SessionRecord) -> Option<end_watch::Job> {
     let vars: std::collections::HashMap<String, String> = std::env::vars().collect();
     let state =
         crate::user_dirs::StateDirs::locate(|name| vars.get(name).map(String::as_str)).ok()?;
-    let scheduler = crate::scheduler::build(record.scheduler, state.local_jobs());
+    // The job inherits what finds its cluster; the timeout is the default.
+    let scheduler = crate::scheduler::build(
+        record.scheduler,
+        crate::scheduler::CommandEnv::default(),
+        state.local_jobs(),
+    );
     Some(end_watch::Job {
         scheduler: scheduler.into(),
         id,

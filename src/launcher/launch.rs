@@ -186,8 +186,12 @@ async fn launch(
     let mut progress = Progress::new(args.quiet || args.json);
     let state = env.state_dirs()?;
     let client = ProxyClient::new(&endpoint, None)?;
-    let scheduler: Arc<dyn Scheduler> =
-        crate::scheduler::build(spec.site.scheduler, state.local_jobs()).into();
+    let scheduler: Arc<dyn Scheduler> = crate::scheduler::build(
+        spec.site.scheduler,
+        spec.site.scheduler_commands(),
+        state.local_jobs(),
+    )
+    .into();
 
     // Before anything is reserved: from here on an interrupt is kept and
     // acted on, never a default action that kills jrps between two steps.

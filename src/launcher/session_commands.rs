@@ -16,7 +16,7 @@ use crate::launcher::environment::Environment;
 use crate::launcher::launcher_error::LauncherError;
 use crate::launcher::site_config::SiteConfig;
 use crate::proxy_client::{OUTAGE_PATIENCE, ProxyClient, ProxyClientError, ProxyEndpoint};
-use crate::scheduler::{JobId, JobStatus, Scheduler, SchedulerError};
+use crate::scheduler::{CommandEnv, JobId, JobStatus, Scheduler, SchedulerError, SchedulerKind};
 use crate::session_dir::{
     REGISTER_SECRET_FILE, SessionDir, SessionDirError, SessionRecord, TOKEN_FILE,
 };
@@ -86,11 +86,66 @@ impl SessionCommandError {
     }
 }
 
+/// A session's job as its scheduler answered for it.
+#[derive(Debug, Clone)]
+enum JobView {
+    Known(JobStatus),
+    /// `jrps up` was stopped before the scheduler gave the job an id.
+    Unsubmitted,
+    /// The scheduler could not be asked (it failed, or did not answer in
+    /// time): nothing is known of the job, and nothing may be concluded.
+    Unknown,
+}
+
+/// Every session's job, asking each scheduler once for all of its jobs.
+fn job_views(sessions: &[Session]) -> Vec<JobView> {
+    let mut views = vec![JobView::Unsubmitted; sessions.len()];
+    let mut by_scheduler: Vec<(SchedulerKind, Vec<usize>)> = Vec::new();
+    for (at, session) in sessions.iter().enumerate() {
+        if session.record.job_id.is_none() {
+            continue;
+        }
+        let kind = session.record.scheduler;
+        match by_scheduler.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, members)) => members.push(at),
+            None => by_scheduler.push((kind, vec![at])),
+        }
+    }
+    for (_, members) in by_scheduler {
+        let scheduler = sessions[members[0]].scheduler();
+        let ids: Vec<JobId> = members
+            .iter()
+            .filter_map(|&at| sessions[at].record.job_id.clone().map(JobId::from))
+            .collect();
+        match scheduler.status_many(&ids) {
+            Ok(mut found) => {
+                for (&at, id) in members.iter().zip(&ids) {
+                    if let Some(status) = found.remove(id) {
+                        views[at] = JobView::Known(status);
+                    }
+                }
+            }
+            Err(error) => {
+                eprintln!(
+                    "warning: {} could not be asked where its jobs are: {error}",
+                    scheduler.kind()
+                );
+                for &at in &members {
+                    views[at] = JobView::Unknown;
+                }
+            }
+        }
+    }
+    views
+}
+
 struct Session {
     /// `None` for a session known only from the proxy.
     dir: Option<SessionDir>,
     record: SessionRecord,
     state: StateDirs,
+    /// How its scheduler's commands run (the site's environment and timeout).
+    commands: CommandEnv,
     /// What the proxy's listing said of it (sessions from the proxy).
     proxy: Option<ProxyView>,
 }
@@ -121,12 +176,21 @@ impl From<&crate::api::SessionStatus> for ProxyView {
 
 impl Session {
     fn scheduler(&self) -> Box<dyn Scheduler> {
-        crate::scheduler::build(self.record.scheduler, self.state.local_jobs())
+        crate::scheduler::build(
+            self.record.scheduler,
+            self.commands.clone(),
+            self.state.local_jobs(),
+        )
     }
 
-    fn job_status(&self) -> Option<JobStatus> {
-        let id = JobId::from(self.record.job_id.clone()?);
-        self.scheduler().status(&id).ok()
+    fn job_status(&self) -> JobView {
+        let Some(id) = self.record.job_id.clone() else {
+            return JobView::Unsubmitted;
+        };
+        match self.scheduler().status(&JobId::from(id)) {
+            Ok(status) => JobView::Known(status),
+            Err(_) => JobView::Unknown,
+        }
     }
 
     /// The proxy's view: the listing's when it had one, else asked now.
@@ -147,7 +211,7 @@ impl Session {
 }
 
 /// This state directory's sessions.
-fn sessions(state: &StateDirs) -> Result<Vec<Session>, SessionCommandError> {
+fn sessions(state: &StateDirs, site: &SiteConfig) -> Result<Vec<Session>, SessionCommandError> {
     let mut sessions = Vec::new();
     for dir in SessionDir::list(state)? {
         // A record being rewritten right now, or a stray directory, is skipped.
@@ -156,6 +220,7 @@ fn sessions(state: &StateDirs) -> Result<Vec<Session>, SessionCommandError> {
                 dir: Some(dir),
                 record,
                 state: state.clone(),
+                commands: site.scheduler_commands(),
                 proxy: None,
             });
         }
@@ -168,8 +233,9 @@ fn sessions(state: &StateDirs) -> Result<Vec<Session>, SessionCommandError> {
 fn all_sessions() -> Result<Vec<Session>, SessionCommandError> {
     let env = Environment::capture();
     let state = env.state_dirs()?;
-    let mut sessions = sessions(&state)?;
-    let remote = from_proxy(&env, &state, &sessions)?;
+    let site = SiteConfig::load(&env.site_dir())?;
+    let mut sessions = sessions(&state, &site)?;
+    let remote = from_proxy(&site, &state, &sessions)?;
     sessions.extend(remote);
     Ok(sessions)
 }
@@ -178,11 +244,10 @@ fn all_sessions() -> Result<Vec<Session>, SessionCommandError> {
 /// this state directory does not. Best effort: a proxy out of reach leaves
 /// the local list, with a warning.
 fn from_proxy(
-    env: &Environment,
+    site: &SiteConfig,
     state: &StateDirs,
     local: &[Session],
 ) -> Result<Vec<Session>, SessionCommandError> {
-    let site = SiteConfig::load(&env.site_dir())?;
     let (Some(munge), Some(url)) = (site.munge.clone(), site.proxy_url.clone()) else {
         return Ok(Vec::new());
     };
@@ -230,6 +295,7 @@ fn from_proxy(
                 time: None,
             },
             state: state.clone(),
+            commands: site.scheduler_commands(),
             proxy: Some(ProxyView {
                 state: s.state,
                 end_reason: s.end_reason,
@@ -259,11 +325,12 @@ fn find(wanted: &str) -> Result<Session, SessionCommandError> {
         |s: &Session| s.record.alias == wanted || s.record.job_id.as_deref() == Some(wanted);
     let env = Environment::capture();
     let state = env.state_dirs()?;
-    let mut local = sessions(&state)?;
+    let site = SiteConfig::load(&env.site_dir())?;
+    let mut local = sessions(&state, &site)?;
     if let Some(index) = local.iter().position(matches) {
         return Ok(local.swap_remove(index));
     }
-    let remote = from_proxy(&env, &state, &local)?;
+    let remote = from_proxy(&site, &state, &local)?;
     let known: Vec<String> = local
         .iter()
         .chain(&remote)
@@ -304,20 +371,23 @@ struct Listing {
 
 pub fn ls(json: bool) -> Result<(), SessionCommandError> {
     let now = unix_now();
-    let rows: Vec<Listing> = all_sessions()?
+    let sessions = all_sessions()?;
+    let jobs = job_views(&sessions);
+    let rows: Vec<Listing> = sessions
         .iter()
-        .map(|session| {
+        .zip(jobs)
+        .map(|(session, job)| {
             let mut scheduler_end = None;
             let mut view = None;
-            let (state, reason, node, time_left) = match session.job_status() {
-                Some(JobStatus::Pending {
+            let (state, reason, node, time_left) = match job {
+                JobView::Known(JobStatus::Pending {
                     reason, restarts, ..
                 }) => {
                     // Slurm started it again after its node failed: queued anew.
                     let state = if restarts > 0 { "requeued" } else { "queued" };
                     (state, reason, None, None)
                 }
-                Some(JobStatus::Running {
+                JobView::Known(JobStatus::Running {
                     node,
                     time_left,
                     restarts,
@@ -325,12 +395,12 @@ pub fn ls(json: bool) -> Result<(), SessionCommandError> {
                     view = session.proxy_view();
                     (running_state(view, restarts), None, Some(node), time_left)
                 }
-                Some(JobStatus::Ended { state }) => {
-                    scheduler_end = state.as_deref().and_then(end_reason_of);
+                JobView::Known(JobStatus::Ended { reason, .. }) => {
+                    scheduler_end = reason;
                     ("ended", None, None, None)
                 }
                 // Known only from the proxy, with a job this scheduler cannot see.
-                None if let Some(known) = session.proxy => {
+                JobView::Unknown if let Some(known) = session.proxy => {
                     view = Some(known);
                     let state = match known.state {
                         SessionState::Ended => "ended",
@@ -339,8 +409,11 @@ pub fn ls(json: bool) -> Result<(), SessionCommandError> {
                     };
                     (state, None, None, None)
                 }
-                None if session.record.job_id.is_none() => ("unsubmitted", None, None, None),
-                None => ("unknown", None, None, None),
+                JobView::Unsubmitted => ("unsubmitted", None, None, None),
+                // Never "ended": a scheduler that is down says nothing of
+                // the job, and the session's URL may well be serving.
+                // `ls` has said why on stderr.
+                JobView::Unknown => ("unknown", None, None, None),
             };
             Listing {
                 alias: session.record.alias.clone(),
@@ -433,16 +506,6 @@ fn running_state(proxy: Option<ProxyView>, restarts: u32) -> &'static str {
 /// Slurm's final job state as a reason, for a job that could not record
 /// its own (cancelled while queued, killed outright). `COMPLETED` says
 /// nothing the job did not: it ended itself.
-fn end_reason_of(state: &str) -> Option<EndReason> {
-    match state {
-        "TIMEOUT" | "DEADLINE" => Some(EndReason::TimeLimit),
-        "CANCELLED" | "PREEMPTED" => Some(EndReason::Cancelled),
-        "NODE_FAIL" => Some(EndReason::NodeFailed),
-        "FAILED" | "OUT_OF_MEMORY" | "BOOT_FAIL" => Some(EndReason::JobFailed),
-        _ => None,
-    }
-}
-
 pub fn url(session: &str) -> Result<(), SessionCommandError> {
     let session = find(session)?;
     let token = session.dir()?.read_secret(TOKEN_FILE)?;
@@ -460,7 +523,13 @@ pub fn logs(session: &str, follow: bool) -> Result<(), SessionCommandError> {
     let mut offset = 0;
     loop {
         offset = copy_from(path, offset, &mut out);
-        if !follow || matches!(session.job_status(), Some(JobStatus::Ended { .. }) | None) {
+        // A scheduler that cannot be asked right now is asked again.
+        if !follow
+            || matches!(
+                session.job_status(),
+                JobView::Known(JobStatus::Ended { .. }) | JobView::Unsubmitted
+            )
+        {
             // One last read: the job may have written its final lines as it ended.
             copy_from(path, offset, &mut out);
             return Ok(());

@@ -135,6 +135,9 @@ pub struct SiteConfig {
     /// How long `jrps up` waits out a proxy it cannot reach (a restart, a
     /// replica fail-over) before it gives the launch up.
     pub proxy_outage_limit: Sourced<WallTime>,
+    /// How long one scheduler command may take before it is killed and
+    /// the job's state is "unknown".
+    pub scheduler_timeout: WallTime,
     /// Whether Slurm may start a session's job again after its node fails
     /// (its default); `false` submits with `--no-requeue`, and the session
     /// ends with its node.
@@ -166,6 +169,7 @@ struct SiteFile {
     munge_socket: Option<PathBuf>,
     node_interface: Option<Spanned<String>>,
     proxy_outage_limit: Option<Spanned<toml::Value>>,
+    scheduler_timeout: Option<Spanned<toml::Value>>,
     requeue: Option<bool>,
     walltime_notice: Option<bool>,
     walltime_warn: Option<Spanned<Vec<Spanned<toml::Value>>>>,
@@ -206,6 +210,14 @@ const BUILT_IN_PARTITIONS: &[(&str, Option<u64>, bool, u32, u32)] = &[
 ];
 
 impl SiteConfig {
+    /// How this site's scheduler commands run.
+    pub fn scheduler_commands(&self) -> crate::scheduler::CommandEnv {
+        crate::scheduler::CommandEnv {
+            vars: Vec::new(),
+            timeout: std::time::Duration::from_secs(self.scheduler_timeout.seconds()),
+        }
+    }
+
     pub fn built_in() -> SiteConfig {
         let partitions = BUILT_IN_PARTITIONS
             .iter()
@@ -248,6 +260,8 @@ impl SiteConfig {
                     .expect("a positive number of minutes is a wall time"),
                 Source::BuiltInSite,
             ),
+            scheduler_timeout: WallTime::from_seconds(crate::scheduler::DEFAULT_TIMEOUT.as_secs())
+                .expect("a positive number of seconds is a wall time"),
             requeue: true,
             walltime_notice: true,
             walltime: WalltimeNotice::default(),
@@ -316,7 +330,10 @@ impl SiteConfig {
             site.node_interface = Some(rules::node_interface(interface, &at)?);
         }
         if let Some(limit) = file.proxy_outage_limit {
-            site.proxy_outage_limit = rules::proxy_outage_limit(limit, &at)?;
+            site.proxy_outage_limit = rules::span_of_time("proxy_outage_limit", limit, &at)?;
+        }
+        if let Some(timeout) = file.scheduler_timeout {
+            site.scheduler_timeout = rules::span_of_time("scheduler_timeout", timeout, &at)?.value;
         }
         site.requeue = file.requeue.unwrap_or(true);
         site.walltime_notice = file.walltime_notice.unwrap_or(true);
@@ -514,7 +531,10 @@ mod rules {
         Ok(interface)
     }
 
-    pub(super) fn proxy_outage_limit(
+    /// A span of time in a top-level key (`proxy_outage_limit`,
+    /// `scheduler_timeout`), in the wall-time forms.
+    pub(super) fn span_of_time(
+        field: &'static str,
         limit: Spanned<toml::Value>,
         at: &SiteText,
     ) -> Result<Sourced<WallTime>, LauncherError> {
@@ -524,7 +544,7 @@ mod rules {
             other => other.to_string(),
         };
         let limit = WallTime::parse(&raw).map_err(|problem| LauncherError::Invalid {
-            field: "proxy_outage_limit".into(),
+            field: field.into(),
             value: raw.clone(),
             origin: source.clone(),
             problem,

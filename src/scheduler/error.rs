@@ -21,6 +21,17 @@ pub enum SchedulerError {
         message: String,
     },
 
+    /// The command did not finish in time and was killed: the scheduler
+    /// is busy or down, which says nothing about the job.
+    #[error(
+        "`{program}` did not answer within {}; the scheduler may be overloaded or down",
+        seconds(*after)
+    )]
+    TimedOut {
+        program: String,
+        after: std::time::Duration,
+    },
+
     #[error("`{program}` answered something jrps does not understand: {output:?}")]
     UnexpectedOutput { program: String, output: String },
 
@@ -44,6 +55,15 @@ pub enum SchedulerError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// `30 s`, `0.3 s`.
+fn seconds(d: std::time::Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
 }
 
 impl SchedulerError {

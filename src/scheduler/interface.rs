@@ -1,5 +1,7 @@
 //! The one trait every batch system implements.
 
+use std::collections::HashMap;
+
 use super::error::SchedulerError;
 use super::job::{JobId, JobStatus, JobSubmission};
 use super::kind::SchedulerKind;
@@ -18,6 +20,15 @@ pub trait Scheduler: Send + Sync {
     /// scheduler forgets finished jobs after a while and the launcher treats
     /// them alike.
     fn status(&self, id: &JobId) -> Result<JobStatus, SchedulerError>;
+
+    /// Where each of `ids` is, in one scheduler call where the scheduler
+    /// allows it (`jrps ls` of many sessions). It fails as a whole when the
+    /// scheduler cannot be asked; never does a failure read as "ended".
+    fn status_many(&self, ids: &[JobId]) -> Result<HashMap<JobId, JobStatus>, SchedulerError> {
+        ids.iter()
+            .map(|id| Ok((id.clone(), self.status(id)?)))
+            .collect()
+    }
 
     /// Stops the job if it is queued or running; a job that already ended is
     /// not an error, so clean-up paths can cancel unconditionally.

@@ -76,6 +76,10 @@ pub enum JobStatus {
     },
     /// Finished, failed, cancelled, or no longer known. `state` is the
     /// scheduler's word for how, while it still remembers (Slurm:
-    /// `COMPLETED`, `TIMEOUT`, `CANCELLED`, `FAILED`, `OUT_OF_MEMORY`, ...).
-    Ended { state: Option<String> },
+    /// `COMPLETED`, `TIMEOUT`, `CANCELLED`, `FAILED`, `OUT_OF_MEMORY`, ...),
+    /// and `reason` that word in the session's terms, where it says one.
+    Ended {
+        state: Option<String>,
+        reason: Option<crate::api::EndReason>,
+    },
 }

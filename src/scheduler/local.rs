@@ -157,7 +157,10 @@ impl Scheduler for Local {
                 time_left: None,
                 restarts: 0,
             }),
-            _ => Ok(JobStatus::Ended { state: None }),
+            _ => Ok(JobStatus::Ended {
+                state: None,
+                reason: None,
+            }),
         }
     }
 

@@ -6,6 +6,7 @@
 //! proxy: the launcher does. Calls are synchronous and run child processes, so
 //! async callers wrap them in `spawn_blocking`.
 
+mod command;
 mod error;
 mod interface;
 mod job;
@@ -14,6 +15,7 @@ mod kind;
 mod local;
 mod slurm;
 
+pub use command::{CommandEnv, DEFAULT_TIMEOUT};
 pub use error::SchedulerError;
 pub use interface::Scheduler;
 pub use job::{JobId, JobStatus, JobSubmission};
@@ -21,14 +23,16 @@ pub use kind::SchedulerKind;
 pub use local::Local;
 pub use slurm::Slurm;
 
-/// The scheduler of `kind`. `local_state_dir` is where `Local` keeps its
-/// job records (ignored by Slurm, which keeps its own).
+/// The scheduler of `kind`, its commands run with `commands`.
+/// `local_state_dir` is where `Local` keeps its job records (ignored by the
+/// batch systems, which keep their own).
 pub fn build(
     kind: SchedulerKind,
+    commands: CommandEnv,
     local_state_dir: impl Into<std::path::PathBuf>,
 ) -> Box<dyn Scheduler> {
     match kind {
-        SchedulerKind::Slurm => Box::new(Slurm::new()),
+        SchedulerKind::Slurm => Box::new(Slurm::new(commands)),
         SchedulerKind::Local => Box::new(Local::new(local_state_dir)),
     }
 }

@@ -1,32 +1,67 @@
 //! Slurm through its own commands: `sbatch --parsable` (script on stdin),
-//! `squeue -h -j ID -t all -O ...`, `scancel`. Clients find the cluster the
-//! usual way (`SLURM_CONF` or the system `slurm.conf`); jrps passes nothing
-//! about the cluster itself, so a multi-cluster id (`4711;cluster`) is cut to
-//! its number.
+//! `squeue -h -t all -j ID[,ID...] -O ...`, `scancel`. Clients find the
+//! cluster the usual way (`SLURM_CONF` or the system `slurm.conf`), which a
+//! site with several clusters sets per cluster; a multi-cluster id
+//! (`4711;cluster`) is cut to its number.
 
-use std::io::Write;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::collections::HashMap;
 
+use super::command::{CommandEnv, refused};
 use super::error::SchedulerError;
 use super::interface::Scheduler;
 use super::job::{JobId, JobStatus, JobSubmission};
 use super::job_log;
 use super::kind::SchedulerKind;
+use crate::api::EndReason;
 use crate::wall_time::WallTime;
 
 /// Slurm through its commands, found on `PATH`.
 #[derive(Debug, Clone, Default)]
-pub struct Slurm;
+pub struct Slurm {
+    env: CommandEnv,
+}
 
 impl Slurm {
-    /// Slurm's commands from `PATH`.
-    pub fn new() -> Self {
-        Slurm
+    /// Slurm's commands from `PATH`, with the cluster's environment.
+    pub fn new(env: CommandEnv) -> Self {
+        Slurm { env }
     }
 
-    fn command(&self, program: &str) -> Command {
-        Command::new(program)
+    /// One `squeue` for every id in `numbers`: each line starts with its job's id.
+    fn squeue(&self, numbers: &[&str]) -> Result<HashMap<String, JobStatus>, SchedulerError> {
+        let mut squeue = self.env.command("squeue");
+        // `-t all` keeps finished jobs visible (for MinJobAge) so that their
+        // end state, not just their absence, tells us they ended.
+        squeue.args([
+            "-h",
+            "-t",
+            "all",
+            "-j",
+            &numbers.join(","),
+            "-O",
+            SQUEUE_FIELDS,
+        ]);
+        let out = self.env.run(squeue, "squeue", None)?;
+        if !out.success {
+            // Slurm forgets finished jobs after MinJobAge and then calls the id invalid.
+            if out.stderr.contains("Invalid job id") {
+                return Ok(HashMap::new());
+            }
+            return Err(refused("squeue", &out));
+        }
+        out.stdout
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .map(|line| {
+                let (id, rest) = line.trim().split_once('|').unwrap_or_default();
+                parse_status(rest)
+                    .map(|status| (id.to_owned(), status))
+                    .ok_or_else(|| SchedulerError::UnexpectedOutput {
+                        program: "squeue".into(),
+                        output: out.stdout.clone(),
+                    })
+            })
+            .collect()
     }
 }
 
@@ -38,7 +73,7 @@ impl Scheduler for Slurm {
     fn submit(&self, job: &JobSubmission) -> Result<JobId, SchedulerError> {
         let log_path = job.workdir.join(&job.log_path);
         job_log::create(&log_path)?;
-        let mut sbatch = self.command("sbatch");
+        let mut sbatch = self.env.command("sbatch");
         sbatch
             .arg("--parsable")
             // Explicit, so a user's SBATCH_EXPORT=NONE cannot drop `job.env`.
@@ -49,7 +84,9 @@ impl Scheduler for Slurm {
             .arg("--open-mode=append")
             .arg(format!("--chdir={}", job.workdir.display()))
             .envs(job.env.iter().map(|(name, value)| (name, value)));
-        let out = run(sbatch, "sbatch", Some(job.script.as_bytes()))?;
+        let out = self
+            .env
+            .run(sbatch, "sbatch", Some(job.script.as_bytes()))?;
         if !out.success {
             return Err(refused("sbatch", &out));
         }
@@ -61,96 +98,45 @@ impl Scheduler for Slurm {
 
     fn status(&self, id: &JobId) -> Result<JobStatus, SchedulerError> {
         let number = slurm_number(id)?;
-        let mut squeue = self.command("squeue");
-        // `-t all` keeps finished jobs visible (for MinJobAge) so that their end
-        // state, not just their absence, tells us they ended.
-        squeue.args(["-h", "-t", "all", "-j", number, "-O", SQUEUE_FIELDS]);
-        let out = run(squeue, "squeue", None)?;
-        if !out.success {
-            // Slurm forgets finished jobs after MinJobAge and then calls the id invalid.
-            if out.stderr.contains("Invalid job id") {
-                return Ok(JobStatus::Ended { state: None });
-            }
-            return Err(refused("squeue", &out));
+        Ok(self
+            .squeue(&[number])?
+            .remove(number)
+            .unwrap_or(JobStatus::Ended {
+                state: None,
+                reason: None,
+            }))
+    }
+
+    fn status_many(&self, ids: &[JobId]) -> Result<HashMap<JobId, JobStatus>, SchedulerError> {
+        let numbers = ids
+            .iter()
+            .map(slurm_number)
+            .collect::<Result<Vec<_>, _>>()?;
+        if numbers.is_empty() {
+            return Ok(HashMap::new());
         }
-        match out.stdout.lines().find(|line| !line.trim().is_empty()) {
-            None => Ok(JobStatus::Ended { state: None }),
-            Some(line) => parse_status(line).ok_or_else(|| SchedulerError::UnexpectedOutput {
-                program: "squeue".into(),
-                output: out.stdout.clone(),
-            }),
-        }
+        let mut found = self.squeue(&numbers)?;
+        Ok(ids
+            .iter()
+            .map(|id| {
+                let status = found.remove(id.as_str()).unwrap_or(JobStatus::Ended {
+                    state: None,
+                    reason: None,
+                });
+                (id.clone(), status)
+            })
+            .collect())
     }
 
     fn cancel(&self, id: &JobId) -> Result<(), SchedulerError> {
         let number = slurm_number(id)?;
-        let mut scancel = self.command("scancel");
+        let mut scancel = self.env.command("scancel");
         scancel.arg(number);
-        let out = run(scancel, "scancel", None)?;
+        let out = self.env.run(scancel, "scancel", None)?;
         if out.success || out.stderr.contains("Invalid job id") {
             return Ok(());
         }
         Err(refused("scancel", &out))
-    }
-}
-
-struct Output {
-    success: bool,
-    status: String,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(
-    mut command: Command,
-    program: &str,
-    stdin: Option<&[u8]>,
-) -> Result<Output, SchedulerError> {
-    let spawn_error = |source| SchedulerError::Spawn {
-        program: program.into(),
-        source,
-    };
-    command
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // Out of jrps's process group, so a Ctrl-C in the terminal reaches
-        // jrps alone: jrps decides what an interrupt undoes. In the group,
-        // sbatch died with it, maybe after submitting but before printing the
-        // job id, and the job was left queued with nobody knowing its id.
-        // No terminal I/O is lost: stdin, stdout and stderr are pipes.
-        .process_group(0);
-    let mut child = command.spawn().map_err(spawn_error)?;
-    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        // A broken pipe means the command quit before reading: its stderr says why.
-        if let Err(error) = pipe.write_all(input)
-            && error.kind() != std::io::ErrorKind::BrokenPipe
-        {
-            return Err(spawn_error(error));
-        }
-    }
-    let output = child.wait_with_output().map_err(spawn_error)?;
-    Ok(Output {
-        success: output.status.success(),
-        status: output.status.to_string(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    })
-}
-
-fn refused(program: &str, out: &Output) -> SchedulerError {
-    let message = [out.stderr.trim(), out.stdout.trim()]
-        .into_iter()
-        .find(|text| !text.is_empty())
-        .unwrap_or("(no message)");
-    SchedulerError::Refused {
-        program: program.into(),
-        status: out.status.clone(),
-        message: message.into(),
     }
 }
 
@@ -171,11 +157,12 @@ fn slurm_number(id: &JobId) -> Result<&str, SchedulerError> {
 }
 
 /// What `squeue -O` prints per job, each field ended by `|`, unpadded:
-/// state, reason, node list, (expected) start time, time left, and how
+/// the job's id, its state, reason, node list, (expected) start time, time left, and how
 /// often Slurm started the job again (a requeue after a node failure).
-const SQUEUE_FIELDS: &str = "State:|,Reason:|,NodeList:|,StartTime:|,TimeLeft:|,RestartCnt:|";
+const SQUEUE_FIELDS: &str =
+    "JobID:|,State:|,Reason:|,NodeList:|,StartTime:|,TimeLeft:|,RestartCnt:|";
 
-/// One line of [`SQUEUE_FIELDS`].
+/// One line of [`SQUEUE_FIELDS`] after the job's id.
 fn parse_status(line: &str) -> Option<JobStatus> {
     let mut fields = line.trim().split('|');
     let state = fields.next()?;
@@ -210,11 +197,26 @@ fn parse_status(line: &str) -> Option<JobStatus> {
             restarts,
         },
         // COMPLETING: the script has exited and Slurm is cleaning up.
-        "COMPLETING" => JobStatus::Ended { state: None },
+        "COMPLETING" => JobStatus::Ended {
+            state: None,
+            reason: None,
+        },
         _ => JobStatus::Ended {
             state: Some(state.to_owned()),
+            reason: end_reason(state),
         },
     })
+}
+
+/// How a job Slurm still remembers ended, in the session's words.
+fn end_reason(state: &str) -> Option<EndReason> {
+    match state {
+        "TIMEOUT" | "DEADLINE" => Some(EndReason::TimeLimit),
+        "CANCELLED" | "PREEMPTED" => Some(EndReason::Cancelled),
+        "NODE_FAIL" => Some(EndReason::NodeFailed),
+        "FAILED" | "OUT_OF_MEMORY" | "BOOT_FAIL" => Some(EndReason::JobFailed),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -266,7 +268,8 @@ mod tests {
         assert_eq!(
             parse_status("COMPLETED|None|localhost|2026-11-27T13:28:13|0:00|0|"),
             Some(JobStatus::Ended {
-                state: Some("COMPLETED".into())
+                state: Some("COMPLETED".into()),
+                reason: None,
             })
         );
         assert_eq!(parse_status("garbage"), None);

@@ -10,5 +10,6 @@ mod extend;
 mod flow;
 mod idle;
 mod local;
+mod scheduler_trouble;
 pub(crate) mod site;
 mod slurm;

@@ -114,7 +114,10 @@ fn unknown_and_foreign_ids() {
     // Never submitted here: ended, like a job Slurm has forgotten.
     assert_eq!(
         local.status(&"local-999999".into()).unwrap(),
-        JobStatus::Ended { state: None }
+        JobStatus::Ended {
+            state: None,
+            reason: None
+        }
     );
     local.cancel(&"local-999999".into()).unwrap();
     assert!(local.status(&"4711".into()).is_err());

@@ -12,7 +12,7 @@ use crate::proxy::jupyter::wait_until_listening;
 /// Under CI a missing cluster is a failure: a green run must mean these ran.
 pub(crate) fn cluster() -> Option<Slurm> {
     if std::env::var_os("SLURM_CONF").is_some() {
-        return Some(Slurm::new());
+        return Some(Slurm::new(jrps::scheduler::CommandEnv::default()));
     }
     crate::support::missing("Slurm (SLURM_CONF; ./scripts/test starts it and sets it)");
     None
@@ -101,7 +101,8 @@ fn held_job_is_pending_then_cancelled() {
     assert_eq!(
         ended,
         JobStatus::Ended {
-            state: Some("CANCELLED".into())
+            state: Some("CANCELLED".into()),
+            reason: Some(jrps::api::EndReason::Cancelled),
         }
     );
     // Ended from squeue's own view too: it no longer lists the job as queued.
