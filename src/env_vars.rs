@@ -9,6 +9,9 @@ pub const PROFILE: &str = "JRPS_PROFILE";
 pub const SESSION_DIR: &str = "JRPS_SESSION_DIR";
 /// Set by the batch script inside the job: the address Jupyter binds to.
 pub const NODE_IP: &str = "JRPS_NODE_IP";
+/// Set by the batch script at its start: when the job's time is up (Unix
+/// seconds), for schedulers that do not say how much is left.
+pub const JOB_ENDS_AT: &str = "JRPS_JOB_ENDS_AT";
 
 /// The variable of a launch field that is a flag (`time` → `JRPS_TIME`):
 /// the environment layer, above the configuration files and below flags.

@@ -36,21 +36,24 @@ pub struct Job {
 }
 
 impl Job {
-    /// When the job's time runs out by this node's clock, if the
-    /// scheduler enforces a limit and answers.
+    /// When the job's time runs out by this node's clock: as the scheduler
+    /// says (which follows an operator's `scontrol update`), else as the
+    /// batch script reckoned it at its start (`JRPS_JOB_ENDS_AT`), for
+    /// schedulers that do not say how much is left.
     pub async fn ends_at(&self) -> Option<u64> {
         let scheduler = self.scheduler.clone();
         let id = self.id.clone();
-        let status = tokio::task::spawn_blocking(move || scheduler.status(&id))
-            .await
-            .ok()?
-            .ok()?;
+        let status = tokio::task::spawn_blocking(move || scheduler.status(&id)).await;
         match status {
-            JobStatus::Running {
+            Ok(Ok(JobStatus::Running {
                 time_left: Some(left),
                 ..
-            } => Some(unix_now() + left),
-            _ => None,
+            })) => Some(unix_now() + left),
+            // A scheduler that cannot be asked now says nothing new.
+            Ok(Err(_)) | Err(_) => None,
+            Ok(Ok(_)) => std::env::var(crate::env_vars::JOB_ENDS_AT)
+                .ok()
+                .and_then(|at| at.trim().parse().ok()),
         }
     }
 }

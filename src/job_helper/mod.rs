@@ -292,11 +292,17 @@ async fn go_live(
 /// The session's job, when the record names one and its scheduler.
 fn job_of(record: &SessionRecord) -> Option<end_watch::Job> {
     // The launcher records the id once the scheduler gave it; a job that
-    // starts at once may run before that, and Slurm tells it its own.
+    // starts at once may run before that, and its scheduler tells it its own.
     let id = record
         .job_id
         .clone()
-        .or_else(|| std::env::var("SLURM_JOB_ID").ok())
+        .or_else(|| {
+            record
+                .scheduler
+                .job_id_vars()
+                .iter()
+                .find_map(|name| std::env::var(name).ok())
+        })
         .map(crate::scheduler::JobId)?;
     let vars: std::collections::HashMap<String, String> = std::env::vars().collect();
     let state =

@@ -9,17 +9,35 @@ use minijinja::syntax::SyntaxConfig;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Serialize;
 
+use crate::launcher::directives;
 use crate::launcher::launch_spec::{LaunchSpec, PythonEnv};
 use crate::launcher::launcher_error::{LauncherError, did_you_mean};
 use crate::launcher::shell_quote::shell_quote;
 use crate::launcher::source::{Layer, Source};
 
-/// Built-in templates as (name, repository path, text).
-const BUILT_IN: &[(&str, &str, &str)] = &[(
-    "slurm",
-    "batch/slurm.sh.j2",
-    include_str!("../../batch/slurm.sh.j2"),
-)];
+/// Built-in templates as (name, repository path, text): one per scheduler
+/// dialect, each the shared job below with its own header and directives.
+const BUILT_IN: &[(&str, &str, &str)] = &[
+    (
+        "slurm",
+        "batch/slurm.sh.j2",
+        include_str!("../../batch/slurm.sh.j2"),
+    ),
+    (
+        "pbs",
+        "batch/pbs.sh.j2",
+        include_str!("../../batch/pbs.sh.j2"),
+    ),
+    (
+        "torque",
+        "batch/torque.sh.j2",
+        include_str!("../../batch/torque.sh.j2"),
+    ),
+];
+
+/// The job every built-in template extends (`{% extends "jrps-job.sh.j2" %}`),
+/// and a site's may: what runs Jupyter and talks to jrps, written once.
+const BASE: (&str, &str) = ("jrps-job.sh.j2", include_str!("../../batch/jrps-job.sh.j2"));
 
 const SUFFIX: &str = ".sh.j2";
 
@@ -37,7 +55,11 @@ pub struct BatchTemplate {
 #[derive(Debug, Serialize)]
 struct TemplateContext<'a> {
     profile: &'a str,
+    /// Slurm's options, for templates written before `directives`.
     sbatch_directives: Vec<String>,
+    /// The site scheduler's directive lines, prefix included (`#SBATCH …`,
+    /// `#PBS …`).
+    directives: Vec<String>,
     modules: &'a [String],
     env: &'a std::collections::BTreeMap<String, String>,
     node_interface: Option<&'a str>,
@@ -143,11 +165,13 @@ impl BatchTemplate {
                 .map_err(error)?,
         );
         env.add_filter("q", |value: String| shell_quote(&value).into_owned());
+        env.add_template(BASE.0, BASE.1).map_err(error)?;
         env.add_template_owned(self.name.clone(), self.text.clone())
             .map_err(error)?;
         let context = TemplateContext {
             profile: &spec.profile,
-            sbatch_directives: sbatch_directives(spec),
+            sbatch_directives: directives::sbatch(spec),
+            directives: directives::lines(spec),
             modules: &spec.modules,
             env: &spec.env,
             node_interface: spec.site.node_interface.as_deref(),
@@ -177,30 +201,4 @@ impl BatchTemplate {
             .render(minijinja::value::Serde(&context))
             .map_err(error)
     }
-}
-
-/// The `#SBATCH` options, in a fixed order. Every value was validated to
-/// contain no spaces or shell metacharacters, as Slurm reads these lines
-/// without a shell.
-fn sbatch_directives(spec: &LaunchSpec) -> Vec<String> {
-    let mut out = vec![
-        format!("--job-name={}", spec.job_name()),
-        format!("--partition={}", spec.partition.name),
-        format!("--time={}", spec.job_time()),
-    ];
-    out.extend(spec.gpu_option());
-    if let Some(account) = &spec.account {
-        out.push(format!("--account={account}"));
-    }
-    if let Some(cpus) = spec.cpus {
-        out.push(format!("--cpus-per-task={cpus}"));
-    }
-    if let Some(memory) = &spec.memory {
-        out.push(format!("--mem={memory}"));
-    }
-    if !spec.site.requeue {
-        out.push("--no-requeue".to_owned());
-    }
-    out.extend(spec.sbatch_options.iter().cloned());
-    out
 }

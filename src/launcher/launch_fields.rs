@@ -97,12 +97,12 @@ pub struct LaunchFields {
 
 impl LaunchFields {
     /// jrps's own defaults, the lowest layer: 30 minutes of JupyterLab in the
-    /// home directory (as the original), the built-in `slurm` template, no GPUs.
+    /// home directory (as the original), no GPUs. The batch template is the
+    /// site scheduler's built-in one unless a layer names another.
     /// The partition default comes from the site (`default = true`).
     pub fn defaults() -> LaunchFields {
         LaunchFields {
             dir: Some("~".into()),
-            batch: Some("slurm".into()),
             time: Some(TimeText("30".into())),
             gpus: Some(Count(0)),
             server: Some("lab".into()),

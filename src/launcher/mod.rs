@@ -3,6 +3,7 @@
 
 pub(crate) mod batch_template;
 pub(crate) mod config;
+pub(crate) mod directives;
 pub(crate) mod environment;
 pub(crate) mod job_path;
 pub(crate) mod launch;
@@ -65,6 +66,8 @@ pub fn profiles(action: profiles_command::ProfilesAction) -> Result<(), Launcher
 pub fn dry_run_summary(spec: &LaunchSpec) -> String {
     let submit = match spec.site.scheduler {
         SchedulerKind::Slurm => "sbatch --parsable (Slurm)",
+        SchedulerKind::Pbs => "qsub (OpenPBS / PBS Pro)",
+        SchedulerKind::Torque => "qsub (Torque)",
         SchedulerKind::Local => "bash, on this machine (scheduler = local)",
     };
     let mut out = format!("would submit with: {submit}\n");

@@ -8,13 +8,39 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "lowercase")]
 pub enum SchedulerKind {
     Slurm,
+    /// OpenPBS and PBS Pro.
+    Pbs,
+    /// Torque, and Slurm's Torque wrappers.
+    Torque,
     Local,
+}
+
+impl SchedulerKind {
+    /// The built-in batch template for this scheduler's jobs.
+    pub fn template(self) -> &'static str {
+        match self {
+            SchedulerKind::Slurm | SchedulerKind::Local => "slurm",
+            SchedulerKind::Pbs => "pbs",
+            SchedulerKind::Torque => "torque",
+        }
+    }
+
+    /// Where a job finds its own id, in order (Slurm's Torque wrappers run
+    /// the job under Slurm).
+    pub fn job_id_vars(self) -> &'static [&'static str] {
+        match self {
+            SchedulerKind::Slurm | SchedulerKind::Local => &["SLURM_JOB_ID"],
+            SchedulerKind::Pbs | SchedulerKind::Torque => &["PBS_JOBID", "SLURM_JOB_ID"],
+        }
+    }
 }
 
 impl fmt::Display for SchedulerKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             SchedulerKind::Slurm => "slurm",
+            SchedulerKind::Pbs => "pbs",
+            SchedulerKind::Torque => "torque",
             SchedulerKind::Local => "local",
         })
     }

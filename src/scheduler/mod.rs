@@ -1,5 +1,6 @@
-//! Batch schedulers behind one trait: `Slurm` (sbatch/squeue/scancel) and
-//! `Local` (a detached `bash SCRIPT` on this machine, for workstations).
+//! Batch schedulers behind one trait: `Slurm` (sbatch/squeue/scancel),
+//! `Pbs` (qsub/qstat/qdel: OpenPBS, PBS Pro and Torque) and `Local` (a
+//! detached `bash SCRIPT` on this machine, for workstations).
 //!
 //! This module owns submitting a rendered script, asking where a job is and
 //! cancelling it. It does not render scripts, pick partitions or talk to the
@@ -13,6 +14,7 @@ mod job;
 mod job_log;
 mod kind;
 mod local;
+mod pbs;
 mod slurm;
 
 pub use command::{CommandEnv, DEFAULT_TIMEOUT};
@@ -21,6 +23,7 @@ pub use interface::Scheduler;
 pub use job::{JobId, JobStatus, JobSubmission};
 pub use kind::SchedulerKind;
 pub use local::Local;
+pub use pbs::{Dialect as PbsDialect, Pbs};
 pub use slurm::Slurm;
 
 /// The scheduler of `kind`, its commands run with `commands`.
@@ -33,6 +36,8 @@ pub fn build(
 ) -> Box<dyn Scheduler> {
     match kind {
         SchedulerKind::Slurm => Box::new(Slurm::new(commands)),
+        SchedulerKind::Pbs => Box::new(Pbs::new(PbsDialect::Pbs, commands)),
+        SchedulerKind::Torque => Box::new(Pbs::new(PbsDialect::Torque, commands)),
         SchedulerKind::Local => Box::new(Local::new(local_state_dir)),
     }
 }

@@ -13,3 +13,4 @@ mod local;
 mod scheduler_trouble;
 pub(crate) mod site;
 mod slurm;
+mod torque;

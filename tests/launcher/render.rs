@@ -438,3 +438,59 @@ fn walltime_notice_off_leaves_jupyter_alone() {
         output.stdout
     );
 }
+
+/// A PBS site's script: `#PBS` lines for the queue, the walltime, one
+/// chunk with the CPUs, memory and GPUs, the account and reruns, and the
+/// same job body as Slurm's.
+#[test]
+fn pbs_pro_and_torque_render_their_own_directives() {
+    let site = |scheduler: &str| {
+        format!(
+            "scheduler = \"{scheduler}\"\nrequeue = false\n\
+             [partitions.gpu]\ndefault = true\ngpus_max = 2\n"
+        )
+    };
+    let args = [
+        "-t", "90", "-g", "1", "-A", "proj42", "--cpus", "4", "--memory", "16G",
+    ];
+    for (scheduler, expected) in [
+        (
+            "pbs",
+            "#PBS -q gpu\n#PBS -l walltime=1:30:00\n#PBS -l select=1:ncpus=4:mem=16gb:ngpus=1\n\
+             #PBS -A proj42\n#PBS -r n\n",
+        ),
+        (
+            "torque",
+            "#PBS -q gpu\n#PBS -l walltime=1:30:00\n#PBS -l nodes=1:ppn=4:gpus=1\n\
+             #PBS -l mem=16gb\n#PBS -A proj42\n#PBS -r n\n",
+        ),
+    ] {
+        let t = Test::new().site_file("site.toml", &site(scheduler));
+        let script = render_with(t, &format!("render__{scheduler}"), &args);
+        assert!(script.contains(expected), "{scheduler}: {script}");
+        assert!(!script.contains("#SBATCH"), "{scheduler}: {script}");
+        assert!(
+            script.contains(&format!("from batch/{scheduler}.sh.j2")),
+            "{scheduler}: {script}"
+        );
+        // What the job does is Slurm's, line for line, after the header.
+        let slurm = Test::new()
+            .site_file("site.toml", &site("slurm"))
+            .args(&[
+                "render", "-t", "90", "-g", "1", "-A", "proj42", "--cpus", "4", "--memory", "16G",
+            ])
+            .run();
+        slurm.success();
+        let tail = |s: &str| s[s.find("set -euo pipefail").unwrap()..].to_owned();
+        let without_run = |s: String| {
+            let start = s.find("export JRPS_NODE_IP\n").unwrap();
+            let end = s[start..].find("if (( jrps_run > 1 ))").unwrap() + start;
+            format!("{}{}", &s[..start], &s[end..])
+        };
+        assert_eq!(
+            without_run(tail(&script)),
+            without_run(tail(&slurm.stdout)),
+            "{scheduler}"
+        );
+    }
+}

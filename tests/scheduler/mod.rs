@@ -2,6 +2,7 @@
 //! `scripts/slurm up` starts (found through `SLURM_CONF`) and local processes.
 
 mod local;
+mod pbs;
 pub(crate) mod slurm;
 
 use std::path::Path;

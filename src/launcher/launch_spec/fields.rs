@@ -250,9 +250,12 @@ pub fn account(
 /// The Jupyter server and the batch template, which may not both be given:
 /// a custom template decides which server it starts. The template's name
 /// comes back with its source, which finding it needs.
+/// The server, and the batch template: the one named, else the built-in
+/// template of the site's scheduler.
 pub fn server_and_batch(
     server: Field<String>,
     batch: Field<String>,
+    site: &SiteConfig,
     origins: &mut Origins,
 ) -> Result<(Server, Sourced<String>), LauncherError> {
     let server_raw = required(server.value, server.key)?;
@@ -264,7 +267,9 @@ pub fn server_and_batch(
             server::ALLOWED.into(),
         )
     })?;
-    let batch_raw = required(batch.value, batch.key)?;
+    let batch_raw = batch
+        .value
+        .unwrap_or_else(|| Sourced::new(site.scheduler.template().into(), Source::Default));
     if batch_raw.source.is_explicit() && server_raw.source.is_explicit() {
         return Err(LauncherError::Conflict {
             first: batch.key,
@@ -833,15 +838,21 @@ mod tests {
         );
     }
 
+    fn server_default_lab() -> Field<String> {
+        Field {
+            key: "server",
+            value: Some(Sourced::new("lab".into(), Source::Default)),
+        }
+    }
+
     #[test]
     fn a_template_is_a_name_and_is_not_given_with_a_server() {
         let mut origins = Origins::default();
+        let site = SiteConfig::built_in();
         let (server, batch) = server_and_batch(
             given("server", "lab".into()),
-            Field {
-                key: "batch",
-                value: Some(Sourced::new("slurm".into(), Source::Default)),
-            },
+            absent("batch"),
+            &site,
             &mut origins,
         )
         .unwrap();
@@ -849,10 +860,17 @@ mod tests {
             (server.to_string().as_str(), batch.value.as_str()),
             ("lab", "slurm")
         );
+        // Unnamed, the template is the site scheduler's.
+        let mut torque = SiteConfig::built_in();
+        torque.scheduler = crate::scheduler::SchedulerKind::Torque;
+        let (_, batch) =
+            server_and_batch(server_default_lab(), absent("batch"), &torque, &mut origins).unwrap();
+        assert_eq!(batch.value, "torque");
         assert!(matches!(
             server_and_batch(
                 given("server", "lab".into()),
                 given("batch", "mine".into()),
+                &site,
                 &mut origins
             ),
             Err(LauncherError::Conflict {
@@ -867,7 +885,12 @@ mod tests {
         };
         for path in ["../x", ".hidden", "a/b"] {
             let refused = problem(
-                server_and_batch(server_default(), given("batch", path.into()), &mut origins),
+                server_and_batch(
+                    server_default(),
+                    given("batch", path.into()),
+                    &site,
+                    &mut origins,
+                ),
                 "batch",
             );
             assert!(refused.contains("not a path"), "{path}: {refused}");
@@ -877,6 +900,7 @@ mod tests {
                 server_and_batch(
                     given("server", "ipython".into()),
                     absent("batch"),
+                    &site,
                     &mut origins
                 ),
                 "server"

@@ -86,6 +86,7 @@ impl LaunchSpec {
         let (server, batch) = fields::server_and_batch(
             field!(resolved, server),
             field!(resolved, batch),
+            site,
             &mut origins,
         )?;
         let image_field = field!(resolved, image);
