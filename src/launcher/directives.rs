@@ -76,6 +76,7 @@ fn pbs(spec: &LaunchSpec) -> Vec<String> {
     }
     // PBS reruns a job whose node failed unless told not to.
     out.push(if spec.site.requeue { "-r y" } else { "-r n" }.to_owned());
+    out.extend(spec.qsub_options.iter().cloned());
     out
 }
 

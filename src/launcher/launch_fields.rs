@@ -93,6 +93,10 @@ pub struct LaunchFields {
     #[arg(skip)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sbatch_options: Option<Vec<String>>,
+    /// Further `#PBS` options on PBS and Torque sites, such as `-l place=excl`.
+    #[arg(skip)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qsub_options: Option<Vec<String>>,
 }
 
 impl LaunchFields {

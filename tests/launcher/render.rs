@@ -494,3 +494,40 @@ fn pbs_pro_and_torque_render_their_own_directives() {
         );
     }
 }
+
+/// `qsub_options` on a PBS site become `#PBS` lines; a scheduler's options
+/// on another scheduler's site are refused where they are written.
+#[test]
+fn each_scheduler_takes_its_own_options_only() {
+    let output = Test::new()
+        .site_file(
+            "site.toml",
+            "scheduler = \"pbs\"\n[defaults]\nqsub_options = [\"-l place=excl\", \"-W group_list=physics\"]\n",
+        )
+        .args(&["render"])
+        .run();
+    output.success();
+    assert!(
+        output
+            .stdout
+            .contains("#PBS -r y\n#PBS -l place=excl\n#PBS -W group_list=physics\n"),
+        "{}",
+        output.stdout
+    );
+    let output = Test::new()
+        .site_file(
+            "site.toml",
+            "scheduler = \"torque\"\n[defaults]\nsbatch_options = [\"--constraint=x\"]\n",
+        )
+        .args(&["render"])
+        .run();
+    assert_eq!(output.code, Some(2), "{}", output.layout());
+    assert!(
+        output.stderr.contains("sbatch_options")
+            && output.stderr.contains("this site's scheduler is torque")
+            && output.stderr.contains("qsub_options for its own options")
+            && output.stderr.contains("site.toml:3"),
+        "{}",
+        output.layout()
+    );
+}

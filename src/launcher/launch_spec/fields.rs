@@ -82,6 +82,24 @@ const IDENTITY_OR_COUNT_OPTIONS: &[&str] = &[
     "--clusters",
 ];
 
+/// `qsub` options jrps writes itself (`#PBS` lines or its command line);
+/// `qsub_options` may not set them.
+const QSUB_CONTROLLED: &[&str] = &["-q", "-A", "-N", "-o", "-e", "-j", "-k", "-r"];
+
+/// `-l` resources jrps asks for itself: the time, and the one chunk or
+/// node with its CPUs, memory and GPUs.
+const QSUB_CONTROLLED_RESOURCES: &[&str] = &[
+    "walltime", "select", "nodes", "ncpus", "ppn", "mem", "pmem", "vmem", "ngpus", "gpus",
+];
+
+/// `qsub` options that would change which job runs, as whom, how many of
+/// it, or what it inherits: `-V` and `-v` above all (a user's exported
+/// shell functions break `qstat`'s JSON, and jrps passes its variables by
+/// name itself).
+const QSUB_IDENTITY_OR_COUNT: &[&str] = &[
+    "-V", "-v", "-J", "-t", "-I", "-u", "-C", "-S", "-d", "-D", "-w", "-z", "-X", "-P",
+];
+
 /// Substrings of variable names that suggest a secret; secrets never go in scripts.
 const SECRET_WORDS: &[&str] = &[
     "TOKEN",
@@ -536,6 +554,98 @@ pub fn sbatch_options(
     }
     origins.note(field.key, o.value.join(" "), &o.source);
     Ok(o.value.clone())
+}
+
+/// Extra `#PBS` options (OpenPBS, PBS Pro, Torque): `-X` or `-X value`,
+/// none that jrps sets itself or that changes which job runs, as whom or
+/// how many times.
+pub fn qsub_options(
+    field: Field<Vec<String>>,
+    origins: &mut Origins,
+) -> Result<Vec<String>, LauncherError> {
+    let Some(o) = &field.value else {
+        return Ok(Vec::new());
+    };
+    for option in &o.value {
+        check_qsub_option(field.key, option, &o.source)?;
+    }
+    origins.note(field.key, o.value.join(" "), &o.source);
+    Ok(o.value.clone())
+}
+
+/// A scheduler's own options only on its sites: on another they would be
+/// dropped without a word (or, worse, read by the wrong command).
+pub fn options_for_the_scheduler(
+    site: &SiteConfig,
+    sbatch: &Field<Vec<String>>,
+    qsub: &Field<Vec<String>>,
+) -> Result<(), LauncherError> {
+    use crate::scheduler::SchedulerKind;
+    let (given, wanted) = match site.scheduler {
+        SchedulerKind::Pbs | SchedulerKind::Torque => (sbatch, "qsub_options"),
+        SchedulerKind::Slurm | SchedulerKind::Local => (qsub, "sbatch_options"),
+    };
+    match &given.value {
+        Some(value) if !value.value.is_empty() => Err(LauncherError::Invalid {
+            field: given.key.into(),
+            value: value.value.join(" "),
+            origin: value.source.clone(),
+            problem: format!("this site's scheduler is {}", site.scheduler),
+            allowed: format!("{wanted} for its own options"),
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn check_qsub_option(key: &'static str, option: &str, source: &Source) -> Result<(), LauncherError> {
+    let bad = |problem: String, allowed: &str| LauncherError::Invalid {
+        field: key.into(),
+        value: option.escape_debug().to_string(),
+        origin: source.clone(),
+        problem,
+        allowed: allowed.into(),
+    };
+    let (name, value) = option.split_once(' ').unwrap_or((option, ""));
+    let word_ok = |word: &str| {
+        word.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_=:+,./@%".contains(&b))
+    };
+    let is_option = name.len() == 2
+        && name.starts_with('-')
+        && name.as_bytes()[1].is_ascii_alphabetic();
+    if !is_option || !word_ok(value) || value.contains(' ') {
+        return Err(bad(
+            "it is not one option with at most one value".into(),
+            "`-X` or `-X value`, the value of letters, digits and `-_=:+,./@%`, such as `-l place=excl` or `-W group_list=physics`",
+        ));
+    }
+    if QSUB_CONTROLLED.contains(&name) {
+        return Err(bad(
+            format!("jrps sets {name} itself"),
+            "options jrps does not model; use the profile fields partition, time, gpus, account, cpus, memory for the others",
+        ));
+    }
+    if name == "-l"
+        && let Some(resource) = value
+            .split([',', ':'])
+            .filter_map(|part| part.split('=').next())
+            .find(|resource| QSUB_CONTROLLED_RESOURCES.contains(resource))
+    {
+        return Err(bad(
+            format!("jrps asks for {resource} itself"),
+            "other resources, such as `-l place=excl`; use the profile fields time, cpus, memory, gpus",
+        ));
+    }
+    if QSUB_IDENTITY_OR_COUNT.contains(&name) || (name == "-W" && value.starts_with("block")) {
+        return Err(bad(
+            format!(
+                "{name} changes which job runs, as whom, how many times or what it inherits, \
+                 and a session is one job that registers once"
+            ),
+            "options that shape the one job, such as `-l place=excl`, `-W group_list=physics`, `-m n`",
+        ));
+    }
+    Ok(())
 }
 
 fn required(
@@ -1076,6 +1186,27 @@ mod tests {
                     .contains("not a Slurm memory size"),
                 "{bad}"
             );
+        }
+
+        let options = |o: &str| given("qsub_options", vec![o.to_string()]);
+        assert_eq!(
+            qsub_options(options("-l place=excl"), &mut origins).unwrap(),
+            ["-l place=excl"]
+        );
+        assert!(qsub_options(options("-W group_list=physics"), &mut origins).is_ok());
+        for (bad, why) in [
+            ("-V", "what it inherits"),
+            ("-v FOO=1", "what it inherits"),
+            ("-J 1-2", "how many times"),
+            ("-q other", "jrps sets -q itself"),
+            ("-l walltime=1:00:00", "jrps asks for walltime itself"),
+            ("-l select=2:ncpus=8", "jrps asks for select itself"),
+            ("-W block=true", "registers once"),
+            ("-l place=excl; rm", "not one option"),
+            ("--constraint=x", "not one option"),
+        ] {
+            let refused = problem(qsub_options(options(bad), &mut origins), "qsub_options");
+            assert!(refused.contains(why), "{bad}: {refused}");
         }
 
         let options = |o: &str| given("sbatch_options", vec![o.to_string()]);

@@ -48,6 +48,8 @@ pub struct LaunchSpec {
     pub cpus: Option<u32>,
     pub memory: Option<String>,
     pub sbatch_options: Vec<String>,
+    /// Extra `#PBS` options, on PBS and Torque sites.
+    pub qsub_options: Vec<String>,
     pub site: SiteConfig,
     /// Every resolved field with its value and source, for `profiles show`.
     pub provenance: Vec<FieldOrigin>,
@@ -116,8 +118,14 @@ impl LaunchSpec {
         let env = fields::env("env", variables, &mut origins)?;
         let cpus = fields::cpus(field!(resolved, cpus).map(|c| c.0), &mut origins)?;
         let memory = fields::memory(field!(resolved, memory), &mut origins)?;
+        fields::options_for_the_scheduler(
+            site,
+            &field!(resolved, sbatch_options),
+            &field!(resolved, qsub_options),
+        )?;
         let sbatch_options =
             fields::sbatch_options(field!(resolved, sbatch_options), &mut origins)?;
+        let qsub_options = fields::qsub_options(field!(resolved, qsub_options), &mut origins)?;
 
         Ok(LaunchSpec {
             profile: resolved.profile.value.clone(),
@@ -136,6 +144,7 @@ impl LaunchSpec {
             cpus,
             memory,
             sbatch_options,
+            qsub_options,
             site: site.clone(),
             provenance: origins.0,
         })
