@@ -33,6 +33,11 @@ const BUILT_IN: &[(&str, &str, &str)] = &[
         "batch/torque.sh.j2",
         include_str!("../../batch/torque.sh.j2"),
     ),
+    (
+        "sge",
+        "batch/sge.sh.j2",
+        include_str!("../../batch/sge.sh.j2"),
+    ),
 ];
 
 /// The job every built-in template extends (`{% extends "jrps-job.sh.j2" %}`),
@@ -60,6 +65,9 @@ struct TemplateContext<'a> {
     /// The site scheduler's directive lines, prefix included (`#SBATCH …`,
     /// `#PBS …`).
     directives: Vec<String>,
+    /// The signals the job's trap takes as "stop now" (`TERM`, on Grid
+    /// Engine also `USR1 USR2`).
+    stop_signals: &'static str,
     modules: &'a [String],
     env: &'a std::collections::BTreeMap<String, String>,
     node_interface: Option<&'a str>,
@@ -172,6 +180,7 @@ impl BatchTemplate {
             profile: &spec.profile,
             sbatch_directives: directives::sbatch(spec),
             directives: directives::lines(spec),
+            stop_signals: directives::stop_signals(spec),
             modules: &spec.modules,
             env: &spec.env,
             node_interface: spec.site.node_interface.as_deref(),

@@ -1,5 +1,6 @@
 //! A launch's resource requests in its scheduler's own directives: Slurm's
-//! `#SBATCH` options, PBS Pro's `select` and Torque's `nodes`. Each list is
+//! `#SBATCH` options, PBS Pro's `select`, Torque's `nodes` and Grid
+//! Engine's `#$` lines. Each list is
 //! in a fixed order, so the rendered script is byte-stable; every value was
 //! validated to hold no spaces or shell metacharacters, as schedulers read
 //! these lines without a shell.
@@ -42,7 +43,66 @@ pub fn lines(spec: &LaunchSpec) -> Vec<String> {
             .into_iter()
             .map(|option| format!("#PBS {option}"))
             .collect(),
+        SchedulerKind::Sge => sge(spec)
+            .into_iter()
+            .map(|option| format!("#$ {option}"))
+            .collect(),
     }
+}
+
+/// The signals a job's trap takes as "stop now": SIGTERM everywhere; on
+/// Grid Engine also SIGUSR1 (its soft wall time) and SIGUSR2 (what `qdel`
+/// sends a `-notify` job before it kills it).
+pub fn stop_signals(spec: &LaunchSpec) -> &'static str {
+    match spec.site.scheduler {
+        SchedulerKind::Sge => "TERM USR1 USR2",
+        _ => "TERM",
+    }
+}
+
+/// How much longer than its wall time a Grid Engine job may run: the soft
+/// limit (`s_rt`) signals at the wall time, the hard one (`h_rt`) kills
+/// with SIGKILL this much later, time enough for the trap.
+const SGE_GRACE_S: u64 = 60;
+
+/// The `#$` options: the partition is the queue; CPUs are slots of the
+/// site's parallel environment, memory is per slot (`h_vmem`).
+fn sge(spec: &LaunchSpec) -> Vec<String> {
+    let seconds = spec.job_time().seconds();
+    let mut out = vec![
+        format!("-q {}", spec.partition.name),
+        format!("-l h_rt={},s_rt={seconds}", seconds + SGE_GRACE_S),
+    ];
+    let slots = spec.cpus.unwrap_or(1);
+    if slots > 1 {
+        out.push(format!("-pe {} {slots}", spec.site.parallel_environment));
+    }
+    if let Some(memory) = &spec.memory {
+        out.push(format!("-l h_vmem={}", per_slot(memory, slots)));
+    }
+    if spec.gpus > 0 {
+        out.push(format!("-l gpu={}", spec.gpus));
+    }
+    if let Some(account) = &spec.account {
+        out.push(format!("-A {account}"));
+    }
+    out.push(if spec.site.requeue { "-r y" } else { "-r n" }.to_owned());
+    out.extend(spec.qsub_options.iter().cloned());
+    out
+}
+
+/// A Slurm memory size for the whole job as Grid Engine's per-slot size,
+/// in megabytes, rounded up.
+fn per_slot(slurm: &str, slots: u32) -> String {
+    let (digits, unit) = slurm.split_at(slurm.trim_end_matches(['K', 'M', 'G', 'T']).len());
+    let amount: u64 = digits.parse().unwrap_or(0);
+    let megabytes = match unit {
+        "K" => amount.div_ceil(1024),
+        "G" => amount * 1024,
+        "T" => amount * 1024 * 1024,
+        _ => amount,
+    };
+    format!("{}M", megabytes.div_ceil(u64::from(slots.max(1))))
 }
 
 /// The `#PBS` options: the partition is the queue; one chunk (PBS Pro's
@@ -115,5 +175,7 @@ mod tests {
         assert_eq!(pbs_size("512M"), "512mb");
         assert_eq!(pbs_size("100"), "100mb");
         assert_eq!(pbs_size("2T"), "2tb");
+        assert_eq!(per_slot("16G", 4), "4096M");
+        assert_eq!(per_slot("1000", 3), "334M");
     }
 }

@@ -68,6 +68,7 @@ pub fn dry_run_summary(spec: &LaunchSpec) -> String {
         SchedulerKind::Slurm => "sbatch --parsable (Slurm)",
         SchedulerKind::Pbs => "qsub (OpenPBS / PBS Pro)",
         SchedulerKind::Torque => "qsub (Torque)",
+        SchedulerKind::Sge => "qsub (Grid Engine)",
         SchedulerKind::Local => "bash, on this machine (scheduler = local)",
     };
     let mut out = format!("would submit with: {submit}\n");

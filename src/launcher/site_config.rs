@@ -138,6 +138,8 @@ pub struct SiteConfig {
     /// How long one scheduler command may take before it is killed and
     /// the job's state is "unknown".
     pub scheduler_timeout: WallTime,
+    /// Grid Engine: the parallel environment whose slots are a job's CPUs.
+    pub parallel_environment: String,
     /// Whether Slurm may start a session's job again after its node fails
     /// (its default); `false` submits with `--no-requeue`, and the session
     /// ends with its node.
@@ -170,6 +172,7 @@ struct SiteFile {
     node_interface: Option<Spanned<String>>,
     proxy_outage_limit: Option<Spanned<toml::Value>>,
     scheduler_timeout: Option<Spanned<toml::Value>>,
+    parallel_environment: Option<Spanned<String>>,
     requeue: Option<bool>,
     walltime_notice: Option<bool>,
     walltime_warn: Option<Spanned<Vec<Spanned<toml::Value>>>>,
@@ -262,6 +265,7 @@ impl SiteConfig {
             ),
             scheduler_timeout: WallTime::from_seconds(crate::scheduler::DEFAULT_TIMEOUT.as_secs())
                 .expect("a positive number of seconds is a wall time"),
+            parallel_environment: "smp".into(),
             requeue: true,
             walltime_notice: true,
             walltime: WalltimeNotice::default(),
@@ -334,6 +338,9 @@ impl SiteConfig {
         }
         if let Some(timeout) = file.scheduler_timeout {
             site.scheduler_timeout = rules::span_of_time("scheduler_timeout", timeout, &at)?.value;
+        }
+        if let Some(pe) = file.parallel_environment {
+            site.parallel_environment = rules::parallel_environment(pe, &at)?;
         }
         site.requeue = file.requeue.unwrap_or(true);
         site.walltime_notice = file.walltime_notice.unwrap_or(true);
@@ -517,18 +524,48 @@ mod rules {
         interface: Spanned<String>,
         at: &SiteText,
     ) -> Result<String, LauncherError> {
-        let source = at.source(interface.span().start);
-        let interface = interface.into_inner();
-        if !is_simple_name(&interface) {
+        simple_name(
+            interface,
+            "node_interface",
+            "an interface name",
+            "a network interface name such as ib0",
+            at,
+        )
+    }
+
+    pub(super) fn parallel_environment(
+        pe: Spanned<String>,
+        at: &SiteText,
+    ) -> Result<String, LauncherError> {
+        simple_name(
+            pe,
+            "parallel_environment",
+            "a parallel environment's name",
+            "the name of a Grid Engine parallel environment such as smp",
+            at,
+        )
+    }
+
+    /// A name a scheduler or the system reads as one word.
+    fn simple_name(
+        value: Spanned<String>,
+        field: &'static str,
+        what: &str,
+        allowed: &str,
+        at: &SiteText,
+    ) -> Result<String, LauncherError> {
+        let source = at.source(value.span().start);
+        let value = value.into_inner();
+        if !is_simple_name(&value) {
             return Err(LauncherError::Invalid {
-                field: "node_interface".into(),
-                value: interface,
+                field: field.into(),
+                value,
                 origin: source,
-                problem: "it is not an interface name".into(),
-                allowed: "a network interface name such as ib0".into(),
+                problem: format!("it is not {what}"),
+                allowed: allowed.into(),
             });
         }
-        Ok(interface)
+        Ok(value)
     }
 
     /// A span of time in a top-level key (`proxy_outage_limit`,

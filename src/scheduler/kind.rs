@@ -12,6 +12,8 @@ pub enum SchedulerKind {
     Pbs,
     /// Torque, and Slurm's Torque wrappers.
     Torque,
+    /// Grid Engine (Son of Grid Engine, Debian's gridengine).
+    Sge,
     Local,
 }
 
@@ -22,6 +24,7 @@ impl SchedulerKind {
             SchedulerKind::Slurm | SchedulerKind::Local => "slurm",
             SchedulerKind::Pbs => "pbs",
             SchedulerKind::Torque => "torque",
+            SchedulerKind::Sge => "sge",
         }
     }
 
@@ -31,6 +34,7 @@ impl SchedulerKind {
         match self {
             SchedulerKind::Slurm | SchedulerKind::Local => &["SLURM_JOB_ID"],
             SchedulerKind::Pbs | SchedulerKind::Torque => &["PBS_JOBID", "SLURM_JOB_ID"],
+            SchedulerKind::Sge => &["JOB_ID"],
         }
     }
 }
@@ -41,6 +45,7 @@ impl fmt::Display for SchedulerKind {
             SchedulerKind::Slurm => "slurm",
             SchedulerKind::Pbs => "pbs",
             SchedulerKind::Torque => "torque",
+            SchedulerKind::Sge => "sge",
             SchedulerKind::Local => "local",
         })
     }

@@ -1,5 +1,6 @@
 //! Batch schedulers behind one trait: `Slurm` (sbatch/squeue/scancel),
-//! `Pbs` (qsub/qstat/qdel: OpenPBS, PBS Pro and Torque) and `Local` (a
+//! `Pbs` (qsub/qstat/qdel: OpenPBS, PBS Pro and Torque), `Sge` (Grid
+//! Engine's qsub/qstat/qdel) and `Local` (a
 //! detached `bash SCRIPT` on this machine, for workstations).
 //!
 //! This module owns submitting a rendered script, asking where a job is and
@@ -15,6 +16,8 @@ mod job_log;
 mod kind;
 mod local;
 mod pbs;
+mod script_file;
+mod sge;
 mod slurm;
 
 pub use command::{CommandEnv, DEFAULT_TIMEOUT};
@@ -24,6 +27,7 @@ pub use job::{JobId, JobStatus, JobSubmission};
 pub use kind::SchedulerKind;
 pub use local::Local;
 pub use pbs::{Dialect as PbsDialect, Pbs};
+pub use sge::Sge;
 pub use slurm::Slurm;
 
 /// The scheduler of `kind`, its commands run with `commands`.
@@ -38,6 +42,7 @@ pub fn build(
         SchedulerKind::Slurm => Box::new(Slurm::new(commands)),
         SchedulerKind::Pbs => Box::new(Pbs::new(PbsDialect::Pbs, commands)),
         SchedulerKind::Torque => Box::new(Pbs::new(PbsDialect::Torque, commands)),
+        SchedulerKind::Sge => Box::new(Sge::new(commands)),
         SchedulerKind::Local => Box::new(Local::new(local_state_dir)),
     }
 }

@@ -11,6 +11,7 @@ mod flow;
 mod idle;
 mod local;
 mod scheduler_trouble;
+mod sge;
 pub(crate) mod site;
 mod slurm;
 mod torque;

@@ -439,9 +439,9 @@ fn walltime_notice_off_leaves_jupyter_alone() {
     );
 }
 
-/// A PBS site's script: `#PBS` lines for the queue, the walltime, one
-/// chunk with the CPUs, memory and GPUs, the account and reruns, and the
-/// same job body as Slurm's.
+/// A PBS or Grid Engine site's script: `#PBS` / `#$` lines for the queue,
+/// the wall time, the CPUs, memory and GPUs, the account and reruns, and
+/// the same job body as Slurm's.
 #[test]
 fn pbs_pro_and_torque_render_their_own_directives() {
     let site = |scheduler: &str| {
@@ -464,11 +464,27 @@ fn pbs_pro_and_torque_render_their_own_directives() {
             "#PBS -q gpu\n#PBS -l walltime=1:30:00\n#PBS -l nodes=1:ppn=4:gpus=1\n\
              #PBS -l mem=16gb\n#PBS -A proj42\n#PBS -r n\n",
         ),
+        // A soft limit at the time asked (SIGUSR1, trapped), the hard one
+        // (SIGKILL) a minute later; memory per slot.
+        (
+            "sge",
+            "#$ -q gpu\n#$ -l h_rt=5460,s_rt=5400\n#$ -pe smp 4\n#$ -l h_vmem=4096M\n\
+             #$ -l gpu=1\n#$ -A proj42\n#$ -r n\n",
+        ),
     ] {
         let t = Test::new().site_file("site.toml", &site(scheduler));
         let script = render_with(t, &format!("render__{scheduler}"), &args);
         assert!(script.contains(expected), "{scheduler}: {script}");
         assert!(!script.contains("#SBATCH"), "{scheduler}: {script}");
+        let signals = if scheduler == "sge" {
+            "TERM USR1 USR2"
+        } else {
+            "TERM"
+        };
+        assert!(
+            script.contains(&format!("trap 'jrps_reason=signal; exit 143' {signals}\n")),
+            "{scheduler}: {script}"
+        );
         assert!(
             script.contains(&format!("from batch/{scheduler}.sh.j2")),
             "{scheduler}: {script}"
@@ -487,8 +503,9 @@ fn pbs_pro_and_torque_render_their_own_directives() {
             let end = s[start..].find("if (( jrps_run > 1 ))").unwrap() + start;
             format!("{}{}", &s[..start], &s[end..])
         };
+        let same_signals = |s: String| s.replace(" TERM USR1 USR2\n", " TERM\n");
         assert_eq!(
-            without_run(tail(&script)),
+            same_signals(without_run(tail(&script))),
             without_run(tail(&slurm.stdout)),
             "{scheduler}"
         );

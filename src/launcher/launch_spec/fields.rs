@@ -84,12 +84,15 @@ const IDENTITY_OR_COUNT_OPTIONS: &[&str] = &[
 
 /// `qsub` options jrps writes itself (`#PBS` lines or its command line);
 /// `qsub_options` may not set them.
-const QSUB_CONTROLLED: &[&str] = &["-q", "-A", "-N", "-o", "-e", "-j", "-k", "-r"];
+const QSUB_CONTROLLED: &[&str] = &[
+    "-q", "-A", "-N", "-o", "-e", "-j", "-k", "-r", "-pe", "-wd", "-cwd", "-notify", "-terse",
+];
 
 /// `-l` resources jrps asks for itself: the time, and the one chunk or
 /// node with its CPUs, memory and GPUs.
 const QSUB_CONTROLLED_RESOURCES: &[&str] = &[
-    "walltime", "select", "nodes", "ncpus", "ppn", "mem", "pmem", "vmem", "ngpus", "gpus",
+    "walltime", "select", "nodes", "ncpus", "ppn", "mem", "pmem", "vmem", "ngpus", "gpus", "h_rt",
+    "s_rt", "h_vmem", "gpu",
 ];
 
 /// `qsub` options that would change which job runs, as whom, how many of
@@ -97,7 +100,8 @@ const QSUB_CONTROLLED_RESOURCES: &[&str] = &[
 /// shell functions break `qstat`'s JSON, and jrps passes its variables by
 /// name itself).
 const QSUB_IDENTITY_OR_COUNT: &[&str] = &[
-    "-V", "-v", "-J", "-t", "-I", "-u", "-C", "-S", "-d", "-D", "-w", "-z", "-X", "-P",
+    "-V", "-v", "-J", "-t", "-I", "-u", "-C", "-S", "-d", "-D", "-w", "-z", "-X", "-P", "-b",
+    "-sync", "-now", "-shell",
 ];
 
 /// Substrings of variable names that suggest a secret; secrets never go in scripts.
@@ -556,7 +560,8 @@ pub fn sbatch_options(
     Ok(o.value.clone())
 }
 
-/// Extra `#PBS` options (OpenPBS, PBS Pro, Torque): `-X` or `-X value`,
+/// Extra `#PBS` or `#$` options (OpenPBS, PBS Pro, Torque, Grid Engine):
+/// `-X` or `-X value`,
 /// none that jrps sets itself or that changes which job runs, as whom or
 /// how many times.
 pub fn qsub_options(
@@ -582,7 +587,7 @@ pub fn options_for_the_scheduler(
 ) -> Result<(), LauncherError> {
     use crate::scheduler::SchedulerKind;
     let (given, wanted) = match site.scheduler {
-        SchedulerKind::Pbs | SchedulerKind::Torque => (sbatch, "qsub_options"),
+        SchedulerKind::Pbs | SchedulerKind::Torque | SchedulerKind::Sge => (sbatch, "qsub_options"),
         SchedulerKind::Slurm | SchedulerKind::Local => (qsub, "sbatch_options"),
     };
     match &given.value {
@@ -597,7 +602,11 @@ pub fn options_for_the_scheduler(
     }
 }
 
-fn check_qsub_option(key: &'static str, option: &str, source: &Source) -> Result<(), LauncherError> {
+fn check_qsub_option(
+    key: &'static str,
+    option: &str,
+    source: &Source,
+) -> Result<(), LauncherError> {
     let bad = |problem: String, allowed: &str| LauncherError::Invalid {
         field: key.into(),
         value: option.escape_debug().to_string(),
@@ -610,9 +619,12 @@ fn check_qsub_option(key: &'static str, option: &str, source: &Source) -> Result
         word.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_=:+,./@%".contains(&b))
     };
-    let is_option = name.len() == 2
+    // PBS's options are one letter; Grid Engine's also words (`-pe`).
+    let is_option = name.len() >= 2
         && name.starts_with('-')
-        && name.as_bytes()[1].is_ascii_alphabetic();
+        && name[1..]
+            .bytes()
+            .all(|b| b.is_ascii_alphabetic() || b == b'_');
     if !is_option || !word_ok(value) || value.contains(' ') {
         return Err(bad(
             "it is not one option with at most one value".into(),

@@ -9,10 +9,6 @@
 mod qstat;
 
 use std::collections::HashMap;
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
 
 use super::command::{CommandEnv, Output, refused};
 use super::error::SchedulerError;
@@ -20,6 +16,7 @@ use super::interface::Scheduler;
 use super::job::{JobId, JobStatus, JobSubmission};
 use super::job_log;
 use super::kind::SchedulerKind;
+use super::script_file::ScriptFile;
 
 /// Which PBS: they differ in `qstat`'s options (`-x` is history on PBS Pro
 /// and XML on Torque; only PBS Pro has `-F json`), in `qsub -k`, and in
@@ -108,31 +105,6 @@ fn sequence(id: &str) -> &str {
     id.split('.').next().unwrap_or(id)
 }
 
-/// The script as a private file beside the log: qsub reads it at once.
-fn script_file(log_path: &Path, job: &JobSubmission) -> Result<PathBuf, SchedulerError> {
-    let dir = log_path.parent().unwrap_or(Path::new("."));
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let path = dir.join(format!(
-        ".{}-{}-{nanos}.sh",
-        job.job_name,
-        std::process::id()
-    ));
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .and_then(|mut file| file.write_all(job.script.as_bytes()))
-        .map_err(|source| SchedulerError::Io {
-            action: "write the batch script",
-            path: path.clone(),
-            source,
-        })?;
-    Ok(path)
-}
-
 impl Scheduler for Pbs {
     fn kind(&self) -> SchedulerKind {
         match self.dialect {
@@ -144,7 +116,7 @@ impl Scheduler for Pbs {
     fn submit(&self, job: &JobSubmission) -> Result<JobId, SchedulerError> {
         let log_path = job.workdir.join(&job.log_path);
         job_log::create(&log_path)?;
-        let script = script_file(&log_path, job)?;
+        let script = ScriptFile::beside(&log_path, job)?;
         let names: Vec<&str> = job.env.iter().map(|(name, _)| name.as_str()).collect();
         let mut qsub = self.env.command("qsub");
         qsub.arg("-N")
@@ -162,12 +134,11 @@ impl Scheduler for Pbs {
             // they are on no command line.
             qsub.arg("-v").arg(names.join(","));
         }
-        qsub.arg(&script)
+        qsub.arg(script.path())
             .current_dir(&job.workdir)
             .envs(job.env.iter().map(|(name, value)| (name, value)));
-        let out = self.env.run(qsub, "qsub", None);
-        let _ = std::fs::remove_file(&script);
-        let out = out?;
+        let out = self.env.run(qsub, "qsub", None)?;
+        drop(script);
         if !out.success {
             return Err(refused("qsub", &out));
         }
