@@ -58,6 +58,18 @@ pub struct CreateSession {
     /// Lower-case hex SHA-256 of the Jupyter token; the proxy never sees the token.
     pub token_sha256: String,
     pub ttl_seconds: u64,
+    /// The site's cluster the job will run on (`[clusters.NAME]`): where
+    /// its backend may register from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+}
+
+/// A cluster's name as site.toml and proxy.toml write it.
+pub fn is_cluster_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
 /// 201 answer to [`CreateSession`].
@@ -418,6 +430,8 @@ pub struct OwnSession {
     pub ends_at: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extend_until: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
 }
 
 /// Every non-2xx API answer: `{"error": "<what>", "detail": "<why>"}`.

@@ -594,6 +594,7 @@ mod tests {
             user: "alice".into(),
             token_sha256: "ab".repeat(32),
             ttl_seconds: 60,
+            cluster: None,
         };
         client.create_session(&request).await
     }

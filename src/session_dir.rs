@@ -74,6 +74,10 @@ pub struct SessionRecord {
     #[serde(default)]
     pub munge_socket: Option<PathBuf>,
     pub scheduler: SchedulerKind,
+    /// The site's cluster the job runs on (`[clusters.NAME]`); absent on a
+    /// site of one cluster, and in records of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
     pub job_id: Option<String>,
     pub profile: String,
     pub partition: String,
@@ -317,6 +321,7 @@ mod tests {
             proxy_addresses: Vec::new(),
             munge_socket: None,
             scheduler: SchedulerKind::Local,
+            cluster: None,
             job_id: None,
             profile: "default".to_owned(),
             partition: "compute".to_owned(),

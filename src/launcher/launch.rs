@@ -210,6 +210,7 @@ async fn launch(
         user: user.clone(),
         token_sha256: hex::encode(Sha256::digest(token.as_bytes())),
         ttl_seconds: ttl.as_secs(),
+        cluster: spec.site.cluster.clone(),
     };
     // A reservation whose answer was lost stays unlinked, and the proxy
     // ends unlinked sessions by itself: trying again is safe.
@@ -324,6 +325,7 @@ impl Launch {
             proxy_addresses: self.endpoint.connect_to.clone(),
             munge_socket: self.endpoint.munge.as_ref().map(|m| m.socket.clone()),
             scheduler: spec.site.scheduler,
+            cluster: spec.site.cluster.clone(),
             job_id: None,
             profile: spec.profile.clone(),
             partition: spec.partition.name.clone(),
@@ -708,8 +710,12 @@ fn result_text(args: &UpOptions, result: &LaunchResult) -> String {
     text
 }
 
-/// Slurm's cluster name when the scheduler is Slurm, else this host's name.
+/// The site's name for the cluster; on a site of one, Slurm's cluster name
+/// when the scheduler is Slurm, else this host's name.
 fn cluster_name(spec: &LaunchSpec) -> String {
+    if let Some(name) = &spec.site.cluster {
+        return name.clone();
+    }
     if spec.site.scheduler == crate::scheduler::SchedulerKind::Slurm
         && let Ok(output) = std::process::Command::new("scontrol")
             .args(["show", "config"])

@@ -29,6 +29,10 @@ pub struct LaunchFields {
     #[arg(skip)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// The cluster, on a site with several (`[clusters]` in site.toml).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
     /// Slurm partition, e.g. debug, compute, gpu-shared.
     #[arg(short = 'p', long)]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -2,6 +2,7 @@
 //! `LaunchSpec`, rendered into a batch script, submitted.
 
 pub(crate) mod batch_template;
+pub(crate) mod clusters;
 pub(crate) mod config;
 pub(crate) mod directives;
 pub(crate) mod environment;

@@ -15,6 +15,7 @@ use crate::clock::unix_now;
 use crate::launcher::environment::Environment;
 use crate::launcher::launcher_error::LauncherError;
 use crate::launcher::site_config::SiteConfig;
+use crate::launcher::source::{Source, Sourced};
 use crate::proxy_client::{OUTAGE_PATIENCE, ProxyClient, ProxyClientError, ProxyEndpoint};
 use crate::scheduler::{CommandEnv, JobId, JobStatus, Scheduler, SchedulerError, SchedulerKind};
 use crate::session_dir::{
@@ -100,15 +101,17 @@ enum JobView {
 /// Every session's job, asking each scheduler once for all of its jobs.
 fn job_views(sessions: &[Session]) -> Vec<JobView> {
     let mut views = vec![JobView::Unsubmitted; sessions.len()];
-    let mut by_scheduler: Vec<(SchedulerKind, Vec<usize>)> = Vec::new();
+    // One scheduler per cluster: its own commands, asked once.
+    type Cluster<'a> = (SchedulerKind, Option<&'a str>);
+    let mut by_scheduler: Vec<(Cluster, Vec<usize>)> = Vec::new();
     for (at, session) in sessions.iter().enumerate() {
         if session.record.job_id.is_none() {
             continue;
         }
-        let kind = session.record.scheduler;
-        match by_scheduler.iter_mut().find(|(k, _)| *k == kind) {
+        let key = (session.record.scheduler, session.record.cluster.as_deref());
+        match by_scheduler.iter_mut().find(|(k, _)| *k == key) {
             Some((_, members)) => members.push(at),
-            None => by_scheduler.push((kind, vec![at])),
+            None => by_scheduler.push((key, vec![at])),
         }
     }
     for (_, members) in by_scheduler {
@@ -126,8 +129,13 @@ fn job_views(sessions: &[Session]) -> Vec<JobView> {
                 }
             }
             Err(error) => {
+                let on = sessions[members[0]]
+                    .record
+                    .cluster
+                    .as_ref()
+                    .map_or(String::new(), |cluster| format!(" (cluster {cluster})"));
                 eprintln!(
-                    "warning: {} could not be asked where its jobs are: {error}",
+                    "warning: {}{on} could not be asked where its jobs are: {error}",
                     scheduler.kind()
                 );
                 for &at in &members {
@@ -211,6 +219,15 @@ impl Session {
 }
 
 /// This state directory's sessions.
+/// How the scheduler of a session's cluster is asked, on this site: with
+/// that cluster's environment and timeout (the site's own on a site of one).
+fn commands_for(site: &SiteConfig, cluster: Option<&str>) -> CommandEnv {
+    let named = cluster.map(|name| Sourced::new(name.to_owned(), Source::Default));
+    site.for_cluster(named.as_ref(), "")
+        .map(|view| view.scheduler_commands())
+        .unwrap_or_else(|_| site.scheduler_commands())
+}
+
 fn sessions(state: &StateDirs, site: &SiteConfig) -> Result<Vec<Session>, SessionCommandError> {
     let mut sessions = Vec::new();
     for dir in SessionDir::list(state)? {
@@ -218,9 +235,9 @@ fn sessions(state: &StateDirs, site: &SiteConfig) -> Result<Vec<Session>, Sessio
         if let Ok(record) = dir.read_record() {
             sessions.push(Session {
                 dir: Some(dir),
+                commands: commands_for(site, record.cluster.as_deref()),
                 record,
                 state: state.clone(),
-                commands: site.scheduler_commands(),
                 proxy: None,
             });
         }
@@ -277,6 +294,7 @@ fn from_proxy(
         .filter(|s| !local.iter().any(|l| l.record.alias == s.alias))
         .map(|s| Session {
             dir: None,
+            commands: commands_for(site, s.cluster.as_deref()),
             record: SessionRecord {
                 alias: s.alias,
                 url: s.url,
@@ -285,7 +303,12 @@ fn from_proxy(
                 proxy_connect_to: None,
                 proxy_addresses: endpoint.connect_to.clone(),
                 munge_socket: Some(munge.socket.clone()),
-                scheduler: site.scheduler,
+                scheduler: s
+                    .cluster
+                    .as_ref()
+                    .and_then(|name| site.clusters.get(name))
+                    .map_or(site.scheduler, |cluster| cluster.scheduler),
+                cluster: s.cluster,
                 job_id: s.job_id,
                 profile: "-".into(),
                 partition: "-".into(),
@@ -295,7 +318,6 @@ fn from_proxy(
                 time: None,
             },
             state: state.clone(),
-            commands: site.scheduler_commands(),
             proxy: Some(ProxyView {
                 state: s.state,
                 end_reason: s.end_reason,
@@ -348,6 +370,9 @@ fn find(wanted: &str) -> Result<Session, SessionCommandError> {
 #[derive(Debug, Serialize)]
 struct Listing {
     alias: String,
+    /// The site's cluster, on a site of several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<String>,
     job_id: Option<String>,
     state: &'static str,
     /// Why a queued job waits (the scheduler's word).
@@ -417,6 +442,7 @@ pub fn ls(json: bool) -> Result<(), SessionCommandError> {
             };
             Listing {
                 alias: session.record.alias.clone(),
+                cluster: session.record.cluster.clone(),
                 job_id: session.record.job_id.clone(),
                 state,
                 reason,
@@ -453,10 +479,23 @@ pub fn ls(json: bool) -> Result<(), SessionCommandError> {
         eprintln!("no sessions; start one with `jrps up`");
         return Ok(());
     }
+    // A cluster column only on a site of several.
+    let clusters = rows.iter().any(|row| row.cluster.is_some());
+    let cluster_of =
+        |row: &Listing| clusters.then(|| format!("{:<10} ", row.cluster.as_deref().unwrap_or("-")));
     let _ = writeln!(
         out,
-        "{:<28} {:<12} {:<24} {:<11} {:<16} URL",
-        "ALIAS", "JOB", "STATE", "LEFT", "NODE"
+        "{:<28} {}{:<12} {:<24} {:<11} {:<16} URL",
+        "ALIAS",
+        if clusters {
+            format!("{:<10} ", "CLUSTER")
+        } else {
+            String::new()
+        },
+        "JOB",
+        "STATE",
+        "LEFT",
+        "NODE"
     );
     for row in &rows {
         let state = match (&row.reason, row.end_reason) {
@@ -470,8 +509,9 @@ pub fn ls(json: bool) -> Result<(), SessionCommandError> {
             .map_or("-".to_string(), |t| t.to_string());
         let _ = writeln!(
             out,
-            "{:<28} {:<12} {:<24} {:<11} {:<16} {}",
+            "{:<28} {}{:<12} {:<24} {:<11} {:<16} {}",
             row.alias,
+            cluster_of(row).unwrap_or_default(),
             row.job_id.as_deref().unwrap_or("-"),
             state,
             left,

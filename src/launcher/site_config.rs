@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::api::SessionClock;
+use crate::launcher::clusters::Cluster;
 use crate::launcher::launcher_error::LauncherError;
 use crate::launcher::layers::{LaunchTable, Layers};
 use crate::launcher::source::{Layer, Source, Sourced, line_of};
@@ -152,6 +153,12 @@ pub struct SiteConfig {
     pub partitions: BTreeMap<String, Partition>,
     /// The `[defaults]` table: launch fields for every profile.
     pub defaults: Layers,
+    /// `[clusters.NAME]`: a site of several clusters; empty for one.
+    pub clusters: BTreeMap<String, Cluster>,
+    /// In a view of one cluster (`for_cluster`): its name.
+    pub cluster: Option<String>,
+    /// In a view of one cluster: what its scheduler commands are run with.
+    pub scheduler_env: Vec<(String, String)>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -160,7 +167,7 @@ struct SiteFile {
     proxy_url: Option<Spanned<String>>,
     proxy_ca: Option<PathBuf>,
     proxy_address: Option<Spanned<OneOrMore<std::net::SocketAddr>>>,
-    scheduler: Option<SchedulerKind>,
+    scheduler: Option<Spanned<SchedulerKind>>,
     account_required: Option<Spanned<bool>>,
     modules: Option<Spanned<Vec<String>>>,
     jupyter: Option<Spanned<String>>,
@@ -178,8 +185,25 @@ struct SiteFile {
     walltime_warn: Option<Spanned<Vec<Spanned<toml::Value>>>>,
     walltime_save: Option<Spanned<toml::Value>>,
     batch_dirs: Option<Vec<PathBuf>>,
-    partitions: Option<BTreeMap<String, Spanned<PartitionFile>>>,
+    partitions: Option<Spanned<BTreeMap<String, Spanned<PartitionFile>>>>,
     defaults: Option<LaunchTable>,
+    clusters: Option<BTreeMap<String, Spanned<ClusterFile>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClusterFile {
+    scheduler: Spanned<SchedulerKind>,
+    #[serde(default)]
+    env: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    hosts: Vec<String>,
+    partitions: Option<BTreeMap<String, Spanned<PartitionFile>>>,
+    batch_dirs: Option<Vec<PathBuf>>,
+    scheduler_timeout: Option<Spanned<toml::Value>>,
+    parallel_environment: Option<Spanned<String>>,
+    node_interface: Option<Spanned<String>>,
+    requeue: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -216,7 +240,7 @@ impl SiteConfig {
     /// How this site's scheduler commands run.
     pub fn scheduler_commands(&self) -> crate::scheduler::CommandEnv {
         crate::scheduler::CommandEnv {
-            vars: Vec::new(),
+            vars: self.scheduler_env.clone(),
             timeout: std::time::Duration::from_secs(self.scheduler_timeout.seconds()),
         }
     }
@@ -272,6 +296,9 @@ impl SiteConfig {
             batch_dirs: Vec::new(),
             partitions,
             defaults: Layers::default(),
+            clusters: BTreeMap::new(),
+            cluster: None,
+            scheduler_env: Vec::new(),
         }
     }
 
@@ -298,7 +325,10 @@ impl SiteConfig {
         let at = SiteText { text, path };
         let mut site = SiteConfig::built_in();
         site.path = Some(path.to_path_buf());
-        site.scheduler = file.scheduler.unwrap_or(SchedulerKind::Slurm);
+        site.scheduler = file
+            .scheduler
+            .as_ref()
+            .map_or(SchedulerKind::Slurm, |s| *s.get_ref());
         if let Some(url) = file.proxy_url {
             site.proxy_url = Some(rules::proxy_url(url, &at)?);
         }
@@ -346,8 +376,27 @@ impl SiteConfig {
         site.walltime_notice = file.walltime_notice.unwrap_or(true);
         site.walltime = rules::walltime_notice(file.walltime_warn, file.walltime_save, &at)?;
         site.batch_dirs = file.batch_dirs.unwrap_or_default();
+        if let Some(clusters) = file.clusters {
+            // Each cluster names its scheduler and partitions: at the top
+            // they would say which cluster's they are no better than a guess.
+            if let Some(partitions) = &file.partitions {
+                return Err(rules::not_with_clusters(
+                    "partitions",
+                    partitions.span(),
+                    &at,
+                ));
+            }
+            if let Some(scheduler) = &file.scheduler {
+                return Err(rules::not_with_clusters("scheduler", scheduler.span(), &at));
+            }
+            site.partitions = BTreeMap::new();
+            for (name, cluster) in clusters {
+                let cluster = rules::cluster(name, cluster, &at)?;
+                site.clusters.insert(cluster.name.clone(), cluster);
+            }
+        }
         if let Some(partitions) = file.partitions {
-            site.partitions = rules::partitions(partitions, &at)?;
+            site.partitions = rules::partitions(partitions.into_inner(), &at)?;
         }
         if let Some(defaults) = file.defaults {
             let (layers, extends) = Layers::from_table(defaults, text, Layer::Site, path)?;
@@ -588,6 +637,92 @@ mod rules {
             allowed: wall_time::FORMATS.into(),
         })?;
         Ok(Sourced::new(limit, source))
+    }
+
+    pub(super) fn not_with_clusters(
+        key: &'static str,
+        span: std::ops::Range<usize>,
+        at: &SiteText,
+    ) -> LauncherError {
+        LauncherError::Invalid {
+            field: key.into(),
+            value: at.text[span.clone()].chars().take(40).collect(),
+            origin: at.source(span.start),
+            problem: "the site has [clusters], and each names its own".into(),
+            allowed: format!("`{key}` inside each [clusters.NAME] table"),
+        }
+    }
+
+    /// One `[clusters.NAME]` table.
+    pub(super) fn cluster(
+        name: String,
+        spanned: Spanned<ClusterFile>,
+        at: &SiteText,
+    ) -> Result<Cluster, LauncherError> {
+        let source = at.source(spanned.span().start);
+        if !is_simple_name(&name) {
+            return Err(LauncherError::Invalid {
+                field: "clusters".into(),
+                value: name,
+                origin: source,
+                problem: "it is not a cluster name".into(),
+                allowed: "letters, digits, `-`, `_` and `.`".into(),
+            });
+        }
+        let file = spanned.into_inner();
+        let mut env = Vec::new();
+        for (variable, value) in file.env {
+            let valid = variable
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_uppercase() || b == b'_')
+                && variable
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+            if !valid || variable.starts_with("JRPS_") {
+                return Err(LauncherError::Invalid {
+                    field: format!("clusters.{name}.env"),
+                    value: variable,
+                    origin: at.source(value.span().start),
+                    problem: "it is not a variable a scheduler command reads".into(),
+                    allowed: "upper-case names such as SLURM_CONF or PBS_SERVER, not JRPS_*".into(),
+                });
+            }
+            env.push((variable, value.into_inner()));
+        }
+        let partitions = match file.partitions {
+            Some(tables) => partitions(tables, at)?,
+            None => {
+                return Err(LauncherError::Missing {
+                    field: "partitions",
+                    required_by: source,
+                    how: format!("[clusters.{name}.partitions.NAME] tables, one marked default"),
+                });
+            }
+        };
+        Ok(Cluster {
+            scheduler: file.scheduler.into_inner(),
+            env,
+            hosts: file.hosts,
+            partitions,
+            batch_dirs: file.batch_dirs.unwrap_or_default(),
+            scheduler_timeout: file
+                .scheduler_timeout
+                .map(|t| span_of_time("scheduler_timeout", t, at))
+                .transpose()?
+                .map(|t| t.value),
+            parallel_environment: file
+                .parallel_environment
+                .map(|pe| parallel_environment(pe, at))
+                .transpose()?,
+            node_interface: file
+                .node_interface
+                .map(|interface| node_interface(interface, at))
+                .transpose()?,
+            requeue: file.requeue,
+            name,
+            source,
+        })
     }
 
     /// Every partition, and at most one of them the default.

@@ -49,6 +49,13 @@ impl ConfigError {
     }
 }
 
+/// One `[clusters.NAME]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCluster {
+    allowed_backend_cidrs: Vec<Spanned<String>>,
+}
+
 /// The file as written. Kept apart from [`ProxyConfig`] so that defaults,
 /// relative paths and cross-field rules are resolved in one place.
 #[derive(Debug, Deserialize)]
@@ -78,6 +85,7 @@ struct RawConfig {
     audit_log: Option<PathBuf>,
     limits: Option<RawLimits>,
     announcement: Option<RawAnnouncement>,
+    clusters: Option<std::collections::BTreeMap<String, Spanned<RawCluster>>>,
 }
 
 /// The validated configuration the proxy runs with.
@@ -97,6 +105,9 @@ pub struct ProxyConfig {
     pub cookie_key: PathBuf,
     pub allowed_client_cidrs: Vec<IpNet>,
     pub allowed_backend_cidrs: Vec<IpNet>,
+    /// `[clusters.NAME]`: where the backends of each cluster's sessions
+    /// may be; a session of one never registers from another's range.
+    pub clusters: std::collections::BTreeMap<String, Vec<IpNet>>,
     pub backend_ports: PortSet,
     /// The plain listener sits behind a TLS terminator: cookies get `Secure`
     /// and `X-Forwarded-Proto` says `https`.
@@ -180,6 +191,23 @@ fn readers_beyond_the_proxy(meta: &std::fs::Metadata) -> Option<&'static str> {
 }
 
 impl ProxyConfig {
+    /// Where the backend of a session of `cluster` may be: its cluster's
+    /// ranges, on a proxy that has `[clusters]`; else `allowed_backend_cidrs`.
+    pub fn backend_cidrs(&self, cluster: Option<&str>) -> &[IpNet] {
+        cluster
+            .and_then(|name| self.clusters.get(name))
+            .map_or(&self.allowed_backend_cidrs, Vec::as_slice)
+    }
+
+    /// Whether any session's backend may be at `ip` (a compute node's call).
+    pub fn may_be_backend(&self, ip: std::net::IpAddr) -> bool {
+        crate::proxy::addresses::cidrs_contain(&self.allowed_backend_cidrs, ip)
+            || self
+                .clusters
+                .values()
+                .any(|cidrs| crate::proxy::addresses::cidrs_contain(cidrs, ip))
+    }
+
     /// Reads and validates `path`. Relative paths inside the file are taken
     /// relative to the file's directory, so a config works from any cwd.
     pub fn load(path: &Path) -> Result<ProxyConfig, ConfigError> {
@@ -225,6 +253,20 @@ impl ProxyConfig {
             rules::cidrs(&raw.allowed_client_cidrs, "allowed_client_cidrs", &file)?;
         let allowed_backend_cidrs =
             rules::cidrs(&raw.allowed_backend_cidrs, "allowed_backend_cidrs", &file)?;
+        let mut clusters = std::collections::BTreeMap::new();
+        for (name, cluster) in raw.clusters.unwrap_or_default() {
+            if !crate::api::is_cluster_name(&name) {
+                return Err(at(
+                    cluster.span().start,
+                    format!(
+                        "[clusters.{name}]: a cluster's name is letters, digits, `-`, `_` and `.`"
+                    ),
+                ));
+            }
+            let key = format!("clusters.{name}.allowed_backend_cidrs");
+            let cidrs = rules::cidrs(&cluster.get_ref().allowed_backend_cidrs, &key, &file)?;
+            clusters.insert(name, cidrs);
+        }
         let backend_ports = match &raw.backend_ports {
             Some(s) => PortSet::parse(s.get_ref())
                 .map_err(|why| at(s.span().start, format!("`backend_ports`: {why}")))?,
@@ -252,6 +294,7 @@ impl ProxyConfig {
             state,
             allowed_client_cidrs,
             allowed_backend_cidrs,
+            clusters,
             backend_ports,
             behind_tls,
             access_log: raw.access_log.unwrap_or(true),

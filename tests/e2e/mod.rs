@@ -6,6 +6,7 @@
 //! `--no-wait` test). Unset: a failure when `CI` is set, else the test is
 //! skipped with a notice, as in tests/scheduler and tests/proxy/jupyter.rs.
 
+mod clusters;
 mod extend;
 mod flow;
 mod idle;

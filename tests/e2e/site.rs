@@ -217,14 +217,20 @@ impl Site {
         let ca = root.path().join("site/ca.pem");
         std::fs::write(&ca, &proxy.ca.ca_pem).unwrap();
         let port = proxy.addr.port();
+        // A site of clusters (`scheduler` empty) names its scheduler and
+        // how its nodes are reached per cluster, in `extra`.
+        let per_cluster = if scheduler.is_empty() {
+            String::new()
+        } else {
+            format!("scheduler = \"{scheduler}\"\nnode_interface = \"lo\"\n")
+        };
         let site_toml = format!(
             "proxy_url = \"https://manage.{DOMAIN}:{port}\"\n\
              proxy_ca = {ca:?}\n\
              proxy_address = \"{addr}\"\n\
-             scheduler = \"{scheduler}\"\n\
+             {per_cluster}\
              jupyter = {jupyter:?}\n\
              jrps = {jrps:?}\n\
-             node_interface = \"lo\"\n\
              {extra}\n",
             ca = ca.display().to_string(),
             addr = proxy.addr,

@@ -548,3 +548,77 @@ fn each_scheduler_takes_its_own_options_only() {
         output.layout()
     );
 }
+
+/// A site of several clusters: the cluster named, else the one whose
+/// `hosts` match this login node; each with its scheduler, partitions and
+/// environment; errors name the cluster and what is allowed.
+#[test]
+fn clusters_each_render_with_their_own_scheduler_and_partitions() {
+    let site = "[clusters.alpha]\nscheduler = \"slurm\"\nenv = { SLURM_CONF = \"/etc/alpha/slurm.conf\" }\n\
+                [clusters.alpha.partitions.short]\ndefault = true\nmax_time = 60\n\
+                [clusters.beta]\nscheduler = \"torque\"\nhosts = [\"*\"]\n\
+                [clusters.beta.partitions.batch]\ndefault = true\n";
+    let render = |args: &[&str]| {
+        let mut all = vec!["render"];
+        all.extend_from_slice(args);
+        Test::new().site_file("site.toml", site).args(&all).run()
+    };
+    // Named.
+    let alpha = render(&["--cluster", "alpha", "-t", "30"]);
+    alpha.success();
+    assert!(
+        alpha.stdout.contains("#SBATCH --partition=short\n"),
+        "{}",
+        alpha.stdout
+    );
+    let too_long = render(&["--cluster", "alpha", "-t", "90"]);
+    assert_eq!(too_long.code, Some(2), "{}", too_long.layout());
+    // Not named: beta's hosts pattern matches any login node.
+    let beta = render(&["-t", "30"]);
+    beta.success();
+    assert!(beta.stdout.contains("#PBS -q batch\n"), "{}", beta.stdout);
+    // Unknown, with the ones there are.
+    let unknown = render(&["--cluster", "gamma"]);
+    assert_eq!(unknown.code, Some(2), "{}", unknown.layout());
+    assert!(
+        unknown
+            .stderr
+            .contains("invalid cluster `gamma` (from flag --cluster)")
+            && unknown.stderr.contains("the site's clusters: alpha, beta"),
+        "{}",
+        unknown.layout()
+    );
+    // No hosts pattern matches and there are two: name one.
+    let ambiguous = Test::new()
+        .site_file(
+            "site.toml",
+            &site.replace("hosts = [\"*\"]", "hosts = [\"login-b*\"]"),
+        )
+        .args(&["render"])
+        .run();
+    assert_eq!(ambiguous.code, Some(2), "{}", ambiguous.layout());
+    assert!(
+        ambiguous
+            .stderr
+            .contains("pass --cluster NAME, one of: alpha, beta"),
+        "{}",
+        ambiguous.layout()
+    );
+    // Partitions at the top of a site of clusters are refused where they are.
+    let mixed = Test::new()
+        .site_file(
+            "site.toml",
+            &format!("[partitions.x]\ndefault = true\n{site}"),
+        )
+        .args(&["render"])
+        .run();
+    assert_eq!(mixed.code, Some(2), "{}", mixed.layout());
+    assert!(
+        mixed.stderr.contains("site.toml:1")
+            && mixed
+                .stderr
+                .contains("`partitions` inside each [clusters.NAME] table"),
+        "{}",
+        mixed.layout()
+    );
+}

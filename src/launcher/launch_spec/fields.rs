@@ -121,6 +121,27 @@ pub fn description(field: Field<String>, origins: &mut Origins) {
     }
 }
 
+/// The site as seen from the cluster named, else this login node's (only
+/// on a site with `[clusters]`).
+pub fn cluster(
+    field: Field<String>,
+    site: &SiteConfig,
+    origins: &mut Origins,
+) -> Result<SiteConfig, LauncherError> {
+    let view = site.for_cluster(
+        field.value.as_ref(),
+        &crate::launcher::clusters::this_host(),
+    )?;
+    if let Some(name) = &view.cluster {
+        let source = match &field.value {
+            Some(given) => given.source.clone(),
+            None => view.clusters[name].source.clone(),
+        };
+        origins.note(field.key, name.clone(), &source);
+    }
+    Ok(view)
+}
+
 /// The partition named, else the site's default one.
 pub fn partition(
     field: Field<String>,

@@ -62,7 +62,6 @@ impl LaunchSpec {
         resolved: &Resolved,
         config: &Config,
     ) -> Result<LaunchSpec, LauncherError> {
-        let site = &config.site;
         let cwd = config.cwd.as_deref();
         let mut origins = Origins::default();
         origins.note(
@@ -71,6 +70,7 @@ impl LaunchSpec {
             &resolved.profile.source,
         );
         fields::description(field!(resolved, description), &mut origins);
+        let site = &fields::cluster(field!(resolved, cluster), &config.site, &mut origins)?;
         let partition = fields::partition(field!(resolved, partition), site, &mut origins)?;
         let time = fields::time(
             field!(resolved, time).map(|t| t.0),

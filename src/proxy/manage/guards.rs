@@ -49,8 +49,7 @@ pub(super) fn credential(
     // Only login and compute nodes call the API: nobody else may make the
     // proxy start a process, and a malformed credential starts none.
     let ip = canonical_ip(conn.peer.ip());
-    if !cidrs_contain(&shared.config.allowed_client_cidrs, ip)
-        && !cidrs_contain(&shared.config.allowed_backend_cidrs, ip)
+    if !cidrs_contain(&shared.config.allowed_client_cidrs, ip) && !shared.config.may_be_backend(ip)
     {
         return Err(Refusal::new(
             Failure::Forbidden,
@@ -168,13 +167,35 @@ pub(super) fn session_with_secret(
 /// restart): it must be where backends may be.
 pub(super) fn from_backends(shared: &Shared, conn: ConnInfo) -> Result<std::net::IpAddr, Refusal> {
     let ip = canonical_ip(conn.peer.ip());
-    if !cidrs_contain(&shared.config.allowed_backend_cidrs, ip) {
+    if !shared.config.may_be_backend(ip) {
         return Err(Refusal::new(
             Failure::Forbidden,
             format!("{ip} is not in allowed_backend_cidrs"),
         ));
     }
     Ok(ip)
+}
+
+/// A backend at `ip` for `session`: in its cluster's ranges (a session of
+/// one cluster never registers from another's), else the proxy's.
+pub(super) fn backend_of(
+    shared: &Shared,
+    session: &Session,
+    ip: std::net::IpAddr,
+) -> Result<(), Refusal> {
+    if cidrs_contain(shared.config.backend_cidrs(session.cluster.as_deref()), ip) {
+        return Ok(());
+    }
+    let list = match session.cluster.as_deref() {
+        Some(cluster) if shared.config.clusters.contains_key(cluster) => {
+            format!("cluster {cluster}'s allowed_backend_cidrs")
+        }
+        _ => "allowed_backend_cidrs".to_owned(),
+    };
+    Err(Refusal::new(
+        Failure::Forbidden,
+        format!("{ip} is not in {list}"),
+    ))
 }
 
 pub(super) fn from_clients(shared: &Shared, conn: ConnInfo) -> Result<(), Refusal> {
@@ -203,7 +224,7 @@ pub(super) fn owner_only(
     let ip = canonical_ip(conn.peer.ip());
     let from_backend = match session.backend {
         Some(backend) => canonical_ip(backend.ip()) == ip,
-        None => cidrs_contain(&shared.config.allowed_backend_cidrs, ip),
+        None => cidrs_contain(shared.config.backend_cidrs(session.cluster.as_deref()), ip),
     };
     if !from_backend && !cidrs_contain(&shared.config.allowed_client_cidrs, ip) {
         return Err(Refusal::new(

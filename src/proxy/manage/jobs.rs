@@ -20,7 +20,9 @@ use crate::proxy::request::plumbing::ConnInfo;
 use crate::proxy::shared::Shared;
 use crate::proxy::store::{Session, authority_of};
 
-use super::guards::{bad_secret, from_backends, owner_only, secret_ok, session_with_secret};
+use super::guards::{
+    backend_of, bad_secret, from_backends, owner_only, secret_ok, session_with_secret,
+};
 use super::reply::{ApiResult, Refusal, json, no_content, parse};
 use super::sessions::status_of;
 
@@ -119,6 +121,7 @@ pub(super) async fn register(
             if !secret_ok(s, &request.secret) {
                 return Err(bad_secret());
             }
+            backend_of(shared, s, ip)?;
             // Once per run: a restarted session is pending again.
             if s.state == SessionState::Ready {
                 return Err(Refusal::new(
@@ -182,6 +185,7 @@ pub(super) async fn restart(
     let request: api::Restart = parse(body)?;
     let ip = from_backends(shared, conn)?;
     let before = session_with_secret(shared, alias, &request.secret)?;
+    backend_of(shared, &before, ip)?;
     if let Some(old) = before.backend
         && before.state == SessionState::Ready
         && backend_answers(old).await

@@ -71,6 +71,23 @@ pub(super) async fn create(
             None => format!("uid-{}", caller.uid),
         },
     };
+    // Named by the launcher, and on a proxy with `[clusters]` one of them:
+    // the name decides where the session's backend may register from.
+    if let Some(cluster) = &request.cluster {
+        let known = &shared.config.clusters;
+        if !crate::api::is_cluster_name(cluster)
+            || (!known.is_empty() && !known.contains_key(cluster))
+        {
+            return Err(Refusal::new(
+                Failure::InvalidField,
+                format!(
+                    "cluster `{}` is not one of this proxy's: {}",
+                    cluster.escape_debug(),
+                    known.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+    }
     let max_ttl = shared.config.max_ttl.as_secs();
     if request.ttl_seconds == 0 || request.ttl_seconds > max_ttl {
         return Err(Refusal::new(
@@ -102,6 +119,7 @@ pub(super) async fn create(
             owner: caller.map(|c| c.uid),
             client: Some(canonical_ip(conn.peer.ip())),
             clock: None,
+            cluster: request.cluster.clone(),
             revision: 0,
             load: Arc::default(),
         };
@@ -175,6 +193,7 @@ pub(super) fn list(shared: &Shared, conn: ConnInfo, caller: Option<Caller>) -> A
                 restarted: status.restarted,
                 ends_at: status.ends_at,
                 extend_until: status.extend_until,
+                cluster: s.cluster.clone(),
             }
         })
         .collect();

@@ -68,11 +68,11 @@ const FOLLOWER_IDLE: Duration = Duration::from_secs(15);
 
 const COLUMNS: &str = "alias, \"user\", token_sha256, secret_sha256, cookie, job_id, backend, \
                        state, created_at, expires_at, registered_at, ended_at, end_reason, \
-                       owner_uid, client, clock, revision";
+                       owner_uid, client, clock, cluster, revision";
 
 /// A row's values in the order of [`COLUMNS`], but `revision`, which the
 /// database draws: the one list inserts and updates both bind.
-fn bind(s: &StoredSession) -> [&(dyn tokio_postgres::types::ToSql + Sync); 16] {
+fn bind(s: &StoredSession) -> [&(dyn tokio_postgres::types::ToSql + Sync); 17] {
     [
         &s.alias,
         &s.user,
@@ -90,6 +90,7 @@ fn bind(s: &StoredSession) -> [&(dyn tokio_postgres::types::ToSql + Sync); 16] {
         &s.owner_uid,
         &s.client,
         &s.clock,
+        &s.cluster,
     ]
 }
 
@@ -938,7 +939,8 @@ fn stored(row: &Row) -> Result<StoredSession, tokio_postgres::Error> {
         owner_uid: row.try_get(13)?,
         client: row.try_get(14)?,
         clock: row.try_get(15)?,
-        revision: row.try_get(16)?,
+        cluster: row.try_get(16)?,
+        revision: row.try_get(17)?,
     })
 }
 

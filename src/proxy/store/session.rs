@@ -44,6 +44,9 @@ pub struct Session {
     /// When it ends and when its page warns: what its job reported at
     /// registration, moved by the scheduler and by `jrps extend` since.
     pub clock: Option<SessionClock>,
+    /// The site's cluster its job runs on, as the launcher said at
+    /// creation: which `[clusters.NAME]` ranges its backend may be in.
+    pub cluster: Option<String>,
     /// Which version of the row this is (set by the backend when it commits).
     pub revision: u64,
     /// Requests in flight and tunnels open, across its snapshots.
@@ -105,6 +108,7 @@ pub(super) struct StoredSession {
     /// [`SessionClock`] as JSON: one column for a record that only the
     /// proxy reads.
     pub(super) clock: Option<String>,
+    pub(super) cluster: Option<String>,
     pub(super) revision: i64,
 }
 
@@ -135,6 +139,7 @@ impl StoredSession {
             owner_uid: s.owner.map(i64::from),
             client: s.client.map(|c| c.to_string()),
             clock: s.clock.as_ref().and_then(|c| serde_json::to_string(c).ok()),
+            cluster: s.cluster.clone(),
             revision: s.revision as i64,
         }
     }
@@ -196,6 +201,7 @@ impl StoredSession {
             // One that does not parse is no clock: the page shows no end
             // rather than a wrong one.
             clock: self.clock.and_then(|c| serde_json::from_str(&c).ok()),
+            cluster: self.cluster,
             revision: self.revision.max(0) as u64,
             load: same.map(|k| k.load.clone()).unwrap_or_default(),
         }

@@ -28,11 +28,11 @@ const PRE_VERSIONING_COLUMNS: &[(&str, &str)] = &[("end_reason", "TEXT"), ("owne
 
 const COLUMNS: &str = "alias, user, token_sha256, secret_sha256, cookie, job_id, backend, \
                        state, created_at, expires_at, registered_at, ended_at, end_reason, \
-                       owner_uid, clock";
+                       owner_uid, clock, cluster";
 
 /// A row's values in the order of [`COLUMNS`]: the one list inserts and
 /// updates both bind.
-fn bind(s: &StoredSession) -> [&dyn rusqlite::ToSql; 15] {
+fn bind(s: &StoredSession) -> [&dyn rusqlite::ToSql; 16] {
     [
         &s.alias,
         &s.user,
@@ -49,6 +49,7 @@ fn bind(s: &StoredSession) -> [&dyn rusqlite::ToSql; 15] {
         &s.end_reason,
         &s.owner_uid,
         &s.clock,
+        &s.cluster,
     ]
 }
 
@@ -124,6 +125,7 @@ impl Sqlite {
                 end_reason: row.get(12)?,
                 owner_uid: row.get(13)?,
                 clock: row.get(14)?,
+                cluster: row.get(15)?,
                 client: None,
                 revision: 0,
             })
@@ -319,7 +321,7 @@ mod tests {
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(versions, 2);
+        assert_eq!(versions, 3);
     }
 
     #[test]
@@ -337,7 +339,7 @@ mod tests {
             .unwrap();
         let err = Sqlite::open(&path).err().expect("refused").to_string();
         assert!(
-            err.contains("written by a newer jrps (schema version 99, this jrps knows up to 2)")
+            err.contains("written by a newer jrps (schema version 99, this jrps knows up to 3)")
                 && err.contains("state.sqlite")
                 && err.contains("restore the state saved before the upgrade"),
             "{err}"
