@@ -8,32 +8,9 @@
 //! so everything after it reads `site.scheduler` and `site.partitions` as
 //! on a site with one cluster.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-
 use crate::launcher::launcher_error::{LauncherError, did_you_mean};
-use crate::launcher::site_config::{Partition, SchedulerKind, SiteConfig};
-use crate::launcher::source::{Source, Sourced};
-use crate::wall_time::WallTime;
-
-#[derive(Debug, Clone)]
-pub struct Cluster {
-    pub name: String,
-    pub scheduler: SchedulerKind,
-    /// Set for every scheduler command (`SLURM_CONF`, `PBS_SERVER`, ...).
-    pub env: Vec<(String, String)>,
-    /// Login node names (`*` matches any run of characters) that mean
-    /// this cluster when none is named.
-    pub hosts: Vec<String>,
-    pub partitions: BTreeMap<String, Partition>,
-    pub batch_dirs: Vec<PathBuf>,
-    pub scheduler_timeout: Option<WallTime>,
-    pub parallel_environment: Option<String>,
-    pub node_interface: Option<String>,
-    pub requeue: Option<bool>,
-    /// The `[clusters.NAME]` header.
-    pub source: Source,
-}
+use crate::launcher::site_config::{Cluster, SiteConfig};
+use crate::launcher::source::Sourced;
 
 impl SiteConfig {
     /// The site as seen by a launch on one of its clusters. A site without

@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::api::SessionClock;
-use crate::launcher::clusters::Cluster;
 use crate::launcher::launcher_error::LauncherError;
 use crate::launcher::layers::{LaunchTable, Layers};
 use crate::launcher::source::{Layer, Source, Sourced, line_of};
@@ -88,6 +87,27 @@ pub struct Partition {
     /// This partition's own `walltime_warn` and `walltime_save`.
     pub walltime: WalltimeNotice,
     /// Where the partition is defined (the `[partitions.NAME]` header).
+    pub source: Source,
+}
+
+/// One cluster of a site with several (`[clusters.NAME]`): what differs
+/// between them. Which one a launch is for is `launcher::clusters`'.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub name: String,
+    pub scheduler: SchedulerKind,
+    /// Set for every scheduler command (`SLURM_CONF`, `PBS_SERVER`, ...).
+    pub env: Vec<(String, String)>,
+    /// Login node names (`*` matches any run of characters) that mean
+    /// this cluster when none is named.
+    pub hosts: Vec<String>,
+    pub partitions: BTreeMap<String, Partition>,
+    pub batch_dirs: Vec<PathBuf>,
+    pub scheduler_timeout: Option<WallTime>,
+    pub parallel_environment: Option<String>,
+    pub node_interface: Option<String>,
+    pub requeue: Option<bool>,
+    /// The `[clusters.NAME]` header.
     pub source: Source,
 }
 

@@ -6,7 +6,10 @@
 //! asks for any number of jobs at once, as JSON where the server has it and
 //! as text otherwise; `qdel` cancels.
 
+mod dialect;
 mod qstat;
+
+pub use dialect::Dialect;
 
 use std::collections::HashMap;
 
@@ -17,15 +20,6 @@ use super::job::{JobId, JobStatus, JobSubmission};
 use super::job_log;
 use super::kind::SchedulerKind;
 use super::script_file::ScriptFile;
-
-/// Which PBS: they differ in `qstat`'s options (`-x` is history on PBS Pro
-/// and XML on Torque; only PBS Pro has `-F json`), in `qsub -k`, and in
-/// the exit status of a walltime kill.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    Pbs,
-    Torque,
-}
 
 #[derive(Debug, Clone)]
 pub struct Pbs {

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use super::super::job::JobStatus;
-use super::Dialect;
+use super::dialect::Dialect;
 use crate::api::EndReason;
 
 /// One job's attributes, as `qstat -f` prints them.
