@@ -68,6 +68,8 @@ struct TemplateContext<'a> {
     /// The signals the job's trap takes as "stop now" (`TERM`, on Grid
     /// Engine also `USR1 USR2`).
     stop_signals: &'static str,
+    /// Grid Engine's soft wall time signal (`USR1`), the end only when due.
+    soft_limit_signal: Option<&'static str>,
     modules: &'a [String],
     env: &'a std::collections::BTreeMap<String, String>,
     node_interface: Option<&'a str>,
@@ -181,6 +183,7 @@ impl BatchTemplate {
             sbatch_directives: directives::sbatch(spec),
             directives: directives::lines(spec),
             stop_signals: directives::stop_signals(spec),
+            soft_limit_signal: directives::soft_limit_signal(spec),
             modules: &spec.modules,
             env: &spec.env,
             node_interface: spec.site.node_interface.as_deref(),

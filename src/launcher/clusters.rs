@@ -54,7 +54,7 @@ impl SiteConfig {
                 let by_host: Vec<&Cluster> = self
                     .clusters
                     .values()
-                    .filter(|c| c.hosts.iter().any(|p| host_matches(p, this_host)))
+                    .filter(|c| c.hosts.iter().any(|p| names_host(p, this_host)))
                     .collect();
                 match (by_host.as_slice(), self.clusters.len()) {
                     ([one], _) => one,
@@ -100,7 +100,16 @@ impl SiteConfig {
     }
 }
 
-/// This machine's host name, short, as login node patterns are written.
+/// Whether a `hosts` pattern means `host`: its full name or its short one
+/// (before the first dot), in any case.
+fn names_host(pattern: &str, host: &str) -> bool {
+    let pattern = pattern.to_ascii_lowercase();
+    let host = host.to_ascii_lowercase();
+    let short = host.split('.').next().unwrap_or_default();
+    host_matches(&pattern, &host) || host_matches(&pattern, short)
+}
+
+/// This machine's host name, as the kernel has it.
 pub fn this_host() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|name| name.trim().to_owned())
@@ -129,7 +138,7 @@ fn host_matches(pattern: &str, host: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::host_matches;
+    use super::{host_matches, names_host};
 
     #[test]
     fn host_patterns() {
@@ -141,5 +150,11 @@ mod tests {
         assert!(host_matches("l*n*-a", "login-a"));
         assert!(host_matches("*", "anything"));
         assert!(!host_matches("gpu*", "login"));
+        assert!(names_host("login1", "Login1.cluster.example.org"));
+        assert!(names_host(
+            "*.cluster.example.org",
+            "login1.cluster.example.org"
+        ));
+        assert!(!names_host("login2", "login1.cluster"));
     }
 }

@@ -51,13 +51,20 @@ pub fn lines(spec: &LaunchSpec) -> Vec<String> {
 }
 
 /// The signals a job's trap takes as "stop now": SIGTERM everywhere; on
-/// Grid Engine also SIGUSR1 (its soft wall time) and SIGUSR2 (what `qdel`
-/// sends a `-notify` job before it kills it).
+/// Grid Engine also SIGUSR2 (what `qdel` sends a `-notify` job before it
+/// kills it).
 pub fn stop_signals(spec: &LaunchSpec) -> &'static str {
     match spec.site.scheduler {
-        SchedulerKind::Sge => "TERM USR1 USR2",
+        SchedulerKind::Sge => "TERM USR2",
         _ => "TERM",
     }
+}
+
+/// The signal of a soft wall time, which the trap takes as the end only
+/// when the time is up: Grid Engine's SIGUSR1 also comes before a job of
+/// `-notify` is suspended.
+pub fn soft_limit_signal(spec: &LaunchSpec) -> Option<&'static str> {
+    (spec.site.scheduler == SchedulerKind::Sge).then_some("USR1")
 }
 
 /// How much longer than its wall time a Grid Engine job may run: the soft
@@ -98,8 +105,8 @@ fn per_slot(slurm: &str, slots: u32) -> String {
     let amount: u64 = digits.parse().unwrap_or(0);
     let megabytes = match unit {
         "K" => amount.div_ceil(1024),
-        "G" => amount * 1024,
-        "T" => amount * 1024 * 1024,
+        "G" => amount.saturating_mul(1024),
+        "T" => amount.saturating_mul(1024 * 1024),
         _ => amount,
     };
     format!("{}M", megabytes.div_ceil(u64::from(slots.max(1))))

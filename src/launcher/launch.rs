@@ -716,12 +716,13 @@ fn cluster_name(spec: &LaunchSpec) -> String {
     if let Some(name) = &spec.site.cluster {
         return name.clone();
     }
+    let commands = spec.site.scheduler_commands();
+    let mut scontrol = commands.command("scontrol");
+    scontrol.args(["show", "config"]);
     if spec.site.scheduler == crate::scheduler::SchedulerKind::Slurm
-        && let Ok(output) = std::process::Command::new("scontrol")
-            .args(["show", "config"])
-            .output()
+        && let Ok(output) = commands.run(scontrol, "scontrol", None)
     {
-        let text = String::from_utf8_lossy(&output.stdout);
+        let text = output.stdout;
         if let Some(name) = text.lines().find_map(|line| {
             let (key, value) = line.split_once('=')?;
             (key.trim() == "ClusterName").then(|| value.trim().to_owned())

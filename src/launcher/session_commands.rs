@@ -115,12 +115,12 @@ fn job_views(sessions: &[Session]) -> Vec<JobView> {
         }
     }
     for (_, members) in by_scheduler {
-        let scheduler = sessions[members[0]].scheduler();
         let ids: Vec<JobId> = members
             .iter()
             .filter_map(|&at| sessions[at].record.job_id.clone().map(JobId::from))
             .collect();
-        match scheduler.status_many(&ids) {
+        let scheduler = sessions[members[0]].scheduler();
+        match scheduler.and_then(|scheduler| scheduler.status_many(&ids)) {
             Ok(mut found) => {
                 for (&at, id) in members.iter().zip(&ids) {
                     if let Some(status) = found.remove(id) {
@@ -136,7 +136,7 @@ fn job_views(sessions: &[Session]) -> Vec<JobView> {
                     .map_or(String::new(), |cluster| format!(" (cluster {cluster})"));
                 eprintln!(
                     "warning: {}{on} could not be asked where its jobs are: {error}",
-                    scheduler.kind()
+                    sessions[members[0]].record.scheduler
                 );
                 for &at in &members {
                     views[at] = JobView::Unknown;
@@ -152,8 +152,9 @@ struct Session {
     dir: Option<SessionDir>,
     record: SessionRecord,
     state: StateDirs,
-    /// How its scheduler's commands run (the site's environment and timeout).
-    commands: CommandEnv,
+    /// How its scheduler's commands run (its cluster's environment and
+    /// timeout); `None` for a cluster the site no longer defines.
+    commands: Option<CommandEnv>,
     /// What the proxy's listing said of it (sessions from the proxy).
     proxy: Option<ProxyView>,
 }
@@ -183,19 +184,22 @@ impl From<&crate::api::SessionStatus> for ProxyView {
 }
 
 impl Session {
-    fn scheduler(&self) -> Box<dyn Scheduler> {
-        crate::scheduler::build(
+    fn scheduler(&self) -> Result<Box<dyn Scheduler>, SchedulerError> {
+        let commands = self.commands.clone().ok_or_else(|| {
+            SchedulerError::UnknownCluster(self.record.cluster.clone().unwrap_or_default())
+        })?;
+        Ok(crate::scheduler::build(
             self.record.scheduler,
-            self.commands.clone(),
+            commands,
             self.state.local_jobs(),
-        )
+        ))
     }
 
     fn job_status(&self) -> JobView {
         let Some(id) = self.record.job_id.clone() else {
             return JobView::Unsubmitted;
         };
-        match self.scheduler().status(&JobId::from(id)) {
+        match self.scheduler().and_then(|s| s.status(&JobId::from(id))) {
             Ok(status) => JobView::Known(status),
             Err(_) => JobView::Unknown,
         }
@@ -220,12 +224,17 @@ impl Session {
 
 /// This state directory's sessions.
 /// How the scheduler of a session's cluster is asked, on this site: with
-/// that cluster's environment and timeout (the site's own on a site of one).
-fn commands_for(site: &SiteConfig, cluster: Option<&str>) -> CommandEnv {
-    let named = cluster.map(|name| Sourced::new(name.to_owned(), Source::Default));
-    site.for_cluster(named.as_ref(), "")
+/// that cluster's environment and timeout (the site's own on a site of
+/// one). `None` when the site does not define it (any more): another
+/// cluster's scheduler must not be asked in its place.
+fn commands_for(site: &SiteConfig, cluster: Option<&str>) -> Option<CommandEnv> {
+    if site.clusters.is_empty() {
+        return Some(site.scheduler_commands());
+    }
+    let named = Sourced::new(cluster?.to_owned(), Source::Default);
+    site.for_cluster(Some(&named), "")
+        .ok()
         .map(|view| view.scheduler_commands())
-        .unwrap_or_else(|_| site.scheduler_commands())
 }
 
 fn sessions(state: &StateDirs, site: &SiteConfig) -> Result<Vec<Session>, SessionCommandError> {
@@ -620,7 +629,10 @@ pub fn down(target: DownTarget) -> Result<(), SessionCommandError> {
 /// dir goes last, so a failure leaves what is needed to try again.
 async fn end_session(session: &Session) -> Result<(), SessionCommandError> {
     if let Some(id) = &session.record.job_id {
-        match session.scheduler().cancel(&JobId::from(id.clone())) {
+        match session
+            .scheduler()
+            .and_then(|scheduler| scheduler.cancel(&JobId::from(id.clone())))
+        {
             Ok(()) => {}
             // From another login node the scheduler may be out of reach;
             // the session still ends, and the job with its trap or limit.

@@ -192,11 +192,15 @@ fn readers_beyond_the_proxy(meta: &std::fs::Metadata) -> Option<&'static str> {
 
 impl ProxyConfig {
     /// Where the backend of a session of `cluster` may be: its cluster's
-    /// ranges, on a proxy that has `[clusters]`; else `allowed_backend_cidrs`.
+    /// ranges on a proxy that has `[clusters]` (none for a session of no
+    /// cluster, or of one no longer configured); else `allowed_backend_cidrs`.
     pub fn backend_cidrs(&self, cluster: Option<&str>) -> &[IpNet] {
+        if self.clusters.is_empty() {
+            return &self.allowed_backend_cidrs;
+        }
         cluster
             .and_then(|name| self.clusters.get(name))
-            .map_or(&self.allowed_backend_cidrs, Vec::as_slice)
+            .map_or(&[], Vec::as_slice)
     }
 
     /// Whether any session's backend may be at `ip` (a compute node's call).

@@ -18,6 +18,9 @@ use super::error::SchedulerError;
 /// (Slurm's MessageTimeout defaults to 10 s).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How many timeouts a submission gets.
+const SUBMIT_PATIENCE: u32 = 4;
+
 /// Where and how a cluster's commands run.
 #[derive(Debug, Clone)]
 pub struct CommandEnv {
@@ -39,6 +42,8 @@ impl Default for CommandEnv {
 /// What a finished command said.
 pub struct Output {
     pub success: bool,
+    /// The exit code; `None` when a signal ended it.
+    pub code: Option<i32>,
     pub status: String,
     pub stdout: String,
     pub stderr: String,
@@ -56,9 +61,30 @@ impl CommandEnv {
     /// the timeout.
     pub fn run(
         &self,
+        command: Command,
+        program: &str,
+        stdin: Option<&[u8]>,
+    ) -> Result<Output, SchedulerError> {
+        self.run_within(command, program, stdin, self.timeout)
+    }
+
+    /// A submission (sbatch, qsub): killed late, since one killed after it
+    /// submitted leaves a job nobody knows the id of.
+    pub fn submit(
+        &self,
+        command: Command,
+        program: &str,
+        stdin: Option<&[u8]>,
+    ) -> Result<Output, SchedulerError> {
+        self.run_within(command, program, stdin, self.timeout * SUBMIT_PATIENCE)
+    }
+
+    fn run_within(
+        &self,
         mut command: Command,
         program: &str,
         stdin: Option<&[u8]>,
+        timeout: Duration,
     ) -> Result<Output, SchedulerError> {
         let spawn_error = |source| SchedulerError::Spawn {
             program: program.into(),
@@ -83,28 +109,26 @@ impl CommandEnv {
         // the pipe, and the command would wait for us as we wait for it.
         let stdout = drain(child.stdout.take());
         let stderr = drain(child.stderr.take());
+        // Written aside too, so that a command that never reads its input
+        // is still bound by the timeout. A broken pipe means the command
+        // quit before reading: its stderr says why.
         if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            // A broken pipe means the command quit before reading: its
-            // stderr says why.
-            if let Err(error) = pipe.write_all(input)
-                && error.kind() != std::io::ErrorKind::BrokenPipe
-            {
-                stop(&mut child);
-                return Err(spawn_error(error));
-            }
+            let input = input.to_vec();
+            std::thread::spawn(move || pipe.write_all(&input));
         }
-        let status = match child.wait_timeout(self.timeout).map_err(spawn_error)? {
+        let status = match child.wait_timeout(timeout).map_err(spawn_error)? {
             Some(status) => status,
             None => {
                 stop(&mut child);
                 return Err(SchedulerError::TimedOut {
                     program: program.into(),
-                    after: self.timeout,
+                    after: timeout,
                 });
             }
         };
         Ok(Output {
             success: status.success(),
+            code: status.code(),
             status: status.to_string(),
             stdout: stdout.join().unwrap_or_default(),
             stderr: stderr.join().unwrap_or_default(),

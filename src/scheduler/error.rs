@@ -38,6 +38,11 @@ pub enum SchedulerError {
     #[error("the local job record `{}` is damaged: {detail}", path.display())]
     DamagedRecord { path: PathBuf, detail: String },
 
+    /// A session of a cluster the site no longer defines: asking another
+    /// cluster's scheduler would read its job as ended, or cancel another.
+    #[error("cluster `{0}` is not in site.toml: its scheduler cannot be asked")]
+    UnknownCluster(String),
+
     #[error("`{0}` is not a job id this scheduler made")]
     ForeignJobId(String),
 

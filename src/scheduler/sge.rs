@@ -70,7 +70,7 @@ impl Scheduler for Sge {
         }
         qsub.arg(script.path())
             .envs(job.env.iter().map(|(name, value)| (name, value)));
-        let out = self.env.run(qsub, "qsub", None)?;
+        let out = self.env.submit(qsub, "qsub", None)?;
         drop(script);
         if !out.success {
             return Err(refused("qsub", &out));

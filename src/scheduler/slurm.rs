@@ -86,7 +86,7 @@ impl Scheduler for Slurm {
             .envs(job.env.iter().map(|(name, value)| (name, value)));
         let out = self
             .env
-            .run(sbatch, "sbatch", Some(job.script.as_bytes()))?;
+            .submit(sbatch, "sbatch", Some(job.script.as_bytes()))?;
         if !out.success {
             return Err(refused("sbatch", &out));
         }

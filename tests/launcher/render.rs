@@ -477,7 +477,7 @@ fn pbs_pro_and_torque_render_their_own_directives() {
         assert!(script.contains(expected), "{scheduler}: {script}");
         assert!(!script.contains("#SBATCH"), "{scheduler}: {script}");
         let signals = if scheduler == "sge" {
-            "TERM USR1 USR2"
+            "TERM USR2"
         } else {
             "TERM"
         };
@@ -503,7 +503,17 @@ fn pbs_pro_and_torque_render_their_own_directives() {
             let end = s[start..].find("if (( jrps_run > 1 ))").unwrap() + start;
             format!("{}{}", &s[..start], &s[end..])
         };
-        let same_signals = |s: String| s.replace(" TERM USR1 USR2\n", " TERM\n");
+        // Grid Engine's: SIGUSR2 too, and SIGUSR1 only when the time is up.
+        let same_signals = |s: String| {
+            s.replace(" TERM USR2 USR1\n", " TERM\n")
+                .replace(" TERM USR2\n", " TERM\n")
+                .replace(
+                    "# USR1 comes at the soft wall time, and also before the\n\
+                     # scheduler suspends the job: only the first is the end.\n\
+                     trap 'if (( SECONDS + 10 >= 5400 )); then jrps_reason=signal; exit 143; fi' USR1\n",
+                    "",
+                )
+        };
         assert_eq!(
             same_signals(without_run(tail(&script))),
             without_run(tail(&slurm.stdout)),

@@ -681,3 +681,60 @@ async fn a_job_that_fails_before_registering_ends_its_session_from_its_node() {
         (&json!("ended"), &json!("job-failed"))
     );
 }
+
+/// On a proxy with `[clusters]`, every session names one of them, and its
+/// backend registers only from that cluster's range.
+#[tokio::test]
+async fn a_session_of_one_cluster_registers_only_from_its_range() {
+    let proxy = Proxy::start(Options {
+        allowed_backend_cidrs: r#"["127.0.0.0/8"]"#.into(),
+        extra: "[clusters.near]\nallowed_backend_cidrs = [\"127.0.0.1/32\"]\n\
+                [clusters.far]\nallowed_backend_cidrs = [\"127.0.0.2/32\"]\n"
+            .into(),
+        ..Options::default()
+    });
+    let backend = http_backend("one").await;
+    let create = |cluster: Option<&str>| {
+        let mut body = json!({"user": "alice", "token_sha256": sha256_hex("t"), "ttl_seconds": 60});
+        if let Some(cluster) = cluster {
+            body["cluster"] = json!(cluster);
+        }
+        proxy.client.post(proxy.api("/sessions")).json(&body).send()
+    };
+    for refused in [None, Some("elsewhere")] {
+        let response = create(refused).await.unwrap();
+        assert_eq!(response.status(), 422, "{refused:?}");
+        let body: Value = response.json().await.unwrap();
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("cluster must be one of this proxy's: far, near"),
+            "{body}"
+        );
+    }
+    // A session of `far` from 127.0.0.1, which is `near`'s: refused.
+    let far: Value = create(Some("far")).await.unwrap().json().await.unwrap();
+    let alias = far["alias"].as_str().unwrap();
+    let secret = far["register_secret"].as_str().unwrap();
+    let response = proxy.register(alias, backend.port(), secret).await;
+    assert_eq!(response.status(), 403);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.1 is not in cluster far's allowed_backend_cidrs"),
+        "{body}"
+    );
+    // And one of `near` from there: registered.
+    let near: Value = create(Some("near")).await.unwrap().json().await.unwrap();
+    let response = proxy
+        .register(
+            near["alias"].as_str().unwrap(),
+            backend.port(),
+            near["register_secret"].as_str().unwrap(),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+}

@@ -109,6 +109,19 @@ fn a_server_that_cannot_be_reached_is_an_error_never_an_end() {
     let pbs = replaying(dir.path(), down, down);
     let error = pbs.status(&JobId::from("1.pbs")).unwrap_err().to_string();
     assert!(error.contains("Connection refused"), "{error}");
+    // A qstat that fails saying nothing is a failure too, never "all ended";
+    // Slurm's wrapper says only its exit status (153) for unknown jobs.
+    let dir = tempfile::tempdir().unwrap();
+    let mute = "|1";
+    let pbs = replaying(dir.path(), mute, mute);
+    assert!(pbs.status(&JobId::from("1.pbs")).is_err());
+    let dir = tempfile::tempdir().unwrap();
+    let unknown = "|153";
+    let pbs = replaying(dir.path(), unknown, unknown);
+    assert!(matches!(
+        pbs.status(&JobId::from("1")).unwrap(),
+        JobStatus::Ended { .. }
+    ));
     // A server that knows the job no more says so, and that is an end.
     let dir = tempfile::tempdir().unwrap();
     let unknown = "qstat: Unknown Job Id 7.pbs|153";

@@ -187,10 +187,12 @@ pub(super) fn backend_of(
         return Ok(());
     }
     let list = match session.cluster.as_deref() {
+        _ if shared.config.clusters.is_empty() => "allowed_backend_cidrs".to_owned(),
         Some(cluster) if shared.config.clusters.contains_key(cluster) => {
             format!("cluster {cluster}'s allowed_backend_cidrs")
         }
-        _ => "allowed_backend_cidrs".to_owned(),
+        Some(cluster) => format!("the ranges of any cluster (`{cluster}` is not configured)"),
+        None => "the ranges of any cluster (the session names none)".to_owned(),
     };
     Err(Refusal::new(
         Failure::Forbidden,

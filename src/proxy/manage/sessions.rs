@@ -71,22 +71,25 @@ pub(super) async fn create(
             None => format!("uid-{}", caller.uid),
         },
     };
-    // Named by the launcher, and on a proxy with `[clusters]` one of them:
-    // the name decides where the session's backend may register from.
-    if let Some(cluster) = &request.cluster {
-        let known = &shared.config.clusters;
-        if !crate::api::is_cluster_name(cluster)
-            || (!known.is_empty() && !known.contains_key(cluster))
-        {
-            return Err(Refusal::new(
-                Failure::InvalidField,
-                format!(
-                    "cluster `{}` is not one of this proxy's: {}",
-                    cluster.escape_debug(),
-                    known.keys().cloned().collect::<Vec<_>>().join(", ")
-                ),
-            ));
+    // On a proxy with `[clusters]` every session names one of them: the
+    // name decides where its backend may register from, and a session
+    // without one would fall back to every range there is.
+    let known = &shared.config.clusters;
+    let cluster_ok = match &request.cluster {
+        Some(cluster) => {
+            crate::api::is_cluster_name(cluster)
+                && (known.is_empty() || known.contains_key(cluster))
         }
+        None => known.is_empty(),
+    };
+    if !cluster_ok {
+        return Err(Refusal::new(
+            Failure::InvalidField,
+            format!(
+                "cluster must be one of this proxy's: {} (a jrps older than [clusters] names none)",
+                known.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        ));
     }
     let max_ttl = shared.config.max_ttl.as_secs();
     if request.ttl_seconds == 0 || request.ttl_seconds > max_ttl {

@@ -66,17 +66,25 @@ impl Pbs {
     }
 }
 
+/// The exit status of a `qstat` that knew none of the jobs it was asked
+/// about (PBSE_UNKJOBID, 15001, as a byte); Slurm's wrapper says only this.
+const UNKNOWN_JOB_STATUS: i32 = 153;
+
 /// Whether `qstat` succeeded, or failed only because some of the jobs it
-/// was asked about are gone (it says so per job, and exits non-zero).
+/// was asked about are gone: it says so per job, or exits with the status
+/// that means it. A qstat killed by a signal, or failing with nothing said,
+/// is a failure: never "every job ended".
 fn only_unknown_jobs(out: &Output) -> bool {
+    let gone = |line: &str| {
+        let line = line.trim();
+        line.is_empty()
+            || line.contains("Unknown Job Id")
+            || line.contains("Job has finished")
+            || line.contains("job has finished")
+    };
     out.success
-        || out.stderr.lines().all(|line| {
-            let line = line.trim();
-            line.is_empty()
-                || line.contains("Unknown Job Id")
-                || line.contains("Job has finished")
-                || line.contains("job has finished")
-        })
+        || (out.code == Some(UNKNOWN_JOB_STATUS) && out.stderr.lines().all(gone))
+        || (out.code.is_some() && !out.stderr.trim().is_empty() && out.stderr.lines().all(gone))
 }
 
 /// A job id as PBS prints it (`123.server`, `123[].server`, bare `123`
@@ -131,7 +139,7 @@ impl Scheduler for Pbs {
         qsub.arg(script.path())
             .current_dir(&job.workdir)
             .envs(job.env.iter().map(|(name, value)| (name, value)));
-        let out = self.env.run(qsub, "qsub", None)?;
+        let out = self.env.submit(qsub, "qsub", None)?;
         drop(script);
         if !out.success {
             return Err(refused("qsub", &out));
