@@ -49,12 +49,23 @@ impl Job {
                 time_left: Some(left),
                 ..
             })) => Some(unix_now() + left),
-            // A scheduler that cannot be asked now says nothing new.
+            // A scheduler that cannot be asked now says nothing new: the
+            // script's reckoning would undo an operator's extension.
             Ok(Err(_)) | Err(_) => None,
-            Ok(Ok(_)) => std::env::var(crate::env_vars::JOB_ENDS_AT)
-                .ok()
-                .and_then(|at| at.trim().parse().ok()),
+            Ok(Ok(_)) => self.reckoned_end(),
         }
+    }
+
+    /// The end the batch script reckoned at its start, where the scheduler
+    /// enforces one: the first clock's when the scheduler cannot be asked
+    /// (its commands are not on this node's `PATH`, it is busy).
+    pub fn reckoned_end(&self) -> Option<u64> {
+        if !self.scheduler.kind().enforces_time_limit() {
+            return None;
+        }
+        std::env::var(crate::env_vars::JOB_ENDS_AT)
+            .ok()
+            .and_then(|at| at.trim().parse().ok())
     }
 }
 

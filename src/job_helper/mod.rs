@@ -213,14 +213,19 @@ async fn go_live(
     let client = ProxyClient::new(endpoint, Some(ip))?;
     let job = job_of(record);
     let clock = match (&job, &record.time) {
-        (Some(job), Some(plan)) => job.ends_at().await.map(|ends_at| {
-            end_watch::first_clock(
-                ends_at,
-                plan.headroom_s,
-                plan.warn_before.clone(),
-                plan.save_before,
-            )
-        }),
+        (Some(job), Some(plan)) => {
+            job.ends_at()
+                .await
+                .or_else(|| job.reckoned_end())
+                .map(|ends_at| {
+                    end_watch::first_clock(
+                        ends_at,
+                        plan.headroom_s,
+                        plan.warn_before.clone(),
+                        plan.save_before,
+                    )
+                })
+        }
         _ => None,
     };
     let register = Register {

@@ -28,6 +28,12 @@ impl SchedulerKind {
         }
     }
 
+    /// Whether the scheduler ends a job at its time limit: everything but
+    /// a workstation's `local`, where the script's reckoned end is no end.
+    pub fn enforces_time_limit(self) -> bool {
+        self != SchedulerKind::Local
+    }
+
     /// Where a job finds its own id, in order (Slurm's Torque wrappers run
     /// the job under Slurm).
     pub fn job_id_vars(self) -> &'static [&'static str] {

@@ -1,11 +1,11 @@
 //! `scheduler = "torque"` for real: Debian's `slurm-wlm-torque` puts
-//! Torque's `qsub`, `qstat` and `qdel` over the test Slurm, and jrps speaks
-//! to them as to any Torque. What those wrappers cannot show (JSON, held
+//! Torque's `qsub`, `qstat` and `qdel` over the test Slurm (`scripts/slurm
+//! up` unpacks them, as the package conflicts with Grid Engine's client),
+//! and jrps speaks to them as to any Torque. What those wrappers cannot show (JSON, held
 //! and finished states, server-suffixed ids, time used, exit statuses)
 //! the recorded output of real servers covers (`src/scheduler/pbs/qstat.rs`
 //! on tests/fixtures/qstat).
 
-use std::path::Path;
 use std::time::Instant;
 
 use super::site::{Site, squeue_active};
@@ -20,10 +20,12 @@ async fn a_launch_through_torques_commands_serves_lists_and_ends() {
     let Some(jupyter) = jupyter_executable() else {
         return;
     };
-    if !Path::new("/usr/bin/qsub").exists() {
-        crate::support::missing("Torque's commands over Slurm (Debian's slurm-wlm-torque)");
+    let Some(torque) = std::env::var_os("JRPS_TORQUE_BIN").map(std::path::PathBuf::from) else {
+        crate::support::missing(
+            "Torque's commands over Slurm (JRPS_TORQUE_BIN; ./scripts/slurm up unpacks them)",
+        );
         return;
-    }
+    };
     // Each Torque command logs its call, then runs.
     let calls = tempfile::tempdir().unwrap();
     for command in ["qsub", "qstat", "qdel"] {
@@ -31,8 +33,9 @@ async fn a_launch_through_torques_commands_serves_lists_and_ends() {
             calls.path(),
             command,
             &format!(
-                "echo \"{command} $*\" >> {}/calls\nexec /usr/bin/{command} \"$@\"",
-                calls.path().display()
+                "echo \"{command} $*\" >> {}/calls\nexec {}/{command} \"$@\"",
+                calls.path().display(),
+                torque.display()
             ),
         );
     }
