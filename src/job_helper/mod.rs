@@ -135,8 +135,20 @@ async fn run(args: RegisterOptions) -> Result<(), RegisterError> {
             Some(reason) => Some(record_end_reason(&session_dir, reason)),
             None => session_dir.end_reason(),
         };
-        let record = session_dir.read_record()?;
-        let secret = session_dir.read_secret(REGISTER_SECRET_FILE)?;
+        // `jrps down` cancels the job and then removes the folder: when
+        // it got there first, the session has been ended from the login node.
+        let read = session_dir
+            .read_record()
+            .and_then(|record| Ok((record, session_dir.read_secret(REGISTER_SECRET_FILE)?)));
+        let (record, secret) = match read {
+            Err(SessionDirError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                log("the session's folder is gone: it was ended from the login node");
+                return Ok(());
+            }
+            read => read?,
+        };
         let alias = record.alias.clone();
         let client = ProxyClient::new(&record.proxy_endpoint(), None)?;
         if end_through_outages(&client, &alias, &secret, reason).await? == Ended::Now {
