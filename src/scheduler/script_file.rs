@@ -1,15 +1,51 @@
 //! The batch script as a private file, for schedulers whose submit command
 //! reads a file (qsub): written beside the job's log, readable by the user
 //! alone, and removed once the command has read it (the scheduler keeps its
-//! own copy from submission on).
+//! own copy from submission on). And what every qsub's submission shares.
 
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
+use super::command::{CommandEnv, refused};
 use super::error::SchedulerError;
-use super::job::JobSubmission;
+use super::job::{JobId, JobSubmission};
+
+/// Submits `job` with `qsub`, which holds the dialect's own options: the
+/// job's variables go by name (`-v`, the values from qsub's environment, so
+/// on no command line), then the script as a file; the printed id must pass
+/// `is_id`.
+pub fn qsub(
+    env: &CommandEnv,
+    mut qsub: Command,
+    job: &JobSubmission,
+    log_path: &Path,
+    is_id: impl Fn(&JobId) -> bool,
+) -> Result<JobId, SchedulerError> {
+    let script = ScriptFile::beside(log_path, job)?;
+    let names: Vec<&str> = job.env.iter().map(|(name, _)| name.as_str()).collect();
+    if !names.is_empty() {
+        qsub.arg("-v").arg(names.join(","));
+    }
+    qsub.arg(script.path())
+        .current_dir(&job.workdir)
+        .envs(job.env.iter().map(|(name, value)| (name, value)));
+    let out = env.submit(qsub, "qsub", None)?;
+    drop(script);
+    if !out.success {
+        return Err(refused("qsub", &out));
+    }
+    let id = JobId::from(out.stdout.trim());
+    if !is_id(&id) {
+        return Err(SchedulerError::UnexpectedOutput {
+            program: "qsub".into(),
+            output: out.stdout,
+        });
+    }
+    Ok(id)
+}
 
 pub struct ScriptFile(PathBuf);
 

@@ -18,7 +18,7 @@ use super::interface::Scheduler;
 use super::job::{JobId, JobStatus, JobSubmission};
 use super::job_log;
 use super::kind::SchedulerKind;
-use super::script_file::ScriptFile;
+use super::script_file;
 
 #[derive(Debug, Clone, Default)]
 pub struct Sge {
@@ -56,8 +56,6 @@ impl Scheduler for Sge {
     fn submit(&self, job: &JobSubmission) -> Result<JobId, SchedulerError> {
         let log_path = job.workdir.join(&job.log_path);
         job_log::create(&log_path)?;
-        let script = ScriptFile::beside(&log_path, job)?;
-        let names: Vec<&str> = job.env.iter().map(|(name, _)| name.as_str()).collect();
         let mut qsub = self.env.command("qsub");
         qsub.args(["-terse", "-notify", "-j", "y", "-N"])
             .arg(&job.job_name)
@@ -65,23 +63,8 @@ impl Scheduler for Sge {
             .arg(&log_path)
             .arg("-wd")
             .arg(&job.workdir);
-        if !names.is_empty() {
-            qsub.arg("-v").arg(names.join(","));
-        }
-        qsub.arg(script.path())
-            .envs(job.env.iter().map(|(name, value)| (name, value)));
-        let out = self.env.submit(qsub, "qsub", None)?;
-        drop(script);
-        if !out.success {
-            return Err(refused("qsub", &out));
-        }
         // `-terse` prints the number (an array's `N.1-10:1` is never ours).
-        let id = JobId::from(out.stdout.trim());
-        sge_number(&id).map_err(|_| SchedulerError::UnexpectedOutput {
-            program: "qsub".into(),
-            output: out.stdout.clone(),
-        })?;
-        Ok(id)
+        script_file::qsub(&self.env, qsub, job, &log_path, |id| sge_number(id).is_ok())
     }
 
     fn status(&self, id: &JobId) -> Result<JobStatus, SchedulerError> {

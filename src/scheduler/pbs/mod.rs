@@ -19,7 +19,7 @@ use super::interface::Scheduler;
 use super::job::{JobId, JobStatus, JobSubmission};
 use super::job_log;
 use super::kind::SchedulerKind;
-use super::script_file::ScriptFile;
+use super::script_file;
 
 #[derive(Debug, Clone)]
 pub struct Pbs {
@@ -118,8 +118,6 @@ impl Scheduler for Pbs {
     fn submit(&self, job: &JobSubmission) -> Result<JobId, SchedulerError> {
         let log_path = job.workdir.join(&job.log_path);
         job_log::create(&log_path)?;
-        let script = ScriptFile::beside(&log_path, job)?;
-        let names: Vec<&str> = job.env.iter().map(|(name, _)| name.as_str()).collect();
         let mut qsub = self.env.command("qsub");
         qsub.arg("-N")
             .arg(&job.job_name)
@@ -131,25 +129,7 @@ impl Scheduler for Pbs {
             // `jrps logs -f` and a failed launch's tail read it live.
             qsub.args(["-k", "oed"]);
         }
-        if !names.is_empty() {
-            // By name: qsub takes the values from its own environment, so
-            // they are on no command line.
-            qsub.arg("-v").arg(names.join(","));
-        }
-        qsub.arg(script.path())
-            .current_dir(&job.workdir)
-            .envs(job.env.iter().map(|(name, value)| (name, value)));
-        let out = self.env.submit(qsub, "qsub", None)?;
-        drop(script);
-        if !out.success {
-            return Err(refused("qsub", &out));
-        }
-        let id = JobId::from(out.stdout.trim());
-        pbs_id(&id).map_err(|_| SchedulerError::UnexpectedOutput {
-            program: "qsub".into(),
-            output: out.stdout.clone(),
-        })?;
-        Ok(id)
+        script_file::qsub(&self.env, qsub, job, &log_path, |id| pbs_id(id).is_ok())
     }
 
     fn status(&self, id: &JobId) -> Result<JobStatus, SchedulerError> {
