@@ -69,7 +69,7 @@ struct TemplateContext<'a> {
     /// Engine also `USR1 USR2`).
     stop_signals: &'static str,
     /// Grid Engine's soft wall time signal (`USR1`), the end only when due.
-    soft_limit_signal: Option<&'static str>,
+    soft_limit: Option<directives::SoftLimit>,
     modules: &'a [String],
     env: &'a std::collections::BTreeMap<String, String>,
     node_interface: Option<&'a str>,
@@ -183,7 +183,7 @@ impl BatchTemplate {
             sbatch_directives: directives::sbatch(spec),
             directives: directives::lines(spec),
             stop_signals: directives::stop_signals(spec),
-            soft_limit_signal: directives::soft_limit_signal(spec),
+            soft_limit: directives::soft_limit(spec),
             modules: &spec.modules,
             env: &spec.env,
             node_interface: spec.site.node_interface.as_deref(),

@@ -60,11 +60,25 @@ pub fn stop_signals(spec: &LaunchSpec) -> &'static str {
     }
 }
 
-/// The signal of a soft wall time, which the trap takes as the end only
-/// when the time is up: Grid Engine's SIGUSR1 also comes before a job of
+/// A soft wall time's signal, which the trap takes as the end only when
+/// the time is nearly up: Grid Engine's SIGUSR1 also comes before a job of
 /// `-notify` is suspended.
-pub fn soft_limit_signal(spec: &LaunchSpec) -> Option<&'static str> {
-    (spec.site.scheduler == SchedulerKind::Sge).then_some("USR1")
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct SoftLimit {
+    pub signal: &'static str,
+    /// How far before the wall time, by the script's own clock, the signal
+    /// still counts as the end. The script's clock starts when bash does,
+    /// which on a loaded node is many seconds after the scheduler's: a
+    /// margin of the whole grace keeps a late start from ignoring the one
+    /// real end (Grid Engine resends it only a minute and a half later).
+    pub early_s: u64,
+}
+
+pub fn soft_limit(spec: &LaunchSpec) -> Option<SoftLimit> {
+    (spec.site.scheduler == SchedulerKind::Sge).then_some(SoftLimit {
+        signal: "USR1",
+        early_s: SGE_GRACE_S,
+    })
 }
 
 /// How much longer than its wall time a Grid Engine job may run: the soft

@@ -509,8 +509,8 @@ fn pbs_pro_and_torque_render_their_own_directives() {
                 .replace(" TERM USR2\n", " TERM\n")
                 .replace(
                     "# USR1 comes at the soft wall time, and also before the\n\
-                     # scheduler suspends the job: only the first is the end.\n\
-                     trap 'if (( SECONDS + 10 >= 5400 )); then jrps_reason=signal; exit 143; fi' USR1\n",
+                     # scheduler suspends the job: only one near the end is the end.\n\
+                     trap 'if (( SECONDS + 60 >= 5400 )); then jrps_reason=time-limit; exit 143; fi' USR1\n",
                     "",
                 )
         };
