@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::session_kind::SessionKind;
+
 /// Every API path starts with this.
 pub const PREFIX: &str = "/api/v1";
 
@@ -62,6 +64,11 @@ pub struct CreateSession {
     /// its backend may register from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
+    /// What the session runs, for a kind the proxy logs a browser in to
+    /// itself (code-server); absent for the Jupyter kinds, so that a proxy
+    /// older than kinds still takes those.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<SessionKind>,
 }
 
 /// A cluster's name as site.toml and proxy.toml write it.
@@ -432,6 +439,8 @@ pub struct OwnSession {
     pub extend_until: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<SessionKind>,
 }
 
 /// Every non-2xx API answer: `{"error": "<what>", "detail": "<why>"}`.

@@ -94,7 +94,8 @@ pub enum Command {
     #[command(
         hide = true,
         after_help = "Examples (the batch template's own calls):
-  jrps register --runtime-dir \"$JUPYTER_RUNTIME_DIR\" --pid \"$jupyter_pid\"
+  jrps register --runtime-dir \"$JUPYTER_RUNTIME_DIR\" --pid \"$app_pid\"
+  jrps register --runtime-dir \"$JUPYTER_RUNTIME_DIR\" --pid \"$app_pid\" --port \"$jrps_app_port\"
   jrps register --deregister
   jrps register --write-extension \"$JRPS_SESSION_DIR/jupyter\""
     )]
@@ -175,6 +176,10 @@ pub struct LsArgs {
 pub struct UrlArgs {
     /// Alias or job id.
     pub session: String,
+    /// The URL for a Jupyter client (VS Code's "Existing Jupyter Server"),
+    /// with how to use it.
+    #[arg(long)]
+    pub server: bool,
 }
 
 #[derive(Debug, Args)]
@@ -216,9 +221,20 @@ pub struct RegisterArgs {
     /// Jupyter's private runtime dir, where it writes `jpserver-<pid>.json`.
     #[arg(long)]
     pub runtime_dir: Option<PathBuf>,
-    /// Jupyter's process id, to stop waiting at once if it dies.
+    /// The app's process id, to stop waiting at once if it dies.
     #[arg(long)]
     pub pid: Option<u32>,
+    /// The port of an app that writes no runtime file (code-server), from
+    /// --free-port.
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Print a port free on this node's address, for an app told its port.
+    #[arg(long, conflicts_with_all = ["deregister", "restart", "login_secret"])]
+    pub free_port: bool,
+    /// Print what the session's kind takes as its login secret, made from
+    /// the token (code-server's HASHED_PASSWORD).
+    #[arg(long, conflicts_with_all = ["deregister", "restart"])]
+    pub login_secret: bool,
     /// The node address Jupyter listens on; calls to the proxy come from it.
     #[arg(long, env = crate::env_vars::NODE_IP)]
     pub ip: Option<std::net::IpAddr>,
@@ -254,7 +270,7 @@ impl Arguments {
             Command::Render(request) => Ok(crate::launcher::render(&request)?),
             Command::Profiles(args) => Ok(crate::launcher::profiles(args.into())?),
             Command::Ls(args) => Ok(session_commands::ls(args.json)?),
-            Command::Url(args) => Ok(session_commands::url(&args.session)?),
+            Command::Url(args) => Ok(session_commands::url(&args.session, args.server)?),
             Command::Extend(args) => Ok(session_commands::extend(&args.session, args.time)?),
             Command::Logs(args) => Ok(session_commands::logs(&args.session, args.follow)?),
             Command::Down(args) => {
@@ -333,6 +349,9 @@ impl From<RegisterArgs> for RegisterOptions {
             restart: args.restart,
             runtime_dir: args.runtime_dir,
             pid: args.pid,
+            port: args.port,
+            free_port: args.free_port,
+            login_secret: args.login_secret,
             ip: args.ip,
             timeout: std::time::Duration::from_secs(args.timeout_s),
             idle_timeout: args.idle_timeout.map(std::time::Duration::from_secs),

@@ -17,6 +17,7 @@ pub mod proxy;
 pub(crate) mod proxy_client;
 pub mod scheduler;
 pub(crate) mod session_dir;
+pub mod session_kind;
 pub(crate) mod user_dirs;
 pub(crate) mod wall_time;
 

@@ -595,6 +595,7 @@ mod tests {
             token_sha256: "ab".repeat(32),
             ttl_seconds: 60,
             cluster: None,
+            kind: None,
         };
         client.create_session(&request).await
     }

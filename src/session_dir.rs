@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::api::EndReason;
 use crate::proxy_client::ProxyEndpoint;
 use crate::scheduler::SchedulerKind;
+use crate::session_kind::SessionKind;
 use crate::user_dirs::StateDirs;
 
 /// The Jupyter token (the proxy only ever sees its SHA-256).
@@ -89,6 +90,12 @@ pub struct SessionRecord {
     /// What the job's end watch needs; absent in records of earlier versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time: Option<TimePlan>,
+    /// What the session runs; JupyterLab in records of earlier versions.
+    #[serde(default)]
+    pub kind: SessionKind,
+    /// GPUs the job asked for; unknown in records of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpus: Option<u32>,
 }
 
 /// A session's time as the launcher planned it: how much more than asked
@@ -329,6 +336,8 @@ mod tests {
             created_at: 1,
             expires_at: 2,
             time: None,
+            kind: SessionKind::Lab,
+            gpus: Some(0),
         }
     }
 

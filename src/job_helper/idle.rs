@@ -14,7 +14,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::jupyter::JupyterApi;
+use super::app::AppApi;
 use super::log::log;
 use super::process::alive;
 use crate::proxy_client::ProxyClient;
@@ -28,7 +28,7 @@ pub enum Outcome {
 }
 
 pub struct IdleWatch<'a> {
-    pub jupyter: &'a JupyterApi,
+    pub jupyter: &'a AppApi,
     pub proxy: &'a ProxyClient,
     pub alias: &'a str,
     pub secret: &'a str,

@@ -10,10 +10,10 @@
 //! the original scraped the runtime file in an endless loop. With an idle
 //! timeout it then stays while Jupyter runs ([`idle`]).
 
+mod app;
 mod end_watch;
 mod extension;
 mod idle;
-mod jupyter;
 mod log;
 mod process;
 
@@ -32,7 +32,8 @@ use crate::proxy_client::{Ended, OUTAGE_PATIENCE, ProxyClient, ProxyClientError,
 use crate::session_dir::{
     REGISTER_SECRET_FILE, SessionDir, SessionDirError, SessionRecord, TOKEN_FILE,
 };
-use jupyter::JupyterApi;
+use crate::session_kind::{Readiness, SessionKind};
+use app::AppApi;
 
 const POLL: Duration = Duration::from_millis(100);
 
@@ -49,6 +50,22 @@ pub enum RegisterError {
     NoJobId,
     #[error("Jupyter (pid {pid}) exited before it wrote its port to {}", runtime_dir.display())]
     JupyterExited { pid: u32, runtime_dir: PathBuf },
+    #[error("{kind} (pid {pid}) exited before it answered on port {port}")]
+    AppExited {
+        kind: SessionKind,
+        pid: u32,
+        port: u16,
+    },
+    #[error("a {kind} session's app writes no runtime file: pass its port with --port")]
+    NoAppPort { kind: SessionKind },
+    #[error("no free port on {ip}")]
+    NoFreePort {
+        ip: IpAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("a {kind} session has no login secret: Jupyter takes the token itself")]
+    NoLoginSecret { kind: SessionKind },
     #[error("waited {waited:?} for {what}; giving up")]
     TimedOut { what: String, waited: Duration },
     #[error("cannot write the page inside Jupyter to {}", dir.display())]
@@ -90,8 +107,14 @@ pub struct RegisterOptions {
     pub restart: bool,
     /// Jupyter's private runtime dir, where it writes `jpserver-<pid>.json`.
     pub runtime_dir: Option<PathBuf>,
-    /// Jupyter's process id, to stop waiting at once if it dies.
+    /// The app's process id, to stop waiting at once if it dies.
     pub pid: Option<u32>,
+    /// The port of an app that writes no runtime file.
+    pub port: Option<u16>,
+    /// Only print a free port on `ip`.
+    pub free_port: bool,
+    /// Only print the kind's login secret.
+    pub login_secret: bool,
     /// The node address Jupyter listens on; calls to the proxy come from it.
     pub ip: Option<IpAddr>,
     /// Upper bound on each wait.
@@ -114,8 +137,24 @@ pub fn register(args: RegisterOptions) -> Result<(), RegisterError> {
             source,
         });
     }
+    if args.free_port {
+        let port = free_port(args.ip.ok_or(RegisterError::NoNodeIp)?)?;
+        println!("{port}");
+        return Ok(());
+    }
     let runtime = crate::proxy_client::runtime().map_err(RegisterError::Runtime)?;
     runtime.block_on(run(args))
+}
+
+/// A port the kernel would give a listener on `ip` now. The app binds it a
+/// moment later; another process could take it first, and then the app
+/// fails to start and the session says so (the usual way with apps that
+/// cannot be told to pick one themselves and say which).
+fn free_port(ip: IpAddr) -> Result<u16, RegisterError> {
+    std::net::TcpListener::bind((ip, 0))
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .map_err(|source| RegisterError::NoFreePort { ip, source })
 }
 
 async fn run(args: RegisterOptions) -> Result<(), RegisterError> {
@@ -159,6 +198,14 @@ async fn run(args: RegisterOptions) -> Result<(), RegisterError> {
     }
 
     let record = session_dir.read_record()?;
+    if args.login_secret {
+        if !record.kind.proxy_logs_in() {
+            return Err(RegisterError::NoLoginSecret { kind: record.kind });
+        }
+        let token = session_dir.read_secret(TOKEN_FILE)?;
+        println!("{}", crate::session_kind::code_server_login(&token));
+        return Ok(());
+    }
     let secret = session_dir.read_secret(REGISTER_SECRET_FILE)?;
     if args.restart {
         let job_id = record.job_id.clone().ok_or(RegisterError::NoJobId)?;
@@ -207,16 +254,37 @@ async fn go_live(
     })?;
     let timeout = args.timeout;
     let deadline = Instant::now() + timeout;
+    let kind = record.kind;
 
-    log(&format!(
-        "waiting up to {}s for Jupyter to write its port to {}",
-        timeout.as_secs(),
-        runtime_dir.display()
-    ));
-    let port = wait_for_port(&runtime_dir, args.pid, deadline, timeout).await?;
-
-    log(&format!("waiting for Jupyter to answer on {ip}:{port}"));
-    wait_for_jupyter(ip, port, args.pid, &runtime_dir, deadline, timeout).await?;
+    let port = match kind.definition().ready {
+        Readiness::JupyterRuntimeFile => {
+            log(&format!(
+                "waiting up to {}s for Jupyter to write its port to {}",
+                timeout.as_secs(),
+                runtime_dir.display()
+            ));
+            let port = wait_for_port(&runtime_dir, args.pid, deadline, timeout).await?;
+            log(&format!("waiting for Jupyter to answer on {ip}:{port}"));
+            let alive = || check_alive(args.pid, &runtime_dir);
+            wait_for_answer(SocketAddr::new(ip, port), "/api", alive, deadline, timeout).await?;
+            port
+        }
+        Readiness::Http { path } => {
+            let port = args.port.ok_or(RegisterError::NoAppPort { kind })?;
+            log(&format!(
+                "waiting up to {}s for {kind} to answer on {ip}:{port}",
+                timeout.as_secs()
+            ));
+            let alive = || match args.pid {
+                Some(pid) if !process::alive(pid) => {
+                    Err(RegisterError::AppExited { kind, pid, port })
+                }
+                _ => Ok(()),
+            };
+            wait_for_answer(SocketAddr::new(ip, port), path, alive, deadline, timeout).await?;
+            port
+        }
+    };
 
     log(&format!(
         "registering {alias} with the proxy at {}",
@@ -253,7 +321,7 @@ async fn go_live(
         return Ok(());
     }
     let token = session_dir.read_secret(TOKEN_FILE)?;
-    let jupyter = JupyterApi::new(SocketAddr::new(ip, port), token)?;
+    let jupyter = AppApi::new(record.kind, SocketAddr::new(ip, port), token)?;
     // Each watch runs only when it has something to watch; the first to
     // finish decides, and a Jupyter that exits finishes both.
     let idle = async {
@@ -301,7 +369,7 @@ async fn go_live(
             EndReason::Idle => "idle watch",
             _ => "end watch",
         };
-        jupyter::stop_jupyter(&jupyter, args.pid, who).await;
+        app::stop_app(&jupyter, args.pid, who).await;
     }
     Ok(())
 }
@@ -388,15 +456,16 @@ fn read_server_port(runtime_dir: &Path) -> Option<u16> {
     })
 }
 
-async fn wait_for_jupyter(
-    ip: IpAddr,
-    port: u16,
-    pid: Option<u32>,
-    runtime_dir: &Path,
+/// Until `GET path` answers 2xx, the app exits (`alive` fails) or the
+/// deadline passes.
+async fn wait_for_answer(
+    address: SocketAddr,
+    path: &str,
+    alive: impl Fn() -> Result<(), RegisterError>,
     deadline: Instant,
     timeout: Duration,
 ) -> Result<(), RegisterError> {
-    let url = format!("http://{}/api", std::net::SocketAddr::new(ip, port));
+    let url = format!("http://{address}{path}");
     let http = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(5))
@@ -408,10 +477,10 @@ async fn wait_for_jupyter(
         {
             return Ok(());
         }
-        check_alive(pid, runtime_dir)?;
+        alive()?;
         if Instant::now() >= deadline {
             return Err(RegisterError::TimedOut {
-                what: format!("Jupyter to answer at {url}"),
+                what: format!("an answer at {url}"),
                 waited: timeout,
             });
         }

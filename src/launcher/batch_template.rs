@@ -14,6 +14,7 @@ use crate::launcher::launch_spec::{LaunchSpec, PythonEnv};
 use crate::launcher::launcher_error::{LauncherError, did_you_mean};
 use crate::launcher::shell_quote::shell_quote;
 use crate::launcher::source::{Layer, Source};
+use crate::session_kind::SessionKind;
 
 /// Built-in templates as (name, repository path, text): one per scheduler
 /// dialect, each the shared job below with its own header and directives.
@@ -91,7 +92,16 @@ struct TemplateContext<'a> {
     /// Whether the job writes the page jrps puts inside Jupyter.
     walltime_notice: bool,
     gpus: u32,
-    server: &'a str,
+    /// The session's kind (`lab`, `notebook`, `voila`, `code-server`).
+    kind: &'static str,
+    /// The `jupyter` subcommand of the Jupyter kinds (`lab`, `notebook`;
+    /// `server` for Voilà's extension).
+    server: &'static str,
+    /// Where Jupyter sends the browser first, as a shell word.
+    start_url: Option<String>,
+    /// What code-server opens, as a shell word relative to `dir`.
+    open_word: Option<String>,
+    code_server: &'a str,
 }
 
 /// The batch script for a validated spec.
@@ -204,9 +214,20 @@ impl BatchTemplate {
             conda_init: spec.site.conda_init.as_ref().map(|c| c.value.as_str()),
             idle_timeout_s: spec.idle_timeout.map(|t| t.seconds()),
             time_s: spec.job_time().seconds(),
-            walltime_notice: spec.site.walltime_notice,
+            walltime_notice: spec.site.walltime_notice && spec.kind.definition().page_inside,
             gpus: spec.gpus,
-            server: spec.server.subcommand(),
+            kind: spec.kind.name(),
+            server: spec.kind.definition().jupyter_subcommand.unwrap_or(""),
+            start_url: spec
+                .kind
+                .start_url(spec.open.as_deref())
+                .map(|url| shell_quote(&url).into_owned()),
+            open_word: spec
+                .open
+                .as_deref()
+                .filter(|_| spec.kind == SessionKind::CodeServer)
+                .map(|path| shell_quote(path).into_owned()),
+            code_server: &spec.site.code_server,
         };
         let template = env.get_template(&self.name).map_err(error)?;
         template

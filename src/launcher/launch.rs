@@ -211,6 +211,7 @@ async fn launch(
         token_sha256: hex::encode(Sha256::digest(token.as_bytes())),
         ttl_seconds: ttl.as_secs(),
         cluster: spec.site.cluster.clone(),
+        kind: spec.kind.proxy_logs_in().then_some(spec.kind),
     };
     // A reservation whose answer was lost stays unlinked, and the proxy
     // ends unlinked sessions by itself: trying again is safe.
@@ -333,6 +334,8 @@ impl Launch {
             created_at: unix_now(),
             expires_at: self.created.expires_at,
             time: Some(spec.time_plan()),
+            kind: spec.kind,
+            gpus: Some(spec.gpus),
         };
         session_dir.write_record(&record)?;
 

@@ -61,10 +61,16 @@ pub struct LaunchFields {
     #[arg(short = 'i', long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
-    /// Jupyter server: lab or notebook (jupyterlab accepted for lab).
+    /// What the session runs: lab, notebook, voila or code-server.
     #[arg(short = 's', long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
+    /// The notebook or folder the session opens, relative to its directory:
+    /// the one Voilà serves, or the one JupyterLab, Notebook or code-server
+    /// shows first.
+    #[arg(long, value_name = "PATH")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open: Option<String>,
     /// Python virtual environment to run Jupyter from (its bin/jupyter).
     #[arg(long, value_name = "PATH")]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -16,7 +16,6 @@ pub(crate) mod preflight;
 pub(crate) mod profile_catalog;
 pub(crate) mod profiles_command;
 pub(crate) mod progress;
-pub(crate) mod server;
 pub(crate) mod session_commands;
 pub mod shell_quote;
 pub(crate) mod site_config;
@@ -83,7 +82,7 @@ pub fn dry_run_summary(spec: &LaunchSpec) -> String {
         spec.account.as_deref().unwrap_or("(scheduler default)"),
     );
     line("dir", &spec.dir.to_string());
-    line("server", spec.server.subcommand());
+    line("server", spec.kind.name());
     line("image", spec.image.as_deref().unwrap_or("(none)"));
     line(
         "proxy",

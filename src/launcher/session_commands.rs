@@ -21,6 +21,7 @@ use crate::scheduler::{CommandEnv, JobId, JobStatus, Scheduler, SchedulerError, 
 use crate::session_dir::{
     REGISTER_SECRET_FILE, SessionDir, SessionDirError, SessionRecord, TOKEN_FILE,
 };
+use crate::session_kind::SessionKind;
 use crate::user_dirs::StateDirs;
 use crate::wall_time::WallTime;
 
@@ -36,6 +37,8 @@ pub enum SessionCommandError {
     Elsewhere { alias: String },
     #[error("{alias} cannot be extended: {why}")]
     NotExtendable { alias: String, why: String },
+    #[error("{alias} runs {kind}, which is no Jupyter server")]
+    NoJupyterServer { alias: String, kind: SessionKind },
     #[error(transparent)]
     SessionDir(#[from] SessionDirError),
     #[error(transparent)]
@@ -61,7 +64,8 @@ impl SessionCommandError {
             SessionCommandError::NotFound { .. }
             | SessionCommandError::NothingNamed
             | SessionCommandError::Elsewhere { .. }
-            | SessionCommandError::NotExtendable { .. } => 2,
+            | SessionCommandError::NotExtendable { .. }
+            | SessionCommandError::NoJupyterServer { .. } => 2,
             SessionCommandError::Output(error) => error.exit_code(),
             _ => 1,
         }
@@ -325,6 +329,9 @@ fn from_proxy(
                 created_at: s.created_at,
                 expires_at: s.expires_at,
                 time: None,
+                kind: s.kind.unwrap_or_default(),
+                // Only the login node that launched it knows.
+                gpus: None,
             },
             state: state.clone(),
             proxy: Some(ProxyView {
@@ -400,6 +407,11 @@ struct Listing {
     url: String,
     profile: String,
     partition: String,
+    /// What it runs (`lab`, `notebook`, `voila`, `code-server`).
+    kind: SessionKind,
+    /// GPUs its job asked for; unknown for a session launched on another
+    /// login node.
+    gpus: Option<u32>,
     expires_in_s: u64,
 }
 
@@ -474,6 +486,8 @@ pub fn ls(json: bool) -> Result<(), SessionCommandError> {
                 url: session.record.url.clone(),
                 profile: session.record.profile.clone(),
                 partition: session.record.partition.clone(),
+                kind: session.record.kind,
+                gpus: session.record.gpus,
                 expires_in_s: session.record.expires_at.saturating_sub(now),
             }
         })
@@ -494,7 +508,7 @@ pub fn ls(json: bool) -> Result<(), SessionCommandError> {
         |row: &Listing| clusters.then(|| format!("{:<10} ", row.cluster.as_deref().unwrap_or("-")));
     let _ = writeln!(
         out,
-        "{:<28} {}{:<12} {:<24} {:<11} {:<16} URL",
+        "{:<28} {}{:<12} {:<24} {:<11} {:<16} {:<11} {:<4} URL",
         "ALIAS",
         if clusters {
             format!("{:<10} ", "CLUSTER")
@@ -504,7 +518,9 @@ pub fn ls(json: bool) -> Result<(), SessionCommandError> {
         "JOB",
         "STATE",
         "LEFT",
-        "NODE"
+        "NODE",
+        "KIND",
+        "GPUS"
     );
     for row in &rows {
         let state = match (&row.reason, row.end_reason) {
@@ -518,13 +534,15 @@ pub fn ls(json: bool) -> Result<(), SessionCommandError> {
             .map_or("-".to_string(), |t| t.to_string());
         let _ = writeln!(
             out,
-            "{:<28} {}{:<12} {:<24} {:<11} {:<16} {}",
+            "{:<28} {}{:<12} {:<24} {:<11} {:<16} {:<11} {:<4} {}",
             row.alias,
             cluster_of(row).unwrap_or_default(),
             row.job_id.as_deref().unwrap_or("-"),
             state,
             left,
             row.node.as_deref().unwrap_or("-"),
+            row.kind.name(),
+            row.gpus.map_or("-".to_owned(), |n| n.to_string()),
             row.url
         );
     }
@@ -555,9 +573,27 @@ fn running_state(proxy: Option<ProxyView>, restarts: u32) -> &'static str {
 /// Slurm's final job state as a reason, for a job that could not record
 /// its own (cancelled while queued, killed outright). `COMPLETED` says
 /// nothing the job did not: it ended itself.
-pub fn url(session: &str) -> Result<(), SessionCommandError> {
+/// The URL that opens the session. With `server`, the one a Jupyter
+/// client (VS Code's "Existing Jupyter Server", JupyterLab Desktop) takes:
+/// the server's root with the token, which the client then sends as
+/// `Authorization: token …`; the same URL, but refused for a kind that is
+/// no Jupyter server, and with the steps on stderr.
+pub fn url(session: &str, server: bool) -> Result<(), SessionCommandError> {
     let session = find(session)?;
+    let kind = session.record.kind;
+    if server && !kind.is_jupyter() {
+        return Err(SessionCommandError::NoJupyterServer {
+            alias: session.record.alias.clone(),
+            kind,
+        });
+    }
     let token = session.dir()?.read_secret(TOKEN_FILE)?;
+    if server {
+        eprintln!(
+            "In VS Code: Select Kernel > Select Another Kernel > Existing Jupyter Server, \
+             then paste this URL (it holds the token: keep it to yourself)."
+        );
+    }
     Ok(super::print_stdout(&format!(
         "{}?token={token}\n",
         session.record.url

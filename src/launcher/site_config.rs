@@ -142,6 +142,8 @@ pub struct SiteConfig {
     /// Where `modules` is set, for `profiles show`.
     pub modules_source: Source,
     pub jupyter: String,
+    /// The `code-server` sessions run (`-s code-server`).
+    pub code_server: String,
     /// The file that defines `conda` on compute nodes, sourced before
     /// `conda activate`; without it the site's modules must provide `conda`.
     pub conda_init: Option<Sourced<String>>,
@@ -191,6 +193,7 @@ struct SiteFile {
     account_required: Option<Spanned<bool>>,
     modules: Option<Spanned<Vec<String>>>,
     jupyter: Option<Spanned<String>>,
+    code_server: Option<Spanned<String>>,
     conda_init: Option<Spanned<String>>,
     container_runtime: Option<Spanned<String>>,
     jrps: Option<Spanned<String>>,
@@ -297,6 +300,7 @@ impl SiteConfig {
             modules: Vec::new(),
             modules_source: Source::BuiltInSite,
             jupyter: "jupyter".into(),
+            code_server: "code-server".into(),
             conda_init: None,
             container_runtime: "singularity".into(),
             jrps: "jrps".into(),
@@ -366,6 +370,7 @@ impl SiteConfig {
         }
         for (value, field, slot) in [
             (file.jupyter, "jupyter", &mut site.jupyter),
+            (file.code_server, "code_server", &mut site.code_server),
             (
                 file.container_runtime,
                 "container_runtime",
@@ -551,7 +556,8 @@ mod rules {
         Ok(addresses)
     }
 
-    /// `jupyter`, `container_runtime`, `jrps`: a command the job runs.
+    /// `jupyter`, `code_server`, `container_runtime`, `jrps`: a command the
+    /// job runs.
     pub(super) fn program(
         value: Spanned<String>,
         field: &'static str,

@@ -80,6 +80,58 @@ fn readme_server_notebook() {
     assert!(script.contains("jupyter notebook \\\n"));
 }
 
+/// Voilà is Voilà's extension of jupyter_server, sent to what it serves;
+/// no page of jrps inside it (Voilà loads no JupyterLab extensions).
+#[test]
+fn voila_serves_the_notebook_it_opens() {
+    let script = render(
+        "render__voila",
+        &["-s", "voila", "--open", "reports/week 1.ipynb"],
+    );
+    assert!(script.contains("jupyter server \\\n"), "{script}");
+    assert!(
+        script.contains(
+            "jupyter_extra+=(--ServerApp.default_url=/voila/render/reports/week%201.ipynb)\n"
+        ),
+        "{script}"
+    );
+    assert!(
+        !script.contains("--write-extension \"$JRPS_SESSION_DIR"),
+        "{script}"
+    );
+}
+
+/// code-server on a port the job picks, its password hash from the token
+/// in the environment only, and the folder it opens as its argument.
+#[test]
+fn code_server_gets_its_port_and_login_from_jrps() {
+    let script = render(
+        "render__code_server",
+        &["-s", "code-server", "--open", "src"],
+    );
+    assert!(script.contains("jrps_app_port=\"$(jrps register --free-port)\"\n"));
+    assert!(
+        script.contains(
+            "HASHED_PASSWORD=\"$(jrps register --login-secret)\"\nexport HASHED_PASSWORD\n"
+        )
+    );
+    assert!(script.contains(
+        "code-server \\\n  --bind-addr \"$JRPS_NODE_IP:$jrps_app_port\" --auth password \\\n"
+    ));
+    assert!(
+        script.contains("--disable-update-check src &\n"),
+        "{script}"
+    );
+    assert!(script.contains("--pid \"$app_pid\" \"${jrps_app[@]}\" &\n"));
+    assert!(script.contains("jrps_app=(--port \"$jrps_app_port\")\n"));
+    // Nothing of Jupyter's.
+    assert!(!script.contains("jupyter lab"), "{script}");
+    assert!(
+        !script.contains("--write-extension \"$JRPS_SESSION_DIR"),
+        "{script}"
+    );
+}
+
 #[test]
 fn readme_gpu_shared_one_gpu_home() {
     let script = render(
@@ -387,7 +439,7 @@ fn profile_with_a_conda_environment() {
         "{script}"
     );
     assert!(
-        script.contains("--pid \"$jupyter_pid\" &\n"),
+        script.contains("--pid \"$app_pid\" \"${jrps_app[@]}\" &\n"),
         "no idle watch: {script}"
     );
 }

@@ -160,8 +160,30 @@ fn batch_unknown_name() {
 
 #[test]
 fn server_unknown() {
-    refused("error__server_unknown", render(&["-s", "voila"]))
-        .stderr_has("lab (or jupyterlab), notebook");
+    refused("error__server_unknown", render(&["-s", "rstudio"]))
+        .stderr_has("lab (or jupyterlab), notebook, voila (or voilà), code-server (or vscode)");
+}
+
+/// What a session opens stays inside its folder.
+#[test]
+fn open_outside_the_session_folder() {
+    for (path, problem) in [
+        ("../secrets.ipynb", "it has a `..` or an empty part"),
+        (
+            "/etc/passwd",
+            "it is not relative to the session's directory",
+        ),
+        ("~/x.ipynb", "it is not relative to the session's directory"),
+        ("a//b.ipynb", "it has a `..` or an empty part"),
+    ] {
+        let out = render(&["-s", "voila", "--open", path]).run();
+        out.failure(2);
+        assert!(
+            out.stderr.contains("invalid open") && out.stderr.contains(problem),
+            "{path}: {}",
+            out.layout()
+        );
+    }
 }
 
 #[test]
@@ -399,7 +421,7 @@ fn a_partition_maximum_without_a_default_is_the_default() {
         .run();
     output
         .success()
-        .stdout_has("--pid \"$jupyter_pid\" --idle-timeout 14400 &\n");
+        .stdout_has("--pid \"$app_pid\" \"${jrps_app[@]}\" --idle-timeout 14400 &\n");
 }
 
 #[test]

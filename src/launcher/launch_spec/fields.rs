@@ -11,9 +11,9 @@ use super::python::{CondaEnv, PythonEnv};
 use crate::launcher::config::Field;
 use crate::launcher::job_path::{self, JobPath};
 use crate::launcher::launcher_error::{LauncherError, did_you_mean};
-use crate::launcher::server::{self, Server};
 use crate::launcher::site_config::{Partition, SiteConfig, is_simple_name};
 use crate::launcher::source::{Source, Sourced};
+use crate::session_kind::SessionKind;
 use crate::wall_time::{self, WallTime};
 
 /// One line of `jrps profiles show`.
@@ -300,14 +300,14 @@ pub fn server_and_batch(
     batch: Field<String>,
     site: &SiteConfig,
     origins: &mut Origins,
-) -> Result<(Server, Sourced<String>), LauncherError> {
+) -> Result<(SessionKind, Sourced<String>), LauncherError> {
     let server_raw = required(server.value, server.key)?;
-    let parsed = Server::parse(&server_raw.value).ok_or_else(|| {
+    let parsed = SessionKind::parse(&server_raw.value).ok_or_else(|| {
         invalid(
             server.key,
             &server_raw,
-            "it is not a Jupyter server jrps knows".into(),
-            server::ALLOWED.into(),
+            "it is not a kind of session jrps knows".into(),
+            SessionKind::allowed(),
         )
     })?;
     let batch_raw = batch
@@ -370,6 +370,46 @@ pub fn image(field: Field<String>, origins: &mut Origins) -> Result<Option<Strin
     }
     origins.note(field.key, i.value.clone(), &i.source);
     Ok(Some(i.value.clone()))
+}
+
+/// A path inside the session's directory: relative, without `..`, so what
+/// a URL names stays inside the folder Jupyter serves.
+pub fn open(field: Field<String>, origins: &mut Origins) -> Result<Option<String>, LauncherError> {
+    let Some(p) = &field.value else {
+        return Ok(None);
+    };
+    let text = p.value.trim_end_matches('/');
+    let allowed = || {
+        "a notebook or folder relative to the session's directory (-d), such as \
+                      results/summary.ipynb"
+            .to_owned()
+    };
+    if text.is_empty() || text.chars().any(char::is_control) {
+        return Err(invalid(
+            field.key,
+            p,
+            "it is empty or has control characters".into(),
+            allowed(),
+        ));
+    }
+    if text.starts_with('/') || text.starts_with('~') {
+        return Err(invalid(
+            field.key,
+            p,
+            "it is not relative to the session's directory".into(),
+            allowed(),
+        ));
+    }
+    if text.split('/').any(|part| part == ".." || part.is_empty()) {
+        return Err(invalid(
+            field.key,
+            p,
+            "it has a `..` or an empty part".into(),
+            allowed(),
+        ));
+    }
+    origins.note(field.key, text.to_owned(), &p.source);
+    Ok(Some(text.to_owned()))
 }
 
 /// `image`, `venv` and `conda_env` each say where Jupyter comes from, so at
@@ -1048,7 +1088,7 @@ mod tests {
                 ),
                 "server"
             )
-            .contains("not a Jupyter server")
+            .contains("not a kind of session jrps knows")
         );
     }
 

@@ -14,10 +14,10 @@ pub use python::{CondaEnv, PythonEnv};
 use crate::launcher::config::{Config, Resolved, field};
 use crate::launcher::job_path::JobPath;
 use crate::launcher::launcher_error::LauncherError;
-use crate::launcher::server::Server;
 use crate::launcher::shell_quote::shell_quote;
 use crate::launcher::site_config::{Partition, SiteConfig};
 use crate::launcher::source::{Source, Sourced};
+use crate::session_kind::SessionKind;
 use crate::wall_time::WallTime;
 use fields::Origins;
 
@@ -40,7 +40,9 @@ pub struct LaunchSpec {
     pub python: Option<PythonEnv>,
     /// Stop Jupyter after this long without use; `None` is never.
     pub idle_timeout: Option<WallTime>,
-    pub server: Server,
+    pub kind: SessionKind,
+    /// What the session opens, relative to `dir`.
+    pub open: Option<String>,
     /// The site's modules, then the profile's.
     pub modules: Vec<String>,
     /// Extra variables exported by the script.
@@ -85,12 +87,13 @@ impl LaunchSpec {
         )?;
         let dir = fields::dir(field!(resolved, dir), cwd, &mut origins)?;
         let account = fields::account(field!(resolved, account), site, &mut origins)?;
-        let (server, batch) = fields::server_and_batch(
+        let (kind, batch) = fields::server_and_batch(
             field!(resolved, server),
             field!(resolved, batch),
             site,
             &mut origins,
         )?;
+        let open = fields::open(field!(resolved, open), &mut origins)?;
         let image_field = field!(resolved, image);
         let image = fields::image(image_field.clone(), &mut origins)?;
         let python = fields::python_env(
@@ -138,7 +141,8 @@ impl LaunchSpec {
             image,
             python,
             idle_timeout,
-            server,
+            kind,
+            open,
             modules,
             env,
             cpus,

@@ -123,6 +123,7 @@ pub(super) async fn create(
             client: Some(canonical_ip(conn.peer.ip())),
             clock: None,
             cluster: request.cluster.clone(),
+            kind: request.kind,
             revision: 0,
             load: Arc::default(),
         };
@@ -197,6 +198,7 @@ pub(super) fn list(shared: &Shared, conn: ConnInfo, caller: Option<Caller>) -> A
                 ends_at: status.ends_at,
                 extend_until: status.extend_until,
                 cluster: s.cluster.clone(),
+                kind: s.kind,
             }
         })
         .collect();

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::proxy::store::Session;
+use crate::session_kind::{CODE_SERVER_COOKIE, Login, code_server_login};
 
 /// The edge-auth cookie. Host-only (no `Domain`), so one session's cookie is
 /// never sent to another alias.
@@ -34,8 +35,9 @@ pub enum Auth {
     None,
     /// A valid edge cookie: nothing more to do.
     Cookie,
-    /// A valid token: set the cookie.
-    Token,
+    /// A valid token: set the cookie (and the app's own, for a kind the
+    /// proxy logs in to, which is made from the token).
+    Token(String),
 }
 
 /// Checks the cookie first (the common case after the first request), then
@@ -53,7 +55,7 @@ pub fn check(session: &Session, headers: &HeaderMap, query: Option<&str>, https:
             if let Some(token) = pair.strip_prefix("token=")
                 && token_matches(token.as_bytes(), session)
             {
-                return Auth::Token;
+                return Auth::Token(token.to_owned());
             }
         }
     }
@@ -65,7 +67,7 @@ pub fn check(session: &Session, headers: &HeaderMap, query: Option<&str>, https:
             && (kind.eq_ignore_ascii_case("token") || kind.eq_ignore_ascii_case("bearer"))
             && token_matches(token.as_bytes(), session)
         {
-            return Auth::Token;
+            return Auth::Token(token.to_owned());
         }
     }
     Auth::None
@@ -145,6 +147,43 @@ pub fn cookie_header(session: &Session, now: u64, https: bool) -> HeaderValue {
     );
     // Only hex, digits and fixed ASCII: always a valid header value.
     HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// The cookie that logs a browser in to a session's app, for kinds whose
+/// app checks a cookie of its own rather than Jupyter's token: made from
+/// the token at hand, so nothing of it is stored.
+pub struct AppLogin {
+    name: &'static str,
+    value: String,
+}
+
+impl AppLogin {
+    pub fn of(session: &Session, token: &str) -> Option<AppLogin> {
+        match session.kind?.definition().login {
+            Login::JupyterToken => None,
+            Login::CodeServerCookie => Some(AppLogin {
+                name: CODE_SERVER_COOKIE,
+                value: code_server_login(token),
+            }),
+        }
+    }
+
+    /// For the browser: host-only like the edge cookie, and as long-lived.
+    pub fn set_cookie(&self, session: &Session, now: u64, https: bool) -> Option<HeaderValue> {
+        let max_age = session.expires_at.saturating_sub(now);
+        let secure = if https { "; Secure" } else { "" };
+        HeaderValue::from_str(&format!(
+            "{}={}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}",
+            self.name, self.value
+        ))
+        .ok()
+    }
+
+    /// For the request that redeems the token, which the app must already
+    /// see as logged in (else it answers with its login page).
+    pub fn cookie(&self) -> Option<HeaderValue> {
+        HeaderValue::from_str(&format!("{}={}", self.name, self.value)).ok()
+    }
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use crate::proxy::answers::failure::Failure;
 use crate::proxy::answers::pages;
 use crate::proxy::audit;
 use crate::proxy::request::access_log;
-use crate::proxy::request::edge_auth::{self, Auth};
+use crate::proxy::request::edge_auth::{self, AppLogin, Auth};
 use crate::proxy::request::plumbing::{ConnInfo, ProxyBody, full};
 use crate::proxy::request::policy::{self, ForwardedBy};
 use crate::proxy::request::relay;
@@ -110,7 +110,7 @@ async fn session_request(
     if !origin_ok {
         return full(pages::page(Failure::CrossOrigin, alias));
     }
-    if auth == Auth::Token && session.load.first_open() {
+    if matches!(auth, Auth::Token(_)) && session.load.first_open() {
         let forwarded_for = shared
             .config
             .behind_tls
@@ -123,8 +123,13 @@ async fn session_request(
         };
         shared.audit.record(&session, event);
     }
-    let set_cookie = (auth == Auth::Token)
-        .then(|| edge_auth::cookie_header(&session, now, shared.config.public_scheme_is_https()));
+    let (set_cookie, app_login) = match &auth {
+        Auth::Token(token) => (
+            Some(edge_auth::cookie_header(&session, now, https)),
+            AppLogin::of(&session, token),
+        ),
+        _ => (None, None),
+    };
     let mut response = match (session.state, &session.backend_authority) {
         _ if channel => crate::proxy::manage::channel::respond(shared, &session, req).await,
         (SessionState::Ready, Some(backend)) => {
@@ -143,6 +148,9 @@ async fn session_request(
                 https,
             };
             let (mut parts, body) = req.into_parts();
+            if let Some(cookie) = app_login.as_ref().and_then(AppLogin::cookie) {
+                parts.headers.append(http::header::COOKIE, cookie);
+            }
             let authority = parts.uri.authority().map(|a| a.as_str());
             let (headers, upgrade) = policy::request_for_backend(
                 std::mem::take(&mut parts.headers),
@@ -167,7 +175,8 @@ async fn session_request(
             shared.announcement.text(now).as_deref(),
         )),
     };
-    if let Some(cookie) = set_cookie {
+    let app_cookie = app_login.and_then(|login| login.set_cookie(&session, now, https));
+    for cookie in set_cookie.into_iter().chain(app_cookie) {
         response.headers_mut().append(SET_COOKIE, cookie);
     }
     response

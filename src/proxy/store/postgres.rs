@@ -68,11 +68,11 @@ const FOLLOWER_IDLE: Duration = Duration::from_secs(15);
 
 const COLUMNS: &str = "alias, \"user\", token_sha256, secret_sha256, cookie, job_id, backend, \
                        state, created_at, expires_at, registered_at, ended_at, end_reason, \
-                       owner_uid, client, clock, cluster, revision";
+                       owner_uid, client, clock, cluster, kind, revision";
 
 /// A row's values in the order of [`COLUMNS`], but `revision`, which the
 /// database draws: the one list inserts and updates both bind.
-fn bind(s: &StoredSession) -> [&(dyn tokio_postgres::types::ToSql + Sync); 17] {
+fn bind(s: &StoredSession) -> [&(dyn tokio_postgres::types::ToSql + Sync); 18] {
     [
         &s.alias,
         &s.user,
@@ -91,6 +91,7 @@ fn bind(s: &StoredSession) -> [&(dyn tokio_postgres::types::ToSql + Sync); 17] {
         &s.client,
         &s.clock,
         &s.cluster,
+        &s.kind,
     ]
 }
 
@@ -940,7 +941,8 @@ fn stored(row: &Row) -> Result<StoredSession, tokio_postgres::Error> {
         client: row.try_get(14)?,
         clock: row.try_get(15)?,
         cluster: row.try_get(16)?,
-        revision: row.try_get(17)?,
+        kind: row.try_get(17)?,
+        revision: row.try_get(18)?,
     })
 }
 

@@ -10,6 +10,7 @@ use crate::api::{EndReason, SessionClock, SessionState};
 use crate::clock::unix_now;
 use crate::proxy::budget::SessionLoad;
 use crate::proxy::cookie_key::CookieKey;
+use crate::session_kind::SessionKind;
 
 /// One session as the proxy knows it. Immutable: a change replaces the `Arc`.
 #[derive(Debug, Clone)]
@@ -47,6 +48,9 @@ pub struct Session {
     /// The site's cluster its job runs on, as the launcher said at
     /// creation: which `[clusters.NAME]` ranges its backend may be in.
     pub cluster: Option<String>,
+    /// What it runs, when the launcher said (it does for kinds the proxy
+    /// logs a browser in to itself, such as code-server).
+    pub kind: Option<SessionKind>,
     /// Which version of the row this is (set by the backend when it commits).
     pub revision: u64,
     /// Requests in flight and tunnels open, across its snapshots.
@@ -109,6 +113,7 @@ pub(super) struct StoredSession {
     /// proxy reads.
     pub(super) clock: Option<String>,
     pub(super) cluster: Option<String>,
+    pub(super) kind: Option<String>,
     pub(super) revision: i64,
 }
 
@@ -140,6 +145,7 @@ impl StoredSession {
             client: s.client.map(|c| c.to_string()),
             clock: s.clock.as_ref().and_then(|c| serde_json::to_string(c).ok()),
             cluster: s.cluster.clone(),
+            kind: s.kind.map(|k| k.name().to_owned()),
             revision: s.revision as i64,
         }
     }
@@ -202,6 +208,8 @@ impl StoredSession {
             // rather than a wrong one.
             clock: self.clock.and_then(|c| serde_json::from_str(&c).ok()),
             cluster: self.cluster,
+            // One this version does not know is served as Jupyter's.
+            kind: self.kind.and_then(|k| SessionKind::parse(&k)),
             revision: self.revision.max(0) as u64,
             load: same.map(|k| k.load.clone()).unwrap_or_default(),
         }

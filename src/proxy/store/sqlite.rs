@@ -28,11 +28,11 @@ const PRE_VERSIONING_COLUMNS: &[(&str, &str)] = &[("end_reason", "TEXT"), ("owne
 
 const COLUMNS: &str = "alias, user, token_sha256, secret_sha256, cookie, job_id, backend, \
                        state, created_at, expires_at, registered_at, ended_at, end_reason, \
-                       owner_uid, clock, cluster";
+                       owner_uid, clock, cluster, kind";
 
 /// A row's values in the order of [`COLUMNS`]: the one list inserts and
 /// updates both bind.
-fn bind(s: &StoredSession) -> [&dyn rusqlite::ToSql; 16] {
+fn bind(s: &StoredSession) -> [&dyn rusqlite::ToSql; 17] {
     [
         &s.alias,
         &s.user,
@@ -50,6 +50,7 @@ fn bind(s: &StoredSession) -> [&dyn rusqlite::ToSql; 16] {
         &s.owner_uid,
         &s.clock,
         &s.cluster,
+        &s.kind,
     ]
 }
 
@@ -126,6 +127,7 @@ impl Sqlite {
                 owner_uid: row.get(13)?,
                 clock: row.get(14)?,
                 cluster: row.get(15)?,
+                kind: row.get(16)?,
                 client: None,
                 revision: 0,
             })
@@ -321,7 +323,7 @@ mod tests {
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(versions, 3);
+        assert_eq!(versions, 4);
     }
 
     #[test]
@@ -339,7 +341,7 @@ mod tests {
             .unwrap();
         let err = Sqlite::open(&path).err().expect("refused").to_string();
         assert!(
-            err.contains("written by a newer jrps (schema version 99, this jrps knows up to 3)")
+            err.contains("written by a newer jrps (schema version 99, this jrps knows up to 4)")
                 && err.contains("state.sqlite")
                 && err.contains("restore the state saved before the upgrade"),
             "{err}"
