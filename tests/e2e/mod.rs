@@ -10,6 +10,7 @@ mod clusters;
 mod extend;
 mod flow;
 mod idle;
+mod kinds;
 mod local;
 mod scheduler_trouble;
 mod sge;
