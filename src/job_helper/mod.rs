@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
+use tokio::signal::unix::SignalKind;
 
 use log::log;
 use process::alive;
@@ -158,6 +159,12 @@ fn free_port(ip: IpAddr) -> Result<u16, RegisterError> {
 }
 
 async fn run(args: RegisterOptions) -> Result<(), RegisterError> {
+    // Grid Engine's notices (SIGUSR1 at the soft wall time and before a
+    // suspension, SIGUSR2 before qdel's kill) reach every process of the
+    // job; they are the batch script's to act on, and would otherwise end
+    // this helper (their default action) with its watches.
+    let _notices = [SignalKind::user_defined1(), SignalKind::user_defined2()]
+        .map(|kind| tokio::signal::unix::signal(kind).ok());
     let session_dir = std::env::var_os(env_vars::SESSION_DIR)
         .filter(|v| !v.is_empty())
         .map(SessionDir::open)

@@ -16,6 +16,7 @@
 //! with the certificate it was given. Importing a CA into Chromium would need
 //! an NSS database (certutil), another package for the same proof.
 
+mod apps;
 mod flow;
 pub mod site;
 mod walltime;

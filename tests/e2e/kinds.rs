@@ -26,15 +26,25 @@ fn slurm_and_jupyter() -> Option<PathBuf> {
     jupyter_executable()
 }
 
-fn fixture(name: &str) -> PathBuf {
+pub(crate) fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/apps")
         .join(name)
 }
 
-/// The venv's python, beside its `jupyter`.
-fn python_of(jupyter: &Path) -> PathBuf {
-    jupyter.with_file_name("python")
+/// The `site.toml` line that makes `-s code-server` start the stand-in
+/// (from `bin`, with the venv's python beside `jupyter`).
+pub(crate) fn code_server_site(bin: &Path, jupyter: &Path) -> String {
+    let standin = executable(
+        bin,
+        "code-server",
+        &format!(
+            "exec {:?} {:?} \"$@\"",
+            jupyter.with_file_name("python"),
+            fixture("code-server-standin.py")
+        ),
+    );
+    format!("code_server = {standin:?}\n")
 }
 
 /// A WebSocket to `path` of `alias` through the proxy with exactly these
@@ -260,16 +270,7 @@ async fn code_server_opens_without_a_password_prompt_and_its_cookie_is_kept_nowh
         return;
     };
     let bin = tempfile::tempdir().unwrap();
-    let standin = executable(
-        bin.path(),
-        "code-server",
-        &format!(
-            "exec {:?} {:?} \"$@\"",
-            python_of(&jupyter),
-            fixture("code-server-standin.py")
-        ),
-    );
-    let site = Site::new("slurm", &jupyter, &format!("code_server = {:?}\n", standin));
+    let site = Site::new("slurm", &jupyter, &code_server_site(bin.path(), &jupyter));
     let work = site.work_dir();
     std::fs::create_dir_all(work.join("project")).unwrap();
     let (launched, _) = site
@@ -376,7 +377,16 @@ async fn code_server_opens_without_a_password_prompt_and_its_cookie_is_kept_nowh
     .await;
     assert_eq!(refused_with(unauthenticated), 401);
 
-    // What the idle watch reads moved: code-server's heart beats on use.
+    // No Jupyter server to attach a client to.
+    let server = site.run(&["url", "--server", alias]).await;
+    assert_eq!(server.code, Some(2), "{}", server.describe());
+    assert!(
+        server.stderr.contains("runs code-server, which is no Jupyter server"),
+        "{}",
+        server.describe()
+    );
+    assert!(server.stdout.is_empty(), "{}", server.describe());
+
     let row = row_of(&site, alias).await;
     assert_eq!(row["kind"], "code-server", "{row}");
     assert_eq!(row["state"], "running", "{row}");
@@ -427,4 +437,47 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     files
+}
+
+/// code-server's idle watch reads its heartbeat: a session used for twice
+/// the timeout (requests to the editor) stays; left alone it is stopped
+/// (code-server has no shutdown call: SIGTERM) and ends as idle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unused_code_server_session_ends_as_idle() {
+    let Some(jupyter) = slurm_and_jupyter() else {
+        return;
+    };
+    let bin = tempfile::tempdir().unwrap();
+    let site = Site::new("slurm", &jupyter, &code_server_site(bin.path(), &jupyter));
+    let (launched, _) = site
+        .up_ok(&["-s", "code-server", "-t", "10", "--idle-timeout", "0:20"])
+        .await;
+    let alias = launched.alias.as_str();
+    let used_until = std::time::Instant::now() + Duration::from_secs(40);
+    let quiet = loop {
+        let (status, body) = site.get(&launched.url).await;
+        assert_eq!(status, 200, "{body}\n{}", site.logs());
+        let used = std::time::Instant::now();
+        if used >= used_until {
+            break used;
+        }
+        tokio::time::sleep(Duration::from_secs(4)).await;
+    };
+    assert_eq!(row_of(&site, alias).await["state"], "running");
+    crate::support::until(Duration::from_secs(90), "ended (idle)", || async {
+        let row = row_of(&site, alias).await;
+        if row["state"] == "ended" && row["end_reason"] == "idle" {
+            Ok(())
+        } else {
+            Err(format!("{row}"))
+        }
+    })
+    .await;
+    assert!(
+        quiet.elapsed() >= Duration::from_secs(18),
+        "{:?}",
+        quiet.elapsed()
+    );
+    let log = site.job_log(alias);
+    assert!(log.contains("idle watch: no use for"), "{log}");
 }

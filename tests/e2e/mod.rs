@@ -10,7 +10,7 @@ mod clusters;
 mod extend;
 mod flow;
 mod idle;
-mod kinds;
+pub(crate) mod kinds;
 mod local;
 mod scheduler_trouble;
 mod sge;

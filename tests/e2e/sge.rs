@@ -121,7 +121,8 @@ async fn a_session_ends_at_its_soft_wall_time_as_a_time_limit() {
     let took = started.elapsed();
     assert!(
         took >= Duration::from_secs(55) && took < Duration::from_secs(115),
-        "ended after {took:?}, not at its minute"
+        "ended after {took:?}, not at its minute; the job's log:\n{}",
+        site.job_log(alias)
     );
     let (status, page) = site.get(launched.url.split('?').next().unwrap()).await;
     assert_eq!(status, 404, "{page}");
