@@ -90,9 +90,9 @@ pub struct SessionRecord {
     /// What the job's end watch needs; absent in records of earlier versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time: Option<TimePlan>,
-    /// What the session runs; JupyterLab in records of earlier versions.
-    #[serde(default)]
-    pub kind: SessionKind,
+    /// What the session runs; unknown in records of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<SessionKind>,
     /// GPUs the job asked for; unknown in records of earlier versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpus: Option<u32>,
@@ -109,6 +109,12 @@ pub struct TimePlan {
 }
 
 impl SessionRecord {
+    /// What the session runs: a record of an earlier version is of a
+    /// Jupyter session, which all then were.
+    pub fn kind(&self) -> SessionKind {
+        self.kind.unwrap_or_default()
+    }
+
     pub fn proxy_endpoint(&self) -> ProxyEndpoint {
         ProxyEndpoint {
             url: self.proxy_url.clone(),
@@ -336,7 +342,7 @@ mod tests {
             created_at: 1,
             expires_at: 2,
             time: None,
-            kind: SessionKind::Lab,
+            kind: Some(SessionKind::Lab),
             gpus: Some(0),
         }
     }

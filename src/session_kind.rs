@@ -32,6 +32,9 @@ pub struct Definition {
     pub ready: Readiness,
     pub login: Login,
     pub activity: Activity,
+    /// Whether `--open` is the app's argument (a folder to open) rather
+    /// than where Jupyter sends the browser first.
+    pub open_as_argument: bool,
     /// Whether the page jrps puts inside Jupyter (time warnings, Save all,
     /// Extend, announcements) can show: it is a JupyterLab extension, which
     /// only JupyterLab and Notebook 7 load.
@@ -77,6 +80,7 @@ const DEFINITIONS: [Definition; 4] = [
     Definition {
         kind: SessionKind::Lab,
         name: "lab",
+        open_as_argument: false,
         jupyter_subcommand: Some("lab"),
         also: &["jupyterlab"],
         ready: Readiness::JupyterRuntimeFile,
@@ -87,6 +91,7 @@ const DEFINITIONS: [Definition; 4] = [
     Definition {
         kind: SessionKind::Notebook,
         name: "notebook",
+        open_as_argument: false,
         jupyter_subcommand: Some("notebook"),
         also: &[],
         ready: Readiness::JupyterRuntimeFile,
@@ -99,6 +104,7 @@ const DEFINITIONS: [Definition; 4] = [
     Definition {
         kind: SessionKind::Voila,
         name: "voila",
+        open_as_argument: false,
         jupyter_subcommand: Some("server"),
         also: &["voilà"],
         ready: Readiness::JupyterRuntimeFile,
@@ -109,6 +115,7 @@ const DEFINITIONS: [Definition; 4] = [
     Definition {
         kind: SessionKind::CodeServer,
         name: "code-server",
+        open_as_argument: true,
         jupyter_subcommand: None,
         also: &["vscode"],
         ready: Readiness::Http { path: "/healthz" },
@@ -172,6 +179,16 @@ impl SessionKind {
         self.definition().login != Login::JupyterToken
     }
 
+    /// The app's own login cookie, `(name, value)`, made from the token,
+    /// for a kind the proxy logs in: what the proxy sets and what the job
+    /// gives the app (`jrps register --login-secret` prints the value).
+    pub fn app_login(self, token: &str) -> Option<(&'static str, String)> {
+        match self.definition().login {
+            Login::JupyterToken => None,
+            Login::CodeServerCookie => Some((CODE_SERVER_COOKIE, code_server_login(token))),
+        }
+    }
+
     /// What `-s` takes, for error messages and help.
     pub fn allowed() -> String {
         DEFINITIONS
@@ -200,7 +217,7 @@ const PATH_PART: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMER
 
 /// code-server's session cookie, as versions 4.0 to 4.106 name it and later
 /// ones do unless given `--cookie-suffix` (which the job never gives).
-pub const CODE_SERVER_COOKIE: &str = "code-server-session";
+const CODE_SERVER_COOKIE: &str = "code-server-session";
 
 /// The password code-server's login form would take: derived from the
 /// token, so that neither the proxy's state (the token's SHA-256) nor the
@@ -216,7 +233,7 @@ fn code_server_password(token: &str) -> String {
 /// `code-server-session` cookie: code-server's legacy SHA-256 form of the
 /// password, whose cookie is the hash itself (`isCookieValid`, method
 /// `SHA256`), so the proxy needs no password hashing to log a browser in.
-pub fn code_server_login(token: &str) -> String {
+fn code_server_login(token: &str) -> String {
     hex::encode(Sha256::digest(code_server_password(token).as_bytes()))
 }
 

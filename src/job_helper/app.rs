@@ -12,8 +12,8 @@ use super::process::alive;
 use crate::proxy_client::ProxyClientError;
 use crate::session_kind::{Activity, SessionKind};
 
-/// How long a stopped app gets to exit before it is sent SIGTERM (after a
-/// shutdown request) or given up on (after SIGTERM).
+/// How long Jupyter gets to exit after its shutdown request before it is
+/// sent SIGTERM.
 const STOP_GRACE: Duration = Duration::from_secs(20);
 
 /// The session's app on the node.

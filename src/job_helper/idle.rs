@@ -1,16 +1,18 @@
 //! The idle watch: after registering, `jrps register --idle-timeout` stays in
-//! the job and stops Jupyter once nobody has used it for the whole timeout,
-//! so that the job ends and its node (and GPUs) go back to the queue.
+//! the job and stops the session's app once nobody has used it for the whole
+//! timeout, so that the job ends and its node (and GPUs) go back to the queue.
 //!
-//! Used means any of: a kernel busy (a long cell with no browser open is
-//! use), Jupyter's own record of activity moving (kernel messages, terminal
-//! input, API calls; Jupyter keeps it in `/api/status`), or the proxy having
-//! passed a request to this session since the last look. The watch compares
-//! each answer with the one before rather than with a clock, so the node's
-//! and the proxy's clocks need not agree. Its own calls to Jupyter carry
-//! `no_track_activity`, which jupyter_server honours, so watching is not use.
-//! What cannot be seen is counted as use: a Jupyter that does not answer is
-//! never stopped for being idle.
+//! Used means any of: the proxy having passed a request to this session
+//! since the last look, or the app's own record of activity moving, as its
+//! kind defines it (`session_kind::Activity`): for Jupyter, a kernel busy
+//! (a long cell with no browser open is use) or `/api/status` moving (kernel
+//! messages, terminal input, API calls); for code-server, its heartbeat. The
+//! watch compares each answer with the one before rather than with a clock,
+//! so the node's and the proxy's clocks need not agree. Its own looks are
+//! not use: calls to Jupyter carry `no_track_activity`, which jupyter_server
+//! honours, and code-server's `/healthz` beats no heart. What cannot be
+//! seen is counted as use: an app that does not answer is never stopped for
+//! being idle.
 
 use std::time::{Duration, Instant};
 
@@ -23,12 +25,12 @@ use crate::proxy_client::ProxyClient;
 pub enum Outcome {
     /// Unused for the whole timeout.
     Idle,
-    /// Jupyter ended by itself; nothing to stop.
+    /// The app ended by itself; nothing to stop.
     JupyterExited,
 }
 
 pub struct IdleWatch<'a> {
-    pub jupyter: &'a AppApi,
+    pub app: &'a AppApi,
     pub proxy: &'a ProxyClient,
     pub alias: &'a str,
     pub secret: &'a str,
@@ -39,16 +41,17 @@ pub struct IdleWatch<'a> {
 /// What one look saw; two equal looks in a row mean nothing happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Look {
-    jupyter_activity: String,
+    app_activity: String,
     proxy_request: Option<u64>,
 }
 
 impl IdleWatch<'_> {
-    /// Watches until Jupyter is idle for the timeout or exits.
+    /// Watches until the app is idle for the timeout or exits.
     pub async fn run(&self) -> Outcome {
         let every = poll_interval(self.timeout);
         log(&format!(
-            "idle watch: Jupyter stops after {}s without use (looking every {}s)",
+            "idle watch: {} stops after {}s without use (looking every {}s)",
+            self.app.kind(),
             self.timeout.as_secs(),
             every.as_secs_f32()
         ));
@@ -64,13 +67,13 @@ impl IdleWatch<'_> {
                 // Unknown this time: keep what was seen, so it reads as no change.
                 Err(_) => last.as_ref().and_then(|l| l.proxy_request),
             };
-            let look = match self.jupyter.activity().await {
-                Some((jupyter_activity, busy)) => {
+            let look = match self.app.activity().await {
+                Some((app_activity, busy)) => {
                     if busy {
                         used_at = Instant::now();
                     }
                     Some(Look {
-                        jupyter_activity,
+                        app_activity,
                         proxy_request,
                     })
                 }
@@ -87,8 +90,9 @@ impl IdleWatch<'_> {
             }
             if used_at.elapsed() >= self.timeout {
                 log(&format!(
-                    "idle watch: no use for {}s: stopping Jupyter",
-                    used_at.elapsed().as_secs()
+                    "idle watch: no use for {}s: stopping {}",
+                    used_at.elapsed().as_secs(),
+                    self.app.kind()
                 ));
                 return Outcome::Idle;
             }

@@ -1,14 +1,17 @@
 //! The job-helper role (`jrps register`), run by the batch script on the
-//! compute node. It finds the port Jupyter chose (`--port=0`: the kernel
-//! picks a free one, not jrps), waits until Jupyter answers (jupyter_server
-//! writes its runtime file before it binds the port), and registers the
-//! session with the proxy from the address Jupyter listens on, because the
-//! proxy takes the backend host from the peer address of that call. With `--deregister` (the
-//! script's exit trap) it ends the session so the route dies with the job.
+//! compute node. It finds the port the session's app listens on (Jupyter's
+//! `--port=0`: the kernel picks a free one, not jrps; an app that writes no
+//! runtime file is given one, `--free-port`), waits until the app answers
+//! (jupyter_server writes its runtime file before it binds the port), and
+//! registers the session with the proxy from the address the app listens
+//! on, because the proxy takes the backend host from the peer address of
+//! that call. With `--deregister` (the script's exit trap) it ends the
+//! session so the route dies with the job.
 //!
 //! Every wait is bounded and announces what it waits for in the job log:
 //! the original scraped the runtime file in an endless loop. With an idle
-//! timeout it then stays while Jupyter runs ([`idle`]).
+//! timeout or a time plan it then stays while the app runs ([`idle`],
+//! [`end_watch`]).
 
 mod app;
 mod end_watch;
@@ -206,11 +209,12 @@ async fn run(args: RegisterOptions) -> Result<(), RegisterError> {
 
     let record = session_dir.read_record()?;
     if args.login_secret {
-        if !record.kind.proxy_logs_in() {
-            return Err(RegisterError::NoLoginSecret { kind: record.kind });
-        }
+        let kind = record.kind();
         let token = session_dir.read_secret(TOKEN_FILE)?;
-        println!("{}", crate::session_kind::code_server_login(&token));
+        let (_, secret) = kind
+            .app_login(&token)
+            .ok_or(RegisterError::NoLoginSecret { kind })?;
+        println!("{secret}");
         return Ok(());
     }
     let secret = session_dir.read_secret(REGISTER_SECRET_FILE)?;
@@ -261,7 +265,7 @@ async fn go_live(
     })?;
     let timeout = args.timeout;
     let deadline = Instant::now() + timeout;
-    let kind = record.kind;
+    let kind = record.kind();
 
     let port = match kind.definition().ready {
         Readiness::JupyterRuntimeFile => {
@@ -328,14 +332,14 @@ async fn go_live(
         return Ok(());
     }
     let token = session_dir.read_secret(TOKEN_FILE)?;
-    let jupyter = AppApi::new(record.kind, SocketAddr::new(ip, port), token)?;
+    let app = AppApi::new(kind, SocketAddr::new(ip, port), token)?;
     // Each watch runs only when it has something to watch; the first to
     // finish decides, and a Jupyter that exits finishes both.
     let idle = async {
         match args.idle_timeout {
             Some(timeout) => {
                 let watch = idle::IdleWatch {
-                    jupyter: &jupyter,
+                    app: &app,
                     proxy: &client,
                     alias: &alias,
                     secret: &secret,
@@ -376,7 +380,7 @@ async fn go_live(
             EndReason::Idle => "idle watch",
             _ => "end watch",
         };
-        app::stop_app(&jupyter, args.pid, who).await;
+        app::stop_app(&app, args.pid, who).await;
     }
     Ok(())
 }

@@ -14,7 +14,6 @@ use crate::launcher::launch_spec::{LaunchSpec, PythonEnv};
 use crate::launcher::launcher_error::{LauncherError, did_you_mean};
 use crate::launcher::shell_quote::shell_quote;
 use crate::launcher::source::{Layer, Source};
-use crate::session_kind::SessionKind;
 
 /// Built-in templates as (name, repository path, text): one per scheduler
 /// dialect, each the shared job below with its own header and directives.
@@ -225,7 +224,7 @@ impl BatchTemplate {
             open_word: spec
                 .open
                 .as_deref()
-                .filter(|_| spec.kind == SessionKind::CodeServer)
+                .filter(|_| spec.kind.definition().open_as_argument)
                 .map(|path| shell_quote(path).into_owned()),
             code_server: &spec.site.code_server,
         };

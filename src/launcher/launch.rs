@@ -334,7 +334,7 @@ impl Launch {
             created_at: unix_now(),
             expires_at: self.created.expires_at,
             time: Some(spec.time_plan()),
-            kind: spec.kind,
+            kind: Some(spec.kind),
             gpus: Some(spec.gpus),
         };
         session_dir.write_record(&record)?;

@@ -329,8 +329,9 @@ fn from_proxy(
                 created_at: s.created_at,
                 expires_at: s.expires_at,
                 time: None,
-                kind: s.kind.unwrap_or_default(),
-                // Only the login node that launched it knows.
+                // Only the login node that launched it knows (the proxy
+                // holds the kind only of those it logs in to).
+                kind: s.kind,
                 gpus: None,
             },
             state: state.clone(),
@@ -407,8 +408,9 @@ struct Listing {
     url: String,
     profile: String,
     partition: String,
-    /// What it runs (`lab`, `notebook`, `voila`, `code-server`).
-    kind: SessionKind,
+    /// What it runs (`lab`, `notebook`, `voila`, `code-server`); unknown
+    /// for most sessions launched on another login node.
+    kind: Option<SessionKind>,
     /// GPUs its job asked for; unknown for a session launched on another
     /// login node.
     gpus: Option<u32>,
@@ -541,7 +543,7 @@ pub fn ls(json: bool) -> Result<(), SessionCommandError> {
             state,
             left,
             row.node.as_deref().unwrap_or("-"),
-            row.kind.name(),
+            row.kind.map_or("-", SessionKind::name),
             row.gpus.map_or("-".to_owned(), |n| n.to_string()),
             row.url
         );
@@ -570,9 +572,6 @@ fn running_state(proxy: Option<ProxyView>, restarts: u32) -> &'static str {
     }
 }
 
-/// Slurm's final job state as a reason, for a job that could not record
-/// its own (cancelled while queued, killed outright). `COMPLETED` says
-/// nothing the job did not: it ended itself.
 /// The URL that opens the session. With `server`, the one a Jupyter
 /// client (VS Code's "Existing Jupyter Server", JupyterLab Desktop) takes:
 /// the server's root with the token, which the client then sends as
@@ -580,7 +579,7 @@ fn running_state(proxy: Option<ProxyView>, restarts: u32) -> &'static str {
 /// no Jupyter server, and with the steps on stderr.
 pub fn url(session: &str, server: bool) -> Result<(), SessionCommandError> {
     let session = find(session)?;
-    let kind = session.record.kind;
+    let kind = session.record.kind();
     if server && !kind.is_jupyter() {
         return Err(SessionCommandError::NoJupyterServer {
             alias: session.record.alias.clone(),

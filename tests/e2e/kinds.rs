@@ -338,6 +338,21 @@ async fn code_server_opens_without_a_password_prompt_and_its_cookie_is_kept_nowh
         .await
         .unwrap();
     assert_eq!(editor.status().as_u16(), 200);
+    // Signed out of the editor (its cookie gone, or stale) but still
+    // holding the edge cookie: the printed URL logs it in again, the
+    // proxy's login taking the place of the stale one.
+    let again = no_login
+        .get(&launched.url)
+        .header("cookie", format!("{edge}; code-server-session=stale"))
+        .send()
+        .await
+        .unwrap();
+    let renewed = set_cookies(&again);
+    assert_eq!(again.status().as_u16(), 200, "{renewed:?}");
+    assert!(
+        renewed.iter().any(|(pair, _)| *pair == login.0),
+        "the login cookie again: {renewed:?}"
+    );
 
     // Its WebSocket echoes with the page's own Origin; code-server's Origin
     // check passes on the X-Forwarded-Host the proxy sends.
@@ -381,7 +396,9 @@ async fn code_server_opens_without_a_password_prompt_and_its_cookie_is_kept_nowh
     let server = site.run(&["url", "--server", alias]).await;
     assert_eq!(server.code, Some(2), "{}", server.describe());
     assert!(
-        server.stderr.contains("runs code-server, which is no Jupyter server"),
+        server
+            .stderr
+            .contains("runs code-server, which is no Jupyter server"),
         "{}",
         server.describe()
     );

@@ -116,13 +116,13 @@ fn code_server_gets_its_port_and_login_from_jrps() {
         )
     );
     assert!(script.contains(
-        "code-server \\\n  --bind-addr \"$JRPS_NODE_IP:$jrps_app_port\" --auth password \\\n"
+        "code-server \\\n  --bind-addr \"$jrps_bind:$jrps_app_port\" --auth password \\\n"
     ));
     assert!(
         script.contains("--disable-update-check src &\n"),
         "{script}"
     );
-    assert!(script.contains("--pid \"$app_pid\" \"${jrps_app[@]}\" &\n"));
+    assert!(script.contains("--pid \"$app_pid\" ${jrps_app[@]+\"${jrps_app[@]}\"} &\n"));
     assert!(script.contains("jrps_app=(--port \"$jrps_app_port\")\n"));
     // Nothing of Jupyter's.
     assert!(!script.contains("jupyter lab"), "{script}");
@@ -439,7 +439,7 @@ fn profile_with_a_conda_environment() {
         "{script}"
     );
     assert!(
-        script.contains("--pid \"$app_pid\" \"${jrps_app[@]}\" &\n"),
+        script.contains("--pid \"$app_pid\" ${jrps_app[@]+\"${jrps_app[@]}\"} &\n"),
         "no idle watch: {script}"
     );
 }

@@ -67,6 +67,7 @@ fn prepare(args: &[&str], session: bool, site: &str) -> (Command, Test, std::pat
     stub(&bin, "hostname", "echo '10.9.8.7 fe80::1'");
     let jupyter_stub = format!(
         "echo \"jupyter $* cwd=$PWD token=$JUPYTER_TOKEN runtime_mode=$(stat -c %a \"$JUPYTER_RUNTIME_DIR\") jupyter_path=${{JUPYTER_PATH:-}}\" >> {log}
+if [[ -n ${{STUB_IGNORE_TERM:-}} ]]; then trap '' TERM; fi
 if [[ -n ${{STUB_SLEEP:-}} ]]; then exec sleep \"$STUB_SLEEP\"; fi",
         log = log.display()
     );
@@ -351,8 +352,17 @@ fn a_node_with_only_loopback_fails_at_once_naming_node_interface() {
 /// Runs the script until Jupyter is up, then sends it SIGTERM, as Slurm
 /// does at the time limit and on `scancel`; returns the stubs' log.
 fn terminated(args: &[&str]) -> String {
+    terminated_with(args, &[])
+}
+
+/// As [`terminated`], with more variables for the stubs.
+fn terminated_with(args: &[&str], env: &[(&str, &str)]) -> String {
     let (mut command, t, log) = prepare(args, true, "");
-    let mut child = command.env("STUB_SLEEP", "60").spawn().unwrap();
+    let mut child = command
+        .env("STUB_SLEEP", "60")
+        .envs(env.iter().copied())
+        .spawn()
+        .unwrap();
     // Jupyter (in the background) and the job helper have both started:
     // only then is the deregistration the last line the log can get.
     crate::support::until_sync(
@@ -390,6 +400,24 @@ fn a_signal_at_the_time_limit_is_the_time_limit() {
     assert!(
         log.ends_with("jrps register --deregister --reason time-limit\n"),
         "{log}"
+    );
+}
+
+/// Jupyter can miss a SIGTERM (one that comes just after Grid Engine's
+/// SIGUSR1): the exit trap does not wait on it until the hard limit, but
+/// sends SIGKILL 20 seconds later, and the job ends.
+#[test]
+fn an_app_that_outlives_its_sigterm_is_killed_20_seconds_later() {
+    let started = std::time::Instant::now();
+    let log = terminated_with(&["-t", "30"], &[("STUB_IGNORE_TERM", "1")]);
+    let took = started.elapsed();
+    assert!(
+        log.ends_with("jrps register --deregister --reason cancelled\n"),
+        "{log}"
+    );
+    assert!(
+        took >= std::time::Duration::from_secs(20) && took < std::time::Duration::from_secs(45),
+        "the script ended after {took:?}"
     );
 }
 

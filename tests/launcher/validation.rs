@@ -175,8 +175,13 @@ fn open_outside_the_session_folder() {
         ),
         ("~/x.ipynb", "it is not relative to the session's directory"),
         ("a//b.ipynb", "it has a `..` or an empty part"),
+        (
+            "--auth=none",
+            "it starts with `-`, which the app would read as an option",
+        ),
     ] {
-        let out = render(&["-s", "voila", "--open", path]).run();
+        let open = format!("--open={path}");
+        let out = render(&["-s", "voila", &open]).run();
         out.failure(2);
         assert!(
             out.stderr.contains("invalid open") && out.stderr.contains(problem),
@@ -419,9 +424,9 @@ fn a_partition_maximum_without_a_default_is_the_default() {
         .site_file("site.toml", GPU_SITE)
         .args(&["render"])
         .run();
-    output
-        .success()
-        .stdout_has("--pid \"$app_pid\" \"${jrps_app[@]}\" --idle-timeout 14400 &\n");
+    output.success().stdout_has(
+        "--pid \"$app_pid\" ${jrps_app[@]+\"${jrps_app[@]}\"} --idle-timeout 14400 &\n",
+    );
 }
 
 #[test]

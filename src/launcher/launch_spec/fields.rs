@@ -372,8 +372,10 @@ pub fn image(field: Field<String>, origins: &mut Origins) -> Result<Option<Strin
     Ok(Some(i.value.clone()))
 }
 
-/// A path inside the session's directory: relative, without `..`, so what
-/// a URL names stays inside the folder Jupyter serves.
+/// A path inside the session's directory: relative and without `..`, so
+/// that a URL names nothing outside the folder the app serves, and not
+/// starting with `-`, which an app taking it as an argument (code-server)
+/// would read as an option (`--auth=none`).
 pub fn open(field: Field<String>, origins: &mut Origins) -> Result<Option<String>, LauncherError> {
     let Some(p) = &field.value else {
         return Ok(None);
@@ -390,6 +392,15 @@ pub fn open(field: Field<String>, origins: &mut Origins) -> Result<Option<String
             p,
             "it is empty or has control characters".into(),
             allowed(),
+        ));
+    }
+    if text.starts_with('-') {
+        return Err(invalid(
+            field.key,
+            p,
+            "it starts with `-`, which the app would read as an option".into(),
+            "a notebook or folder relative to the session's directory (-d); write ./-x for one named -x"
+                .into(),
         ));
     }
     if text.starts_with('/') || text.starts_with('~') {

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::proxy::store::Session;
-use crate::session_kind::{CODE_SERVER_COOKIE, Login, code_server_login};
+use crate::session_kind::SessionKind;
 
 /// The edge-auth cookie. Host-only (no `Domain`), so one session's cookie is
 /// never sent to another alias.
@@ -30,7 +30,7 @@ pub fn cookie_name(https: bool) -> &'static str {
     }
 }
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(PartialEq, Eq)]
 pub enum Auth {
     None,
     /// A valid edge cookie: nothing more to do.
@@ -40,9 +40,43 @@ pub enum Auth {
     Token(String),
 }
 
+/// Whether a request with a valid edge cookie still redeems the token, to
+/// log the session's app in again: the fast path leaves it to hyper's.
+pub fn redeems_app_login(session: &Session, target: &str) -> bool {
+    session.kind.is_some_and(SessionKind::proxy_logs_in)
+        && target
+            .split_once('?')
+            .is_some_and(|(_, query)| query.split('&').any(|pair| pair.starts_with("token=")))
+}
+
+/// The token is a secret: never in a debug print.
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Auth::None => "None",
+            Auth::Cookie => "Cookie",
+            Auth::Token(_) => "Token(…)",
+        })
+    }
+}
+
 /// Checks the cookie first (the common case after the first request), then
-/// the query's `token=`, then `Authorization`.
+/// the query's `token=`, then `Authorization`. For a kind the proxy logs in
+/// to, a query token comes first: the printed URL must log the app in again
+/// after it logged out (which clears its cookie, not the edge one).
 pub fn check(session: &Session, headers: &HeaderMap, query: Option<&str>, https: bool) -> Auth {
+    let query_token = || {
+        query?.split('&').find_map(|pair| {
+            pair.strip_prefix("token=")
+                .filter(|token| token_matches(token.as_bytes(), session))
+                .map(|token| Auth::Token(token.to_owned()))
+        })
+    };
+    if session.kind.is_some_and(SessionKind::proxy_logs_in)
+        && let Some(auth) = query_token()
+    {
+        return auth;
+    }
     if headers
         .get_all(COOKIE)
         .iter()
@@ -50,14 +84,8 @@ pub fn check(session: &Session, headers: &HeaderMap, query: Option<&str>, https:
     {
         return Auth::Cookie;
     }
-    if let Some(query) = query {
-        for pair in query.split('&') {
-            if let Some(token) = pair.strip_prefix("token=")
-                && token_matches(token.as_bytes(), session)
-            {
-                return Auth::Token(token.to_owned());
-            }
-        }
+    if let Some(auth) = query_token() {
+        return auth;
     }
     if let Some(value) = headers.get(AUTHORIZATION)
         && let Ok(value) = value.to_str()
@@ -138,14 +166,23 @@ fn hex_eq(text: &[u8], expected: &[u8; 32]) -> bool {
 /// The `Set-Cookie` that trades a valid token for the edge cookie, valid as
 /// long as the session; `Secure` when the public scheme is `https`.
 pub fn cookie_header(session: &Session, now: u64, https: bool) -> HeaderValue {
+    set_cookie(
+        cookie_name(https),
+        &hex::encode(session.cookie),
+        session,
+        now,
+        https,
+    )
+}
+
+/// A session's cookie for the browser: host-only (no `Domain`), `HttpOnly`,
+/// as long-lived as the session, `Secure` when the public scheme is https.
+fn set_cookie(name: &str, value: &str, session: &Session, now: u64, https: bool) -> HeaderValue {
     let max_age = session.expires_at.saturating_sub(now);
     let secure = if https { "; Secure" } else { "" };
-    let value = format!(
-        "{}={}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}",
-        cookie_name(https),
-        hex::encode(session.cookie)
-    );
-    // Only hex, digits and fixed ASCII: always a valid header value.
+    let value =
+        format!("{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}");
+    // Names are constants and values hex: always a valid header value.
     HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
@@ -159,30 +196,34 @@ pub struct AppLogin {
 
 impl AppLogin {
     pub fn of(session: &Session, token: &str) -> Option<AppLogin> {
-        match session.kind?.definition().login {
-            Login::JupyterToken => None,
-            Login::CodeServerCookie => Some(AppLogin {
-                name: CODE_SERVER_COOKIE,
-                value: code_server_login(token),
-            }),
+        let (name, value) = session.kind?.app_login(token)?;
+        Some(AppLogin { name, value })
+    }
+
+    /// For the browser, as the edge cookie.
+    pub fn set_cookie(&self, session: &Session, now: u64, https: bool) -> HeaderValue {
+        set_cookie(self.name, &self.value, session, now, https)
+    }
+
+    /// Puts the login in the request that redeems the token, which the app
+    /// must already see as logged in (else it answers with its login page),
+    /// in place of any cookie of that name the client sent: the app reads
+    /// the first, and a stale one (or one another alias's page set with a
+    /// `Domain`) would win.
+    pub fn replace_in(&self, headers: &mut HeaderMap) {
+        let mut pairs: Vec<Vec<u8>> = Vec::new();
+        for field in headers.get_all(COOKIE) {
+            for (name, value) in cookie_pairs(field.as_bytes()) {
+                if name != self.name.as_bytes() {
+                    pairs.push([name, b"=", value].concat());
+                }
+            }
         }
-    }
-
-    /// For the browser: host-only like the edge cookie, and as long-lived.
-    pub fn set_cookie(&self, session: &Session, now: u64, https: bool) -> Option<HeaderValue> {
-        let max_age = session.expires_at.saturating_sub(now);
-        let secure = if https { "; Secure" } else { "" };
-        HeaderValue::from_str(&format!(
-            "{}={}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}",
-            self.name, self.value
-        ))
-        .ok()
-    }
-
-    /// For the request that redeems the token, which the app must already
-    /// see as logged in (else it answers with its login page).
-    pub fn cookie(&self) -> Option<HeaderValue> {
-        HeaderValue::from_str(&format!("{}={}", self.name, self.value)).ok()
+        pairs.push(format!("{}={}", self.name, self.value).into_bytes());
+        if let Ok(value) = HeaderValue::from_bytes(&pairs.join(&b"; "[..])) {
+            headers.remove(COOKIE);
+            headers.insert(COOKIE, value);
+        }
     }
 }
 

@@ -189,6 +189,10 @@ fn prepare(shared: &Shared, ip: &str, inbuf: &[u8], out: &mut Vec<u8>) -> Option
         if !edge_auth::has_edge_cookie(request.cookie?, &session, https) {
             return None;
         }
+        // A token to redeem for an app's own login: hyper's path sets it.
+        if edge_auth::redeems_app_login(&session, request.path) {
+            return None;
+        }
         // Refused on hyper's path, with the page that says why.
         if !edge_auth::origin_allowed(
             request.method.as_bytes(),
@@ -232,6 +236,8 @@ pub(crate) struct Rules<'a> {
 /// what it carries to prove it may go there.
 pub(crate) struct Candidate<'a> {
     pub method: &'a str,
+    /// The request target, query included.
+    pub path: &'a str,
     pub host: &'a str,
     pub cookie: Option<&'a [u8]>,
     pub origin: Option<&'a [u8]>,
@@ -319,6 +325,7 @@ pub(crate) fn take<'b, T>(
     let host = host?;
     let admitted = admit(&Candidate {
         method,
+        path,
         host,
         cookie,
         origin,

@@ -148,8 +148,8 @@ async fn session_request(
                 https,
             };
             let (mut parts, body) = req.into_parts();
-            if let Some(cookie) = app_login.as_ref().and_then(AppLogin::cookie) {
-                parts.headers.append(http::header::COOKIE, cookie);
+            if let Some(login) = &app_login {
+                login.replace_in(&mut parts.headers);
             }
             let authority = parts.uri.authority().map(|a| a.as_str());
             let (headers, upgrade) = policy::request_for_backend(
@@ -175,7 +175,7 @@ async fn session_request(
             shared.announcement.text(now).as_deref(),
         )),
     };
-    let app_cookie = app_login.and_then(|login| login.set_cookie(&session, now, https));
+    let app_cookie = app_login.map(|login| login.set_cookie(&session, now, https));
     for cookie in set_cookie.into_iter().chain(app_cookie) {
         response.headers_mut().append(SET_COOKIE, cookie);
     }
