@@ -25,6 +25,8 @@ pub struct Definition {
     pub kind: SessionKind,
     /// As `-s` and profiles write it, and as `jrps ls` shows it.
     pub name: &'static str,
+    /// What a person calls it ("JupyterLab is starting").
+    pub title: &'static str,
     /// Other spellings `-s` takes (the original's `jupyterlab`).
     pub also: &'static [&'static str],
     /// The `jupyter` subcommand that serves it, for the Jupyter kinds.
@@ -80,6 +82,7 @@ const DEFINITIONS: [Definition; 4] = [
     Definition {
         kind: SessionKind::Lab,
         name: "lab",
+        title: "JupyterLab",
         open_as_argument: false,
         jupyter_subcommand: Some("lab"),
         also: &["jupyterlab"],
@@ -91,6 +94,7 @@ const DEFINITIONS: [Definition; 4] = [
     Definition {
         kind: SessionKind::Notebook,
         name: "notebook",
+        title: "Jupyter Notebook",
         open_as_argument: false,
         jupyter_subcommand: Some("notebook"),
         also: &[],
@@ -104,6 +108,7 @@ const DEFINITIONS: [Definition; 4] = [
     Definition {
         kind: SessionKind::Voila,
         name: "voila",
+        title: "Voilà",
         open_as_argument: false,
         jupyter_subcommand: Some("server"),
         also: &["voilà"],
@@ -115,6 +120,7 @@ const DEFINITIONS: [Definition; 4] = [
     Definition {
         kind: SessionKind::CodeServer,
         name: "code-server",
+        title: "code-server",
         open_as_argument: true,
         jupyter_subcommand: None,
         also: &["vscode"],

@@ -29,6 +29,7 @@ use crate::scheduler::{JobId, JobStatus, JobSubmission, Scheduler, SchedulerErro
 use crate::session_dir::{
     REGISTER_SECRET_FILE, SessionDir, SessionDirError, SessionRecord, TOKEN_FILE,
 };
+use crate::session_kind::SessionKind;
 use crate::user_dirs::StateDirs;
 use crate::wall_time::WallTime;
 
@@ -383,7 +384,7 @@ impl Launch {
             }
             false
         } else {
-            self.wait_until_ready(&job_id, &log, progress, interrupts)
+            self.wait_until_ready(&job_id, spec.kind, &log, progress, interrupts)
                 .await?;
             true
         };
@@ -410,6 +411,7 @@ impl Launch {
     async fn wait_until_ready(
         &self,
         job_id: &JobId,
+        kind: SessionKind,
         log: &std::path::Path,
         progress: &mut Progress,
         interrupts: &mut Interrupts,
@@ -507,7 +509,8 @@ impl Launch {
                             self.report_phase(&mut reported, Phase::Queued, reason).await;
                         }
                         JobStatus::Running { node, .. } => {
-                            progress.phase(&format!("running on {node}: Jupyter starting"));
+                            let app = kind.definition().title;
+                            progress.phase(&format!("running on {node}: {app} starting"));
                             self.report_phase(&mut reported, Phase::Running, Some(node)).await;
                         }
                         JobStatus::Ended { .. } => {
