@@ -72,9 +72,8 @@ pub fn check(session: &Session, headers: &HeaderMap, query: Option<&str>, https:
                 .map(|token| Auth::Token(token.to_owned()))
         })
     };
-    if session.kind.is_some_and(SessionKind::proxy_logs_in)
-        && let Some(auth) = query_token()
-    {
+    let query_first = session.kind.is_some_and(SessionKind::proxy_logs_in);
+    if query_first && let Some(auth) = query_token() {
         return auth;
     }
     if headers
@@ -84,7 +83,7 @@ pub fn check(session: &Session, headers: &HeaderMap, query: Option<&str>, https:
     {
         return Auth::Cookie;
     }
-    if let Some(auth) = query_token() {
+    if !query_first && let Some(auth) = query_token() {
         return auth;
     }
     if let Some(value) = headers.get(AUTHORIZATION)
